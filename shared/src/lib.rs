@@ -1,0 +1,14 @@
+//! Formats and OS primitives shared by the deployer and bootctl.
+//!
+//! Pure formats: [`bootinfo`] (boot-info.json), [`grubcfg`] (grub.cfg menu model),
+//! [`grubenv`] (grub's environment block). OS primitives: [`atomic`] (crash-safe file
+//! replacement and locking), [`blockdev`] (finding filesystems by UUID or label without
+//! udev), [`loopdev`] (attaching disk-image files), [`mount`] (mount guards).
+
+pub mod atomic;
+pub mod blockdev;
+pub mod bootinfo;
+pub mod grubcfg;
+pub mod grubenv;
+pub mod loopdev;
+pub mod mount;
