@@ -1,0 +1,246 @@
+//! bootctl: list the images of a multi-image node and choose which one boots next.
+//!
+//! Data flow: [`source`] finds and mounts the multiboot partition, [`store`] reads its
+//! files, [`view`] turns them into entries with marks, [`target`] resolves what the user
+//! named, [`change`] plans the new file contents, [`store`] writes them, [`render`] prints.
+//! `source`, `store` and `signals` are the only modules with side effects.
+
+pub mod change;
+pub mod cli;
+pub mod exit;
+pub mod render;
+pub mod signals;
+pub mod source;
+pub mod store;
+pub mod target;
+pub mod view;
+
+use std::io::IsTerminal;
+
+use shared::grubcfg::{self, Menu};
+
+use crate::cli::{Cli, Command, SourceArgs};
+use crate::exit::{fail, Code};
+use crate::render::{PartitionReport, SwitchReport};
+use crate::source::{Access, Located};
+use crate::store::BootDir;
+use crate::view::{BootFiles, Entry, View};
+
+pub fn run(cli: &Cli) -> anyhow::Result<()> {
+    signals::install()?;
+    match &cli.command {
+        Command::List { json } => {
+            let loaded = Loaded::open(&cli.source, Access::ReadOnly, cli.verbose)?;
+            if *json {
+                println!("{:#}", render::list_json(&loaded.view));
+            } else {
+                println!("{}", render::list_table(&loaded.view));
+            }
+            loaded.located.release()
+        }
+        Command::Status { json } => {
+            let loaded = Loaded::open(&cli.source, Access::ReadOnly, cli.verbose)?;
+            let partition = PartitionReport {
+                uuid: loaded.located.uuid.clone(),
+                device: loaded
+                    .located
+                    .device
+                    .as_ref()
+                    .map(|device| device.display().to_string()),
+                boot_dir: loaded.dir.grub_dir.display().to_string(),
+            };
+            if *json {
+                println!("{:#}", render::status_json(&loaded.view, &partition));
+            } else {
+                println!("{}", render::status_text(&loaded.view, &partition));
+            }
+            loaded.located.release()
+        }
+        Command::Switch {
+            target,
+            once,
+            dry_run,
+            json,
+        } => switch(cli, target.as_deref(), *once, *dry_run, *json),
+    }
+}
+
+/// The multiboot tree, located and read.
+struct Loaded {
+    located: Located,
+    dir: BootDir,
+    files: BootFiles,
+    menu: Menu,
+    view: View,
+}
+
+impl Loaded {
+    fn open(source: &SourceArgs, access: Access, verbose: bool) -> anyhow::Result<Loaded> {
+        let located = source::locate(source, access)?;
+        if verbose {
+            eprintln!(
+                "bootctl: multiboot partition {} on {} at {}",
+                located.uuid.as_deref().unwrap_or("(uuid unknown)"),
+                located
+                    .device
+                    .as_ref()
+                    .map_or("(no device)".into(), |d| d.display().to_string()),
+                located.root.display()
+            );
+        }
+        let dir = BootDir::open(&located.root)?;
+        let (files, menu, view) = read(&dir)?;
+        Ok(Loaded {
+            located,
+            dir,
+            files,
+            menu,
+            view,
+        })
+    }
+}
+
+fn read(dir: &BootDir) -> anyhow::Result<(BootFiles, Menu, View)> {
+    let files = dir.read()?;
+    let menu = grubcfg::parse(&files.grub_cfg)
+        .map_err(|err| fail(Code::Config, format!("{}: {err}", dir.grub_cfg().display())))?;
+    let view = view::build(&files, &menu, source::running_root_uuid());
+    Ok((files, menu, view))
+}
+
+fn switch(
+    cli: &Cli,
+    target: Option<&str>,
+    once: bool,
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    if !dry_run && !nix::unistd::geteuid().is_root() {
+        return Err(fail(
+            Code::Permission,
+            "switch must be run as root (or use --dry-run)",
+        ));
+    }
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if target.is_none() && !interactive {
+        return Err(fail(
+            Code::Usage,
+            "switch needs a TARGET when not run on a terminal",
+        ));
+    }
+    let access = if dry_run {
+        Access::ReadOnly
+    } else {
+        Access::ReadWrite
+    };
+    let loaded = Loaded::open(&cli.source, access, cli.verbose)?;
+    let chosen = match target {
+        Some(target) => target::resolve(&loaded.view, target)?.clone(),
+        None => pick(&loaded.view)?,
+    };
+    signals::check()?;
+
+    let (report, after) = if dry_run {
+        apply(
+            &loaded.dir,
+            &loaded.files,
+            &loaded.menu,
+            &loaded.view,
+            &chosen,
+            once,
+            true,
+        )?
+    } else {
+        let lock = loaded.dir.lock()?;
+        let (files, menu, view) = read(&loaded.dir)?;
+        let outcome = apply(&loaded.dir, &files, &menu, &view, &chosen, once, false)?;
+        drop(lock);
+        outcome
+    };
+    if json {
+        println!("{:#}", render::switch_json(&report));
+    } else {
+        println!("{}", render::switch_text(&report, &after));
+    }
+    loaded.located.release()
+}
+
+/// Plan and write (or, for a dry run, only plan) the switch to `chosen`, found again in
+/// `view` by index and title so a grub.cfg that changed since it was chosen is not edited
+/// blindly. Returns the report and the view after the change.
+fn apply(
+    dir: &BootDir,
+    files: &BootFiles,
+    menu: &Menu,
+    view: &View,
+    chosen: &Entry,
+    once: bool,
+    dry_run: bool,
+) -> anyhow::Result<(SwitchReport, View)> {
+    let entry = view
+        .entries
+        .iter()
+        .find(|entry| entry.index == chosen.index && entry.title == chosen.title)
+        .ok_or_else(|| {
+            fail(
+                Code::Config,
+                "grub.cfg changed while bootctl was running; run it again",
+            )
+        })?;
+    let change = change::plan_switch(files, menu, view, entry, once)?;
+    signals::check()?;
+    let changed = if dry_run {
+        dir.would_write(&change)
+    } else {
+        dir.write(&change)?
+    };
+    let after_files = change.applied_to(files);
+    let after_menu = grubcfg::parse(&after_files.grub_cfg)
+        .map_err(|err| fail(Code::Config, format!("edited grub.cfg: {err}")))?;
+    let after = view::build(&after_files, &after_menu, source::running_root_uuid());
+    let target = after
+        .entries
+        .iter()
+        .find(|candidate| candidate.path == entry.path)
+        .cloned()
+        .unwrap_or_else(|| entry.clone());
+    let report = SwitchReport {
+        target,
+        once,
+        dry_run,
+        changed,
+    };
+    Ok((report, after))
+}
+
+/// Let the user choose an entry on the terminal.
+fn pick(view: &View) -> anyhow::Result<Entry> {
+    let items: Vec<String> = view
+        .entries
+        .iter()
+        .map(|entry| render::describe(Some(entry)))
+        .collect();
+    let current = view
+        .entries
+        .iter()
+        .position(|entry| entry.default)
+        .unwrap_or(0);
+    let choice = dialoguer::Select::new()
+        .with_prompt("Boot which entry from the next reboot on? (Esc to cancel)")
+        .items(&items)
+        .default(current)
+        .interact_opt()
+        .map_err(|err| match err {
+            dialoguer::Error::IO(io) if io.kind() == std::io::ErrorKind::Interrupted => {
+                fail(Code::Interrupted, "interrupted; nothing was changed")
+            }
+            other => anyhow::Error::new(other).context("reading the choice from the terminal"),
+        })?;
+    match choice {
+        Some(i) => Ok(view.entries[i].clone()),
+        None => Err(fail(Code::Interrupted, "cancelled; nothing was changed")),
+    }
+}
+
+#[cfg(test)]
+mod fixtures;

@@ -1,0 +1,254 @@
+//! Finding and mounting the multiboot partition. Everything mounted or attached here is
+//! undone when the returned [`Located`] is dropped; bootctl also runs in a private mount
+//! namespace, so the kernel drops its mounts even if it is killed.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use anyhow::Context;
+use shared::blockdev;
+use shared::bootinfo::BootInfo;
+use shared::loopdev::LoopDevice;
+use shared::mount::{self, Mount, MountOptions};
+
+use crate::cli::SourceArgs;
+use crate::exit::{fail, Code};
+
+/// The copy of boot-info.json the deployer puts into every image.
+pub const IMAGE_BOOT_INFO: &str = "/etc/multiboot/boot-info.json";
+/// The label the deployer gives the multiboot filesystem.
+pub const MULTIBOOT_LABEL: &str = "multiboot";
+/// Where bootctl mounts the partition when it is not mounted yet.
+const MOUNT_BASE: &str = "/run/bootctl";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// The multiboot tree, ready to read (and write, if asked for).
+#[derive(Debug)]
+pub struct Located {
+    /// Root of the mounted multiboot filesystem.
+    pub root: PathBuf,
+    pub uuid: Option<String>,
+    pub device: Option<PathBuf>,
+    /// Declared before `disk` so the mount goes before the loop device.
+    mount: Option<Mount>,
+    disk: Option<LoopDevice>,
+}
+
+impl Located {
+    /// Unmount and detach now, reporting failures that Drop could only swallow.
+    pub fn release(mut self) -> anyhow::Result<()> {
+        if let Some(mount) = self.mount.take() {
+            let path = mount.path().to_owned();
+            mount
+                .unmount()
+                .with_context(|| format!("unmounting {}", path.display()))?;
+        }
+        drop(self.disk.take());
+        Ok(())
+    }
+}
+
+pub fn locate(args: &SourceArgs, access: Access) -> anyhow::Result<Located> {
+    if let Some(dir) = &args.boot_dir {
+        if !dir.is_dir() {
+            return Err(fail(
+                Code::NotFound,
+                format!("--boot-dir {}: no such directory", dir.display()),
+            ));
+        }
+        let uuid =
+            read_boot_info(&dir.join("boot-info.json"))?.map(|info| info.multiboot_partition);
+        return Ok(Located {
+            root: dir.clone(),
+            uuid,
+            device: None,
+            mount: None,
+            disk: None,
+        });
+    }
+    if let Some(image) = &args.disk {
+        return locate_on_disk(image, access);
+    }
+    let (device, uuid) = find_device(args.multiboot.as_deref())?;
+    mount_device(device, uuid, access, None)
+}
+
+/// The device of the multiboot filesystem: by --multiboot UUID, else by the UUID in the
+/// image's boot-info.json copy, else by label.
+fn find_device(wanted: Option<&str>) -> anyhow::Result<(PathBuf, Option<String>)> {
+    let uuid = match wanted {
+        Some(uuid) => Some(uuid.to_owned()),
+        None => read_boot_info(Path::new(IMAGE_BOOT_INFO))?.map(|info| info.multiboot_partition),
+    };
+    if let Some(uuid) = uuid {
+        let device = blockdev::find_by_uuid(&uuid)
+            .context("looking for the multiboot partition")?
+            .ok_or_else(|| {
+                fail(
+                    Code::NotFound,
+                    format!("no block device holds the multiboot filesystem UUID {uuid}"),
+                )
+            })?;
+        return Ok((device, Some(uuid)));
+    }
+    let device = blockdev::find_by_label(MULTIBOOT_LABEL)
+        .map_err(|err| {
+            fail(
+                Code::NotFound,
+                format!("looking for the filesystem labelled {MULTIBOOT_LABEL}: {err}"),
+            )
+        })?
+        .ok_or_else(|| {
+            fail(
+                Code::NotFound,
+                format!(
+                    "multiboot partition not found: no --multiboot UUID, no {IMAGE_BOOT_INFO}, \
+                     and no filesystem labelled {MULTIBOOT_LABEL}"
+                ),
+            )
+        })?;
+    let uuid = probe_uuid(&device);
+    Ok((device, uuid))
+}
+
+fn locate_on_disk(image: &Path, access: Access) -> anyhow::Result<Located> {
+    if !image.is_file() {
+        return Err(fail(
+            Code::NotFound,
+            format!("--disk {}: no such file", image.display()),
+        ));
+    }
+    let disk = LoopDevice::attach(image, access == Access::ReadOnly).map_err(|err| {
+        permission_or(
+            err,
+            format!("attaching {} to a loop device", image.display()),
+        )
+    })?;
+    let partitions = disk
+        .partitions()
+        .with_context(|| format!("reading the partitions of {}", image.display()))?;
+    let labelled: Vec<(PathBuf, Option<String>)> = partitions
+        .into_iter()
+        .filter_map(|partition| {
+            let info = blockdev::probe(&partition).ok().flatten()?;
+            (info.label.as_deref() == Some(MULTIBOOT_LABEL)).then_some((partition, info.uuid))
+        })
+        .collect();
+    match <[_; 1]>::try_from(labelled) {
+        Ok([(device, uuid)]) => mount_device(device, uuid, access, Some(disk)),
+        Err(found) if found.is_empty() => Err(fail(
+            Code::NotFound,
+            format!(
+                "{}: no partition holds a filesystem labelled {MULTIBOOT_LABEL}",
+                image.display()
+            ),
+        )),
+        Err(found) => Err(fail(
+            Code::NotFound,
+            format!(
+                "{}: {} partitions are labelled {MULTIBOOT_LABEL}; expected one",
+                image.display(),
+                found.len()
+            ),
+        )),
+    }
+}
+
+/// Reuse an existing mount of `device` if there is one that allows `access`, else mount it
+/// privately.
+fn mount_device(
+    device: PathBuf,
+    uuid: Option<String>,
+    access: Access,
+    disk: Option<LoopDevice>,
+) -> anyhow::Result<Located> {
+    let existing = blockdev::mount_point_of(&device)
+        .with_context(|| format!("checking whether {} is mounted", device.display()))?;
+    if let Some((root, read_only)) = existing {
+        if !(read_only && access == Access::ReadWrite) {
+            return Ok(Located {
+                root,
+                uuid,
+                device: Some(device),
+                mount: None,
+                disk,
+            });
+        }
+    }
+    mount::enter_private_namespace()
+        .map_err(|err| permission_or(err, "entering a private mount namespace".into()))?;
+    let base = Path::new(MOUNT_BASE);
+    fs::create_dir_all(base).with_context(|| format!("creating {}", base.display()))?;
+    let options = MountOptions {
+        read_only: access == Access::ReadOnly,
+        fstype: None,
+    };
+    let mount = Mount::new_temp(&device, base, &options).map_err(|err| {
+        permission_or(
+            err,
+            format!("mounting the multiboot partition {}", device.display()),
+        )
+    })?;
+    Ok(Located {
+        root: mount.path().to_owned(),
+        uuid,
+        device: Some(device),
+        mount: Some(mount),
+        disk,
+    })
+}
+
+fn read_boot_info(path: &Path) -> anyhow::Result<Option<BootInfo>> {
+    match fs::read_to_string(path) {
+        Ok(text) => BootInfo::from_json(&text)
+            .map(Some)
+            .map_err(|err| fail(Code::Config, format!("{}: {err}", path.display()))),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(anyhow::Error::new(err).context(format!("reading {}", path.display()))),
+    }
+}
+
+fn probe_uuid(device: &Path) -> Option<String> {
+    blockdev::probe(device)
+        .ok()
+        .flatten()
+        .and_then(|info| info.uuid)
+}
+
+/// The filesystem UUID of the running system's root: probed from the device mounted at /,
+/// else taken from `root=UUID=` on the kernel command line. Looked up once per run.
+pub fn running_root_uuid() -> Option<&'static str> {
+    static ROOT: OnceLock<Option<String>> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let probed = blockdev::root_device()
+            .ok()
+            .flatten()
+            .and_then(|device| probe_uuid(&device));
+        probed.or_else(|| {
+            let cmdline = fs::read_to_string("/proc/cmdline").ok()?;
+            cmdline
+                .split_whitespace()
+                .find_map(|arg| arg.strip_prefix("root=UUID="))
+                .map(str::to_owned)
+        })
+    })
+    .as_deref()
+}
+
+fn permission_or(err: io::Error, what: String) -> anyhow::Error {
+    if err.kind() == io::ErrorKind::PermissionDenied {
+        fail(
+            Code::Permission,
+            format!("{what}: permission denied: must be root"),
+        )
+    } else {
+        anyhow::Error::new(err).context(what)
+    }
+}

@@ -1,0 +1,168 @@
+//! Reading and writing the boot files of a mounted multiboot tree. The only module of
+//! bootctl that writes files.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use shared::atomic::{self, Lock, LockError};
+use shared::bootinfo::BootInfo;
+use shared::grubenv::GrubEnv;
+
+use crate::change::Change;
+use crate::exit::{fail, Code};
+use crate::view::BootFiles;
+
+/// How long `switch` waits for another bootctl to finish before giving up with "busy".
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The boot files of a multiboot tree: `boot/grub/grub.cfg` and `boot/grub/grubenv` (or
+/// `grub/...` when the tree is a /boot directory) and `boot-info.json` at its root.
+#[derive(Debug, Clone)]
+pub struct BootDir {
+    pub root: PathBuf,
+    pub grub_dir: PathBuf,
+}
+
+impl BootDir {
+    pub fn open(root: &Path) -> anyhow::Result<BootDir> {
+        let grub_dir = ["boot/grub", "grub"]
+            .iter()
+            .map(|dir| root.join(dir))
+            .find(|dir| dir.join("grub.cfg").is_file())
+            .ok_or_else(|| {
+                fail(
+                    Code::NotFound,
+                    format!(
+                        "{} holds no boot/grub/grub.cfg: not a multiboot partition",
+                        root.display()
+                    ),
+                )
+            })?;
+        Ok(BootDir {
+            root: root.to_owned(),
+            grub_dir,
+        })
+    }
+
+    pub fn grub_cfg(&self) -> PathBuf {
+        self.grub_dir.join("grub.cfg")
+    }
+
+    pub fn grubenv(&self) -> PathBuf {
+        self.grub_dir.join("grubenv")
+    }
+
+    pub fn boot_info(&self) -> PathBuf {
+        self.root.join("boot-info.json")
+    }
+
+    /// Path of a file relative to the tree's root, for reports.
+    pub fn relative(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+
+    pub fn read(&self) -> anyhow::Result<BootFiles> {
+        let grub_cfg_path = self.grub_cfg();
+        let grub_cfg = fs::read(&grub_cfg_path)
+            .with_context(|| format!("reading {}", grub_cfg_path.display()))?;
+        let grub_cfg = String::from_utf8(grub_cfg).map_err(|_| {
+            fail(
+                Code::Config,
+                format!("{}: not UTF-8 text", grub_cfg_path.display()),
+            )
+        })?;
+        let grubenv = read_optional(&self.grubenv())?
+            .map(|bytes| {
+                GrubEnv::parse(&bytes).map_err(|err| {
+                    fail(Code::Config, format!("{}: {err}", self.grubenv().display()))
+                })
+            })
+            .transpose()?;
+        let boot_info = read_optional(&self.boot_info())?
+            .map(|bytes| {
+                let text = String::from_utf8_lossy(&bytes);
+                BootInfo::from_json(&text).map_err(|err| {
+                    fail(
+                        Code::Config,
+                        format!("{}: {err}", self.boot_info().display()),
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(BootFiles {
+            grub_cfg,
+            grubenv,
+            boot_info,
+        })
+    }
+
+    /// Serialise writers: another bootctl switching the same tree waits, then gets "busy".
+    /// The lock is a flock on the tree's root directory, so no lock file is left behind.
+    pub fn lock(&self) -> anyhow::Result<Lock> {
+        atomic::lock(&self.root, LOCK_TIMEOUT).map_err(|err| match err {
+            LockError::Busy { .. } => fail(
+                Code::Busy,
+                format!("{err}; another bootctl is switching, try again"),
+            ),
+            other => anyhow::Error::new(other),
+        })
+    }
+
+    /// Write a change, each file replaced crash-safely. What GRUB reads goes first;
+    /// boot-info.json, which only mirrors it, goes last. Returns the files written.
+    pub fn write(&self, change: &Change) -> anyhow::Result<Vec<String>> {
+        let mut written = Vec::new();
+        if let Some(text) = &change.grub_cfg {
+            self.replace(&self.grub_cfg(), text.as_bytes())?;
+            written.push(self.relative(&self.grub_cfg()));
+        }
+        if let Some(env) = &change.grubenv {
+            let bytes = env
+                .to_bytes()
+                .map_err(|err| fail(Code::Config, format!("grubenv: {err}")))?;
+            self.replace(&self.grubenv(), &bytes)?;
+            written.push(self.relative(&self.grubenv()));
+        }
+        if let Some(info) = &change.boot_info {
+            self.replace(&self.boot_info(), info.to_json().as_bytes())?;
+            written.push(self.relative(&self.boot_info()));
+        }
+        Ok(written)
+    }
+
+    /// The files a change would write, for `--dry-run`.
+    pub fn would_write(&self, change: &Change) -> Vec<String> {
+        [
+            (change.grub_cfg.is_some(), self.grub_cfg()),
+            (change.grubenv.is_some(), self.grubenv()),
+            (change.boot_info.is_some(), self.boot_info()),
+        ]
+        .into_iter()
+        .filter(|(changed, _)| *changed)
+        .map(|(_, path)| self.relative(&path))
+        .collect()
+    }
+
+    fn replace(&self, path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+        let mode = fs::metadata(path)
+            .map(|meta| meta.permissions().mode() & 0o7777)
+            .unwrap_or(0o644);
+        atomic::replace_file(path, contents, mode)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+fn read_optional(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(anyhow::Error::new(err).context(format!("reading {}", path.display()))),
+    }
+}
