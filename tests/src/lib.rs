@@ -1,0 +1,37 @@
+//! End-to-end test kit for the multi-image product.
+//!
+//! Everything here drives the real tools the product relies on, as root, on a machine
+//! without udev: [`disk`] attaches disk images to loop devices and mounts them, [`node`]
+//! builds a node's disk image with one shared GRUB on a `multiboot` partition and one
+//! tiny busybox Linux per image ([`fixture`]),
+//! [`grubcfg`] writes the menus that the tests boot from, [`qemu`] boots a disk under
+//! software emulation and reports which image came up, and [`bootctl`] runs the
+//! statically linked `bootctl` binary, the artifact that ships inside the images.
+//!
+//! Helpers panic with a message that names the failing step: they are meant for tests.
+//! Every resource they acquire (loop devices, mounts, QEMU processes, temporary
+//! directories) is released by a guard's `Drop`, also when a test panics.
+
+pub mod bootctl;
+pub mod cmd;
+pub mod disk;
+pub mod fixture;
+pub mod grubcfg;
+pub mod node;
+pub mod qemu;
+pub mod tmp;
+pub mod tools;
+
+use std::path::{Path, PathBuf};
+
+/// The workspace's root directory (the parent of this crate).
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives inside the workspace")
+}
+
+/// `<workspace>/tests/artifacts`: logs kept after a run (git-ignored).
+pub fn artifacts_dir() -> PathBuf {
+    workspace_root().join("tests").join("artifacts")
+}

@@ -1,0 +1,213 @@
+//! Booting a disk image under QEMU (software emulation only) and reading its console.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cmd::{self, ChildGuard};
+use crate::fixture::MARKER;
+use crate::tmp::TempDir;
+use crate::tools;
+
+/// A generous limit for one fixture boot (about 20 s when the machine is idle).
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE.fd";
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS.fd";
+
+/// Which firmware the virtual machine starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firmware {
+    /// SeaBIOS, booting GRUB's i386-pc core from the disk's bios_grub partition.
+    Bios,
+    /// OVMF, booting `\EFI\BOOT\BOOTX64.EFI` from the disk's ESP.
+    Uefi,
+}
+
+/// What one boot showed on the serial console.
+#[derive(Debug)]
+pub struct BootOutcome {
+    /// The fixture image that came up (`MULTIBOOT-FIXTURE booted=<name>`), if any.
+    pub booted: Option<String>,
+    /// What `/etc/fixture/run` printed, between its begin and end markers.
+    pub run_output: String,
+    /// The exit code of `/etc/fixture/run`, if it ran to the end.
+    pub run_rc: Option<i32>,
+    /// The whole console log (carriage returns removed).
+    pub serial: String,
+    /// Where the console log was kept.
+    pub log: PathBuf,
+    /// How long the machine ran.
+    pub elapsed: Duration,
+    /// Whether QEMU had to be killed at the time limit.
+    pub timed_out: bool,
+}
+
+/// Boots `disk` until the guest powers off (or `timeout`), with no keyboard input, and
+/// keeps the console log at `<workspace>/tests/artifacts/<artifact_name>.log`.
+pub fn boot(
+    disk: &Path,
+    firmware: Firmware,
+    timeout: Duration,
+    artifact_name: &str,
+) -> BootOutcome {
+    tools::require_tools(&["qemu-system-x86_64"]);
+    let artifacts = crate::artifacts_dir();
+    fs::create_dir_all(&artifacts)
+        .unwrap_or_else(|e| panic!("creating {}: {e}", artifacts.display()));
+    let log = artifacts.join(format!("{artifact_name}.log"));
+    let _ = fs::remove_file(&log);
+    let scratch = TempDir::new("qemu");
+
+    let mut qemu = Command::new("qemu-system-x86_64");
+    // Never -enable-kvm: guests hang with it on these machines. The default CPU model has
+    // no RDRAND, so the guest's entropy pool fills slowly, as early in a real node's boot:
+    // the bootctl run inside the guest proves it never waits for randomness.
+    qemu.args(["-m", "768", "-smp", "1"])
+        .args([
+            "-nographic",
+            "-no-reboot",
+            "-monitor",
+            "none",
+            "-nic",
+            "none",
+        ])
+        .arg("-serial")
+        .arg(format!("file:{}", log.display()))
+        .arg("-drive")
+        .arg(format!("file={},format=raw,if=virtio", disk.display()));
+    if firmware == Firmware::Uefi {
+        tools::require_file(Path::new(OVMF_CODE));
+        tools::require_file(Path::new(OVMF_VARS));
+        let vars = scratch.join("OVMF_VARS.fd");
+        fs::copy(OVMF_VARS, &vars).unwrap_or_else(|e| panic!("copying {OVMF_VARS}: {e}"));
+        qemu.arg("-drive")
+            .arg(format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"))
+            .arg("-drive")
+            .arg(format!("if=pflash,format=raw,file={}", vars.display()));
+    }
+    qemu.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+
+    let started = Instant::now();
+    let description = cmd::describe(&qemu);
+    let mut child = ChildGuard::spawn(&mut qemu);
+    let mut stderr_pipe = child.child_mut().stderr.take().expect("stderr is piped");
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr_pipe.read_to_string(&mut text);
+        text
+    });
+    let status = child.wait_timeout(timeout);
+    drop(child);
+    let elapsed = started.elapsed();
+    let stderr = stderr_reader.join().expect("stderr reader thread");
+
+    let raw = fs::read(&log).unwrap_or_default();
+    let mut serial = String::from_utf8_lossy(&raw).replace('\r', "");
+    let trailer = match status {
+        None => Some(format!("QEMU killed after {timeout:?} (time limit)")),
+        Some(s) if !s.success() || !stderr.trim().is_empty() => {
+            Some(format!("QEMU exited with {s}; stderr:\n{stderr}"))
+        }
+        Some(_) => None,
+    };
+    if let Some(trailer) = trailer {
+        serial += &format!("\n--- {description}\n--- {trailer}\n");
+        let _ = fs::write(&log, &serial);
+    }
+    let (run_output, run_rc) = parse_run(&serial);
+    let booted = parse_booted(&serial);
+    eprintln!(
+        "{artifact_name}: {} after {elapsed:.1?} ({})",
+        booted
+            .as_deref()
+            .map_or("nothing booted".to_owned(), |b| format!("{b} booted")),
+        log.display()
+    );
+    BootOutcome {
+        booted,
+        run_output,
+        run_rc,
+        serial,
+        log,
+        elapsed,
+        timed_out: status.is_none(),
+    }
+}
+
+fn marker_lines(serial: &str) -> impl Iterator<Item = (usize, &str)> {
+    serial.lines().enumerate().filter_map(|(i, line)| {
+        line.find(MARKER)
+            .map(|at| (i, line[at + MARKER.len()..].trim()))
+    })
+}
+
+fn parse_booted(serial: &str) -> Option<String> {
+    marker_lines(serial).find_map(|(_, rest)| rest.strip_prefix("booted=").map(str::to_owned))
+}
+
+fn parse_run(serial: &str) -> (String, Option<i32>) {
+    let lines: Vec<&str> = serial.lines().collect();
+    let begin = marker_lines(serial).find(|(_, rest)| *rest == "run-begin");
+    let end = marker_lines(serial).find_map(|(i, rest)| {
+        rest.strip_prefix("run-end rc=")
+            .map(|rc| (i, rc.trim().parse::<i32>().ok()))
+    });
+    match (begin, end) {
+        (Some((b, _)), Some((e, rc))) if e > b => (lines[b + 1..e].join("\n"), rc),
+        (Some((b, _)), _) => (lines[b + 1..].join("\n"), None),
+        _ => (String::new(), None),
+    }
+}
+
+/// Panics unless `expected` came up, naming `which` boot of a chain went wrong, what
+/// came up instead (or that nothing did), and where the console log is.
+pub fn expect_boot(outcome: &BootOutcome, expected: &str, which: &str) {
+    if outcome.booted.as_deref() == Some(expected) {
+        return;
+    }
+    let what = match (&outcome.booted, outcome.timed_out) {
+        (Some(other), _) => format!("image {other:?} came up"),
+        (None, true) => "no fixture image came up before the time limit".to_owned(),
+        (None, false) => "no fixture image came up (the machine stopped)".to_owned(),
+    };
+    let tail: Vec<&str> = outcome.serial.lines().rev().take(25).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    panic!(
+        "{which}: expected image {expected:?} to boot, but {what} after {:.1?}; console log: {}\n--- last lines ---\n{}",
+        outcome.elapsed,
+        outcome.log.display(),
+        tail.join("\n")
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_booted, parse_run};
+
+    const LOG: &str = "GRUB loading.\n\
+        [    1.0] random kernel line\n\
+        MULTIBOOT-FIXTURE booted=b\n\
+        MULTIBOOT-FIXTURE run-begin\n\
+        line one\n\
+        line two\n\
+        MULTIBOOT-FIXTURE run-end rc=3\n";
+
+    #[test]
+    fn markers_are_read_from_the_console() {
+        assert_eq!(parse_booted(LOG).as_deref(), Some("b"));
+        assert_eq!(parse_run(LOG), ("line one\nline two".to_owned(), Some(3)));
+    }
+
+    #[test]
+    fn a_run_cut_short_keeps_its_output_and_no_exit_code() {
+        let cut = LOG.split("MULTIBOOT-FIXTURE run-end").next().unwrap();
+        assert_eq!(parse_run(cut), ("line one\nline two".to_owned(), None));
+        assert_eq!(parse_booted("SeaBIOS\nBooting from Hard Disk...\n"), None);
+        assert_eq!(parse_run("nothing"), (String::new(), None));
+    }
+}
