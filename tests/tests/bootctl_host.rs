@@ -1,0 +1,275 @@
+//! The shipped static bootctl finding the multiboot partition on the host (by UUID on an
+//! attached disk, reusing an existing mount), and its documented exit codes for what goes
+//! wrong: partition not found (4), not root (5), unreadable boot files (6), busy (7). In
+//! every failure nothing on the partition changes.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use e2e::bootctl::{bootctl, static_bootctl, BootctlRun};
+use e2e::cmd::{self, ChildGuard};
+use e2e::disk::{snapshot_tree, LoopDisk, Mount};
+use e2e::fixture::FixtureImage;
+use e2e::grubcfg::MenuStyle;
+use e2e::node::{NodeDisk, GRUB_CFG_PATH, MULTIBOOT_PARTITION};
+use e2e::tmp::TempDir;
+use e2e::tools::require_tools;
+
+fn two_image_disk(dir: &TempDir) -> NodeDisk {
+    NodeDisk::builder(vec![FixtureImage::new("a"), FixtureImage::new("b")])
+        .menu(MenuStyle::Fixed {
+            next_entry_block: true,
+        })
+        .build(&dir.join("node.img"))
+}
+
+/// Mount points of `device` in this (the host's) mount namespace.
+fn mount_points(device: &Path) -> Vec<String> {
+    let mounts = fs::read_to_string("/proc/self/mounts").expect("reading /proc/self/mounts");
+    let device = device.to_str().expect("UTF-8 device path");
+    mounts
+        .lines()
+        .filter(|line| line.split(' ').next() == Some(device))
+        .map(|line| line.split(' ').nth(1).unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn default_id(list: &Value) -> String {
+    let entries = list["entries"].as_array().expect("entries");
+    let default = entries
+        .iter()
+        .find(|e| e["default"] == true)
+        .expect("a default entry");
+    default["id"].as_str().expect("an id").to_owned()
+}
+
+#[test]
+fn finds_the_partition_by_uuid_on_an_attached_disk_and_leaves_no_mount() {
+    let dir = TempDir::new("host-uuid");
+    let disk = two_image_disk(&dir);
+    let uuid = disk.facts.multiboot_uuid.clone();
+    let attached = LoopDisk::attach(&disk.path);
+    let partition = attached.partition(MULTIBOOT_PARTITION);
+
+    let status = bootctl(&["--multiboot", &uuid, "status", "--json"]).json();
+    assert_eq!(status["multiboot"]["uuid"], uuid.as_str());
+    assert_eq!(
+        status["multiboot"]["device"],
+        partition.to_str().unwrap(),
+        "{status:#}"
+    );
+    bootctl(&["--multiboot", &uuid, "switch", "b"]).expect_code(0);
+    let list = bootctl(&["--multiboot", &uuid, "list", "--json"]).json();
+    assert_eq!(default_id(&list), "fixture-b");
+    assert!(
+        mount_points(&partition).is_empty(),
+        "bootctl mounted privately and unmounted: {:?}",
+        mount_points(&partition)
+    );
+}
+
+#[test]
+fn reuses_an_existing_mount_and_leaves_it_mounted() {
+    let dir = TempDir::new("host-reuse");
+    let disk = two_image_disk(&dir);
+    let uuid = disk.facts.multiboot_uuid.clone();
+    let attached = LoopDisk::attach(&disk.path);
+    let partition = attached.partition(MULTIBOOT_PARTITION);
+    let mount = Mount::new(&partition, &dir.join("mnt"), "");
+
+    let status = bootctl(&["--multiboot", &uuid, "status", "--json"]).json();
+    let boot_dir = status["multiboot"]["boot_dir"].as_str().expect("boot_dir");
+    assert!(
+        boot_dir.starts_with(mount.path().to_str().unwrap()),
+        "{status:#}"
+    );
+    bootctl(&["--multiboot", &uuid, "switch", "b"]).expect_code(0);
+    let cfg = fs::read_to_string(mount.path().join(GRUB_CFG_PATH)).unwrap();
+    assert!(cfg.contains("set default='fixture-b'"), "{cfg}");
+    assert_eq!(mount_points(&partition), [mount.path().to_str().unwrap()]);
+}
+
+#[test]
+fn a_partition_that_is_not_there_exits_4() {
+    let missing = bootctl(&[
+        "--multiboot",
+        "6a1c8a2e-0000-4000-8000-00000000dead",
+        "list",
+    ]);
+    missing.expect_code(4);
+    assert!(
+        missing
+            .stderr
+            .contains("6a1c8a2e-0000-4000-8000-00000000dead"),
+        "{}",
+        missing.stderr
+    );
+
+    let dir = TempDir::new("host-no-multiboot");
+    let blank = dir.join("blank.img");
+    let _disk = LoopDisk::create(&blank, 8 << 20);
+    let no_label = bootctl(&["--disk", blank.to_str().unwrap(), "list"]);
+    no_label.expect_code(4);
+    assert!(
+        no_label.stderr.contains("labelled multiboot"),
+        "{}",
+        no_label.stderr
+    );
+
+    let empty = TempDir::new("host-empty-dir");
+    bootctl(&["--boot-dir", empty.path().to_str().unwrap(), "list"]).expect_code(4);
+}
+
+/// A multiboot tree in a plain directory, for --boot-dir.
+fn boot_tree(label: &str, grub_cfg: &str) -> TempDir {
+    let dir = TempDir::new(label);
+    fs::create_dir_all(dir.join("boot/grub")).unwrap();
+    fs::write(dir.join(GRUB_CFG_PATH), grub_cfg).unwrap();
+    dir
+}
+
+const TWO_ENTRIES: &str = "set default=\"0\"\n\
+menuentry 'A' --id a {\n\tlinux /boot/vmlinuz root=UUID=2abf123d-d52f-4f62-a351-7358221bc51f\n}\n\
+menuentry 'B' --id b {\n\tlinux /boot/vmlinuz root=UUID=688c5f1e-dc46-4aca-a90e-be21ba8aa3e2\n}\n";
+
+fn run_in(tree: &TempDir, args: &[&str]) -> BootctlRun {
+    let mut full = vec!["--boot-dir", tree.path().to_str().unwrap()];
+    full.extend_from_slice(args);
+    bootctl(&full)
+}
+
+#[test]
+fn switch_as_non_root_exits_5_while_list_works() {
+    require_tools(&["setpriv"]);
+    let tree = boot_tree("host-non-root", TWO_ENTRIES);
+    let before = snapshot_tree(tree.path());
+    let as_nobody = |args: &[&str]| {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(static_bootctl())
+            .args(["--boot-dir", tree.path().to_str().unwrap()])
+            .args(args);
+        cmd::output_with_timeout(&mut command, Duration::from_secs(30))
+    };
+    let switch = as_nobody(&["switch", "b"]);
+    assert_eq!(
+        switch.status.and_then(|s| s.code()),
+        Some(5),
+        "{}",
+        switch.stderr
+    );
+    assert!(
+        switch.stderr.contains("must be run as root"),
+        "{}",
+        switch.stderr
+    );
+    let list = as_nobody(&["list", "--json"]);
+    assert_eq!(
+        list.status.and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        list.stderr
+    );
+    assert_eq!(snapshot_tree(tree.path()), before);
+}
+
+/// A multiboot tree with something broken: its grub.cfg, and optionally one more file.
+struct Corrupt<'a> {
+    what: &'a str,
+    grub_cfg: &'a str,
+    extra: Option<(&'a str, &'a [u8])>,
+    /// What the one-line error must name.
+    named: &'a str,
+}
+
+#[test]
+fn unreadable_boot_files_exit_6_naming_the_file_and_change_nothing() {
+    let broken_cfg = TWO_ENTRIES.replace("\n}\nmenuentry 'B'", "\nmenuentry 'B'");
+    let cases = [
+        Corrupt {
+            what: "unbalanced braces",
+            grub_cfg: &broken_cfg,
+            extra: None,
+            named: "grub.cfg: line",
+        },
+        Corrupt {
+            what: "binary junk",
+            grub_cfg: "\u{0}\u{1}\u{2}menuentry {",
+            extra: None,
+            named: "grub.cfg",
+        },
+        Corrupt {
+            what: "grubenv of the wrong size",
+            grub_cfg: TWO_ENTRIES,
+            extra: Some(("boot/grub/grubenv", b"# GRUB Environment Block\nsaved_entry=b\n")),
+            named: "grubenv",
+        },
+        Corrupt {
+            what: "boot-info.json without root_uuid",
+            grub_cfg: TWO_ENTRIES,
+            extra: Some((
+                "boot-info.json",
+                br#"{"elements": [{"grub_id": 0, "image_name": "a", "os_id": "x", "image_uuid": "u", "boot_name": "A"}], "current_element": 0, "multiboot_partition": "m"}"#,
+            )),
+            named: "elements[0].root_uuid",
+        },
+    ];
+    for Corrupt {
+        what,
+        grub_cfg,
+        extra,
+        named,
+    } in cases
+    {
+        let tree = boot_tree("host-corrupt", grub_cfg);
+        if let Some((path, bytes)) = extra {
+            fs::write(tree.join(path), bytes).unwrap();
+        }
+        let before = snapshot_tree(tree.path());
+        for args in [&["list"][..], &["switch", "b"][..]] {
+            let run = run_in(&tree, args);
+            assert_eq!(run.code, 6, "{what}: `{}`: {}", run.command, run.stderr);
+            assert!(
+                run.stderr.contains(named),
+                "{what}: expected {named:?} in: {}",
+                run.stderr
+            );
+            assert_eq!(
+                run.stderr.trim_end().lines().count(),
+                1,
+                "{what}: one line: {}",
+                run.stderr
+            );
+        }
+        assert_eq!(
+            snapshot_tree(tree.path()),
+            before,
+            "{what}: nothing changed"
+        );
+    }
+}
+
+#[test]
+fn a_switch_waits_for_the_lock_then_exits_7_busy() {
+    require_tools(&["flock"]);
+    let tree = boot_tree("host-busy", TWO_ENTRIES);
+    let before = snapshot_tree(tree.path());
+    let _holder = ChildGuard::spawn(Command::new("flock").arg(tree.path()).args(["sleep", "60"]));
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let run = run_in(&tree, &["switch", "b"]);
+    run.expect_code(7);
+    assert!(run.stderr.contains("busy"), "{}", run.stderr);
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(snapshot_tree(tree.path()), before);
+    run_in(&tree, &["list"]).expect_code(0);
+}
