@@ -89,20 +89,12 @@ fn create_temp(dir: &Path, name: &OsStr) -> io::Result<(PathBuf, File)> {
     ))
 }
 
-/// An exclusive advisory lock (flock on a lock file, created if missing, mode 0600) held
-/// until drop.
+/// An exclusive advisory lock (flock on a lock file, created if missing, mode 0600, or on a
+/// directory) held until drop.
 #[derive(Debug)]
 pub struct Lock {
-    path: PathBuf,
     /// Held for its `Drop`, which releases the lock.
     _file: Flock<File>,
-}
-
-impl Lock {
-    /// The lock file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 /// Why [`lock`] failed.
@@ -149,12 +141,7 @@ pub fn lock(path: &Path, timeout: Duration) -> Result<Lock, LockError> {
     let start = Instant::now();
     loop {
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(locked) => {
-                return Ok(Lock {
-                    path: path.to_owned(),
-                    _file: locked,
-                })
-            }
+            Ok(locked) => return Ok(Lock { _file: locked }),
             Err((unlocked, Errno::EWOULDBLOCK)) => {
                 let waited = start.elapsed();
                 if waited >= timeout {
@@ -293,8 +280,7 @@ mod tests {
     fn lock_file_is_created_with_mode_0600() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lock");
-        let held = lock(&path, Duration::ZERO).unwrap();
-        assert_eq!(held.path(), path);
+        let _held = lock(&path, Duration::ZERO).unwrap();
         assert_eq!(mode_of(&path), 0o600);
     }
 
