@@ -14,6 +14,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 
 use crate::blockdev;
@@ -119,17 +120,54 @@ pub struct LoopDevice {
     name: String,
     path: PathBuf,
     image: PathBuf,
+    /// False for a device someone else attached: it is used, never detached.
+    attached_here: bool,
 }
 
 impl LoopDevice {
     /// Attaches `image` to a free loop device (read-only if asked), retrying while parallel
-    /// attaches race for the same free device.
+    /// attaches race for the same free device. If a loop device is already backed by `image`
+    /// (the same file, by device and inode), that one is used instead and left attached:
+    /// two loop devices on one file would give one filesystem two superblocks, and mounting
+    /// both corrupts it. A flock on the image file makes the look-up and the attach one step
+    /// for concurrent callers.
     pub fn attach(image: &Path, read_only: bool) -> io::Result<LoopDevice> {
-        let backing = OpenOptions::new()
+        let mut backing = OpenOptions::new()
             .read(true)
             .write(!read_only)
             .open(image)
             .map_err(|e| context(e, format!("opening disk image {}", image.display())))?;
+        let deadline = Instant::now() + ATTACH_TIMEOUT;
+        let backing = loop {
+            match Flock::lock(backing, FlockArg::LockExclusiveNonblock) {
+                Ok(locked) => break locked,
+                Err((unlocked, Errno::EWOULDBLOCK | Errno::EINTR)) if Instant::now() < deadline => {
+                    backing = unlocked;
+                    sleep(POLL);
+                }
+                Err((_, e)) => {
+                    return Err(context(
+                        e.into(),
+                        format!("locking disk image {}", image.display()),
+                    ))
+                }
+            }
+        };
+        if let Some(name) = attached_to(&backing)? {
+            let path = device_node(&name, deadline)?;
+            let device = OpenOptions::new()
+                .read(true)
+                .write(!read_only)
+                .open(&path)
+                .map_err(|e| context(e, format!("opening {}", path.display())))?;
+            return Ok(LoopDevice {
+                device,
+                name,
+                path,
+                image: image.to_owned(),
+                attached_here: false,
+            });
+        }
         let control = OpenOptions::new()
             .read(true)
             .write(true)
@@ -158,6 +196,7 @@ impl LoopDevice {
                         name,
                         path,
                         image: image.to_owned(),
+                        attached_here: true,
                     })
                 }
                 // Another process or thread took this device between GET_FREE and now.
@@ -369,11 +408,40 @@ impl LoopDevice {
 
 impl Drop for LoopDevice {
     fn drop(&mut self) {
+        if !self.attached_here {
+            return;
+        }
         // With autoclear set the kernel detaches on the last close anyway; EBUSY (older kernels,
         // a partition still mounted) only means that happens once the last user is gone.
         // SAFETY: LOOP_CLR_FD takes no argument.
         let _ = unsafe { sys::loop_clr_fd(self.device.as_raw_fd()) };
     }
+}
+
+/// The loop device (`loopN`) already backed by the file open as `backing`, if any: compared by
+/// device and inode with each `/sys/block/loop*/loop/backing_file`.
+fn attached_to(backing: &File) -> io::Result<Option<String>> {
+    let wanted = backing.metadata()?;
+    let entries = match std::fs::read_dir("/sys/block") {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(context(e, "listing /sys/block".to_owned())),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("loop") {
+            continue;
+        }
+        let Ok(file) = std::fs::read_to_string(entry.path().join("loop/backing_file")) else {
+            continue;
+        };
+        let same = std::fs::metadata(file.trim_end_matches('\n'))
+            .is_ok_and(|meta| meta.dev() == wanted.dev() && meta.ino() == wanted.ino());
+        if same {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
 }
 
 /// Binds `backing` to the loop device with autoclear and partition scanning.

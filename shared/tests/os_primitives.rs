@@ -720,3 +720,36 @@ fn namespace_child() {
     let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).expect("ns link");
     assert_ne!(ns("self"), ns(&parent));
 }
+
+#[test]
+fn an_image_already_attached_is_used_not_attached_twice() {
+    let scratch = Scratch::new("twice");
+    let image = scratch.partitioned("disk.img", 32 * MIB, "label: gpt\nname=only\n");
+    let first = LoopDevice::attach(&image, false).expect("attaching");
+    let second = LoopDevice::attach(&image, true).expect("attaching again");
+    assert_eq!(
+        second.path(),
+        first.path(),
+        "one loop device per image file"
+    );
+    drop(second);
+    let name = name_of(first.path());
+    assert!(
+        !detached(&name, &image),
+        "the borrowed device stays attached"
+    );
+    drop(first);
+    assert!(detached(&name, &image));
+
+    let image_arg = image.to_str().expect("UTF-8 path");
+    let by_losetup = run("losetup", &["-f", "--show", image_arg], "");
+    let by_losetup = by_losetup.trim();
+    let ours = LoopDevice::attach(&image, false).map(|disk| disk.path().to_owned());
+    let still_attached = !detached(by_losetup.trim_start_matches("/dev/"), &image);
+    run("losetup", &["-d", by_losetup], "");
+    assert_eq!(ours.expect("attaching").as_path(), Path::new(by_losetup));
+    assert!(
+        still_attached,
+        "a device attached by losetup is not ours to detach"
+    );
+}
