@@ -5,7 +5,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use shared::atomic::{self, Lock, LockError};
@@ -14,10 +14,13 @@ use shared::grubenv::GrubEnv;
 
 use crate::change::Change;
 use crate::exit::{fail, Code};
+use crate::signals;
 use crate::view::BootFiles;
 
 /// How long `switch` waits for another bootctl to finish before giving up with "busy".
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one attempt at the lock waits before bootctl checks for Ctrl-C.
+const LOCK_STEP: Duration = Duration::from_millis(200);
 
 /// The boot files of a multiboot tree: `boot/grub/grub.cfg` and `boot/grub/grubenv` (or
 /// `grub/...` when the tree is a /boot directory) and `boot-info.json` at its root.
@@ -105,14 +108,25 @@ impl BootDir {
 
     /// Serialise writers: another bootctl switching the same tree waits, then gets "busy".
     /// The lock is a flock on the tree's root directory, so no lock file is left behind.
+    /// The wait goes in short steps so that Ctrl-C ends it at once.
     pub fn lock(&self) -> anyhow::Result<Lock> {
-        atomic::lock(&self.root, LOCK_TIMEOUT).map_err(|err| match err {
-            LockError::Busy { .. } => fail(
-                Code::Busy,
-                format!("{err}; another bootctl is switching, try again"),
-            ),
-            other => anyhow::Error::new(other),
-        })
+        let started = Instant::now();
+        loop {
+            match atomic::lock(&self.root, LOCK_STEP) {
+                Ok(lock) => return Ok(lock),
+                Err(LockError::Busy { .. }) if started.elapsed() < LOCK_TIMEOUT => signals::check()?,
+                Err(LockError::Busy { .. }) => {
+                    return Err(fail(
+                        Code::Busy,
+                        format!(
+                            "busy: another bootctl is switching {} (waited {LOCK_TIMEOUT:?}); try again",
+                            self.root.display()
+                        ),
+                    ))
+                }
+                Err(other) => return Err(anyhow::Error::new(other)),
+            }
+        }
     }
 
     /// Write a change, each file replaced crash-safely. What GRUB reads goes first;

@@ -273,3 +273,53 @@ fn a_switch_waits_for_the_lock_then_exits_7_busy() {
     assert_eq!(snapshot_tree(tree.path()), before);
     run_in(&tree, &["list"]).expect_code(0);
 }
+
+#[test]
+fn a_disk_image_attached_and_mounted_elsewhere_is_used_through_that_mount() {
+    let dir = TempDir::new("host-disk-in-use");
+    let disk = two_image_disk(&dir);
+    let attached = LoopDisk::attach(&disk.path);
+    let partition = attached.partition(MULTIBOOT_PARTITION);
+    let mount = Mount::new(&partition, &dir.join("mnt"), "");
+
+    let status = bootctl(&["--disk", disk.path_str(), "status", "--json"]).json();
+    assert_eq!(
+        status["multiboot"]["device"],
+        partition.to_str().unwrap(),
+        "{status:#}"
+    );
+    bootctl(&["--disk", disk.path_str(), "switch", "b"]).expect_code(0);
+    let cfg = fs::read_to_string(mount.path().join(GRUB_CFG_PATH)).unwrap();
+    assert!(
+        cfg.contains("set default='fixture-b'"),
+        "seen through the existing mount: {cfg}"
+    );
+    assert_eq!(mount_points(&partition), [mount.path().to_str().unwrap()]);
+}
+
+#[test]
+fn ctrl_c_during_the_lock_wait_exits_130_at_once() {
+    require_tools(&["flock"]);
+    let tree = boot_tree("host-interrupt", TWO_ENTRIES);
+    let _holder = ChildGuard::spawn(Command::new("flock").arg(tree.path()).args(["sleep", "60"]));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut switch = Command::new(static_bootctl());
+    switch.args(["--boot-dir", tree.path().to_str().unwrap(), "switch", "b"]);
+    let started = Instant::now();
+    let waiting = switch
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting bootctl");
+    let pid = waiting.id().to_string();
+    std::thread::sleep(Duration::from_secs(1));
+    cmd::run(Command::new("kill").args(["-INT", &pid]));
+    let out = waiting.wait_with_output().expect("waiting for bootctl");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopped at once: {:?}",
+        started.elapsed()
+    );
+}
