@@ -11,7 +11,7 @@ pub struct Cli {
     #[command(flatten)]
     pub source: SourceArgs,
 
-    /// Print the whole error chain and the steps taken.
+    /// Also say which multiboot partition was used: its UUID, device and mount point.
     #[arg(short, long, global = true)]
     pub verbose: bool,
 
