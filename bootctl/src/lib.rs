@@ -152,6 +152,9 @@ fn switch(
         )?
     } else {
         let lock = loaded.dir.lock()?;
+        for stale in loaded.dir.sweep_temp_files()? {
+            eprintln!("bootctl: removed {stale}, left by an interrupted bootctl");
+        }
         let (files, menu, view) = read(&loaded.dir)?;
         let outcome = apply(&loaded.dir, &files, &menu, &view, &chosen, once, false)?;
         drop(lock);

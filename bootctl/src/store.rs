@@ -129,6 +129,33 @@ impl BootDir {
         }
     }
 
+    /// Remove the temp files of a bootctl killed between writing and renaming
+    /// (`.grub.cfg.PID.N.tmp` and the like). GRUB never reads them; call under the lock.
+    pub fn sweep_temp_files(&self) -> anyhow::Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for target in [self.grub_cfg(), self.grubenv(), self.boot_info()] {
+            let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+                continue;
+            };
+            let prefix = format!(".{}.", name.to_string_lossy());
+            for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+                let path = entry
+                    .with_context(|| format!("listing {}", dir.display()))?
+                    .path();
+                let file_name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if file_name.starts_with(&prefix) && file_name.ends_with(".tmp") {
+                    fs::remove_file(&path)
+                        .with_context(|| format!("removing {}", path.display()))?;
+                    removed.push(self.relative(&path));
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Write a change, each file replaced crash-safely. What GRUB reads goes first;
     /// boot-info.json, which only mirrors it, goes last. Returns the files written.
     pub fn write(&self, change: &Change) -> anyhow::Result<Vec<String>> {

@@ -323,3 +323,26 @@ fn ctrl_c_during_the_lock_wait_exits_130_at_once() {
         started.elapsed()
     );
 }
+
+#[test]
+fn temp_files_of_an_interrupted_switch_are_swept_by_the_next() {
+    let tree = boot_tree("host-sweep", TWO_ENTRIES);
+    let stale = [
+        "boot/grub/.grub.cfg.4242.0.tmp",
+        ".boot-info.json.4242.1.tmp",
+    ];
+    for path in stale {
+        fs::write(tree.join(path), "half written").unwrap();
+    }
+    fs::write(tree.join("boot/grub/.grub.cfg.notes"), "not ours").unwrap();
+    let run = run_in(&tree, &["switch", "b"]);
+    run.expect_code(0);
+    for path in stale {
+        assert!(!tree.join(path).exists(), "{path} was swept");
+        assert!(run.stderr.contains(path), "{path} reported: {}", run.stderr);
+    }
+    assert!(
+        tree.join("boot/grub/.grub.cfg.notes").exists(),
+        "only temp files go"
+    );
+}
