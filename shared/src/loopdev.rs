@@ -155,11 +155,7 @@ impl LoopDevice {
         };
         if let Some(name) = attached_to(&backing)? {
             let path = device_node(&name, deadline)?;
-            let device = OpenOptions::new()
-                .read(true)
-                .write(!read_only)
-                .open(&path)
-                .map_err(|e| context(e, format!("opening {}", path.display())))?;
+            let device = open_node(&path, read_only)?;
             return Ok(LoopDevice {
                 device,
                 name,
@@ -173,7 +169,6 @@ impl LoopDevice {
             .write(true)
             .open("/dev/loop-control")
             .map_err(|e| context(e, "opening /dev/loop-control".to_owned()))?;
-        let deadline = Instant::now() + ATTACH_TIMEOUT;
         loop {
             // SAFETY: LOOP_CTL_GET_FREE takes no argument.
             let number = unsafe { sys::loop_ctl_get_free(control.as_raw_fd()) }.map_err(|e| {
@@ -184,11 +179,7 @@ impl LoopDevice {
             })?;
             let name = format!("loop{number}");
             let path = device_node(&name, deadline)?;
-            let device = OpenOptions::new()
-                .read(true)
-                .write(!read_only)
-                .open(&path)
-                .map_err(|e| context(e, format!("opening {}", path.display())))?;
+            let device = open_node(&path, read_only)?;
             match configure(&device, &backing, read_only) {
                 Ok(()) => {
                     return Ok(LoopDevice {
@@ -416,6 +407,15 @@ impl Drop for LoopDevice {
         // SAFETY: LOOP_CLR_FD takes no argument.
         let _ = unsafe { sys::loop_clr_fd(self.device.as_raw_fd()) };
     }
+}
+
+/// Opens a loop device node, for writing unless `read_only`.
+fn open_node(path: &Path, read_only: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(!read_only)
+        .open(path)
+        .map_err(|e| context(e, format!("opening {}", path.display())))
 }
 
 /// The loop device (`loopN`) already backed by the file open as `backing`, if any: compared by
