@@ -117,3 +117,15 @@ pub fn bootctl(args: &[&str]) -> BootctlRun {
         code,
     }
 }
+
+/// The `key` ("id", "index", ...) of every entry marked `mark` ("default", "next",
+/// "running") in `bootctl list --json` output; "(none)" for an entry without that key.
+pub fn marked(list: &Value, mark: &str, key: &str) -> Vec<String> {
+    list["entries"]
+        .as_array()
+        .expect("list --json has entries")
+        .iter()
+        .filter(|entry| entry[mark] == true)
+        .map(|entry| entry[key].as_str().unwrap_or("(none)").to_owned())
+        .collect()
+}

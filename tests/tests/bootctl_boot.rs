@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use e2e::bootctl::bootctl;
+use e2e::bootctl::{bootctl, marked};
 use e2e::fixture::FixtureImage;
 use e2e::grubcfg::MenuStyle;
 use e2e::node::NodeDisk;
@@ -17,17 +17,6 @@ fn boot(disk: &NodeDisk, artifact: &str) -> BootOutcome {
 
 fn list(disk: &NodeDisk) -> Value {
     bootctl(&["--disk", disk.path_str(), "list", "--json"]).json()
-}
-
-/// Ids of the entries marked `mark` ("default", "next", "running").
-fn marked(list: &Value, mark: &str) -> Vec<String> {
-    list["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .filter(|e| e[mark] == true)
-        .map(|e| e["id"].as_str().unwrap_or("(no id)").to_owned())
-        .collect()
 }
 
 #[test]
@@ -44,7 +33,7 @@ fn fixed_switch_then_once_then_back() {
     expect_boot(&first, "b", "boot 1 of 3 (after `switch fixture-b`)");
 
     bootctl(&["--disk", disk.path_str(), "switch", "--once", "fixture-a"]).expect_code(0);
-    assert_eq!(marked(&list(&disk), "next"), ["fixture-a"]);
+    assert_eq!(marked(&list(&disk), "next", "id"), ["fixture-a"]);
     let second = boot(&disk, "bootctl_boot-fixed-2");
     expect_boot(
         &second,
@@ -54,10 +43,10 @@ fn fixed_switch_then_once_then_back() {
 
     let after_once = list(&disk);
     assert!(
-        marked(&after_once, "next").is_empty(),
+        marked(&after_once, "next", "id").is_empty(),
         "GRUB clears next_entry as it boots:\n{after_once:#}"
     );
-    assert_eq!(marked(&after_once, "default"), ["fixture-b"]);
+    assert_eq!(marked(&after_once, "default", "id"), ["fixture-b"]);
     let third = boot(&disk, "bootctl_boot-fixed-3");
     expect_boot(&third, "b", "boot 3 of 3 (the one-shot choice was used up)");
 }

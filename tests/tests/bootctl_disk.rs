@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use e2e::bootctl::{bootctl, BootctlRun};
+use e2e::bootctl::{bootctl, marked, BootctlRun};
 use e2e::cmd;
 use e2e::disk::changed_paths;
 use e2e::fixture::FixtureImage;
@@ -97,17 +97,6 @@ fn grubenv_list(bytes: &[u8]) -> String {
     let path = dir.join("grubenv");
     std::fs::write(&path, bytes).unwrap();
     cmd::run(Command::new("grub-editenv").arg(&path).arg("list"))
-}
-
-/// The index of the entry marked `mark` in `list --json` output.
-fn marked(list: &Value, mark: &str) -> Vec<String> {
-    list["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .filter(|e| e[mark] == true)
-        .map(|e| e["index"].as_str().expect("index").to_owned())
-        .collect()
 }
 
 fn check_list(kind: Kind) {
@@ -256,8 +245,8 @@ fn check_switch(kind: Kind) {
         }
     }
     let list = run(&disk, &["list", "--json"]).json();
-    assert_eq!(marked(&list, "default"), ["2"], "{list:#}");
-    assert!(marked(&list, "next").is_empty(), "{list:#}");
+    assert_eq!(marked(&list, "default", "index"), ["2"], "{list:#}");
+    assert!(marked(&list, "next", "index").is_empty(), "{list:#}");
 }
 
 #[test]
@@ -292,8 +281,8 @@ fn check_switch_once(kind: Kind) {
     let vars = grubenv_list(env);
     assert!(vars.lines().any(|l| l == "next_entry=fixture-c"), "{vars}");
     let list = run(&disk, &["list", "--json"]).json();
-    assert_eq!(marked(&list, "next"), ["3"], "{list:#}");
-    assert_eq!(marked(&list, "default"), ["0"], "{list:#}");
+    assert_eq!(marked(&list, "next", "index"), ["3"], "{list:#}");
+    assert_eq!(marked(&list, "default", "index"), ["0"], "{list:#}");
 }
 
 #[test]
@@ -442,7 +431,7 @@ fn the_boot_dir_is_the_multiboot_root() {
     let mounted = disk.mount_multiboot(&dir.join("mnt"), false);
     let boot_dir = mounted.path().to_str().expect("UTF-8 path");
     let list = bootctl(&["--boot-dir", boot_dir, "list", "--json"]).json();
-    assert_eq!(marked(&list, "default"), ["0"], "{list:#}");
+    assert_eq!(marked(&list, "default", "index"), ["0"], "{list:#}");
     bootctl(&["--boot-dir", boot_dir, "switch", "fixture-c"]).expect_code(0);
     let info: Value =
         serde_json::from_slice(&std::fs::read(Path::new(boot_dir).join(BOOT_INFO_PATH)).unwrap())

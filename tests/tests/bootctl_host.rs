@@ -8,9 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use e2e::bootctl::{bootctl, static_bootctl, BootctlRun};
+use e2e::bootctl::{bootctl, marked, static_bootctl, BootctlRun};
 use e2e::cmd::{self, ChildGuard};
 use e2e::disk::{snapshot_tree, LoopDisk, Mount};
 use e2e::fixture::FixtureImage;
@@ -38,15 +36,6 @@ fn mount_points(device: &Path) -> Vec<String> {
         .collect()
 }
 
-fn default_id(list: &Value) -> String {
-    let entries = list["entries"].as_array().expect("entries");
-    let default = entries
-        .iter()
-        .find(|e| e["default"] == true)
-        .expect("a default entry");
-    default["id"].as_str().expect("an id").to_owned()
-}
-
 #[test]
 fn finds_the_partition_by_uuid_on_an_attached_disk_and_leaves_no_mount() {
     let dir = TempDir::new("host-uuid");
@@ -64,7 +53,7 @@ fn finds_the_partition_by_uuid_on_an_attached_disk_and_leaves_no_mount() {
     );
     bootctl(&["--multiboot", &uuid, "switch", "b"]).expect_code(0);
     let list = bootctl(&["--multiboot", &uuid, "list", "--json"]).json();
-    assert_eq!(default_id(&list), "fixture-b");
+    assert_eq!(marked(&list, "default", "id"), ["fixture-b"]);
     assert!(
         mount_points(&partition).is_empty(),
         "bootctl mounted privately and unmounted: {:?}",
