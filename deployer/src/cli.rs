@@ -9,6 +9,9 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use crate::config::ProvisionConfig;
+use crate::disks::disk_input;
+use crate::plan::{check_disk_names, names_disk, plan, DiskInput, PlanError, RandomIds};
+use crate::render::{plan_json, plan_text, JSON_VERSION};
 use crate::validate::{validate, ConfigError, JsonPath};
 
 /// Deploy several OS images from a Bareon provision.json onto one node's disks.
@@ -22,8 +25,8 @@ pub struct Cli {
 /// The exit statuses, shown by `--help` and `validate --help`.
 macro_rules! exit_status {
     () => {
-        "Exit status: 0 valid, 1 the config file cannot be read (or the output cannot be \
-         written), 2 usage error, 3 invalid config."
+        "Exit status: 0 valid, 1 the config file or a disk cannot be read (or the output \
+         cannot be written), 2 usage error, 3 invalid config, or it does not fit the disks."
     };
 }
 
@@ -45,6 +48,45 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the partitions, filesystems, fstabs and boot layout a deploy would make
+    ///
+    /// Validates the config (errors as for validate), reads the size of every disk, and
+    /// prints every disk's partition table (sizes in MiB; UUIDs to be assigned), each
+    /// image's mounts and fstab, and the boot layout. Nothing is written and a missing
+    /// disk-image file is not created: it is planned at the disk's "size" in the config.
+    /// Planning errors are one "PATH: message" line each, PATH being the JSON path of the
+    /// volume or disk, or "--disk NAME".
+    #[command(after_help = PLAN_HELP)]
+    Plan {
+        /// The provision.json; "-" reads standard input.
+        config: PathBuf,
+        /// The disk the config calls NAME (its id value) is PATH: a block device or a
+        /// disk-image file. Give every disk of the config once.
+        #[arg(long = "disk", value_name = "NAME=PATH", value_parser = parse_disk_arg)]
+        disks: Vec<(String, PathBuf)>,
+        /// Print the whole plan as JSON, with "version": 1; errors are printed as by
+        /// validate --json, planning errors naming "path" or "disk".
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+const PLAN_HELP: &str = concat!(
+    "Examples:\n",
+    "  deployer plan provision.json --disk vda=/dev/vda\n",
+    "  deployer plan provision.json --disk vda=disk.img --json | jq .boot\n\n",
+    exit_status!()
+);
+
+fn parse_disk_arg(arg: &str) -> Result<(String, PathBuf), String> {
+    match arg.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(format!(
+            "expected NAME=PATH, such as vda=/dev/vda, not {arg:?}"
+        )),
+    }
 }
 
 const VALIDATE_HELP: &str = concat!(
@@ -76,6 +118,11 @@ impl From<Exit> for ExitCode {
 pub fn run(cli: &Cli) -> ExitCode {
     match &cli.command {
         Command::Validate { config, json } => validate_command(config, *json).into(),
+        Command::Plan {
+            config,
+            disks,
+            json,
+        } => plan_command(config, disks, *json).into(),
     }
 }
 
@@ -105,15 +152,16 @@ fn plural(count: usize, noun: &str) -> String {
     }
 }
 
-fn validate_command(path: &Path, json: bool) -> Exit {
+/// Reads and validates the config; `None` when it cannot be read (already reported).
+fn load_config(path: &Path) -> Option<Result<ProvisionConfig, Vec<ConfigError>>> {
     let bytes = match read_config(path) {
         Ok(bytes) => bytes,
         Err(err) => {
             eprintln!("deployer: {err:#}");
-            return Exit::Failure;
+            return None;
         }
     };
-    let result = match String::from_utf8(bytes) {
+    Some(match String::from_utf8(bytes) {
         Ok(text) => validate(&text),
         Err(err) => Err(vec![ConfigError {
             path: JsonPath::root(),
@@ -122,6 +170,12 @@ fn validate_command(path: &Path, json: bool) -> Exit {
                 err.utf8_error().valid_up_to()
             ),
         }]),
+    })
+}
+
+fn validate_command(path: &Path, json: bool) -> Exit {
+    let Some(result) = load_config(path) else {
+        return Exit::Failure;
     };
     if let Err(err) = report(path, &result, json) {
         eprintln!("deployer: cannot write the report: {err}");
@@ -131,6 +185,90 @@ fn validate_command(path: &Path, json: bool) -> Exit {
         Exit::Valid
     } else {
         Exit::Invalid
+    }
+}
+
+fn plan_command(path: &Path, disk_args: &[(String, PathBuf)], json: bool) -> Exit {
+    let Some(result) = load_config(path) else {
+        return Exit::Failure;
+    };
+    let config = match result {
+        Ok(config) => config,
+        Err(errors) => {
+            return match report(path, &Err(errors), json) {
+                Ok(()) => Exit::Invalid,
+                Err(err) => {
+                    eprintln!("deployer: cannot write the report: {err}");
+                    Exit::Failure
+                }
+            };
+        }
+    };
+    let errors = check_disk_names(&config, disk_args.iter().map(|(name, _)| name.as_str()));
+    if !errors.is_empty() {
+        return plan_errors(&errors, json);
+    }
+    let mut disks: Vec<DiskInput> = Vec::new();
+    for (name, disk_path) in disk_args {
+        let configured_size = config
+            .disks()
+            .find(|disk| names_disk(name, &disk.id.value))
+            .and_then(|disk| disk.size);
+        match disk_input(name, disk_path, configured_size) {
+            Ok(disk) => disks.push(disk),
+            Err(err) => {
+                eprintln!("deployer: --disk {name}: {err}");
+                return Exit::Failure;
+            }
+        }
+    }
+    let plan = match plan(&config, &disks, &mut RandomIds) {
+        Ok(plan) => plan,
+        Err(errors) => return plan_errors(&errors, json),
+    };
+    let written = if json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &plan_json(&plan))
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
+    } else {
+        write!(std::io::stdout(), "{}", plan_text(&plan))
+    };
+    match written {
+        Ok(()) => Exit::Valid,
+        Err(err) => {
+            eprintln!("deployer: cannot write the plan: {err}");
+            Exit::Failure
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct PlanErrorReport<'a> {
+    version: u32,
+    errors: &'a [PlanError],
+}
+
+fn plan_errors(errors: &[PlanError], json: bool) -> Exit {
+    let written = if json {
+        let mut out = std::io::stdout().lock();
+        let report = PlanErrorReport {
+            version: JSON_VERSION,
+            errors,
+        };
+        serde_json::to_writer_pretty(&mut out, &report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
+    } else {
+        let mut err = std::io::stderr().lock();
+        errors.iter().try_for_each(|error| writeln!(err, "{error}"))
+    };
+    match written {
+        Ok(()) => Exit::Invalid,
+        Err(err) => {
+            eprintln!("deployer: cannot write the report: {err}");
+            Exit::Failure
+        }
     }
 }
 
@@ -187,8 +325,38 @@ mod tests {
         let err = Cli::try_parse_from(["deployer", "validate"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         let cli = Cli::try_parse_from(["deployer", "validate", "--json", "x.json"]).unwrap();
-        let Command::Validate { config, json } = cli.command;
+        let Command::Validate { config, json } = cli.command else {
+            panic!("not validate")
+        };
         assert_eq!(config, PathBuf::from("x.json"));
         assert!(json);
+    }
+
+    #[test]
+    fn disks_are_name_equals_path() {
+        let cli = Cli::try_parse_from([
+            "deployer",
+            "plan",
+            "p.json",
+            "--disk",
+            "vda=/tmp/a=b.img",
+            "--disk=sdb=/dev/sdb",
+        ])
+        .unwrap();
+        let Command::Plan { disks, json, .. } = cli.command else {
+            panic!("not plan")
+        };
+        assert!(!json);
+        assert_eq!(
+            disks,
+            [
+                ("vda".to_string(), PathBuf::from("/tmp/a=b.img")),
+                ("sdb".to_string(), PathBuf::from("/dev/sdb"))
+            ]
+        );
+        for bad in ["vda", "=x", "vda="] {
+            let err = Cli::try_parse_from(["deployer", "plan", "p.json", "--disk", bad]);
+            assert_eq!(err.unwrap_err().exit_code(), 2, "{bad}");
+        }
     }
 }

@@ -4,12 +4,21 @@
 //! This layer parses and validates the config: [`validate()`] turns provision.json text
 //! into a [`ProvisionConfig`] or into every [`ConfigError`] at once, without touching the
 //! system. [`size`] parses Bareon's size strings; [`cli`] is the command line.
+//!
+//! The planner comes next: [`plan()`] lays a valid config out on disks of known sizes
+//! ([`disks`] reads them from the system) and decides every partition, filesystem, UUID,
+//! mount table, fstab and the boot layout, still without side effects; [`render`] prints
+//! the plan.
 
 pub mod cli;
 pub mod config;
+pub mod disks;
+pub mod plan;
+pub mod render;
 pub mod size;
 pub mod validate;
 
 pub use config::ProvisionConfig;
+pub use plan::{plan, DiskInput, IdSource, Plan, PlanError};
 pub use size::Size;
 pub use validate::{validate, ConfigError, JsonPath};

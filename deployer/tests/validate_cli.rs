@@ -159,16 +159,22 @@ fn usage_errors_are_status_2_and_help_documents_the_statuses() {
     ] {
         assert_eq!(deployer(args).status.code(), Some(2), "{args:?}");
     }
-    for args in [&["--help"][..], &["validate", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["validate", "--help"],
+        &["plan", "--help"],
+    ] {
         let out = deployer(args);
         assert_eq!(out.status.code(), Some(0));
         let help = text(&out.stdout);
         assert!(
-            help.contains("Exit status: 0 valid, 1 the config file cannot be read"),
+            help.contains("Exit status: 0 valid, 1 the config file or a disk cannot be read"),
             "{help}"
         );
         assert!(
-            help.contains("written), 2 usage error, 3 invalid config."),
+            help.contains(
+                "written), 2 usage error, 3 invalid config, or it does not fit the disks."
+            ),
             "{help}"
         );
     }

@@ -1,0 +1,722 @@
+use super::*;
+use crate::validate::validate;
+
+const GIB: u64 = 1 << 30;
+
+fn config(text: &str) -> ProvisionConfig {
+    validate(text).unwrap_or_else(|errors| panic!("invalid test config: {errors:?}"))
+}
+
+/// Two images (centos boots) and disk `vda` with `volumes`, plus `more` entries of
+/// `partitions[]`.
+fn two_images(volumes: &str, more: &str) -> ProvisionConfig {
+    config(&format!(
+        r#"{{"images": [
+              {{"name": "centos", "image_pull_url": "http://h/c.tar", "target": "/", "boot": true}},
+              {{"name": "ubuntu", "image_pull_url": "/srv/ubuntu", "target": "/"}}],
+            "partitions": [
+              {{"type": "disk", "id": {{"type": "name", "value": "vda"}}, "volumes": [{volumes}]}}
+              {more}],
+            "deploy_data": {{"kernel_params": "console=ttyS0"}}}}"#
+    ))
+}
+
+const ROOTS: &str = r#"
+    {"type": "partition", "mount": "/", "size": "4000", "images": ["centos"]},
+    {"type": "partition", "mount": "/", "size": "5000", "images": ["ubuntu"]}"#;
+
+fn disk(name: &str, size_bytes: u64) -> DiskInput {
+    DiskInput {
+        name: name.to_string(),
+        path: PathBuf::from(format!("/dev/{name}")),
+        size_bytes,
+        sector_size: 512,
+    }
+}
+
+fn plan_ok(config: &ProvisionConfig, disks: &[DiskInput]) -> Plan {
+    plan(config, disks, &mut SequentialIds::default())
+        .unwrap_or_else(|errors| panic!("planning failed: {errors:?}"))
+}
+
+fn plan_errors(config: &ProvisionConfig, disks: &[DiskInput]) -> Vec<String> {
+    match plan(config, disks, &mut SequentialIds::default()) {
+        Ok(plan) => panic!("planned: {plan:?}"),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn fs_uuid(n: u32) -> String {
+    format!("00000000-0000-4000-a000-{n:012x}")
+}
+
+fn part_uuid(n: u32) -> String {
+    format!("00000000-0000-4000-b000-{n:012x}")
+}
+
+/// `(start MiB, size MiB, kind)` of every partition of a disk.
+fn layout(disk: &DiskPlan) -> Vec<(u64, u64, PartitionKind)> {
+    disk.partitions
+        .iter()
+        .map(|p| (p.start_mib, p.size_mib, p.kind))
+        .collect()
+}
+
+fn spec_example() -> Plan {
+    let config = config(include_str!("../../examples/multi-image.json"));
+    plan_ok(&config, &[disk("vda", 20 * GIB)])
+}
+
+fn image<'a>(plan: &'a Plan, name: &str) -> &'a ImagePlan {
+    plan.images.iter().find(|i| i.name == name).unwrap()
+}
+
+#[test]
+fn spec_example_partitions_start_with_the_implicit_ones() {
+    let plan = spec_example();
+    assert_eq!(plan.disks.len(), 1);
+    let vda = &plan.disks[0];
+    assert_eq!(vda.name, "vda");
+    assert_eq!(vda.config_path.to_string(), "partitions[0]");
+    use PartitionKind::*;
+    assert_eq!(
+        layout(vda),
+        [
+            (1, 1, BiosBoot),
+            (2, 64, EfiSystem),
+            (66, 100, LinuxFilesystem),
+            (166, 4000, LinuxFilesystem),
+            (4166, 5000, LinuxFilesystem),
+            (9166, 10_000, LinuxFilesystem),
+        ]
+    );
+    let p = &vda.partitions;
+    assert_eq!(p[0].type_guid, "21686148-6449-6E6F-744E-656564454649");
+    assert_eq!(p[1].type_guid, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
+    assert_eq!(p[2].type_guid, "0FC63DAF-8483-4772-8E79-3D69D8477DE4");
+    assert_eq!(
+        p.iter().map(|p| p.purpose.clone()).collect::<Vec<_>>()[..3],
+        [Purpose::BiosGrub, Purpose::Esp, Purpose::Multiboot]
+    );
+    assert_eq!(
+        p[3].purpose,
+        Purpose::Volume(
+            JsonPath::root()
+                .key("partitions")
+                .index(0)
+                .key("volumes")
+                .index(0)
+        )
+    );
+    for (i, partition) in p.iter().enumerate() {
+        assert_eq!(partition.number as usize, i + 1);
+        assert_eq!(partition.partition_uuid, part_uuid(i as u32 + 1));
+    }
+    assert!(p.iter().all(|p| !p.legacy_bios_bootable));
+    assert!(!plan.needs_device_mapper && !plan.needs_md);
+
+    let fs: Vec<(Device, FileSystem, Option<&str>, &str)> = plan
+        .filesystems
+        .iter()
+        .map(|f| {
+            (
+                f.device.clone(),
+                f.fs_type,
+                f.label.as_deref(),
+                f.uuid.as_str(),
+            )
+        })
+        .collect();
+    let on = |number| Device::Partition {
+        disk: "vda".into(),
+        number,
+    };
+    assert_eq!(
+        fs,
+        [
+            (on(2), FileSystem::Vfat, Some("ESP"), "0000-0001"),
+            (
+                on(3),
+                FileSystem::Ext4,
+                Some("multiboot"),
+                fs_uuid(2).as_str()
+            ),
+            (on(4), FileSystem::Ext4, None, fs_uuid(3).as_str()),
+            (on(5), FileSystem::Ext4, None, fs_uuid(4).as_str()),
+            (on(6), FileSystem::Ext4, None, fs_uuid(5).as_str()),
+        ]
+    );
+    assert_eq!(plan.filesystems[4].images, ["centos", "ubuntu"]);
+    assert_eq!(plan.filesystems[1].mount, Mount::None);
+    assert!(plan.filesystems[1].images.is_empty());
+}
+
+#[test]
+fn spec_example_fstabs() {
+    let plan = spec_example();
+    assert_eq!(
+        image(&plan, "centos").fstab,
+        "# /etc/fstab of image centos, written by deployer\n\
+         UUID=00000000-0000-4000-a000-000000000004 / ext4 defaults 0 1\n\
+         UUID=00000000-0000-4000-a000-000000000005 /usr/share/common ext4 defaults 0 2\n"
+    );
+    assert_eq!(
+        image(&plan, "ubuntu").fstab,
+        "# /etc/fstab of image ubuntu, written by deployer\n\
+         UUID=00000000-0000-4000-a000-000000000003 / ext4 defaults 0 1\n\
+         UUID=00000000-0000-4000-a000-000000000005 /usr/share/common ext4 defaults 0 2\n"
+    );
+}
+
+#[test]
+fn spec_example_mounts_and_boot_layout() {
+    let plan = spec_example();
+    assert_eq!(
+        plan.images.iter().map(|i| &i.name).collect::<Vec<_>>(),
+        ["centos", "ubuntu"]
+    );
+    let ubuntu = image(&plan, "ubuntu");
+    let mounts: Vec<(&str, String)> = ubuntu
+        .mounts
+        .iter()
+        .map(|m| (m.mount_point.as_str(), m.device.to_string()))
+        .collect();
+    assert_eq!(
+        mounts,
+        [("/", "vda#4".into()), ("/usr/share/common", "vda#6".into())]
+    );
+    assert_eq!(ubuntu.root_uuid, Some(fs_uuid(3)));
+    assert_eq!(ubuntu.boot_uuid, Some(fs_uuid(3)));
+    assert!(!ubuntu.separate_boot);
+    assert_eq!(ubuntu.grub_menu_id, "multiboot-ubuntu");
+    assert_eq!(ubuntu.config_path.to_string(), "images[1]");
+    assert_eq!(
+        ubuntu.kernel_params.as_deref(),
+        Some("console=ttyS0,115200n8")
+    );
+    assert_eq!(image(&plan, "centos").root_uuid, Some(fs_uuid(4)));
+    assert_eq!(
+        plan.boot,
+        BootPlan {
+            multiboot_uuid: fs_uuid(2),
+            esp_uuid: "0000-0001".into(),
+            bios_disk: "vda".into(),
+            bios_disk_path: PathBuf::from("/dev/vda"),
+            default_image: "centos".into(),
+            entries: vec!["centos".into(), "ubuntu".into()],
+        }
+    );
+}
+
+#[test]
+fn random_ids_are_version_4_and_vfat_ids_are_8_hex_digits() {
+    let config = config(include_str!("../../examples/multi-image.json"));
+    let plan = plan(&config, &[disk("vda", 20 * GIB)], &mut RandomIds).unwrap();
+    let esp = &plan.boot.esp_uuid;
+    assert_eq!(esp.len(), 9);
+    assert_eq!(&esp[4..5], "-");
+    assert!(esp
+        .chars()
+        .all(|c| c == '-' || c.is_ascii_digit() || c.is_ascii_uppercase()));
+    let root = Uuid::parse_str(plan.images[0].root_uuid.as_ref().unwrap()).unwrap();
+    assert_eq!(root.get_version_num(), 4);
+    assert_ne!(plan.images[0].root_uuid, plan.images[1].root_uuid);
+}
+
+#[test]
+fn the_default_image_is_the_first_without_boot_true() {
+    let config = config(
+        r#"{"images": [
+              {"name": "a", "image_pull_url": "/srv/a", "target": "/"},
+              {"name": "b", "image_pull_url": "/srv/b", "target": "/"}],
+            "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"},
+              "volumes": [
+                {"type": "partition", "mount": "/", "size": "100", "images": ["a"]},
+                {"type": "partition", "mount": "/", "size": "100", "images": ["b"]}]}]}"#,
+    );
+    let plan = plan_ok(&config, &[disk("vda", GIB)]);
+    assert_eq!(plan.boot.default_image, "a");
+    assert_eq!(plan.images[0].kernel_params, None);
+}
+
+#[test]
+fn mounts_go_by_depth_and_a_separate_boot_is_noted() {
+    let config = two_images(
+        r#"{"type": "partition", "mount": "/usr/share/common", "size": "100", "images": ["centos"]},
+           {"type": "partition", "mount": "/usr", "size": "100", "images": ["centos"]},
+           {"type": "partition", "mount": "/boot", "size": "100", "images": ["centos"], "file_system": "ext2"},
+           {"type": "partition", "mount": "/", "size": "100", "images": ["centos"], "file_system": "xfs"},
+           {"type": "partition", "mount": "/", "size": "100", "images": ["ubuntu"]}"#,
+        "",
+    );
+    let plan = plan_ok(&config, &[disk("vda", GIB)]);
+    let centos = image(&plan, "centos");
+    let order: Vec<&str> = centos
+        .mounts
+        .iter()
+        .map(|m| m.mount_point.as_str())
+        .collect();
+    assert_eq!(order, ["/", "/boot", "/usr", "/usr/share/common"]);
+    assert!(centos.separate_boot);
+    // ESP, multiboot, then the volumes in config order: /boot is the 5th filesystem.
+    assert_eq!(centos.boot_uuid, Some(fs_uuid(5)));
+    assert_eq!(centos.root_uuid, Some(fs_uuid(6)));
+    assert_eq!(
+        centos.fstab,
+        "# /etc/fstab of image centos, written by deployer\n\
+         UUID=00000000-0000-4000-a000-000000000006 / xfs defaults 0 1\n\
+         UUID=00000000-0000-4000-a000-000000000005 /boot ext2 defaults 0 2\n\
+         UUID=00000000-0000-4000-a000-000000000004 /usr ext4 defaults 0 2\n\
+         UUID=00000000-0000-4000-a000-000000000003 /usr/share/common ext4 defaults 0 2\n"
+    );
+    assert!(!image(&plan, "ubuntu").separate_boot);
+}
+
+#[test]
+fn swap_fstab_options_and_fstab_enabled_false() {
+    let config = two_images(
+        r#"{"type": "partition", "mount": "/", "size": "100", "images": ["centos"],
+            "fstab_options": "defaults,noatime", "disk_label": "root"},
+           {"type": "partition", "mount": "/", "size": "100", "images": ["ubuntu"]},
+           {"type": "partition", "mount": "/srv", "size": "100", "images": ["centos", "ubuntu"],
+            "fstab_enabled": false},
+           {"type": "partition", "mount": "none", "size": "10", "file_system": "ext4"},
+           {"type": "partition", "mount": "none", "size": "10"},
+           {"type": "partition", "mount": "swap", "size": "512", "images": ["centos", "ubuntu"]}"#,
+        "",
+    );
+    let plan = plan_ok(&config, &[disk("vda", GIB)]);
+    let centos = image(&plan, "centos");
+    assert_eq!(
+        centos.fstab,
+        "# /etc/fstab of image centos, written by deployer\n\
+         UUID=00000000-0000-4000-a000-000000000003 / ext4 defaults,noatime 0 1\n\
+         UUID=00000000-0000-4000-a000-000000000007 none swap defaults 0 0\n"
+    );
+    assert_eq!(
+        image(&plan, "ubuntu").fstab,
+        "# /etc/fstab of image ubuntu, written by deployer\n\
+         UUID=00000000-0000-4000-a000-000000000004 / ext4 defaults 0 1\n\
+         UUID=00000000-0000-4000-a000-000000000007 none swap defaults 0 0\n"
+    );
+    // Left out of fstab, still mounted while the image is deployed.
+    let mounts: Vec<&str> = centos
+        .mounts
+        .iter()
+        .map(|m| m.mount_point.as_str())
+        .collect();
+    assert_eq!(mounts, ["/", "/srv"]);
+    let kinds: Vec<PartitionKind> = plan.disks[0].partitions[3..]
+        .iter()
+        .map(|p| p.kind)
+        .collect();
+    use PartitionKind::*;
+    assert_eq!(
+        kinds,
+        [
+            LinuxFilesystem,
+            LinuxFilesystem,
+            LinuxFilesystem,
+            LinuxFilesystem,
+            LinuxFilesystem,
+            LinuxSwap
+        ]
+    );
+    // "mount": "none" with a file system gets it, unmounted; without one, none.
+    let devices: Vec<String> = plan
+        .filesystems
+        .iter()
+        .map(|f| f.device.to_string())
+        .collect();
+    assert_eq!(
+        devices,
+        ["vda#2", "vda#3", "vda#4", "vda#5", "vda#6", "vda#7", "vda#9"]
+    );
+    assert_eq!(plan.filesystems[2].label.as_deref(), Some("root"));
+}
+
+#[test]
+fn sizes_round_exact_amounts_up_and_percentages_down() {
+    let config = two_images(
+        r#"{"type": "partition", "mount": "/", "size": "1.5 MiB", "images": ["centos"]},
+           {"type": "partition", "mount": "/", "size": "1 B", "images": ["ubuntu"]},
+           {"type": "partition", "mount": "/a", "size": "10%"},
+           {"type": "partition", "mount": "/b", "size": "0.01%"}"#,
+        "",
+    );
+    // 1000 MiB and 512 KiB: 10% is 100.05 MiB, 0.01% is 0.1 MiB.
+    let disk_bytes = 1000 * MIB + 512 * 1024;
+    let errors = plan_errors(&config, &[disk("vda", disk_bytes)]);
+    assert_eq!(
+        errors,
+        ["partitions[0].volumes[3].size: 0.01% of disk \"vda\" is less than 1 MiB"]
+    );
+
+    let config = two_images(
+        r#"{"type": "partition", "mount": "/", "size": "1.5 MiB", "images": ["centos"]},
+           {"type": "partition", "mount": "/", "size": "1 B", "images": ["ubuntu"]},
+           {"type": "partition", "mount": "/a", "size": "10%"},
+           {"type": "partition", "mount": "/b", "size": "12.5%"}"#,
+        "",
+    );
+    let plan = plan_ok(&config, &[disk("vda", disk_bytes)]);
+    let sizes: Vec<u64> = plan.disks[0].partitions[3..]
+        .iter()
+        .map(|p| p.size_mib)
+        .collect();
+    assert_eq!(sizes, [2, 1, 100, 125]);
+    let starts: Vec<u64> = plan.disks[0].partitions[3..]
+        .iter()
+        .map(|p| p.start_mib)
+        .collect();
+    assert_eq!(starts, [166, 168, 169, 269]);
+}
+
+#[test]
+fn remaining_takes_what_the_others_leave() {
+    let config = two_images(
+        &format!(
+            r#"{ROOTS}, {{"type": "partition", "mount": "/srv", "size": "remaining"}},
+                    {{"type": "partition", "mount": "/var", "size": "25%"}}"#
+        ),
+        "",
+    );
+    let plan = plan_ok(&config, &[disk("vda", 20 * GIB)]);
+    let last = |n: usize| &plan.disks[0].partitions[n];
+    // 20480 MiB - 2 MiB of GPTs - 165 MiB implicit - 4000 - 5000 - 5120 (25%).
+    assert_eq!(last(5).size_mib, 6193);
+    assert_eq!(last(6).size_mib, 5120);
+    let end = last(6).start_mib + last(6).size_mib;
+    assert_eq!(end, 20_480 - BACKUP_GPT_MIB);
+}
+
+#[test]
+fn a_second_disk_holds_only_its_volumes() {
+    let config = two_images(
+        ROOTS,
+        r#", {"type": "disk", "id": {"type": "path", "value": "disk/by-id/data"},
+              "volumes": [
+                {"type": "partition", "mount": "/data", "size": "50%", "images": ["centos", "ubuntu"]},
+                {"type": "partition", "mount": "/scratch", "size": "remaining"}]}"#,
+    );
+    let plan = plan_ok(
+        &config,
+        &[disk("disk/by-id/data", 10 * GIB), disk("vda", 20 * GIB)],
+    );
+    assert_eq!(plan.disks[0].name, "vda");
+    let data = &plan.disks[1];
+    assert_eq!(data.name, "disk/by-id/data");
+    assert_eq!(data.path, PathBuf::from("/dev/disk/by-id/data"));
+    assert_eq!(data.config_path.to_string(), "partitions[1]");
+    use PartitionKind::*;
+    assert_eq!(
+        layout(data),
+        [(1, 5120, LinuxFilesystem), (5121, 5118, LinuxFilesystem)]
+    );
+    assert_eq!(plan.boot.bios_disk, "vda");
+    assert_eq!(
+        image(&plan, "ubuntu").mounts[1].device,
+        Device::Partition {
+            disk: "disk/by-id/data".into(),
+            number: 1
+        }
+    );
+}
+
+#[test]
+fn volumes_that_do_not_fit_name_the_first_one_over_and_the_shortfall() {
+    let config = two_images(
+        &format!(
+            r#"{ROOTS}, {{"type": "partition", "mount": "/srv", "size": "12000"}},
+                    {{"type": "partition", "mount": "/var", "size": "100"}}"#
+        ),
+        "",
+    );
+    // Free: 20480 - 167 = 20313 MiB; needed: 21100 MiB.
+    assert_eq!(
+        plan_errors(&config, &[disk("vda", 20 * GIB)]),
+        [
+            "partitions[0].volumes[2]: does not fit on disk \"vda\" by 787 MiB: \
+          its volumes need 21100 MiB, 20313 MiB are free"
+        ]
+    );
+}
+
+#[test]
+fn remaining_needs_at_least_one_mib() {
+    let config = two_images(
+        r#"{"type": "partition", "mount": "/", "size": "remaining", "images": ["centos"]},
+           {"type": "partition", "mount": "/", "size": "100%", "images": ["ubuntu"]}"#,
+        "",
+    );
+    assert_eq!(
+        plan_errors(&config, &[disk("vda", GIB)]),
+        [
+            "partitions[0].volumes[1]: does not fit on disk \"vda\" by 168 MiB: \
+          its volumes (with at least 1 MiB for \"remaining\") need 1025 MiB, 857 MiB are free"
+        ]
+    );
+}
+
+#[test]
+fn every_disk_must_be_given_once_and_only_disks_of_the_config() {
+    let config = two_images(
+        ROOTS,
+        r#", {"type": "disk", "id": {"type": "name", "value": "/dev/sdb"}, "volumes": []}"#,
+    );
+    assert_eq!(
+        plan_errors(&config, &[disk("vda", 20 * GIB)]),
+        ["partitions[1]: disk \"/dev/sdb\" is not given; pass --disk /dev/sdb=PATH"]
+    );
+    assert_eq!(
+        plan_errors(
+            &config,
+            &[
+                disk("vda", 20 * GIB),
+                disk("sdb", GIB),
+                disk("sdc", GIB),
+                disk("/dev/vda", GIB)
+            ]
+        ),
+        [
+            "--disk sdc: no disk of the config has id \"sdc\"; its disks: \"vda\", \"/dev/sdb\"",
+            "--disk /dev/vda: given more than once",
+        ]
+    );
+    // "/dev/" is ignored on either side.
+    let plan = plan_ok(&config, &[disk("/dev/vda", 20 * GIB), disk("sdb", GIB)]);
+    assert_eq!(plan.disks[1].name, "/dev/sdb");
+    assert!(plan.disks[1].partitions.is_empty());
+}
+
+#[test]
+fn a_first_disk_smaller_than_the_implicit_partitions() {
+    let roots = two_images(ROOTS, "");
+    assert_eq!(
+        plan_errors(&roots, &[disk("vda", 166 * MIB)]),
+        [
+            "partitions[0]: disk \"vda\" (/dev/vda) is 166 MiB, too small for the GPTs and \
+          the bios_grub, ESP and multiboot partitions (167 MiB)"
+        ]
+    );
+    let only_implicit = config(
+        r#"{"images": [{"name": "a", "image_pull_url": "/srv/a", "target": "/"}],
+            "partitions": [
+              {"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": []},
+              {"type": "disk", "id": {"type": "name", "value": "vdb"},
+               "volumes": [{"type": "partition", "mount": "/", "size": "1"}]}]}"#,
+    );
+    assert_eq!(
+        plan_errors(&only_implicit, &[disk("vda", 167 * MIB), disk("vdb", MIB)]),
+        ["partitions[1]: disk \"vdb\" (/dev/vdb) is 1 MiB, too small for the GPTs (2 MiB)"]
+    );
+    let plan = plan_ok(
+        &only_implicit,
+        &[disk("vda", 167 * MIB), disk("vdb", 3 * MIB)],
+    );
+    assert_eq!(plan.disks[0].partitions.len(), 3);
+    assert_eq!(
+        layout(&plan.disks[1]),
+        [(1, 1, PartitionKind::LinuxFilesystem)]
+    );
+}
+
+#[test]
+fn no_bootable_image_is_an_error() {
+    let config = config(
+        r#"{"images": [{"name": "utils", "image_pull_url": "/srv/u", "target": "/opt"}],
+            "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"},
+              "volumes": [{"type": "partition", "mount": "/opt", "size": "10"}]}]}"#,
+    );
+    assert_eq!(
+        plan_errors(&config, &[disk("vda", GIB)]),
+        ["images: no image has a volume mounted at \"/\", so none can boot"]
+    );
+}
+
+#[test]
+fn partition_types_names_and_guids() {
+    let config = two_images(
+        r#"{"type": "boot", "size": "1"},
+           {"type": "partition", "mount": "/", "size": "100", "images": ["centos"],
+            "name": "centos-root", "partition_guid": "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"},
+           {"type": "partition", "mount": "/", "size": "100", "images": ["ubuntu"]},
+           {"type": "partition", "mount": "/boot/efi", "size": "100", "file_system": "vfat"},
+           {"type": "partition", "mount": "/shared", "size": "100", "file_system": "vfat",
+            "disk_label": "SHARED"}"#,
+        "",
+    );
+    let plan = plan_ok(&config, &[disk("vda", GIB)]);
+    let p = &plan.disks[0].partitions;
+    assert_eq!(p[3].kind, PartitionKind::BiosBoot);
+    assert!(p[3].legacy_bios_bootable);
+    assert_eq!(p[4].name.as_deref(), Some("centos-root"));
+    assert_eq!(p[4].partition_uuid, "4f68bce3-e8cd-4db1-96e7-fbcaf984b709");
+    assert_eq!(p[5].partition_uuid, part_uuid(6));
+    assert_eq!(p[6].kind, PartitionKind::EfiSystem);
+    assert_eq!(p[7].kind, PartitionKind::MicrosoftBasicData);
+    assert_eq!(p[7].type_guid, "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7");
+    let shared = plan.filesystems.last().unwrap();
+    assert_eq!(shared.uuid, "0000-0006");
+    assert_eq!(shared.label.as_deref(), Some("SHARED"));
+    let fstab = &image(&plan, "centos").fstab;
+    assert!(
+        fstab.contains("\nUUID=0000-0006 /shared vfat defaults 0 2\n"),
+        "{fstab}"
+    );
+    assert!(
+        fstab.ends_with("\nUUID=0000-0005 /boot/efi vfat defaults 0 2\n"),
+        "{fstab}"
+    );
+}
+
+#[test]
+fn the_lvm_example_is_planned_and_needs_device_mapper() {
+    let config = config(include_str!("../../examples/lvm.json"));
+    let plan = plan_ok(
+        &config,
+        &[disk(
+            "disk/by-path/pci-0000:00:07.0-virtio-pci-virtio3",
+            40 * GIB,
+        )],
+    );
+    assert!(plan.needs_device_mapper);
+    assert!(!plan.needs_md);
+    let p = &plan.disks[0].partitions;
+    assert_eq!(p.len(), 6);
+    assert_eq!(p[5].kind, PartitionKind::LinuxLvm);
+    // 40960 - 167 - 500 - 500.
+    assert_eq!(p[5].size_mib, 39_793);
+    let vg = &plan.volume_groups[0];
+    assert_eq!(vg.name, "os");
+    assert_eq!(vg.size_mib, 39_793 - 64);
+    let lvs: Vec<(&str, u64)> = vg
+        .logical_volumes
+        .iter()
+        .map(|lv| (lv.name.as_str(), lv.size_mib))
+        .collect();
+    // 30% of 39729 MiB is 11918.7; the rest goes to home.
+    assert_eq!(
+        lvs,
+        [
+            ("centos_root", 11_918),
+            ("ubuntu_root", 11_918),
+            ("swap", 2048),
+            ("home", 39_729 - 2 * 11_918 - 2048)
+        ]
+    );
+    let centos = image(&plan, "centos");
+    let mounts: Vec<(&str, String)> = centos
+        .mounts
+        .iter()
+        .map(|m| (m.mount_point.as_str(), m.device.to_string()))
+        .collect();
+    let first_disk = "disk/by-path/pci-0000:00:07.0-virtio-pci-virtio3";
+    assert_eq!(
+        mounts,
+        [
+            ("/", "os/centos_root".to_string()),
+            ("/boot", format!("{first_disk}#4")),
+            ("/home", "os/home".to_string()),
+        ]
+    );
+    assert!(centos.separate_boot);
+    assert!(centos.fstab.contains(" none swap defaults 0 0\n"));
+    assert!(centos.fstab.contains(" /home ext4 defaults,noatime 0 2\n"));
+}
+
+#[test]
+fn a_volume_group_too_small_for_its_volumes() {
+    let config = two_images(
+        r#"{"type": "partition", "mount": "/", "size": "100", "images": ["ubuntu"]},
+           {"type": "pv", "vg": "os", "size": "164", "lvm_meta_size": "64"}"#,
+        r#", {"type": "vg", "id": "os", "volumes": [
+               {"type": "lv", "name": "root", "mount": "/", "size": "101", "images": ["centos"]}]}"#,
+    );
+    assert_eq!(
+        plan_errors(&config, &[disk("vda", GIB)]),
+        [
+            "partitions[1].volumes[0]: does not fit on volume group \"os\" by 1 MiB: \
+          its volumes need 101 MiB, 100 MiB are free"
+        ]
+    );
+}
+
+#[test]
+fn the_raid_example_is_planned_and_needs_md() {
+    let config = config(include_str!("../../examples/raid.json"));
+    let plan = plan_ok(&config, &[disk("sda", 40 * GIB), disk("6:1:0:0", 30 * GIB)]);
+    assert!(plan.needs_md);
+    assert!(
+        plan.needs_device_mapper,
+        "lvm_meta_pool is an LVM partition"
+    );
+    let arrays: Vec<(&str, u64, usize)> = plan
+        .raid_arrays
+        .iter()
+        .map(|a| (a.name.as_str(), a.size_mib, a.members.len()))
+        .collect();
+    assert_eq!(arrays, [("md0", 10_240, 2), ("md1", 1024, 2)]);
+    let debian = &plan.images[0];
+    assert_eq!(
+        debian
+            .mounts
+            .iter()
+            .map(|m| m.device.to_string())
+            .collect::<Vec<_>>(),
+        ["md0", "sda#7"]
+    );
+    assert!(debian.fstab.contains(" none swap defaults 0 0\n"));
+    let sdb = &plan.disks[1];
+    use PartitionKind::*;
+    assert_eq!(
+        layout(sdb),
+        [
+            (1, 10_240, LinuxRaid),
+            (10_241, 1024, LinuxRaid),
+            (11_265, 15_360, LinuxFilesystem),
+            (26_625, 64, LinuxLvm)
+        ]
+    );
+}
+
+#[test]
+fn the_json_form_has_every_part() {
+    let plan = spec_example();
+    let value = crate::render::plan_json(&plan);
+    assert_eq!(value["version"], 1);
+    assert_eq!(value["disks"][0]["partitions"][2]["purpose"], "multiboot");
+    assert_eq!(
+        value["disks"][0]["partitions"][3]["purpose"]["volume"],
+        "partitions[0].volumes[0]"
+    );
+    assert_eq!(
+        value["disks"][0]["partitions"][2]["kind"],
+        "linux_filesystem"
+    );
+    assert_eq!(
+        value["filesystems"][2]["device"],
+        serde_json::json!({"kind": "partition", "disk": "vda", "number": 4})
+    );
+    assert_eq!(value["boot"]["default_image"], "centos");
+    assert_eq!(value["needs_device_mapper"], false);
+    let error = PlanError {
+        subject: Subject::Disk("sdc".into()),
+        message: "m".into(),
+    };
+    assert_eq!(
+        serde_json::to_value(&error).unwrap(),
+        serde_json::json!({"disk": "sdc", "message": "m"})
+    );
+}
+
+#[test]
+fn the_tables_fit_80_columns() {
+    let text = crate::render::plan_text(&spec_example());
+    for line in text.lines() {
+        assert!(line.chars().count() <= 80, "{} wide: {line}", line.len());
+    }
+    assert!(text.contains("Disk vda (/dev/vda, 20480 MiB"));
+    assert!(text.contains("GRUB for BIOS on: vda (/dev/vda)"));
+    assert!(text.contains("  UUID=00000000-0000-4000-a000-000000000004 / ext4 defaults 0 1\n"));
+}

@@ -1,0 +1,224 @@
+//! `deployer plan` output: tables for people, JSON (with a version key) for scripts.
+
+use comfy_table::{presets, ColumnConstraint, ContentArrangement, Table, Width};
+use serde_json::{json, Value};
+
+use crate::config::Mount;
+use crate::plan::{Device, FilesystemPlan, Plan, Purpose};
+
+/// Half a hyphenated UUID, plus the column's padding.
+const HALF_UUID: u16 = 18 + 2;
+
+/// Version of the `deployer plan --json` shape.
+pub const JSON_VERSION: u32 = 1;
+
+/// Tables fit this many columns, whatever the terminal.
+pub const WIDTH: u16 = 80;
+
+/// The whole plan plus `"version": 1`.
+pub fn plan_json(plan: &Plan) -> Value {
+    let mut value = json!({ "version": JSON_VERSION });
+    if let (Value::Object(out), Ok(Value::Object(fields))) =
+        (&mut value, serde_json::to_value(plan))
+    {
+        out.extend(fields);
+    }
+    value
+}
+
+/// How a table shows its `UUID` column.
+#[derive(Clone, Copy)]
+enum Uuids {
+    /// On one line.
+    Whole,
+    /// In two halves of 18 characters (`8a9c1073-1c16-4aad` / `-8655-ef7eeb042ca3`), for
+    /// tables with too many columns to fit a whole UUID in [`WIDTH`].
+    Halved,
+}
+
+/// A table that fits [`WIDTH`] by wrapping its cells.
+fn table(header: &[&str], uuids: Uuids) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(WIDTH)
+        .set_header(header.to_vec());
+    if let Some(uuid) = header.iter().position(|title| *title == "UUID") {
+        if let Some(column) = table.column_mut(uuid) {
+            column.set_constraint(match uuids {
+                Uuids::Whole => ColumnConstraint::ContentWidth,
+                Uuids::Halved => ColumnConstraint::Absolute(Width::Fixed(HALF_UUID)),
+            });
+        }
+    }
+    table
+}
+
+/// The plan as text: a partition table per disk, md arrays and volume groups, each image's
+/// mounts and fstab, then the boot layout.
+pub fn plan_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    for disk in &plan.disks {
+        out.push_str(&format!(
+            "Disk {} ({}, {} MiB, GPT, {}-byte sectors; sizes in MiB)\n",
+            disk.name,
+            disk.path.display(),
+            disk.size_bytes >> 20,
+            disk.sector_size
+        ));
+        let mut rows = table(
+            &["#", "START", "SIZE", "TYPE", "FS", "LABEL", "UUID", "USE"],
+            Uuids::Halved,
+        );
+        for partition in &disk.partitions {
+            let device = Device::Partition {
+                disk: disk.name.clone(),
+                number: partition.number,
+            };
+            let fs = filesystem_on(plan, &device);
+            rows.add_row(vec![
+                partition.number.to_string(),
+                partition.start_mib.to_string(),
+                partition.size_mib.to_string(),
+                partition.kind.gdisk_code().to_string(),
+                fs.map_or(String::new(), |fs| fs.fs_type.as_str().to_string()),
+                fs.and_then(|fs| fs.label.clone()).unwrap_or_default(),
+                fs.map_or(String::new(), |fs| fs.uuid.clone()),
+                if partition.legacy_bios_bootable {
+                    "legacy BIOS boot".to_string()
+                } else {
+                    use_of(plan, &device, &partition.purpose, fs)
+                },
+            ]);
+        }
+        out.push_str(&format!("{rows}\n\n"));
+    }
+    for array in &plan.raid_arrays {
+        let members: Vec<String> = array.members.iter().map(ToString::to_string).collect();
+        out.push_str(&format!(
+            "md array {} ({}, {} MiB): {}\n\n",
+            array.name,
+            array.level,
+            array.size_mib,
+            members.join(", ")
+        ));
+    }
+    for vg in &plan.volume_groups {
+        let pvs: Vec<String> = vg
+            .physical_volumes
+            .iter()
+            .map(|pv| pv.device.to_string())
+            .collect();
+        out.push_str(&format!(
+            "Volume group {} ({} MiB on {})\n",
+            vg.name,
+            vg.size_mib,
+            pvs.join(", ")
+        ));
+        let mut rows = table(&["LV", "SIZE", "FS", "LABEL", "UUID", "USE"], Uuids::Halved);
+        for lv in &vg.logical_volumes {
+            let device = Device::LogicalVolume {
+                vg: vg.name.clone(),
+                lv: lv.name.clone(),
+            };
+            let fs = filesystem_on(plan, &device);
+            rows.add_row(vec![
+                lv.name.clone(),
+                lv.size_mib.to_string(),
+                fs.map_or(String::new(), |fs| fs.fs_type.as_str().to_string()),
+                fs.and_then(|fs| fs.label.clone()).unwrap_or_default(),
+                fs.map_or(String::new(), |fs| fs.uuid.clone()),
+                use_of(plan, &device, &Purpose::Volume(lv.config_path.clone()), fs),
+            ]);
+        }
+        out.push_str(&format!("{rows}\n\n"));
+    }
+    for image in &plan.images {
+        let role = if image.name == plan.boot.default_image {
+            "boots by default"
+        } else if image.root_uuid.is_some() {
+            "bootable"
+        } else {
+            "not bootable: nothing is mounted at /"
+        };
+        out.push_str(&format!(
+            "Image {} ({role}; GRUB entry {})\n",
+            image.name, image.grub_menu_id
+        ));
+        let mut rows = table(&["MOUNT", "DEVICE", "FS", "UUID"], Uuids::Whole);
+        for mount in &image.mounts {
+            rows.add_row(vec![
+                mount.mount_point.clone(),
+                mount.device.to_string(),
+                mount.fs_type.as_str().to_string(),
+                mount.uuid.clone(),
+            ]);
+        }
+        out.push_str(&format!("{rows}\n"));
+        for line in image.fstab.lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+        out.push('\n');
+    }
+    let boot = &plan.boot;
+    out.push_str(&format!(
+        "Boot layout\n  multiboot partition: UUID={}\n  ESP: UUID={}\n  \
+         GRUB for BIOS on: {} ({})\n  entries in order: {}\n  default: {}\n",
+        boot.multiboot_uuid,
+        boot.esp_uuid,
+        boot.bios_disk,
+        boot.bios_disk_path.display(),
+        boot.entries.join(", "),
+        boot.default_image
+    ));
+    if plan.needs_device_mapper || plan.needs_md {
+        let needs: Vec<&str> = [
+            (plan.needs_device_mapper, "device-mapper (LVM)"),
+            (plan.needs_md, "md (RAID)"),
+        ]
+        .iter()
+        .filter(|(needed, _)| *needed)
+        .map(|(_, what)| *what)
+        .collect();
+        out.push_str(&format!("Deploying needs {}\n", needs.join(" and ")));
+    }
+    out
+}
+
+fn filesystem_on<'a>(plan: &'a Plan, device: &Device) -> Option<&'a FilesystemPlan> {
+    plan.filesystems.iter().find(|fs| fs.device == *device)
+}
+
+/// What a partition or logical volume is for, in a few words.
+fn use_of(plan: &Plan, device: &Device, purpose: &Purpose, fs: Option<&FilesystemPlan>) -> String {
+    match purpose {
+        Purpose::BiosGrub => return "GRUB core (BIOS)".to_string(),
+        Purpose::Esp => return "UEFI boot".to_string(),
+        Purpose::Multiboot => return "GRUB for all images".to_string(),
+        Purpose::Volume(_) => {}
+    }
+    if let Some(array) = plan.raid_arrays.iter().find(|a| a.members.contains(device)) {
+        return format!("member of {}", array.name);
+    }
+    if let Some(vg) = plan
+        .volume_groups
+        .iter()
+        .find(|vg| vg.physical_volumes.iter().any(|pv| pv.device == *device))
+    {
+        return format!("pv of {}", vg.name);
+    }
+    let Some(fs) = fs else {
+        return "unformatted".to_string();
+    };
+    let place = match &fs.mount {
+        Mount::Path(path) => path.as_str(),
+        Mount::Swap => "swap",
+        Mount::None => "not mounted",
+    };
+    if fs.images.is_empty() {
+        place.to_string()
+    } else {
+        format!("{place} ({})", fs.images.join(", "))
+    }
+}

@@ -1,0 +1,172 @@
+//! Runs the built `deployer plan` on the examples against sparse disk-image files.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const GIB: u64 = 1 << 30;
+
+fn deployer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .args(args)
+        .output()
+        .expect("run deployer")
+}
+
+fn example(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
+}
+
+fn sparse_file(path: &Path, size: u64) {
+    fs::File::create(path).unwrap().set_len(size).unwrap();
+}
+
+#[test]
+fn plans_the_spec_example_without_touching_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("vda.img");
+    sparse_file(&image, 20 * GIB);
+    let before = fs::metadata(&image).unwrap();
+    let disk = format!("vda={}", image.display());
+    let config = example("multi-image.json");
+
+    let out = deployer(&["plan", &config, "--disk", &disk, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
+    assert_eq!(plan["version"], 1);
+    let disks = plan["disks"].as_array().unwrap();
+    assert_eq!(disks.len(), 1);
+    assert_eq!(disks[0]["name"], "vda");
+    assert_eq!(disks[0]["size_bytes"], 20 * GIB);
+    let partitions = disks[0]["partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), 6);
+    let multiboot = &partitions[2];
+    assert_eq!(multiboot["purpose"], "multiboot");
+    assert_eq!(multiboot["size_mib"], 100);
+    let fs = plan["filesystems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|fs| fs["purpose"] == "multiboot")
+        .expect("a multiboot filesystem");
+    assert_eq!(fs["fs_type"], "ext4");
+    assert_eq!(fs["label"], "multiboot");
+    assert_eq!(
+        fs["device"],
+        serde_json::json!({"kind": "partition", "disk": "vda", "number": 3})
+    );
+    assert_eq!(plan["boot"]["multiboot_uuid"], fs["uuid"]);
+    assert_eq!(plan["boot"]["default_image"], "centos");
+
+    let out = deployer(&["plan", &config, "--disk", &disk]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let tables = text(&out.stdout);
+    assert!(tables.contains("Image ubuntu"), "{tables}");
+    assert!(tables.contains("GRUB for BIOS on: vda"), "{tables}");
+
+    let after = fs::metadata(&image).unwrap();
+    assert_eq!(after.len(), before.len());
+    assert_eq!(after.modified().unwrap(), before.modified().unwrap());
+}
+
+#[test]
+fn a_missing_image_file_is_planned_at_the_configured_size_and_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("new.img");
+    let disk = format!("vda={}", image.display());
+    let out = deployer(&[
+        "plan",
+        &example("multi-image.json"),
+        "--disk",
+        &disk,
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["disks"][0]["size_bytes"], 20 * GIB);
+    assert!(!image.exists());
+}
+
+#[test]
+fn disks_missing_or_unknown_are_planning_errors() {
+    let config = example("multi-image.json");
+    let out = deployer(&["plan", &config]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        text(&out.stderr),
+        "partitions[0]: disk \"vda\" is not given; pass --disk vda=PATH\n"
+    );
+
+    let out = deployer(&[
+        "plan",
+        &config,
+        "--disk",
+        "vda=/nonexistent/a",
+        "--disk",
+        "sdz=/x",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        text(&out.stderr),
+        "--disk sdz: no disk of the config has id \"sdz\"; its disks: \"vda\"\n"
+    );
+
+    let out = deployer(&["plan", &config, "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report,
+        serde_json::json!({"version": 1, "errors": [{
+            "path": "partitions[0]",
+            "message": "disk \"vda\" is not given; pass --disk vda=PATH"
+        }]})
+    );
+}
+
+#[test]
+fn a_disk_too_small_is_a_planning_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("small.img");
+    sparse_file(&image, 10 * GIB);
+    let disk = format!("vda={}", image.display());
+    let out = deployer(&["plan", &example("multi-image.json"), "--disk", &disk]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        text(&out.stderr),
+        "partitions[0].volumes[2]: does not fit on disk \"vda\" by 8927 MiB: \
+         its volumes need 19000 MiB, 10073 MiB are free\n"
+    );
+}
+
+#[test]
+fn an_unreadable_disk_is_status_1_and_a_bad_config_status_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = format!("vda={}", dir.path().display());
+    let out = deployer(&["plan", &example("multi-image.json"), "--disk", &disk]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("neither a block device nor a regular file"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let bad = dir.path().join("bad.json");
+    fs::write(&bad, "{}").unwrap();
+    let out = deployer(&["plan", bad.to_str().unwrap(), "--disk", "vda=/x"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        text(&out.stderr),
+        "images: missing required key\npartitions: missing required key\n"
+    );
+}
