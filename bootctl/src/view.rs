@@ -116,14 +116,18 @@ pub fn build(files: &BootFiles, menu: &Menu, running_root: Option<&str>) -> View
         Method::GrubCfg
     };
     let one_shot = (menu.reads_next_entry && menu.loads_env).then_some(Method::Grubenv);
+    // The last literal `set default=`: the whole choice of a fixed config, and the fallback
+    // of one that reads saved_entry (`elif [ "${saved_entry}" ] ... else set default=X`)
+    // while grubenv holds none. With neither, GRUB boots entry 0.
+    let literal_default = menu
+        .defaults
+        .iter()
+        .rev()
+        .find(|assignment| assignment.literal)
+        .map(|assignment| assignment.value.clone());
     let default_value = match persistent {
-        Method::Grubenv => env("saved_entry"),
-        Method::GrubCfg => menu
-            .defaults
-            .iter()
-            .rev()
-            .find(|assignment| assignment.literal)
-            .map(|assignment| assignment.value.clone()),
+        Method::Grubenv => env("saved_entry").or(literal_default),
+        Method::GrubCfg => literal_default,
     }
     .unwrap_or_else(|| "0".to_owned());
     let next_value = one_shot.and_then(|_| env("next_entry"));
@@ -258,7 +262,7 @@ fn grub_value(menu: &Menu, path: &[usize]) -> String {
 mod tests {
     use shared::grubenv::GrubEnv;
 
-    use super::Method;
+    use super::{BootFiles, Method};
     use crate::fixtures::{self, ROOT_A, ROOT_B};
 
     #[test]
@@ -311,6 +315,30 @@ mod tests {
             "0",
             "the image's own entry, not its recovery entry"
         );
+    }
+
+    #[test]
+    fn a_saved_entry_config_falls_back_to_its_literal_default_while_grubenv_has_none() {
+        let cfg = fixtures::fixed_cfg().replace(
+            r#"else
+   set default="0""#,
+            r#"elif [ "${saved_entry}" ]; then
+   set default="${saved_entry}"
+else
+   set default='2'"#,
+        );
+        let files = fixtures::files(cfg, None);
+        let (_, view) = fixtures::load(&files, None);
+        assert_eq!(view.persistent, Method::Grubenv);
+        assert_eq!(view.default_entry().unwrap().index, "2");
+        let mut env = GrubEnv::new();
+        env.set("saved_entry", "img-centos").unwrap();
+        let files = BootFiles {
+            grubenv: Some(env),
+            ..files
+        };
+        let (_, view) = fixtures::load(&files, None);
+        assert_eq!(view.default_entry().unwrap().index, "0");
     }
 
     #[test]
