@@ -38,7 +38,7 @@ pub enum Command {
     ///
     /// Reads the config and touches nothing else. Every error is reported at once, one
     /// "PATH: message" line each on stderr, PATH being a JSON path such as
-    /// partitions[0].volumes[2].images[1]; a valid config gets one summary line on stdout.
+    /// `partitions[0].volumes[2].images[1]`; a valid config gets one summary line on stdout.
     #[command(after_help = VALIDATE_HELP)]
     Validate {
         /// The provision.json to check; "-" reads standard input.

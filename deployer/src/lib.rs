@@ -9,10 +9,16 @@
 //! ([`disks`] reads them from the system) and decides every partition, filesystem, UUID,
 //! mount table, fstab and the boot layout, still without side effects; [`render`] prints
 //! the plan.
+//!
+//! For the bootloader, [`kernels`] picks the kernel and initrd an image boots from the
+//! names in its `/boot`, and [`grubcfg_gen`] writes the grub.cfg of the multiboot
+//! partition; both are pure.
 
 pub mod cli;
 pub mod config;
 pub mod disks;
+pub mod grubcfg_gen;
+pub mod kernels;
 pub mod plan;
 pub mod render;
 pub mod size;

@@ -118,7 +118,7 @@ pub struct FixtureImage {
 }
 
 impl FixtureImage {
-    /// An image named `name`, titled "Fixture <NAME>", image name `image-<name>-1.0`.
+    /// An image named `name`, titled `Fixture <NAME>`, image name `image-<name>-1.0`.
     pub fn new(name: &str) -> Self {
         assert!(
             !name.is_empty()

@@ -22,7 +22,7 @@ fn is_executable(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Panics with "<tool> not found: run scripts/setup (see README)" for the first
+/// Panics with "`<tool>` not found: run scripts/setup (see README)" for the first
 /// missing tool, and if the tests do not run as root.
 pub fn require_tools(tools: &[&str]) {
     require_root();

@@ -1,0 +1,471 @@
+//! The grub.cfg the deployer writes on the multiboot partition: one menu entry per image.
+//! Pure: no I/O.
+//!
+//! What boots is chosen as Debian's `00_header` does with `GRUB_DEFAULT=saved`: grubenv's
+//! one-shot `next_entry` (cleared as it is used), else its `saved_entry`, else the default
+//! image's id written into the config. bootctl sees a config that reads `${saved_entry}` and
+//! `${next_entry}` after `load_env`, so it switches it through grubenv and never edits it.
+//!
+//! Every string that comes from the config or the images (titles, ids, UUIDs, paths, kernel
+//! parameters) is written as one single-quoted word ([`quote`]), so no character in it is
+//! ever GRUB script. Titles come after `--` and ids as `--id=...`, so neither can be taken
+//! for an option of `menuentry`, even when it starts with `-`.
+
+use std::fmt::Write;
+
+use shared::grubcfg::quote;
+
+/// One image's menu entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MenuEntrySpec {
+    /// The entry's `--id`, what grubenv and `default` name it by.
+    pub id: String,
+    /// The title shown in the menu.
+    pub title: String,
+    /// Filesystem UUID of the filesystem holding the kernel (the image's boot filesystem).
+    pub search_uuid: String,
+    /// The kernel's path on that filesystem: `/boot/vmlinuz-X`, or `/vmlinuz-X` when
+    /// `/boot` is a partition of its own.
+    pub kernel_path: String,
+    /// The initrd's path on that filesystem, if the image has one.
+    pub initrd_path: Option<String>,
+    /// Filesystem UUID of the image's `/`, for `root=UUID=`.
+    pub root_uuid: String,
+    /// Further kernel parameters, separated by whitespace.
+    pub kernel_params: String,
+}
+
+/// The grub.cfg for `entries`, in order, booting the entry whose id is `default_id` unless
+/// grubenv says otherwise.
+pub fn generate(entries: &[MenuEntrySpec], default_id: &str) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "# grub.cfg of the multiboot partition, written by the deployer.\n\
+         # Boots grubenv's next_entry once, else its saved_entry, else the default below.\n\
+         if [ -s $prefix/grubenv ]; then\n\
+         \x20 load_env\n\
+         fi\n\
+         if [ \"${next_entry}\" ]; then\n\
+         \x20 set default=\"${next_entry}\"\n\
+         \x20 set next_entry=\n\
+         \x20 save_env next_entry\n\
+         elif [ \"${saved_entry}\" ]; then\n\
+         \x20 set default=\"${saved_entry}\"\n\
+         else\n",
+    );
+    let _ = writeln!(out, "  set default={}", quote(default_id));
+    out.push_str(
+        "fi\n\
+         set timeout=5\n\
+         set timeout_style=menu\n\
+         serial --unit=0 --speed=115200\n\
+         terminal_input console serial\n\
+         terminal_output console serial\n",
+    );
+    for entry in entries {
+        out.push('\n');
+        menu_entry(&mut out, entry);
+    }
+    out
+}
+
+fn menu_entry(out: &mut String, entry: &MenuEntrySpec) {
+    let _ = writeln!(
+        out,
+        "menuentry --id={} --class os -- {} {{",
+        quote(&entry.id),
+        quote(&entry.title)
+    );
+    out.push_str("\tinsmod part_gpt\n\tinsmod ext2\n\tinsmod xfs\n");
+    let _ = writeln!(
+        out,
+        "\tsearch --no-floppy --fs-uuid --set=root {}",
+        quote(&entry.search_uuid)
+    );
+    let _ = write!(
+        out,
+        "\tlinux {} {} ro",
+        quote(&entry.kernel_path),
+        quote(&format!("root=UUID={}", entry.root_uuid))
+    );
+    for word in kernel_words(&entry.kernel_params) {
+        out.push(' ');
+        out.push_str(&quote(word));
+    }
+    out.push('\n');
+    if let Some(initrd) = &entry.initrd_path {
+        let _ = writeln!(out, "\tinitrd {}", quote(initrd));
+    }
+    out.push_str("}\n");
+}
+
+/// The kernel parameters as the words GRUB passes on: split where the kernel's own command
+/// line parser splits (`isspace`: space, `\t`, `\n`, `\v`, `\f`, `\r`).
+fn kernel_words(params: &str) -> impl Iterator<Item = &str> {
+    params
+        .split([' ', '\t', '\n', '\x0b', '\x0c', '\r'])
+        .filter(|word| !word.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    use shared::grubcfg::{parse, quote, ItemKind, Menu, MenuItem};
+
+    use super::*;
+
+    const ROOT_A: &str = "2abf123d-d52f-4f62-a351-7358221bc51f";
+    const ROOT_B: &str = "688c5f1e-dc46-4aca-a90e-be21ba8aa3e2";
+    const ROOT_C: &str = "0f3a4b5c-6d7e-4f80-9a1b-2c3d4e5f6a7b";
+    const BOOT_C: &str = "9e8d7c6b-5a49-4382-b1a0-f9e8d7c6b5a4";
+
+    fn entry(name: &str, root: &str, params: &str) -> MenuEntrySpec {
+        MenuEntrySpec {
+            id: format!("multiboot-{name}"),
+            title: format!("Image {name}"),
+            search_uuid: root.to_owned(),
+            kernel_path: "/boot/vmlinuz-6.1.0-56-amd64".to_owned(),
+            initrd_path: Some("/boot/initrd.img-6.1.0-56-amd64".to_owned()),
+            root_uuid: root.to_owned(),
+            kernel_params: params.to_owned(),
+        }
+    }
+
+    fn separate_boot(name: &str) -> MenuEntrySpec {
+        MenuEntrySpec {
+            search_uuid: BOOT_C.to_owned(),
+            kernel_path: "/vmlinuz-5.14.0-362.el9.x86_64".to_owned(),
+            initrd_path: Some("/initramfs-5.14.0-362.el9.x86_64.img".to_owned()),
+            ..entry(name, ROOT_C, "console=ttyS0,115200")
+        }
+    }
+
+    fn two() -> Vec<MenuEntrySpec> {
+        vec![
+            entry("alpha", ROOT_A, "console=ttyS0,115200 quiet"),
+            entry("beta", ROOT_B, ""),
+        ]
+    }
+
+    fn three() -> Vec<MenuEntrySpec> {
+        let mut entries = two();
+        entries.push(separate_boot("gamma"));
+        entries
+    }
+
+    fn kernel(item: &MenuItem) -> (Option<&str>, Option<&str>) {
+        match &item.kind {
+            ItemKind::Entry {
+                kernel, root_uuid, ..
+            } => (kernel.as_deref(), root_uuid.as_deref()),
+            ItemKind::Submenu { .. } => panic!("{} is a submenu", item.title),
+        }
+    }
+
+    fn body(item: &MenuItem) -> &str {
+        match &item.kind {
+            ItemKind::Entry { body, .. } => body,
+            ItemKind::Submenu { .. } => panic!("{} is a submenu", item.title),
+        }
+    }
+
+    /// The menu parses back to exactly the specs, and its default is `default_id`'s entry.
+    fn assert_round_trip(entries: &[MenuEntrySpec], default_id: &str) -> Menu {
+        let text = generate(entries, default_id);
+        let menu = parse(&text).unwrap_or_else(|err| panic!("{err}\n{text}"));
+        assert_eq!(menu.items.len(), entries.len(), "{text}");
+        for (item, spec) in menu.items.iter().zip(entries) {
+            assert_eq!(item.title, spec.title);
+            assert_eq!(item.id.as_deref(), Some(spec.id.as_str()));
+            assert_eq!(item.classes, ["os"]);
+            assert_eq!(
+                kernel(item),
+                (
+                    Some(spec.kernel_path.as_str()),
+                    Some(spec.root_uuid.as_str())
+                )
+            );
+            let search = format!(
+                "\tsearch --no-floppy --fs-uuid --set=root {}\n",
+                quote(&spec.search_uuid)
+            );
+            assert!(body(item).contains(&search), "{}", body(item));
+            let mut linux = format!(
+                "\tlinux {} {} ro",
+                quote(&spec.kernel_path),
+                quote(&format!("root=UUID={}", spec.root_uuid))
+            );
+            for word in kernel_words(&spec.kernel_params) {
+                linux += &format!(" {}", quote(word));
+            }
+            assert!(body(item).contains(&(linux + "\n")), "{}", body(item));
+            let initrd = spec
+                .initrd_path
+                .as_ref()
+                .map(|path| format!("\tinitrd {}\n", quote(path)));
+            assert_eq!(
+                initrd
+                    .as_ref()
+                    .map(|line| body(item).contains(line.as_str())),
+                initrd.as_ref().map(|_| true)
+            );
+            assert_eq!(body(item).contains("\tinitrd "), initrd.is_some());
+        }
+        assert!(menu.loads_env && menu.reads_saved_entry && menu.reads_next_entry);
+        let literal: Vec<&str> = menu
+            .defaults
+            .iter()
+            .filter(|d| d.literal)
+            .map(|d| d.value.as_str())
+            .collect();
+        assert_eq!(literal, [default_id], "the fallback is the default id");
+        let want = entries.iter().position(|e| e.id == default_id).unwrap();
+        assert_eq!(
+            menu.resolve(default_id).map(|found| found.path),
+            Some(vec![want])
+        );
+        menu
+    }
+
+    fn grub_script_check() -> PathBuf {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .chain(["/usr/bin", "/usr/sbin", "/bin", "/sbin"].map(PathBuf::from))
+            .map(|dir| dir.join("grub-script-check"))
+            .find(|candidate| candidate.is_file())
+            .expect("grub-script-check not found: run scripts/setup (see README)")
+    }
+
+    /// Panic unless the real grub-script-check accepts `text`.
+    fn assert_grub_accepts(text: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("grub.cfg");
+        std::fs::write(&file, text).unwrap();
+        let output = Command::new(grub_script_check())
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "grub-script-check rejects:\n{text}\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    #[test]
+    fn two_entries_parse_back() {
+        assert_round_trip(&two(), "multiboot-alpha");
+        assert_round_trip(&two(), "multiboot-beta");
+    }
+
+    #[test]
+    fn three_entries_parse_back() {
+        for default in ["multiboot-alpha", "multiboot-beta", "multiboot-gamma"] {
+            assert_round_trip(&three(), default);
+        }
+    }
+
+    #[test]
+    fn grub_script_check_accepts_the_output() {
+        assert_grub_accepts(&generate(&two(), "multiboot-alpha"));
+        assert_grub_accepts(&generate(&three(), "multiboot-gamma"));
+        assert_grub_accepts(&generate(&[], "multiboot-alpha"));
+    }
+
+    #[test]
+    fn hostile_strings_stay_data() {
+        let nasty = "a'b\"c$d\\e;f{g}h";
+        let entries = vec![
+            MenuEntrySpec {
+                id: nasty.to_owned(),
+                title: format!("{nasty}\n}}\nmenuentry x {{ reboot; }}"),
+                kernel_path: format!("/boot/vmlinuz-{nasty}"),
+                initrd_path: Some(format!("/boot/initrd.img-{nasty} $(reboot)")),
+                root_uuid: format!("{nasty}\nreboot"),
+                search_uuid: "${root}'".to_owned(),
+                kernel_params: format!("{nasty} $(reboot)\nreboot; ' \" }} {{ \\"),
+            },
+            MenuEntrySpec {
+                id: "--class".to_owned(),
+                title: "--id".to_owned(),
+                ..entry("x", ROOT_B, "-- --id -x")
+            },
+            MenuEntrySpec {
+                id: "-x".to_owned(),
+                title: "--".to_owned(),
+                ..entry("y", ROOT_A, "")
+            },
+        ];
+        let text = generate(&entries, nasty);
+        assert_grub_accepts(&text);
+        let menu = assert_round_trip(&entries, nasty);
+        assert_eq!(
+            menu.items[0].title,
+            "a'b\"c$d\\e;f{g}h\n}\nmenuentry x { reboot; }"
+        );
+        assert_eq!(menu.items[0].id.as_deref(), Some(nasty));
+        assert_eq!(
+            kernel(&menu.items[0]).1,
+            Some("a'b\"c$d\\e;f{g}h\nreboot"),
+            "root=UUID= keeps its newline"
+        );
+        let words: Vec<&str> = kernel_words(&entries[0].kernel_params).collect();
+        assert_eq!(
+            words,
+            [nasty, "$(reboot)", "reboot;", "'", "\"", "}", "{", "\\"]
+        );
+        // Each word reads back exactly as one GRUB word.
+        for word in words {
+            let menu = parse(&format!("set default={}\n", quote(word))).unwrap();
+            assert_eq!(menu.defaults[0].value, word);
+        }
+        assert_eq!(
+            (menu.items[1].title.as_str(), menu.items[1].id.as_deref()),
+            ("--id", Some("--class"))
+        );
+        assert_eq!(
+            (menu.items[2].title.as_str(), menu.items[2].id.as_deref()),
+            ("--", Some("-x"))
+        );
+        assert_eq!(menu.resolve("-x").map(|e| e.path), Some(vec![2]));
+    }
+
+    #[test]
+    fn kernel_params_are_split_into_quoted_words() {
+        let spec = entry("a", ROOT_A, "  console=ttyS0,115200\tquiet\n\x0bsplash \r");
+        let text = generate(&[spec], "multiboot-a");
+        assert!(
+            text.contains(&format!(
+                "\tlinux '/boot/vmlinuz-6.1.0-56-amd64' 'root=UUID={ROOT_A}' ro 'console=ttyS0,115200' 'quiet' 'splash'\n"
+            )),
+            "{text}"
+        );
+        let bare = generate(&[entry("b", ROOT_B, " \n ")], "multiboot-b");
+        assert!(bare.contains(&format!(
+            "\tlinux '/boot/vmlinuz-6.1.0-56-amd64' 'root=UUID={ROOT_B}' ro\n"
+        )));
+    }
+
+    #[test]
+    fn separate_boot_partition_entry() {
+        let entries = three();
+        let menu = assert_round_trip(&entries, "multiboot-alpha");
+        let gamma = &menu.items[2];
+        assert_eq!(
+            kernel(gamma),
+            (Some("/vmlinuz-5.14.0-362.el9.x86_64"), Some(ROOT_C))
+        );
+        let body = body(gamma);
+        assert!(body.contains(&format!("--set=root '{BOOT_C}'\n")), "{body}");
+        assert!(body.contains("\tinitrd '/initramfs-5.14.0-362.el9.x86_64.img'\n"));
+        assert!(!body.contains(&format!("--set=root '{ROOT_C}'")));
+    }
+
+    #[test]
+    fn entry_without_initrd_has_no_initrd_line() {
+        let spec = MenuEntrySpec {
+            initrd_path: None,
+            ..entry("a", ROOT_A, "")
+        };
+        let text = generate(std::slice::from_ref(&spec), "multiboot-a");
+        assert!(!text.contains("initrd"), "{text}");
+        assert_round_trip(&[spec], "multiboot-a");
+        assert_grub_accepts(&text);
+    }
+
+    /// What bootctl keys on (bootctl/src/view.rs): a `default` that reads `${saved_entry}`
+    /// makes grubenv's saved_entry the persistent switch; `load_env` and `${next_entry}`
+    /// make one-shot boots possible.
+    #[test]
+    fn bootctl_switches_it_through_grubenv() {
+        let menu = parse(&generate(&three(), "multiboot-beta")).unwrap();
+        assert!(
+            menu.reads_saved_entry,
+            "persistent switch through saved_entry"
+        );
+        assert!(
+            menu.loads_env && menu.reads_next_entry,
+            "--once through next_entry"
+        );
+        let values: Vec<(&str, bool)> = menu
+            .defaults
+            .iter()
+            .map(|d| (d.value.as_str(), d.literal))
+            .collect();
+        assert_eq!(
+            values,
+            [
+                ("${next_entry}", false),
+                ("${saved_entry}", false),
+                ("multiboot-beta", true),
+            ]
+        );
+    }
+
+    #[test]
+    fn exact_text_of_a_small_case() {
+        let entries = [
+            MenuEntrySpec {
+                id: "multiboot-alpha".to_owned(),
+                title: "Debian GNU/Linux 12 (bookworm)".to_owned(),
+                search_uuid: ROOT_A.to_owned(),
+                kernel_path: "/boot/vmlinuz-6.1.0-56-amd64".to_owned(),
+                initrd_path: Some("/boot/initrd.img-6.1.0-56-amd64".to_owned()),
+                root_uuid: ROOT_A.to_owned(),
+                kernel_params: "console=ttyS0,115200 quiet".to_owned(),
+            },
+            MenuEntrySpec {
+                id: "multiboot-beta".to_owned(),
+                title: "Rocky Linux 9.3 (Blue Onyx)".to_owned(),
+                search_uuid: BOOT_C.to_owned(),
+                kernel_path: "/vmlinuz-5.14.0-362.8.1.el9_3.x86_64".to_owned(),
+                initrd_path: None,
+                root_uuid: ROOT_B.to_owned(),
+                kernel_params: String::new(),
+            },
+        ];
+        let want = r#"# grub.cfg of the multiboot partition, written by the deployer.
+# Boots grubenv's next_entry once, else its saved_entry, else the default below.
+if [ -s $prefix/grubenv ]; then
+  load_env
+fi
+if [ "${next_entry}" ]; then
+  set default="${next_entry}"
+  set next_entry=
+  save_env next_entry
+elif [ "${saved_entry}" ]; then
+  set default="${saved_entry}"
+else
+  set default='multiboot-beta'
+fi
+set timeout=5
+set timeout_style=menu
+serial --unit=0 --speed=115200
+terminal_input console serial
+terminal_output console serial
+
+menuentry --id='multiboot-alpha' --class os -- 'Debian GNU/Linux 12 (bookworm)' {
+	insmod part_gpt
+	insmod ext2
+	insmod xfs
+	search --no-floppy --fs-uuid --set=root '2abf123d-d52f-4f62-a351-7358221bc51f'
+	linux '/boot/vmlinuz-6.1.0-56-amd64' 'root=UUID=2abf123d-d52f-4f62-a351-7358221bc51f' ro 'console=ttyS0,115200' 'quiet'
+	initrd '/boot/initrd.img-6.1.0-56-amd64'
+}
+
+menuentry --id='multiboot-beta' --class os -- 'Rocky Linux 9.3 (Blue Onyx)' {
+	insmod part_gpt
+	insmod ext2
+	insmod xfs
+	search --no-floppy --fs-uuid --set=root '9e8d7c6b-5a49-4382-b1a0-f9e8d7c6b5a4'
+	linux '/vmlinuz-5.14.0-362.8.1.el9_3.x86_64' 'root=UUID=688c5f1e-dc46-4aca-a90e-be21ba8aa3e2' ro
+}
+"#;
+        assert_eq!(generate(&entries, "multiboot-beta"), want);
+        assert_round_trip(&entries, "multiboot-beta");
+        assert_grub_accepts(want);
+    }
+}
