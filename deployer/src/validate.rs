@@ -616,24 +616,30 @@ impl Checker {
         Invalid
     }
 
-    fn object<'a>(&mut self, value: &'a Value, path: &JsonPath) -> Checked<&'a Map<String, Value>> {
-        match value {
-            Value::Object(map) => Ok(map),
-            other => Err(self.fail(
+    /// `value` as the JSON type `expected` names ("a string", ...), taken out by `get`; else
+    /// an error at `path` saying what was found instead.
+    fn typed<'a, T>(
+        &mut self,
+        value: &'a Value,
+        path: &JsonPath,
+        expected: &str,
+        get: impl FnOnce(&'a Value) -> Option<T>,
+    ) -> Checked<T> {
+        match get(value) {
+            Some(typed) => Ok(typed),
+            None => Err(self.fail(
                 path,
-                format!("expected an object, found {}", describe(other)),
+                format!("expected {expected}, found {}", describe(value)),
             )),
         }
     }
 
+    fn object<'a>(&mut self, value: &'a Value, path: &JsonPath) -> Checked<&'a Map<String, Value>> {
+        self.typed(value, path, "an object", Value::as_object)
+    }
+
     fn array<'a>(&mut self, value: &'a Value, path: &JsonPath) -> Checked<&'a Vec<Value>> {
-        match value {
-            Value::Array(items) => Ok(items),
-            other => Err(self.fail(
-                path,
-                format!("expected an array, found {}", describe(other)),
-            )),
-        }
+        self.typed(value, path, "an array", Value::as_array)
     }
 
     /// Passes `checked` through; when it failed, the document holds something unreadable
@@ -686,14 +692,9 @@ impl Checker {
         key: &str,
         path: &JsonPath,
     ) -> Checked<Option<&'a str>> {
-        match map.get(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(self.fail(
-                &path.key(key),
-                format!("expected a string, found {}", describe(other)),
-            )),
-        }
+        map.get(key)
+            .map(|value| self.typed(value, &path.key(key), "a string", Value::as_str))
+            .transpose()
     }
 
     /// A string without control characters (it ends up in files and command lines).
@@ -718,14 +719,9 @@ impl Checker {
         key: &str,
         path: &JsonPath,
     ) -> Checked<Option<bool>> {
-        match map.get(key) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(self.fail(
-                &path.key(key),
-                format!("expected a boolean, found {}", describe(other)),
-            )),
-        }
+        map.get(key)
+            .map(|value| self.typed(value, &path.key(key), "a boolean", Value::as_bool))
+            .transpose()
     }
 
     fn opt_size(
@@ -1610,14 +1606,13 @@ impl Checker {
             self.lvm_incomplete = true;
         }
         let label = self.opt_text(map, "label", path);
-        let min_size = match map.get("min_size") {
-            None => Ok(()),
-            Some(Value::Number(n)) if n.is_u64() => Ok(()),
-            Some(other) => Err(self.fail(
-                &path.key("min_size"),
-                format!("expected a non-negative integer, found {}", describe(other)),
-            )),
-        };
+        let min_size = map
+            .get("min_size")
+            .map(|value| {
+                let at = path.key("min_size");
+                self.typed(value, &at, "a non-negative integer", Value::as_u64)
+            })
+            .transpose();
         let allocate = self.opt_str(map, "_allocate_size", path);
         let keep_data = self.opt_bool(map, "keep_data", path);
         let volumes_at = path.key("volumes");
