@@ -1,10 +1,11 @@
 //! The grub.cfg parser on real grub-mkconfig output (see tests/data/grub/README.md), and
 //! `set_fixed_default` output checked by the real `grub-script-check`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
+use e2e::grubcfg::script_check;
+use e2e::tools::require_tools;
 use shared::grubcfg::{address, parse, quote, set_fixed_default, ItemKind, Menu, MenuItem};
 
 const PLAIN: &str = include_str!("data/grub/debian-plain.cfg");
@@ -15,35 +16,6 @@ const KERNEL: &str = "/vmlinuz-6.1.0-56-amd64";
 const PROBED_KERNEL: &str = "/boot/vmlinuz-6.1.0-56-amd64";
 const ONE_UUID: &str = "2abf123d-d52f-4f62-a351-7358221bc51f";
 const TWO_UUID: &str = "688c5f1e-dc46-4aca-a90e-be21ba8aa3e2";
-
-fn grub_script_check() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/usr/sbin", "/bin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join("grub-script-check"))
-        .find(|candidate| candidate.is_file())
-        .expect("grub-script-check not found: run scripts/setup (see README)")
-}
-
-/// Run the real grub-script-check on `text`; panic with its output if it rejects it.
-fn assert_grub_accepts(text: &str, what: &str) {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let file = std::env::temp_dir().join(format!(
-        "grubcfg-samples-{}-{}.cfg",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::write(&file, text).unwrap();
-    let output = Command::new(grub_script_check()).arg(&file).output();
-    std::fs::remove_file(&file).unwrap();
-    let output = output.unwrap();
-    assert!(
-        output.status.success(),
-        "grub-script-check rejects {what}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 fn summary(item: &MenuItem) -> (&str, Option<&str>, usize) {
     (item.title.as_str(), item.id.as_deref(), item.line)
@@ -338,7 +310,7 @@ fn check_fixed_defaults(text: &str, name: &str) {
                 entry.path,
                 "{name} {value}"
             );
-            assert_grub_accepts(&out, &format!("{name} with default {value}"));
+            script_check(&out);
         }
     }
 }
@@ -356,8 +328,8 @@ fn set_fixed_default_inserts_into_saved_sample() {
 
 #[test]
 fn samples_and_tricky_values_pass_grub_script_check() {
-    for (name, text) in [("plain", PLAIN), ("saved", SAVED), ("os-prober", OS_PROBER)] {
-        assert_grub_accepts(text, name);
+    for text in [PLAIN, SAVED, OS_PROBER] {
+        script_check(text);
     }
     let menu = parse(OS_PROBER).unwrap();
     for value in [
@@ -370,7 +342,7 @@ fn samples_and_tricky_values_pass_grub_script_check() {
         "",
     ] {
         let out = set_fixed_default(OS_PROBER, &menu, value);
-        assert_grub_accepts(&out, &format!("default {value:?}"));
+        script_check(&out);
         assert_eq!(parse(&out).unwrap().defaults[1].value, value);
     }
 }
@@ -431,7 +403,7 @@ fn shape(menu: &Menu, kernel_version: &str) -> Vec<String> {
 /// shape as the committed samples, and the parser reads them.
 #[test]
 fn fresh_grub_mkconfig_output_parses_like_the_samples() {
-    grub_script_check();
+    require_tools(&["grub-script-check"]);
     let out = std::env::temp_dir().join(format!("grubcfg-fresh-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/grub/generate.sh");
@@ -467,6 +439,6 @@ fn fresh_grub_mkconfig_output_parses_like_the_samples() {
             shape(&parse(sample).unwrap(), "6.1.0-56-amd64"),
             "{name}"
         );
-        assert_grub_accepts(&fresh, name);
+        script_check(&fresh);
     }
 }
