@@ -109,9 +109,7 @@ fn kernel_words(params: &str) -> impl Iterator<Item = &str> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-    use std::process::Command;
-
+    use e2e::grubcfg::script_check;
     use shared::grubcfg::{parse, quote, ItemKind, Menu, MenuItem};
 
     use super::*;
@@ -229,32 +227,6 @@ mod tests {
         menu
     }
 
-    fn grub_script_check() -> PathBuf {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        std::env::split_paths(&path)
-            .chain(["/usr/bin", "/usr/sbin", "/bin", "/sbin"].map(PathBuf::from))
-            .map(|dir| dir.join("grub-script-check"))
-            .find(|candidate| candidate.is_file())
-            .expect("grub-script-check not found: run scripts/setup (see README)")
-    }
-
-    /// Panic unless the real grub-script-check accepts `text`.
-    fn assert_grub_accepts(text: &str) {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("grub.cfg");
-        std::fs::write(&file, text).unwrap();
-        let output = Command::new(grub_script_check())
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "grub-script-check rejects:\n{text}\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-
     #[test]
     fn two_entries_parse_back() {
         assert_round_trip(&two(), "multiboot-alpha");
@@ -270,9 +242,9 @@ mod tests {
 
     #[test]
     fn grub_script_check_accepts_the_output() {
-        assert_grub_accepts(&generate(&two(), "multiboot-alpha"));
-        assert_grub_accepts(&generate(&three(), "multiboot-gamma"));
-        assert_grub_accepts(&generate(&[], "multiboot-alpha"));
+        script_check(&generate(&two(), "multiboot-alpha"));
+        script_check(&generate(&three(), "multiboot-gamma"));
+        script_check(&generate(&[], "multiboot-alpha"));
     }
 
     #[test]
@@ -300,7 +272,7 @@ mod tests {
             },
         ];
         let text = generate(&entries, nasty);
-        assert_grub_accepts(&text);
+        script_check(&text);
         let menu = assert_round_trip(&entries, nasty);
         assert_eq!(
             menu.items[0].title,
@@ -373,7 +345,7 @@ mod tests {
         let text = generate(std::slice::from_ref(&spec), "multiboot-a");
         assert!(!text.contains("initrd"), "{text}");
         assert_round_trip(&[spec], "multiboot-a");
-        assert_grub_accepts(&text);
+        script_check(&text);
     }
 
     /// What bootctl keys on (bootctl/src/view.rs): a `default` that reads `${saved_entry}`
@@ -466,6 +438,6 @@ menuentry --id='multiboot-beta' --class os -- 'Rocky Linux 9.3 (Blue Onyx)' {
 "#;
         assert_eq!(generate(&entries, "multiboot-beta"), want);
         assert_round_trip(&entries, "multiboot-beta");
-        assert_grub_accepts(want);
+        script_check(want);
     }
 }
