@@ -13,7 +13,11 @@
 //! For the bootloader, [`kernels`] picks the kernel and initrd an image boots from the
 //! names in its `/boot`, and [`grubcfg_gen`] writes the grub.cfg of the multiboot
 //! partition; both are pure.
+//!
+//! Applying the plan starts in [`apply`]: the sfdisk script of each disk with the check of
+//! the table read back, and the mkfs command of each filesystem, again pure.
 
+pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod disks;

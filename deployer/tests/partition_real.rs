@@ -1,0 +1,258 @@
+//! The apply step's pure pieces against the real tools: a plan's sfdisk script written by
+//! the real `sfdisk` onto a sparse disk-image file and read back with `sfdisk -J` for
+//! `check_table`, and every planned filesystem made by its real mkfs command on an image
+//! file, then probed with `blkid -p`.
+//!
+//! sfdisk, the mkfs tools and blkid work on regular files, so no loop device or mount is
+//! involved. Every test works in its own temporary directory, removed when the test ends,
+//! also when it panics. A missing tool fails the test and names `scripts/setup`.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use deployer::apply::mkfs::mkfs_command;
+use deployer::apply::partition::{check_table, sfdisk_script};
+use deployer::config::FileSystem;
+use deployer::disks::disk_input;
+use deployer::plan::{Device, DiskPlan, FilesystemPlan, IdSource, Plan, Purpose};
+use e2e::tools::find_tool;
+use tempfile::TempDir;
+use uuid::Uuid;
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+/// The path of `name`; panics with "`name` not found: run scripts/setup (see README)".
+fn tool(name: &str) -> PathBuf {
+    find_tool(name).unwrap_or_else(|| panic!("{name} not found: run scripts/setup (see README)"))
+}
+
+/// Runs `argv` (program name first, looked up with [`tool`]) with `stdin` as its input;
+/// returns its standard output, or panics with its status and standard error.
+fn run(argv: &[OsString], stdin: &str) -> String {
+    let program = argv[0].to_str().expect("UTF-8 program name");
+    let mut child = Command::new(tool(program))
+        .args(&argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(stdin.as_bytes())
+        .unwrap_or_else(|e| panic!("writing to {program}: {e}"));
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{argv:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+fn args(words: &[&str], file: &Path) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = words.iter().map(OsString::from).collect();
+    argv.push(file.into());
+    argv
+}
+
+fn sparse_file(path: &Path, size: u64) {
+    fs::File::create(path)
+        .and_then(|f| f.set_len(size))
+        .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+}
+
+/// UUIDs with letters and digits in every position, so a byte-order or case slip shows;
+/// the same ones on every run.
+#[derive(Default)]
+struct MixedIds(u128);
+
+impl IdSource for MixedIds {
+    fn filesystem_uuid(&mut self) -> Uuid {
+        self.0 += 1;
+        Uuid::from_u128(0x3f2a_91c4_7d0e_4b6f_a5c8_e1d2_0b9f_7a00 + self.0)
+    }
+
+    fn partition_uuid(&mut self) -> Uuid {
+        self.0 += 1;
+        Uuid::from_u128(0xc0de_5eed_ab12_4cd3_9e8f_7a6b_5c4d_3e00 + self.0)
+    }
+}
+
+/// Plans `config` onto one disk `vda`, the sparse file `image` of `size` bytes.
+fn plan_on_file(config: &str, image: &Path, size: u64) -> Plan {
+    sparse_file(image, size);
+    let config = deployer::validate(config).unwrap_or_else(|e| panic!("invalid config: {e:?}"));
+    let disk = disk_input("vda", image, None).expect("reading the image file");
+    deployer::plan(&config, &[disk], &mut MixedIds::default())
+        .unwrap_or_else(|e| panic!("planning failed: {e:?}"))
+}
+
+/// Writes `disk`'s table with the real sfdisk from its script and reads it back.
+fn partition(disk: &DiskPlan) -> String {
+    run(
+        &args(&["sfdisk", "--quiet"], &disk.path),
+        &sfdisk_script(disk),
+    );
+    run(&args(&["sfdisk", "-J"], &disk.path), "")
+}
+
+#[test]
+fn sfdisk_writes_the_spec_example_as_planned() {
+    let dir = TempDir::new().unwrap();
+    let plan = plan_on_file(
+        include_str!("../examples/multi-image.json"),
+        &dir.path().join("vda.img"),
+        20 * GIB,
+    );
+    let disk = &plan.disks[0];
+    assert_eq!(disk.partitions.len(), 6);
+
+    let table = partition(disk);
+    assert_eq!(check_table(disk, &table), Ok(()), "{table}");
+
+    // The check reads the real output: a name changed behind the plan's back shows.
+    run(
+        &args(&["sfdisk", "--part-label"], &disk.path)
+            .into_iter()
+            .chain(["3".into(), "other".into()])
+            .collect::<Vec<_>>(),
+        "",
+    );
+    let table = run(&args(&["sfdisk", "-J"], &disk.path), "");
+    assert_eq!(
+        check_table(disk, &table),
+        Err(vec![
+            "partition vda#3: name is \"other\", the plan says \"multiboot\"".to_string()
+        ])
+    );
+}
+
+/// A `boot` volume (legacy BIOS bootable) and a partition name that needs sfdisk's quoting.
+const NAMED: &str = r#"{
+    "images": [{"name": "centos", "image_pull_url": "http://h/c.tar", "target": "/"}],
+    "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
+        {"type": "boot", "size": "1"},
+        {"type": "partition", "mount": "/", "size": "100", "images": ["centos"],
+         "name": "root \"A\" $x\\y `é`, b;c"}]}]}"#;
+
+#[test]
+fn sfdisk_writes_quoted_names_and_attributes_as_planned() {
+    let dir = TempDir::new().unwrap();
+    let plan = plan_on_file(NAMED, &dir.path().join("vda.img"), GIB);
+    let disk = &plan.disks[0];
+    assert!(disk.partitions[3].legacy_bios_bootable);
+    assert_eq!(
+        disk.partitions[4].name.as_deref(),
+        Some("root \"A\" $x\\y `é`, b;c")
+    );
+
+    let table = partition(disk);
+    assert_eq!(check_table(disk, &table), Ok(()), "{table}");
+}
+
+/// One volume of every filesystem type (ext3 without a label), sized for the real tools:
+/// xfs needs at least 300 MiB; the 600 MiB vfat volume is FAT32, the 64 MiB ESP FAT16.
+const EVERY_TYPE: &str = r#"{
+    "images": [{"name": "centos", "image_pull_url": "http://h/c.tar", "target": "/"}],
+    "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
+        {"type": "partition", "mount": "/", "size": "100", "images": ["centos"],
+         "file_system": "ext4", "disk_label": "root"},
+        {"type": "partition", "mount": "/boot", "size": "32", "images": ["centos"],
+         "file_system": "ext2", "disk_label": "boot"},
+        {"type": "partition", "mount": "/var", "size": "32", "images": ["centos"],
+         "file_system": "ext3"},
+        {"type": "partition", "mount": "/srv", "size": "300", "images": ["centos"],
+         "file_system": "xfs", "disk_label": "srv"},
+        {"type": "partition", "mount": "/data", "size": "600", "images": ["centos"],
+         "file_system": "vfat", "disk_label": "FATDATA"},
+        {"type": "partition", "mount": "swap", "size": "32", "images": ["centos"],
+         "file_system": "swap", "disk_label": "swap0"}]}]}"#;
+
+/// `blkid -p -o export FILE` as a map (`TYPE`, `UUID`, `LABEL`, `VERSION`, ...).
+fn probe(file: &Path) -> BTreeMap<String, String> {
+    run(&args(&["blkid", "-p", "-o", "export"], file), "")
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect()
+}
+
+/// Makes `fs` with its real mkfs command on a new sparse file of `size` bytes in `dir`;
+/// returns what blkid finds there.
+fn make(fs: &FilesystemPlan, dir: &Path, file_name: &str, size: u64) -> BTreeMap<String, String> {
+    let file = dir.join(file_name);
+    sparse_file(&file, size);
+    run(&mkfs_command(fs, &file), "");
+    probe(&file)
+}
+
+/// The planned size of the partition `fs` is made on.
+fn partition_bytes(plan: &Plan, fs: &FilesystemPlan) -> u64 {
+    let Device::Partition { number, .. } = &fs.device else {
+        panic!("{} is not a partition", fs.device);
+    };
+    let partition = plan.disks[0]
+        .partitions
+        .iter()
+        .find(|p| p.number == *number)
+        .expect("the filesystem's partition");
+    partition.size_mib * MIB
+}
+
+#[test]
+fn mkfs_makes_every_planned_filesystem_with_its_uuid_and_label() {
+    let dir = TempDir::new().unwrap();
+    let plan = plan_on_file(EVERY_TYPE, &dir.path().join("vda.img"), 2 * GIB);
+    let types: Vec<FileSystem> = plan.filesystems.iter().map(|fs| fs.fs_type).collect();
+    for fs_type in FileSystem::ALL {
+        assert!(types.contains(&fs_type), "no {fs_type:?} in {types:?}");
+    }
+
+    for (i, fs) in plan.filesystems.iter().enumerate() {
+        let size = partition_bytes(&plan, fs);
+        let found = make(fs, dir.path(), &format!("fs{i}.img"), size);
+        let what = format!(
+            "{} ({}): blkid found {found:?}",
+            fs.device,
+            fs.fs_type.as_str()
+        );
+        assert_eq!(
+            found.get("TYPE").map(String::as_str),
+            Some(fs.fs_type.as_str()),
+            "{what}"
+        );
+        assert_eq!(found.get("UUID"), Some(&fs.uuid), "{what}");
+        assert_eq!(found.get("LABEL"), fs.label.as_ref(), "{what}");
+    }
+}
+
+#[test]
+fn vfat_is_fat16_below_512_mib_and_fat32_from_512_mib() {
+    let dir = TempDir::new().unwrap();
+    let plan = plan_on_file(EVERY_TYPE, &dir.path().join("vda.img"), 2 * GIB);
+    let esp = plan
+        .filesystems
+        .iter()
+        .find(|fs| fs.purpose == Purpose::Esp)
+        .expect("the ESP");
+
+    let fat_version = |file_name: &str, size: u64| {
+        let found = make(esp, dir.path(), file_name, size);
+        assert_eq!(found.get("UUID"), Some(&esp.uuid), "{found:?}");
+        found.get("VERSION").cloned().unwrap_or_default()
+    };
+    assert_eq!(fat_version("esp.img", partition_bytes(&plan, esp)), "FAT16");
+    assert_eq!(fat_version("511.img", 511 * MIB), "FAT16");
+    assert_eq!(fat_version("512.img", 512 * MIB), "FAT32");
+}
