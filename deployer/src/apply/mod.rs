@@ -1,11 +1,17 @@
-//! The apply step's pure pieces: what the external tools are told to do, built from the
-//! plan alone.
+//! The apply step: what the external tools are told to do, built from the plan alone, and
+//! the thin layer that runs them.
 //!
-//! Each function here takes plan values and returns text or an argv; none runs a tool or
+//! The pure pieces take plan values and return text or an argv; none runs a tool or
 //! touches a disk. [`partition`] writes the sfdisk script of a disk and checks the table
 //! `sfdisk -J` reads back against the plan; [`mkfs`] gives the mkfs command of a planned
-//! filesystem, with its UUID and label fixed before the filesystem exists. The thin layer
-//! that runs these commands comes on top of them.
+//! filesystem, with its UUID and label fixed before the filesystem exists.
+//!
+//! The thin layer that touches the system comes on top: [`runner`] runs every external
+//! command (named step, stdin closed, stderr tail in the error), and [`preflight`] checks
+//! every planned disk (there, large enough, not mounted, swap, held or the running root)
+//! before the first write.
 
 pub mod mkfs;
 pub mod partition;
+pub mod preflight;
+pub mod runner;

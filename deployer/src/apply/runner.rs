@@ -1,0 +1,253 @@
+//! The one way the deployer runs an external command: named for humans, stdin closed,
+//! stdout and stderr captured, and a failure that carries the tail of stderr.
+//!
+//! [`run`] never asks a tool a question it could wait on (stdin is `/dev/null`), and a
+//! failure reads as one line, `<step>: `<command>` failed (exit N): <last stderr line>`,
+//! with the last 20 lines of stderr kept in [`StepError::Failed`] for whoever wants more.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitStatus, Stdio};
+
+/// How many lines of stderr a failure keeps.
+pub const STDERR_TAIL_LINES: usize = 20;
+
+/// Why a step did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The command ran and exited unsuccessfully.
+    #[error(
+        "{step}: `{command}` failed ({}){}",
+        describe(status),
+        last_line(stderr_tail)
+    )]
+    Failed {
+        step: String,
+        /// The command line, shell-quoted for display.
+        command: String,
+        status: ExitStatus,
+        /// The last [`STDERR_TAIL_LINES`] lines of stderr.
+        stderr_tail: String,
+    },
+    /// The program is not installed.
+    #[error("{step}: {program} not found: run scripts/setup (see README)")]
+    NotFound { step: String, program: String },
+    /// The program exists but could not be started.
+    #[error("{step}: cannot start `{command}`: {source}")]
+    Spawn {
+        step: String,
+        command: String,
+        source: io::Error,
+    },
+}
+
+fn describe(status: &ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        (None, None) => status.to_string(),
+    }
+}
+
+fn last_line(tail: &str) -> String {
+    tail.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|l| format!(": {l}"))
+        .unwrap_or_default()
+}
+
+/// Runs `argv` (program first) as the step `step`, with stdin from `/dev/null`, and returns
+/// its stdout (invalid UTF-8 replaced).
+///
+/// # Panics
+/// When `argv` is empty: a step always names its program.
+pub fn run(step: &str, argv: &[OsString]) -> Result<String, StepError> {
+    let (program, args) = argv.split_first().expect("a step needs a program");
+    let command = quote_command(argv);
+    let output = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => StepError::NotFound {
+                step: step.to_owned(),
+                program: program.to_string_lossy().into_owned(),
+            },
+            _ => StepError::Spawn {
+                step: step.to_owned(),
+                command: command.clone(),
+                source,
+            },
+        })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        let tail = lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].join("\n");
+        return Err(StepError::Failed {
+            step: step.to_owned(),
+            command,
+            status: output.status,
+            stderr_tail: tail,
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The command line as a POSIX shell would need it typed, for messages.
+pub fn quote_command(argv: &[OsString]) -> String {
+    argv.iter()
+        .map(|arg| quote(arg))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn quote(arg: &OsStr) -> String {
+    let text = arg.to_string_lossy();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.into_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn success_returns_stdout() {
+        let out = run(
+            "say hello",
+            &argv(&["sh", "-c", "echo hello; echo noise >&2"]),
+        )
+        .unwrap();
+        assert_eq!(out, "hello\n");
+    }
+
+    #[test]
+    fn failure_names_step_command_status_and_last_stderr_line() {
+        let err = run(
+            "partition vda",
+            &argv(&["sh", "-c", "echo out; echo first >&2; echo err >&2; exit 3"]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "partition vda: `sh -c 'echo out; echo first >&2; echo err >&2; exit 3'` failed (exit 3): err"
+        );
+        let StepError::Failed {
+            step,
+            command,
+            status,
+            stderr_tail,
+        } = err
+        else {
+            panic!("not a failure: {err:?}");
+        };
+        assert_eq!(step, "partition vda");
+        assert_eq!(
+            command,
+            "sh -c 'echo out; echo first >&2; echo err >&2; exit 3'"
+        );
+        assert_eq!(status.code(), Some(3));
+        assert_eq!(stderr_tail, "first\nerr");
+    }
+
+    #[test]
+    fn stderr_tail_keeps_the_last_twenty_lines() {
+        let err = run(
+            "count",
+            &argv(&[
+                "sh",
+                "-c",
+                "for i in $(seq 1 30); do echo line$i >&2; done; exit 1",
+            ]),
+        )
+        .unwrap_err();
+        let StepError::Failed { stderr_tail, .. } = &err else {
+            panic!("not a failure: {err:?}");
+        };
+        let lines: Vec<&str> = stderr_tail.lines().collect();
+        assert_eq!(lines.len(), STDERR_TAIL_LINES);
+        assert_eq!(lines[0], "line11");
+        assert_eq!(lines[19], "line30");
+        assert!(
+            err.to_string().ends_with("failed (exit 1): line30"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn silent_failure_and_signal() {
+        let err = run("quiet", &argv(&["false"])).unwrap_err();
+        assert_eq!(err.to_string(), "quiet: `false` failed (exit 1)");
+        let err = run("killed", &argv(&["sh", "-c", "kill -9 $$"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "killed: `sh -c 'kill -9 $$'` failed (killed by signal 9)"
+        );
+    }
+
+    #[test]
+    fn missing_program_names_it_and_the_setup_script() {
+        let err = run(
+            "make filesystem",
+            &argv(&["mkfs.nonexistent-xyz", "/dev/null"]),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, StepError::NotFound { ref program, .. } if program == "mkfs.nonexistent-xyz")
+        );
+        assert_eq!(
+            err.to_string(),
+            "make filesystem: mkfs.nonexistent-xyz not found: run scripts/setup (see README)"
+        );
+    }
+
+    #[test]
+    fn program_that_cannot_start_is_a_spawn_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("not executable");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        let err = run("start", &[script.clone().into_os_string()]).unwrap_err();
+        assert!(matches!(err, StepError::Spawn { .. }), "{err:?}");
+        let shown = format!("start: cannot start `'{}'`: ", script.display());
+        assert!(err.to_string().starts_with(&shown), "{err}");
+    }
+
+    #[test]
+    fn stdin_is_null() {
+        // cat would wait for a terminal or a pipe; with /dev/null it returns at once.
+        let started = std::time::Instant::now();
+        assert_eq!(run("read stdin", &argv(&["cat"])).unwrap(), "");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // Whatever the test harness was given as stdin, the command gets /dev/null.
+        let stdin = run("show stdin", &argv(&["readlink", "/proc/self/fd/0"])).unwrap();
+        assert_eq!(stdin, "/dev/null\n");
+    }
+
+    #[test]
+    fn quoting_for_display() {
+        assert_eq!(
+            quote_command(&argv(&[
+                "mkfs.ext4",
+                "-L",
+                "my disk",
+                "",
+                "it's",
+                "/dev/vda1"
+            ])),
+            "mkfs.ext4 -L 'my disk' '' 'it'\\''s' /dev/vda1"
+        );
+    }
+}
