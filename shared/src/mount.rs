@@ -51,27 +51,7 @@ impl Mount {
             .create(base)
             .map_err(|e| context(e, format!("creating {}", base.display())))?;
         let target = private_dir(base, dev)?;
-        // noatime: reading a file must not dirty its inode, which would cost a journal write at
-        // unmount on every read-write use.
-        let mut flags =
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_NOATIME;
-        if opts.read_only {
-            flags |= MsFlags::MS_RDONLY;
-        }
-        let mounted = match mount(
-            Some(dev),
-            &target,
-            Some(fstype.as_str()),
-            flags,
-            None::<&str>,
-        ) {
-            // Small kernels may serve ext2/ext3 through the ext4 driver only.
-            Err(Errno::ENODEV) if fstype == "ext2" || fstype == "ext3" => {
-                mount(Some(dev), &target, Some("ext4"), flags, None::<&str>)
-            }
-            other => other,
-        };
-        match mounted {
+        match mount_with_flags(dev, &target, &fstype, opts) {
             Ok(()) => Ok(Mount {
                 device: dev.to_owned(),
                 target,
@@ -80,16 +60,25 @@ impl Mount {
             }),
             Err(e) => {
                 let _ = std::fs::remove_dir(&target);
-                Err(context(
-                    e.into(),
-                    format!(
-                        "mounting {} ({fstype}) on {}",
-                        dev.display(),
-                        target.display()
-                    ),
-                ))
+                Err(e)
             }
         }
+    }
+
+    /// Mounts `dev` on `target`, an existing directory, with the same flags as
+    /// [`Mount::new_temp`]. The directory is not ours: it is left in place after the unmount.
+    pub fn at(dev: &Path, target: &Path, opts: &MountOptions) -> io::Result<Mount> {
+        let fstype = match &opts.fstype {
+            Some(fstype) => fstype.clone(),
+            None => probed_type(dev)?,
+        };
+        mount_with_flags(dev, target, &fstype, opts)?;
+        Ok(Mount {
+            device: dev.to_owned(),
+            target: target.to_owned(),
+            mounted: true,
+            created_dir: false,
+        })
     }
 
     /// The mount point.
@@ -154,6 +143,40 @@ impl Drop for Mount {
         }
         let _ = self.remove_dir();
     }
+}
+
+/// Mounts `dev` (a `fstype` filesystem) on `target` with nosuid, nodev, noexec and noatime
+/// (and read-only if asked).
+fn mount_with_flags(
+    dev: &Path,
+    target: &Path,
+    fstype: &str,
+    opts: &MountOptions,
+) -> io::Result<()> {
+    // noatime: reading a file must not dirty its inode, which would cost a journal write at
+    // unmount on every read-write use.
+    let mut flags =
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_NOATIME;
+    if opts.read_only {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    match mount(Some(dev), target, Some(fstype), flags, None::<&str>) {
+        // Small kernels may serve ext2/ext3 through the ext4 driver only.
+        Err(Errno::ENODEV) if fstype == "ext2" || fstype == "ext3" => {
+            mount(Some(dev), target, Some("ext4"), flags, None::<&str>)
+        }
+        other => other,
+    }
+    .map_err(|e| {
+        context(
+            e.into(),
+            format!(
+                "mounting {} ({fstype}) on {}",
+                dev.display(),
+                target.display()
+            ),
+        )
+    })
 }
 
 /// The mountable filesystem type found on `dev`.

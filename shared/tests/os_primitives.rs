@@ -753,3 +753,33 @@ fn an_image_already_attached_is_used_not_attached_twice() {
         "a device attached by losetup is not ours to detach"
     );
 }
+
+#[test]
+fn a_mount_at_an_existing_directory_leaves_the_directory() {
+    let scratch = Scratch::new("mountat");
+    let image = scratch.image("fs.img", 16 * MIB);
+    mkfs_ext4(&image, &new_uuid(), &new_label());
+    let disk = LoopDevice::attach(&image, false).expect("attaching");
+    let dir = scratch.mounts();
+    std::fs::create_dir(&dir).expect("creating the mount point");
+
+    let mounted = Mount::at(disk.path(), &dir, &MountOptions::default()).expect("mounting");
+    assert_eq!(mounted.path(), dir.as_path());
+    std::fs::write(dir.join("hello"), b"world").expect("writing to the mount");
+    assert_eq!(
+        blockdev::mount_point_of(disk.path()).expect("mountinfo"),
+        Some((dir.clone(), false))
+    );
+    drop(mounted);
+    assert_eq!(
+        blockdev::mount_point_of(disk.path()).expect("mountinfo"),
+        None
+    );
+    assert!(dir.is_dir(), "{} was removed", dir.display());
+    assert!(!dir.join("hello").exists(), "the file is on the filesystem");
+
+    let again = Mount::at(disk.path(), &dir, &MountOptions::default()).expect("mounting again");
+    assert_eq!(std::fs::read(dir.join("hello")).expect("reading"), b"world");
+    again.unmount().expect("unmounting");
+    assert!(dir.is_dir(), "{} was removed", dir.display());
+}
