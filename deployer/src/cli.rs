@@ -9,8 +9,9 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use crate::config::ProvisionConfig;
+use crate::deploy::{deploy, DeployOptions};
 use crate::disks::disk_input;
-use crate::plan::{check_disk_names, names_disk, plan, DiskInput, PlanError, RandomIds};
+use crate::plan::{check_disk_names, names_disk, plan, DiskInput, Plan, PlanError, RandomIds};
 use crate::render::{plan_json, plan_text, JSON_VERSION};
 use crate::validate::{validate, ConfigError, JsonPath};
 
@@ -69,7 +70,48 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Partition the disks, deploy every image and install one GRUB for all of them
+    ///
+    /// Validates and plans as plan does, then refuses (status 3, before any write) what
+    /// this host cannot apply yet: LVM or RAID, image sources other than a local
+    /// directory, a missing bootctl binary, disks that are in use. On a terminal it shows
+    /// the plan and asks before destroying anything, unless --yes. A disk-image file that
+    /// does not exist is created at the disk's planned size. A deploy that fails after the
+    /// first write wipes the new partition tables (unless --preserve-on-error), names the
+    /// failed step and exits with status 1.
+    #[command(after_help = DEPLOY_HELP)]
+    Deploy {
+        /// The provision.json; "-" reads standard input.
+        config: PathBuf,
+        /// The disk the config calls NAME (its id value) is PATH: a block device or a
+        /// disk-image file. Give every disk of the config once.
+        #[arg(long = "disk", value_name = "NAME=PATH", value_parser = parse_disk_arg)]
+        disks: Vec<(String, PathBuf)>,
+        /// Where to write boot-info.json besides the multiboot partition and the images.
+        #[arg(long, value_name = "PATH", default_value = "/tmp/boot-info.json")]
+        boot_info: PathBuf,
+        /// The (static) bootctl installed into every image at /usr/sbin/bootctl; by
+        /// default the file "bootctl" next to the deployer executable.
+        #[arg(long, value_name = "PATH")]
+        bootctl: Option<PathBuf>,
+        /// Do not ask before destroying the disks' data (needed without a terminal).
+        #[arg(long)]
+        yes: bool,
+        /// On failure, leave the disks as they are for debugging instead of wiping the
+        /// new partition tables.
+        #[arg(long)]
+        preserve_on_error: bool,
+    },
 }
+
+const DEPLOY_HELP: &str = concat!(
+    "Examples:\n",
+    "  deployer deploy provision.json --disk vda=/dev/vda\n",
+    "  deployer deploy provision.json --disk vda=node.img --yes --boot-info node-boot-info.json\n\n",
+    "Exit status: 0 deployed, 1 a step failed (the disks' partition tables were wiped), \
+     2 usage error or no confirmation possible, 3 invalid config, it does not fit the \
+     disks, or this host cannot deploy it."
+);
 
 const PLAN_HELP: &str = concat!(
     "Examples:\n",
@@ -103,6 +145,8 @@ pub enum Exit {
     Valid = 0,
     /// The config file cannot be read, or the report cannot be written.
     Failure = 1,
+    /// Usage error, or a deploy that cannot be confirmed.
+    Usage = 2,
     /// The config has errors.
     Invalid = 3,
 }
@@ -123,6 +167,26 @@ pub fn run(cli: &Cli) -> ExitCode {
             disks,
             json,
         } => plan_command(config, disks, *json).into(),
+        Command::Deploy {
+            config,
+            disks,
+            boot_info,
+            bootctl,
+            yes,
+            preserve_on_error,
+        } => {
+            let (config_value, plan) = match load_plan(config, disks, false) {
+                Ok(loaded) => loaded,
+                Err(exit) => return exit.into(),
+            };
+            let options = DeployOptions {
+                boot_info: boot_info.clone(),
+                bootctl: bootctl.clone(),
+                yes: *yes,
+                preserve_on_error: *preserve_on_error,
+            };
+            deploy(&config_value, &plan, &options).into()
+        }
     }
 }
 
@@ -188,25 +252,31 @@ fn validate_command(path: &Path, json: bool) -> Exit {
     }
 }
 
-fn plan_command(path: &Path, disk_args: &[(String, PathBuf)], json: bool) -> Exit {
+/// Reads, validates and plans; errors are reported (as JSON with `json`) and become the
+/// exit status.
+fn load_plan(
+    path: &Path,
+    disk_args: &[(String, PathBuf)],
+    json: bool,
+) -> Result<(ProvisionConfig, Plan), Exit> {
     let Some(result) = load_config(path) else {
-        return Exit::Failure;
+        return Err(Exit::Failure);
     };
     let config = match result {
         Ok(config) => config,
         Err(errors) => {
-            return match report(path, &Err(errors), json) {
+            return Err(match report(path, &Err(errors), json) {
                 Ok(()) => Exit::Invalid,
                 Err(err) => {
                     eprintln!("deployer: cannot write the report: {err}");
                     Exit::Failure
                 }
-            };
+            });
         }
     };
     let errors = check_disk_names(&config, disk_args.iter().map(|(name, _)| name.as_str()));
     if !errors.is_empty() {
-        return plan_errors(&errors, json);
+        return Err(plan_errors(&errors, json));
     }
     let mut disks: Vec<DiskInput> = Vec::new();
     for (name, disk_path) in disk_args {
@@ -218,13 +288,20 @@ fn plan_command(path: &Path, disk_args: &[(String, PathBuf)], json: bool) -> Exi
             Ok(disk) => disks.push(disk),
             Err(err) => {
                 eprintln!("deployer: --disk {name}: {err}");
-                return Exit::Failure;
+                return Err(Exit::Failure);
             }
         }
     }
-    let plan = match plan(&config, &disks, &mut RandomIds) {
-        Ok(plan) => plan,
-        Err(errors) => return plan_errors(&errors, json),
+    match plan(&config, &disks, &mut RandomIds) {
+        Ok(plan) => Ok((config, plan)),
+        Err(errors) => Err(plan_errors(&errors, json)),
+    }
+}
+
+fn plan_command(path: &Path, disk_args: &[(String, PathBuf)], json: bool) -> Exit {
+    let plan = match load_plan(path, disk_args, json) {
+        Ok((_, plan)) => plan,
+        Err(exit) => return exit,
     };
     let written = if json {
         let mut out = std::io::stdout().lock();

@@ -15,11 +15,13 @@
 //! partition; both are pure.
 //!
 //! Applying the plan starts in [`apply`]: the sfdisk script of each disk with the check of
-//! the table read back, and the mkfs command of each filesystem, again pure.
+//! the table read back, and the mkfs command of each filesystem, again pure. [`deploy`]
+//! applies a plan: disks, filesystems, every image, GRUB and boot-info.json.
 
 pub mod apply;
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod disks;
 pub mod grubcfg_gen;
 pub mod kernels;

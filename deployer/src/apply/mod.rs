@@ -10,7 +10,15 @@
 //! command (named step, stdin closed, stderr tail in the error), and [`preflight`] checks
 //! every planned disk (there, large enough, not mounted, swap, held or the running root)
 //! before the first write.
+//!
+//! Deploying uses them: [`disk`] attaches, partitions and formats the disks, [`image`]
+//! copies each image onto its mounted filesystems with its fstab and bootctl, and [`boot`]
+//! installs GRUB and writes grub.cfg, grubenv and boot-info.json; [`crate::deploy`] runs
+//! them in order.
 
+pub mod boot;
+pub mod disk;
+pub mod image;
 pub mod mkfs;
 pub mod partition;
 pub mod preflight;

@@ -6,7 +6,7 @@
 //! with the last 20 lines of stderr kept in [`StepError::Failed`] for whoever wants more.
 
 use std::ffi::{OsStr, OsString};
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus, Stdio};
 
@@ -65,24 +65,57 @@ fn last_line(tail: &str) -> String {
 /// # Panics
 /// When `argv` is empty: a step always names its program.
 pub fn run(step: &str, argv: &[OsString]) -> Result<String, StepError> {
+    run_with_stdin(step, argv, None)
+}
+
+/// Runs `argv` as [`run`] does, with `input` as its whole stdin (then closed): for small
+/// inputs such as an sfdisk script, written before any output is read.
+///
+/// # Panics
+/// When `argv` is empty: a step always names its program.
+pub fn run_with_input(step: &str, argv: &[OsString], input: &[u8]) -> Result<String, StepError> {
+    run_with_stdin(step, argv, Some(input))
+}
+
+fn run_with_stdin(
+    step: &str,
+    argv: &[OsString],
+    input: Option<&[u8]>,
+) -> Result<String, StepError> {
     let (program, args) = argv.split_first().expect("a step needs a program");
     let command = quote_command(argv);
-    let output = Command::new(program)
+    let spawn_error = |source: io::Error| match source.kind() {
+        io::ErrorKind::NotFound => StepError::NotFound {
+            step: step.to_owned(),
+            program: program.to_string_lossy().into_owned(),
+        },
+        _ => StepError::Spawn {
+            step: step.to_owned(),
+            command: command.clone(),
+            source,
+        },
+    };
+    let mut child = Command::new(program)
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .output()
-        .map_err(|source| match source.kind() {
-            io::ErrorKind::NotFound => StepError::NotFound {
-                step: step.to_owned(),
-                program: program.to_string_lossy().into_owned(),
-            },
-            _ => StepError::Spawn {
-                step: step.to_owned(),
-                command: command.clone(),
-                source,
-            },
+        .spawn()
+        .map_err(spawn_error)?;
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        // A tool that exits without reading all of its input is judged by its status.
+        let _ = stdin.write_all(input);
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|source| StepError::Spawn {
+            step: step.to_owned(),
+            command: command.clone(),
+            source,
         })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -234,6 +267,15 @@ mod tests {
         // Whatever the test harness was given as stdin, the command gets /dev/null.
         let stdin = run("show stdin", &argv(&["readlink", "/proc/self/fd/0"])).unwrap();
         assert_eq!(stdin, "/dev/null\n");
+    }
+
+    #[test]
+    fn input_is_the_whole_stdin() {
+        let out = run_with_input("count lines", &argv(&["wc", "-l"]), b"a\nb\nc\n").unwrap();
+        assert_eq!(out.trim(), "3");
+        let err = run_with_input("fail", &argv(&["sh", "-c", "cat >/dev/null; exit 4"]), b"x")
+            .unwrap_err();
+        assert!(err.to_string().starts_with("fail: "), "{err}");
     }
 
     #[test]

@@ -1,0 +1,222 @@
+//! The planned disks made real: disk-image files created and attached to loop devices,
+//! old signatures wiped, the planned GPT written and checked, every filesystem made.
+//! [`AttachedDisks`] keeps the loop devices (detached on drop) and finds each partition's
+//! device node.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use shared::loopdev::LoopDevice;
+
+use crate::apply::mkfs::mkfs_command;
+use crate::apply::partition::{check_table, sfdisk_script};
+use crate::apply::runner::{run, run_with_input};
+use crate::plan::{Device, DiskPlan, Plan};
+
+/// How long the partition nodes of a block device are awaited after re-reading its table.
+const PARTITION_WAIT: Duration = Duration::from_secs(10);
+
+/// One planned disk being deployed.
+#[derive(Debug)]
+struct AttachedDisk {
+    /// The disk's name in the plan.
+    name: String,
+    /// The whole-disk device: the loop device of an image file, or the block device.
+    device: PathBuf,
+    /// The loop device guard of an image file.
+    loop_device: Option<LoopDevice>,
+    /// The partition table has been (or is being) written.
+    written: bool,
+}
+
+/// The disks of a deploy, attached in plan order.
+#[derive(Debug, Default)]
+pub struct AttachedDisks {
+    disks: Vec<AttachedDisk>,
+}
+
+fn os(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
+}
+
+fn with_path(mut argv: Vec<OsString>, path: &Path) -> Vec<OsString> {
+    argv.push(path.into());
+    argv
+}
+
+impl AttachedDisks {
+    /// Makes `disk` usable as a block device: a missing image file is created sparse at
+    /// the planned size, an image file is attached to a loop device.
+    pub fn attach(&mut self, disk: &DiskPlan) -> anyhow::Result<()> {
+        let path = &disk.path;
+        let meta = match std::fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!(
+                    "deployer: creating disk image {} ({} MiB)",
+                    path.display(),
+                    disk.size_bytes >> 20
+                );
+                std::fs::File::create_new(path)
+                    .and_then(|f| f.set_len(disk.size_bytes))
+                    .with_context(|| format!("creating disk image {}", path.display()))?;
+                std::fs::metadata(path).with_context(|| format!("examining {}", path.display()))?
+            }
+            Err(e) => return Err(e).with_context(|| format!("examining {}", path.display())),
+        };
+        let (device, loop_device) = if meta.is_file() {
+            let loop_device = LoopDevice::attach(path, false)
+                .with_context(|| format!("attaching disk {} ({})", disk.name, path.display()))?;
+            (loop_device.path().to_owned(), Some(loop_device))
+        } else {
+            (path.clone(), None)
+        };
+        self.disks.push(AttachedDisk {
+            name: disk.name.clone(),
+            device,
+            loop_device,
+            written: false,
+        });
+        Ok(())
+    }
+
+    fn get(&self, name: &str) -> anyhow::Result<&AttachedDisk> {
+        self.disks
+            .iter()
+            .find(|d| d.name == name)
+            .with_context(|| format!("disk {name} is not attached"))
+    }
+
+    /// The whole-disk device of the disk the plan calls `name`.
+    pub fn device(&self, name: &str) -> anyhow::Result<&Path> {
+        Ok(&self.get(name)?.device)
+    }
+
+    /// Wipes old signatures, writes the planned GPT, waits for the partitions and checks
+    /// the table `sfdisk -J` reads back against the plan.
+    pub fn partition(&mut self, disk: &DiskPlan) -> anyhow::Result<()> {
+        let attached = self
+            .disks
+            .iter_mut()
+            .find(|d| d.name == disk.name)
+            .with_context(|| format!("disk {} is not attached", disk.name))?;
+        let device = attached.device.clone();
+        attached.written = true;
+        eprintln!(
+            "deployer: partitioning disk {} ({})",
+            disk.name,
+            device.display()
+        );
+        run(
+            &format!("wipe old signatures of disk {}", disk.name),
+            &with_path(os(&["wipefs", "-a", "-q"]), &device),
+        )?;
+        run_with_input(
+            &format!("write the partition table of disk {}", disk.name),
+            &with_path(
+                os(&["sfdisk", "--quiet", "--no-reread", "--wipe", "always"]),
+                &device,
+            ),
+            sfdisk_script(disk).as_bytes(),
+        )?;
+        let attached = self.get(&disk.name)?;
+        if attached.loop_device.is_none() {
+            let step = format!("re-read the partition table of disk {}", disk.name);
+            run(&step, &with_path(os(&["partx", "-u"]), &device))?;
+            // -u updates the partitions the kernel knows; -a adds the others (and fails
+            // for those that exist, which the wait below judges instead).
+            let _ = run(&step, &with_path(os(&["partx", "-a"]), &device));
+        }
+        for partition in &disk.partitions {
+            self.partition_node(&disk.name, partition.number)?;
+        }
+        let json = run(
+            &format!("read back the partition table of disk {}", disk.name),
+            &with_path(os(&["sfdisk", "-J"]), &device),
+        )?;
+        check_table(disk, &json).map_err(|errors| {
+            anyhow::anyhow!(
+                "check the partition table of disk {}: {}",
+                disk.name,
+                errors.join("; ")
+            )
+        })
+    }
+
+    /// The device node of partition `number` of disk `name`.
+    pub fn partition_node(&self, name: &str, number: u32) -> anyhow::Result<PathBuf> {
+        let disk = self.get(name)?;
+        if let Some(loop_device) = &disk.loop_device {
+            return loop_device.partition(number).with_context(|| {
+                format!("finding partition {number} of disk {name} (wait for the device node)")
+            });
+        }
+        let text = disk.device.to_string_lossy();
+        let node = if text.ends_with(|c: char| c.is_ascii_digit()) {
+            PathBuf::from(format!("{text}p{number}"))
+        } else {
+            PathBuf::from(format!("{text}{number}"))
+        };
+        let deadline = Instant::now() + PARTITION_WAIT;
+        while !node.exists() {
+            if Instant::now() > deadline {
+                bail!(
+                    "wait for partition {number} of disk {name}: {} did not appear",
+                    node.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(node)
+    }
+
+    /// The device node of a planned device.
+    pub fn node(&self, device: &Device) -> anyhow::Result<PathBuf> {
+        match device {
+            Device::Partition { disk, number } => self.partition_node(disk, *number),
+            other => bail!("{other}: LVM/RAID: not supported on this host"),
+        }
+    }
+
+    /// Makes every planned filesystem with its planned UUID and label.
+    pub fn make_filesystems(&self, plan: &Plan) -> anyhow::Result<()> {
+        for fs in &plan.filesystems {
+            let node = self.node(&fs.device)?;
+            eprintln!(
+                "deployer: making {} on {} ({})",
+                fs.fs_type.as_str(),
+                fs.device,
+                node.display()
+            );
+            run(
+                &format!(
+                    "make the {} filesystem of {}",
+                    fs.fs_type.as_str(),
+                    fs.device
+                ),
+                &mkfs_command(fs, &node),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// After a failure: wipes the signatures (the new partition table first) of every disk
+    /// whose table was written, so that it never boots half-written. Returns the problems.
+    pub fn wipe(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for disk in self.disks.iter().filter(|d| d.written) {
+            let step = format!("wipe the partition table of disk {}", disk.name);
+            match run(&step, &with_path(os(&["wipefs", "-a", "-q"]), &disk.device)) {
+                Ok(_) => eprintln!(
+                    "deployer: wiped the partition table of disk {} ({})",
+                    disk.name,
+                    disk.device.display()
+                ),
+                Err(err) => problems.push(err.to_string()),
+            }
+        }
+        problems
+    }
+}

@@ -1,0 +1,252 @@
+//! `deployer deploy`: the plan applied to the disks.
+//!
+//! First everything that can be known without writing is checked, and a deploy this host
+//! cannot do is refused with one line and status 3: LVM and RAID (no device-mapper or md
+//! here), image sources other than a local directory, a missing source or bootctl, disks
+//! that are in use ([`preflight`]). Then, confirmed on a terminal or by `--yes`, in a
+//! private mount namespace: the disks are attached ([`crate::apply::disk`]), wiped, partitioned
+//! and given their filesystems; every image is copied onto its mounted filesystems
+//! ([`crate::apply::image`]) with its fstab and bootctl; GRUB, grub.cfg, grubenv and
+//! boot-info.json go onto the multiboot partition ([`crate::apply::boot`]).
+//!
+//! A failure after the first write unmounts everything (the guards), wipes the new
+//! partition tables so that a half-written disk never boots (unless
+//! `--preserve-on-error`), detaches the loop devices and names the failed step.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::apply::boot::{install_boot, BootInputs};
+use crate::apply::disk::AttachedDisks;
+use crate::apply::image::{deploy_image, DeployedImage};
+use crate::apply::preflight;
+use crate::cli::Exit;
+use crate::config::{ImageSource, ProvisionConfig};
+use crate::plan::Plan;
+use crate::render::plan_text;
+
+/// The deploy options besides the config and the disks.
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
+    /// Where boot-info.json is written besides the multiboot partition and the images.
+    pub boot_info: PathBuf,
+    /// The bootctl installed into every image; `None`: `bootctl` next to the deployer.
+    pub bootctl: Option<PathBuf>,
+    /// Deploy without asking.
+    pub yes: bool,
+    /// Keep the disks as they are when a step fails.
+    pub preserve_on_error: bool,
+}
+
+/// Deploys `plan` (made from `config`) and returns the exit status; every problem is
+/// reported on stderr.
+pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) -> Exit {
+    let bootctl = match options.bootctl.clone().map_or_else(default_bootctl, Ok) {
+        Ok(path) => path,
+        Err(err) => {
+            eprintln!("deployer: {err}");
+            return Exit::Invalid;
+        }
+    };
+    let refusals = refusals(config, plan, &bootctl);
+    if !refusals.is_empty() {
+        for refusal in refusals {
+            eprintln!("deployer: {refusal}");
+        }
+        return Exit::Invalid;
+    }
+    let busy = preflight::check_disks(plan);
+    if !busy.is_empty() {
+        for error in busy {
+            eprintln!("deployer: {error}");
+        }
+        return Exit::Invalid;
+    }
+    match confirm(plan, options.yes) {
+        Ok(true) => {}
+        Ok(false) => {
+            eprintln!("deployer: not confirmed; nothing was written");
+            return Exit::Usage;
+        }
+        Err(exit) => return exit,
+    }
+    if let Err(err) = shared::mount::enter_private_namespace() {
+        eprintln!("deployer: {err}");
+        return Exit::Failure;
+    }
+    let mut disks = AttachedDisks::default();
+    match apply(config, plan, options, &bootctl, &mut disks) {
+        Ok(()) => {
+            eprintln!(
+                "deployer: deployed {} image(s); boot-info.json written to {}",
+                plan.images.len(),
+                options.boot_info.display()
+            );
+            Exit::Valid
+        }
+        Err(err) => {
+            eprintln!("deployer: deploy failed: {err:#}");
+            if options.preserve_on_error {
+                eprintln!("deployer: --preserve-on-error: the disks are left as they are");
+            } else {
+                for problem in disks.wipe() {
+                    eprintln!("deployer: {problem}");
+                }
+            }
+            Exit::Failure
+        }
+    }
+}
+
+/// `bootctl` in the directory of the running deployer.
+fn default_bootctl() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the deployer's own executable")?;
+    Ok(exe.with_file_name("bootctl"))
+}
+
+/// What keeps this host from deploying `plan` at all, one line each; empty when nothing
+/// does.
+pub fn refusals(config: &ProvisionConfig, plan: &Plan, bootctl: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if plan.needs_device_mapper || plan.needs_md {
+        out.push("LVM/RAID: not supported on this host (no device-mapper/md)".to_owned());
+    }
+    for image in &config.images {
+        match &image.source {
+            ImageSource::Path(path) if Path::new(path).is_dir() => {}
+            ImageSource::Path(path) if !Path::new(path).exists() => out.push(format!(
+                "image {}: source directory {path} does not exist",
+                image.name
+            )),
+            _ => out.push(format!(
+                "image {}: only directory sources are supported so far",
+                image.name
+            )),
+        }
+    }
+    for image in &plan.images {
+        if image.root_uuid.is_none() {
+            out.push(format!(
+                "image {}: images without a / filesystem are not supported so far",
+                image.name
+            ));
+        }
+    }
+    if !bootctl.is_file() {
+        out.push(format!(
+            "bootctl binary {} not found (give --bootctl PATH)",
+            bootctl.display()
+        ));
+    }
+    out
+}
+
+/// `Ok(true)` to go on. Without `--yes`: on a terminal the plan is shown and the question
+/// asked; elsewhere the deploy is refused with status 2.
+fn confirm(plan: &Plan, yes: bool) -> Result<bool, Exit> {
+    if yes {
+        return Ok(true);
+    }
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        eprintln!("deployer: use --yes to deploy without a terminal");
+        return Err(Exit::Usage);
+    }
+    print!("{}", plan_text(plan));
+    let disks: Vec<String> = plan
+        .disks
+        .iter()
+        .map(|d| format!("{} ({})", d.name, d.path.display()))
+        .collect();
+    dialoguer::Confirm::new()
+        .with_prompt(format!("Destroy all data on {}?", disks.join(", ")))
+        .default(false)
+        .interact()
+        .map_err(|err| {
+            eprintln!("deployer: cannot ask for confirmation: {err}");
+            Exit::Usage
+        })
+}
+
+/// Every write of the deploy, in order; `disks` keeps the attached disks for the caller to
+/// wipe on failure.
+fn apply(
+    config: &ProvisionConfig,
+    plan: &Plan,
+    options: &DeployOptions,
+    bootctl: &Path,
+    disks: &mut AttachedDisks,
+) -> anyhow::Result<()> {
+    let bootctl_bytes =
+        std::fs::read(bootctl).with_context(|| format!("reading {}", bootctl.display()))?;
+    let work = WorkDir::create()?;
+    for disk in &plan.disks {
+        disks.attach(disk)?;
+    }
+    for disk in &plan.disks {
+        disks.partition(disk)?;
+    }
+    disks.make_filesystems(plan)?;
+    let mut deployed: Vec<DeployedImage> = Vec::new();
+    for image in &plan.images {
+        let source = config
+            .images
+            .iter()
+            .find(|i| i.name == image.name)
+            .map(|i| &i.source);
+        let Some(ImageSource::Path(source)) = source else {
+            anyhow::bail!("image {}: no directory source", image.name);
+        };
+        eprintln!("deployer: copying image {} from {source}", image.name);
+        deployed.push(deploy_image(
+            image,
+            Path::new(source),
+            config.rsync_flags.as_deref(),
+            &bootctl_bytes,
+            disks,
+            work.path(),
+        )?);
+    }
+    eprintln!("deployer: installing GRUB on the multiboot partition");
+    install_boot(&BootInputs {
+        config,
+        plan,
+        deployed: &deployed,
+        disks,
+        work: work.path(),
+        boot_info: &options.boot_info,
+    })?;
+    work.remove()
+}
+
+/// The private directory under which filesystems are mounted while deploying.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn create() -> anyhow::Result<WorkDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let path = std::env::temp_dir().join(format!("deployer-{}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        Ok(WorkDir(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Removes the (by now empty) directory.
+    fn remove(self) -> anyhow::Result<()> {
+        std::fs::remove_dir(&self.0).with_context(|| format!("removing {}", self.0.display()))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        // Never recursive: a mount left below it must not lose its files.
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}

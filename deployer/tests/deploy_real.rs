@@ -1,0 +1,469 @@
+//! `deployer deploy` for real, as root: two fixture image trees (directories) and a
+//! partition shared by both deployed onto a fresh sparse disk-image file, the result
+//! checked with the real tools (sfdisk, blkid, grub-script-check), then booted in QEMU:
+//! the `boot: true` image comes up, and after `bootctl switch` on the disk the other one.
+//! Configs this host cannot deploy are refused before any write.
+//!
+//! A missing tool fails the test and names `scripts/setup`.
+
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::bootctl::{bootctl, static_bootctl};
+use e2e::disk::{LoopDisk, Mount};
+use e2e::fixture::{populate_image, FixtureImage};
+use e2e::qemu::{boot, expect_boot, Firmware};
+use e2e::tmp::TempDir;
+use e2e::tools::require_tools;
+use serde_json::Value;
+
+const TOOLS: &[&str] = &[
+    "wipefs",
+    "sfdisk",
+    "partx",
+    "blkid",
+    "mkfs.ext4",
+    "mkfs.vfat",
+    "rsync",
+    "grub-install",
+    "grub-script-check",
+    "busybox",
+    "mount",
+    "umount",
+];
+
+const KERNEL_PARAMS: &str = "console=ttyS0 quiet panic=-1";
+const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
+
+fn deployer(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running deployer")
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The two-image config: alpha and beta with their own `/` of 160 MiB, a shared
+/// `/usr/share/common` of 32 MiB, beta boots by default.
+fn config(alpha: &str, beta: &str, alpha_uuid: &str, beta_uuid: &str) -> String {
+    serde_json::json!({
+        "images": [
+            {"name": "alpha", "image_name": "image-alpha-1.0", "image_uuid": alpha_uuid,
+             "image_pull_url": alpha, "target": "/"},
+            {"name": "beta", "boot": true, "image_name": "image-beta-1.0",
+             "image_uuid": beta_uuid, "image_pull_url": beta, "target": "/"}
+        ],
+        "partitions": [{
+            "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "600 MiB",
+            "volumes": [
+                {"type": "partition", "mount": "/", "size": "160", "images": ["alpha"],
+                 "file_system": "ext4"},
+                {"type": "partition", "mount": "/", "size": "160", "images": ["beta"],
+                 "file_system": "ext4"},
+                {"type": "partition", "mount": "/usr/share/common", "size": "32",
+                 "images": ["alpha", "beta"], "file_system": "ext4"}
+            ]
+        }],
+        "partitions_policy": "clean",
+        "deploy_data": {"kernel_params": KERNEL_PARAMS}
+    })
+    .to_string()
+}
+
+/// `blkid -p -o export DEV` as a map.
+fn blkid(dev: &Path) -> BTreeMap<String, String> {
+    let out = Command::new("blkid")
+        .args(["-p", "-o", "export"])
+        .arg(dev)
+        .output()
+        .expect("running blkid");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// The fstab line of the filesystem mounted at `mount_point`: its UUID.
+fn fstab_uuid(fstab: &str, mount_point: &str) -> String {
+    fstab
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .find_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            (fields.get(1) == Some(&mount_point))
+                .then(|| fields[0].strip_prefix("UUID=").map(str::to_owned))
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("no UUID= line for {mount_point} in fstab:\n{fstab}"))
+}
+
+#[test]
+fn two_images_and_a_shared_partition_deploy_and_boot() {
+    require_tools(TOOLS);
+    let scratch = TempDir::new("deploy-real");
+    let alpha =
+        FixtureImage::new("alpha").file("usr/share/common/alpha.txt", "from alpha\n", 0o644);
+    let beta = FixtureImage::new("beta").file("usr/share/common/beta.txt", "from beta\n", 0o644);
+    for image in [&alpha, &beta] {
+        let root = scratch.join(&image.name);
+        std::fs::create_dir(&root).expect("creating an image tree");
+        populate_image(&root, image);
+    }
+    let alpha_url = format!("file://{}", scratch.join("alpha").display());
+    let beta_dir = scratch.join("beta").display().to_string();
+    let config_path = scratch.join("provision.json");
+    std::fs::write(
+        &config_path,
+        config(&alpha_url, &beta_dir, &alpha.image_uuid, &beta.image_uuid),
+    )
+    .expect("writing provision.json");
+    let disk = scratch.join("node.img");
+    let boot_info_path = scratch.join("boot-info.json");
+
+    let started = Instant::now();
+    let out = deployer(&[
+        "deploy".as_ref(),
+        config_path.as_os_str(),
+        "--disk".as_ref(),
+        format!("vda={}", disk.display()).as_ref(),
+        "--boot-info".as_ref(),
+        boot_info_path.as_os_str(),
+        "--bootctl".as_ref(),
+        static_bootctl().as_os_str(),
+        "--yes".as_ref(),
+    ]);
+    assert!(out.status.success(), "deploy failed: {}", describe(&out));
+    eprintln!("deploy took {:.1?}", started.elapsed());
+    assert_eq!(
+        std::fs::metadata(&disk).expect("the disk image").len(),
+        600 << 20
+    );
+
+    // The partition table.
+    let table: Value = serde_json::from_slice(
+        &Command::new("sfdisk")
+            .arg("-J")
+            .arg(&disk)
+            .output()
+            .expect("sfdisk -J")
+            .stdout,
+    )
+    .expect("sfdisk -J is JSON");
+    let parts = table["partitiontable"]["partitions"]
+        .as_array()
+        .expect("partitions");
+    let sizes: Vec<u64> = parts
+        .iter()
+        .map(|p| p["size"].as_u64().expect("size") / 2048)
+        .collect();
+    assert_eq!(sizes, [1, 64, 100, 160, 160, 32], "{table}");
+    assert_eq!(table["partitiontable"]["label"], "gpt");
+
+    // boot-info.json, at --boot-info.
+    let info: Value = serde_json::from_str(&read(&boot_info_path)).expect("boot-info.json");
+    let elements = info["elements"].as_array().expect("elements");
+    assert_eq!(elements.len(), 2, "{info}");
+    for (i, (element, image)) in elements.iter().zip([&alpha, &beta]).enumerate() {
+        assert_eq!(element["grub_id"], i, "{info}");
+        assert_eq!(element["name"], image.name.as_str());
+        assert_eq!(element["image_name"], image.image_name.as_str());
+        assert_eq!(element["image_uuid"], image.image_uuid.as_str());
+        assert_eq!(element["os_id"], "fixture");
+        assert_eq!(element["boot_name"], image.title.as_str());
+    }
+    assert_eq!(info["current_element"], 1, "beta is the default: {info}");
+    let multiboot_uuid = info["multiboot_partition"]
+        .as_str()
+        .expect("uuid")
+        .to_owned();
+
+    // Filesystems, and what each image holds.
+    let loop_disk = LoopDisk::attach(&disk);
+    let fs: Vec<BTreeMap<String, String>> =
+        (1..=6).map(|n| blkid(&loop_disk.partition(n))).collect();
+    assert_eq!(fs[1].get("TYPE").map(String::as_str), Some("vfat"));
+    assert_eq!(fs[2].get("TYPE").map(String::as_str), Some("ext4"));
+    assert_eq!(fs[2].get("LABEL").map(String::as_str), Some("multiboot"));
+    assert_eq!(fs[2].get("UUID"), Some(&multiboot_uuid));
+    let mut common_uuid = None;
+    for (element, number) in elements.iter().zip([4u32, 5]) {
+        let name = element["name"].as_str().expect("name");
+        let root_uuid = element["root_uuid"].as_str().expect("root_uuid");
+        let found = &fs[number as usize - 1];
+        assert_eq!(
+            found.get("TYPE").map(String::as_str),
+            Some("ext4"),
+            "{name}"
+        );
+        assert_eq!(
+            found.get("UUID").map(String::as_str),
+            Some(root_uuid),
+            "{name}"
+        );
+        let mount = Mount::new(
+            &loop_disk.partition(number),
+            &scratch.join(format!("check-{name}")),
+            "ro",
+        );
+        let root = mount.path();
+        let fstab = read(&root.join("etc/fstab"));
+        assert_eq!(fstab_uuid(&fstab, "/"), root_uuid, "{name} fstab:\n{fstab}");
+        let common = fstab_uuid(&fstab, "/usr/share/common");
+        assert_eq!(common_uuid.get_or_insert(common.clone()), &common);
+        assert!(
+            !fstab.contains(&multiboot_uuid),
+            "{name}: multiboot in fstab"
+        );
+        let bootctl = std::fs::metadata(root.join("usr/sbin/bootctl")).expect("bootctl");
+        assert_eq!(bootctl.permissions().mode() & 0o777, 0o755);
+        assert_eq!(
+            bootctl.len(),
+            std::fs::metadata(static_bootctl()).unwrap().len()
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&read(&root.join("etc/multiboot/boot-info.json")))
+                .expect("the image's boot-info.json"),
+            info,
+            "{name}"
+        );
+    }
+    assert_eq!(fs[5].get("UUID"), common_uuid.as_ref());
+    {
+        let common = Mount::new(&loop_disk.partition(6), &scratch.join("check-common"), "ro");
+        assert_eq!(read(&common.path().join("alpha.txt")), "from alpha\n");
+        assert_eq!(read(&common.path().join("beta.txt")), "from beta\n");
+    }
+    {
+        let multiboot = Mount::new(&loop_disk.partition(3), &scratch.join("check-mb"), "ro");
+        let grub = multiboot.path().join("boot/grub");
+        let cfg = read(&grub.join("grub.cfg"));
+        e2e::grubcfg::script_check(&cfg);
+        assert!(cfg.contains("'multiboot-alpha'") && cfg.contains("'multiboot-beta'"));
+        assert!(cfg.contains(KERNEL_PARAMS.split(' ').next().unwrap()));
+        let env = std::fs::read(grub.join("grubenv")).expect("grubenv");
+        assert_eq!(env.len(), 1024);
+        assert!(String::from_utf8_lossy(&env).contains("saved_entry=multiboot-beta\n"));
+        assert!(grub.join("i386-pc/core.img").is_file());
+        assert_eq!(
+            serde_json::from_str::<Value>(&read(&multiboot.path().join("boot-info.json")))
+                .expect("boot-info.json"),
+            info
+        );
+    }
+    drop(loop_disk);
+
+    // The proof: beta comes up; after a switch on the disk, alpha.
+    let first = boot(&disk, Firmware::Bios, BOOT_TIMEOUT, "deploy-real-bios-1");
+    expect_boot(&first, "beta", "first boot of the deployed disk");
+    let disk_arg = disk.display().to_string();
+    bootctl(&["--disk", &disk_arg, "switch", "alpha"]).expect_code(0);
+    let second = boot(&disk, Firmware::Bios, BOOT_TIMEOUT, "deploy-real-bios-2");
+    expect_boot(&second, "alpha", "boot after bootctl switch alpha");
+}
+
+/// Length, modification time and the first and last 2 MiB (where a GPT lives) of a file.
+fn fingerprint(path: &Path) -> (u64, std::time::SystemTime, u64) {
+    let meta = std::fs::metadata(path).expect("the disk image");
+    let mut file = std::fs::File::open(path).expect("opening the disk image");
+    let mut hasher = DefaultHasher::new();
+    let mut buf = vec![0u8; 2 << 20];
+    for from in [SeekFrom::Start(0), SeekFrom::End(-(2 << 20))] {
+        file.seek(from).expect("seeking");
+        file.read_exact(&mut buf).expect("reading");
+        buf.hash(&mut hasher);
+    }
+    (meta.len(), meta.modified().expect("mtime"), hasher.finish())
+}
+
+/// A sparse disk-image file of `size` bytes with a GPT of one partition.
+fn partitioned_disk(path: &Path, size: u64) {
+    std::fs::File::create(path)
+        .and_then(|f| f.set_len(size))
+        .expect("creating a disk image");
+    let mut child = Command::new("sfdisk")
+        .arg("--quiet")
+        .arg(path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("running sfdisk");
+    std::io::Write::write_all(
+        &mut child.stdin.take().expect("stdin"),
+        b"label: gpt\nsize=100MiB\n",
+    )
+    .expect("writing the script");
+    assert!(child.wait().expect("sfdisk").success());
+}
+
+#[test]
+fn an_lvm_config_is_refused_and_the_disk_left_unchanged() {
+    require_tools(&["sfdisk"]);
+    let scratch = TempDir::new("deploy-lvm");
+    let disk = scratch.join("node.img");
+    partitioned_disk(&disk, 8 << 30);
+    let before = fingerprint(&disk);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lvm.json");
+    let out = deployer(&[
+        "deploy".as_ref(),
+        example.as_os_str(),
+        "--disk".as_ref(),
+        format!(
+            "disk/by-path/pci-0000:00:07.0-virtio-pci-virtio3={}",
+            disk.display()
+        )
+        .as_ref(),
+        "--bootctl".as_ref(),
+        static_bootctl().as_os_str(),
+        "--yes".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("LVM/RAID: not supported on this host (no device-mapper/md)"),
+        "{stderr}"
+    );
+    assert_eq!(fingerprint(&disk), before, "the disk was written");
+}
+
+/// Runs deploy of a one-image config whose image comes from `url` onto `disk`.
+fn deploy_one(scratch: &TempDir, url: &str, disk: &Path, extra: &[&str]) -> Output {
+    let config = serde_json::json!({
+        "images": [{"name": "solo", "image_pull_url": url, "target": "/"}],
+        "partitions": [{
+            "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "400 MiB",
+            "volumes": [{"type": "partition", "mount": "/", "size": "100",
+                         "file_system": "ext4"}]
+        }]
+    });
+    let path = scratch.join("solo.json");
+    std::fs::write(&path, config.to_string()).expect("writing the config");
+    let bootctl = scratch.join("bootctl");
+    std::fs::write(&bootctl, b"#!/bin/sh\n").expect("writing a stand-in bootctl");
+    let mut args: Vec<PathBuf> = vec![
+        "deploy".into(),
+        path,
+        "--disk".into(),
+        format!("vda={}", disk.display()).into(),
+        "--bootctl".into(),
+        bootctl,
+    ];
+    args.extend(extra.iter().map(PathBuf::from));
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    deployer(&args)
+}
+
+#[test]
+fn sources_other_than_directories_are_refused_before_any_write() {
+    let scratch = TempDir::new("deploy-source");
+    let tarball = scratch.join("image.tar");
+    std::fs::write(&tarball, b"not a directory").expect("writing a file");
+    let disk = scratch.join("node.img");
+    for url in [
+        "http://127.0.0.1:9/image.tar.gz".to_owned(),
+        "rsync://127.0.0.1/images/solo/".to_owned(),
+        tarball.display().to_string(),
+    ] {
+        let out = deploy_one(&scratch, &url, &disk, &["--yes"]);
+        assert_eq!(out.status.code(), Some(3), "{url}: {}", describe(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("image solo: only directory sources are supported so far"),
+            "{url}: {stderr}"
+        );
+        assert!(!disk.exists(), "{url}: the disk image was created");
+    }
+    let missing = scratch.join("no-such-dir").display().to_string();
+    let out = deploy_one(&scratch, &missing, &disk, &["--yes"]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not exist"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!disk.exists());
+}
+
+#[test]
+fn without_a_terminal_deploy_needs_yes() {
+    let scratch = TempDir::new("deploy-noyes");
+    let source = scratch.join("solo");
+    std::fs::create_dir(&source).expect("creating a source directory");
+    let disk = scratch.join("node.img");
+    let out = deploy_one(&scratch, &source.display().to_string(), &disk, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("use --yes to deploy without a terminal"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!disk.exists());
+}
+
+#[test]
+fn a_failure_after_partitioning_wipes_the_table_and_leaves_nothing_behind() {
+    require_tools(&[
+        "wipefs",
+        "sfdisk",
+        "mkfs.ext4",
+        "mkfs.vfat",
+        "rsync",
+        "blkid",
+    ]);
+    let scratch = TempDir::new("deploy-fail");
+    let source = scratch.join("solo");
+    std::fs::create_dir_all(source.join("boot")).expect("creating an image without a kernel");
+    std::fs::write(source.join("hello"), b"hello\n").expect("writing a file");
+    let disk = scratch.join("node.img");
+    let out = deploy_one(&scratch, &source.display().to_string(), &disk, &["--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("deploy failed: image solo: no kernel (vmlinuz-*) in /boot"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("wiped the partition table of disk vda"),
+        "{stderr}"
+    );
+    let probe = Command::new("blkid")
+        .args(["-p", "-o", "export"])
+        .arg(&disk)
+        .output()
+        .expect("running blkid");
+    assert!(
+        !String::from_utf8_lossy(&probe.stdout).contains("PTTYPE"),
+        "a partition table survived: {}",
+        String::from_utf8_lossy(&probe.stdout)
+    );
+    // The deployer mounts in a private namespace that ends with it; its loop device
+    // must be gone too.
+    let backing = disk.display().to_string();
+    for entry in std::fs::read_dir("/sys/block")
+        .expect("/sys/block")
+        .flatten()
+    {
+        let file = entry.path().join("loop/backing_file");
+        if let Ok(name) = std::fs::read_to_string(&file) {
+            assert_ne!(name.trim(), backing, "{} is still attached", file.display());
+        }
+    }
+}
