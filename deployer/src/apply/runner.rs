@@ -2,7 +2,7 @@
 //! stdout and stderr captured, and a failure that carries the tail of stderr.
 //!
 //! [`run`] never asks a tool a question it could wait on (stdin is `/dev/null`), and a
-//! failure reads as one line, `<step>: `<command>` failed (exit N): <last stderr line>`,
+//! failure reads as one line, ``<step>: `<command>` failed (exit N): <last stderr line>``,
 //! with the last 20 lines of stderr kept in [`StepError::Failed`] for whoever wants more.
 
 use std::ffi::{OsStr, OsString};
