@@ -81,21 +81,7 @@ mod tests {
     use crate::validate::validate;
 
     /// One volume of every filesystem type; ext3 without a label.
-    const EVERY_TYPE: &str = r#"{
-        "images": [{"name": "centos", "image_pull_url": "http://h/c.tar", "target": "/"}],
-        "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
-            {"type": "partition", "mount": "/", "size": "100", "images": ["centos"],
-             "file_system": "ext4", "disk_label": "root"},
-            {"type": "partition", "mount": "/boot", "size": "32", "images": ["centos"],
-             "file_system": "ext2", "disk_label": "boot"},
-            {"type": "partition", "mount": "/var", "size": "32", "images": ["centos"],
-             "file_system": "ext3"},
-            {"type": "partition", "mount": "/srv", "size": "300", "images": ["centos"],
-             "file_system": "xfs", "disk_label": "srv"},
-            {"type": "partition", "mount": "/data", "size": "600", "images": ["centos"],
-             "file_system": "vfat", "disk_label": "FATDATA"},
-            {"type": "partition", "mount": "swap", "size": "32", "images": ["centos"],
-             "file_system": "swap", "disk_label": "swap0"}]}]}"#;
+    const EVERY_TYPE: &str = include_str!("../../examples/every-filesystem.json");
 
     fn every_type() -> Plan {
         let config = validate(EVERY_TYPE).unwrap_or_else(|e| panic!("invalid config: {e:?}"));
