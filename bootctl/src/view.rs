@@ -141,10 +141,7 @@ pub fn build(files: &BootFiles, menu: &Menu, running_root: Option<&str>) -> View
         .entries()
         .into_iter()
         .map(|entry_ref| {
-            let root_uuid = match &entry_ref.item.kind {
-                ItemKind::Entry { root_uuid, .. } => root_uuid.clone(),
-                ItemKind::Submenu { .. } => None,
-            };
+            let root_uuid = entry_ref.item.root_uuid().map(str::to_owned);
             let (element, primary) = find_element(
                 files.boot_info.as_ref(),
                 &entry_ref.path,

@@ -154,12 +154,7 @@ mod tests {
     }
 
     fn kernel(item: &MenuItem) -> (Option<&str>, Option<&str>) {
-        match &item.kind {
-            ItemKind::Entry {
-                kernel, root_uuid, ..
-            } => (kernel.as_deref(), root_uuid.as_deref()),
-            ItemKind::Submenu { .. } => panic!("{} is a submenu", item.title),
-        }
+        (item.kernel(), item.root_uuid())
     }
 
     fn body(item: &MenuItem) -> &str {

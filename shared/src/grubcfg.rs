@@ -182,6 +182,24 @@ pub fn parse(text: &str) -> Result<Menu, ParseError> {
     })
 }
 
+impl MenuItem {
+    /// The kernel path of an entry's `linux` line; None for a submenu or an entry without one.
+    pub fn kernel(&self) -> Option<&str> {
+        match &self.kind {
+            ItemKind::Entry { kernel, .. } => kernel.as_deref(),
+            ItemKind::Submenu { .. } => None,
+        }
+    }
+
+    /// The `root=UUID=` of an entry's `linux` line; None for a submenu or an entry without one.
+    pub fn root_uuid(&self) -> Option<&str> {
+        match &self.kind {
+            ItemKind::Entry { root_uuid, .. } => root_uuid.as_deref(),
+            ItemKind::Submenu { .. } => None,
+        }
+    }
+}
+
 impl Menu {
     /// Every bootable entry, depth first in menu order, with its path (indices at each level).
     pub fn entries(&self) -> Vec<EntryRef<'_>> {
@@ -1137,12 +1155,7 @@ mod tests {
     }
 
     fn kernel(item: &MenuItem) -> (Option<&str>, Option<&str>) {
-        match &item.kind {
-            ItemKind::Entry {
-                kernel, root_uuid, ..
-            } => (kernel.as_deref(), root_uuid.as_deref()),
-            ItemKind::Submenu { .. } => panic!("{} is a submenu", item.title),
-        }
+        (item.kernel(), item.root_uuid())
     }
 
     const ADDRESSING: &str = "\
