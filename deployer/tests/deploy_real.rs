@@ -1,7 +1,8 @@
 //! `deployer deploy` for real, as root: two fixture image trees (directories) and a
 //! partition shared by both deployed onto a fresh sparse disk-image file, the result
-//! checked with the real tools (sfdisk, blkid, grub-script-check), then booted in QEMU:
-//! the `boot: true` image comes up, and after `bootctl switch` on the disk the other one.
+//! checked with the real tools (sfdisk, blkid, grub-script-check, mdir), then booted in
+//! QEMU: the `boot: true` image comes up on BIOS and on UEFI, and after `bootctl switch`
+//! on the disk the other one.
 //! Configs this host cannot deploy are refused before any write.
 //!
 //! A missing tool fails the test and names `scripts/setup`.
@@ -29,6 +30,10 @@ const TOOLS: &[&str] = &[
     "blkid",
     "mkfs.ext4",
     "mkfs.vfat",
+    "mmd",
+    "mcopy",
+    "mdir",
+    "grub-mkimage",
     "rsync",
     "grub-install",
     "grub-script-check",
@@ -263,17 +268,31 @@ fn two_images_and_a_shared_partition_deploy_and_boot() {
         assert_eq!(env.len(), 1024);
         assert!(String::from_utf8_lossy(&env).contains("saved_entry=multiboot-beta\n"));
         assert!(grub.join("i386-pc/core.img").is_file());
+        assert!(grub.join("x86_64-efi/normal.mod").is_file());
         assert_eq!(
             serde_json::from_str::<Value>(&read(&multiboot.path().join("boot-info.json")))
                 .expect("boot-info.json"),
             info
         );
     }
+    let esp = loop_disk.partition(2).display().to_string();
+    let efi_dir = Command::new("mdir")
+        .args(["-i", &esp, "-b", "::/EFI/BOOT"])
+        .output()
+        .expect("running mdir");
+    assert_eq!(
+        String::from_utf8_lossy(&efi_dir.stdout).trim(),
+        "::/EFI/BOOT/BOOTX64.EFI",
+        "the ESP: {}",
+        describe(&efi_dir)
+    );
     drop(loop_disk);
 
-    // The proof: beta comes up; after a switch on the disk, alpha.
+    // The proof: beta comes up on BIOS and on UEFI; after a switch on the disk, alpha.
     let first = boot(&disk, Firmware::Bios, BOOT_TIMEOUT, "deploy-real-bios-1");
-    expect_boot(&first, "beta", "first boot of the deployed disk");
+    expect_boot(&first, "beta", "first boot of the deployed disk (BIOS)");
+    let uefi = boot(&disk, Firmware::Uefi, BOOT_TIMEOUT, "deploy-real-uefi-1");
+    expect_boot(&uefi, "beta", "first boot of the deployed disk (UEFI)");
     let disk_arg = disk.display().to_string();
     bootctl(&["--disk", &disk_arg, "switch", "alpha"]).expect_code(0);
     let second = boot(&disk, Firmware::Bios, BOOT_TIMEOUT, "deploy-real-bios-2");
@@ -466,4 +485,47 @@ fn a_failure_after_partitioning_wipes_the_table_and_leaves_nothing_behind() {
             assert_ne!(name.trim(), backing, "{} is still attached", file.display());
         }
     }
+}
+
+#[test]
+fn a_missing_program_is_refused_before_any_write() {
+    let scratch = TempDir::new("deploy-path");
+    let tree = scratch.join("tree");
+    std::fs::create_dir(&tree).expect("creating an image tree");
+    let config = scratch.join("solo.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({
+            "images": [{"name": "solo", "image_pull_url": tree, "target": "/"}],
+            "partitions": [{
+                "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "400 MiB",
+                "volumes": [{"type": "partition", "mount": "/", "size": "100",
+                             "file_system": "xfs"}]
+            }]
+        })
+        .to_string(),
+    )
+    .expect("writing the config");
+    let disk = scratch.join("node.img");
+    let out = Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .arg("deploy")
+        .arg(&config)
+        .arg("--disk")
+        .arg(format!("vda={}", disk.display()))
+        .arg("--bootctl")
+        .arg(static_bootctl())
+        .arg("--yes")
+        .env("PATH", scratch.join("empty-path"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("running deployer");
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for program in ["grub-mkimage", "mkfs.xfs", "sfdisk"] {
+        assert!(
+            stderr.contains(&format!("deployer: {program}: program not found in PATH")),
+            "{program}: {stderr}"
+        );
+    }
+    assert!(!disk.exists(), "the disk image was created");
 }

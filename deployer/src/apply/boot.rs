@@ -1,9 +1,18 @@
-//! The multiboot partition: GRUB for BIOS on the first disk, the generated grub.cfg, a
-//! grubenv naming the default image, and boot-info.json there, at `--boot-info` and in
-//! every image.
+//! The multiboot partition: GRUB for BIOS on the first disk and for UEFI on its ESP, the
+//! generated grub.cfg, a grubenv naming the default image, and boot-info.json there, at
+//! `--boot-info` and in every image.
+//!
+//! Both firmwares read the one grub.cfg on the multiboot partition. For BIOS,
+//! `grub-install --target=i386-pc` embeds core.img in the bios_grub partition. For UEFI,
+//! `grub-mkimage -O x86_64-efi` builds `EFI/BOOT/BOOTX64.EFI` (the removable-media path,
+//! so no NVRAM entry is needed) with an embedded early config that finds the multiboot
+//! partition by its filesystem UUID and sets the prefix there; its modules are copied
+//! next to the BIOS ones. The ESP is written with mtools (`mmd`, `mcopy`), which work on
+//! the unmounted vfat partition: this is what `grub-install --removable` would put there,
+//! without needing vfat mounted (this host's kernel cannot mount it).
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use serde_json::{Map, Value};
@@ -17,7 +26,21 @@ use crate::apply::image::{DeployedImage, MountedImage};
 use crate::apply::runner::run;
 use crate::config::ProvisionConfig;
 use crate::grubcfg_gen::{generate, MenuEntrySpec};
-use crate::plan::{ImagePlan, Plan, Purpose};
+use crate::plan::{FilesystemPlan, ImagePlan, Plan, Purpose};
+
+/// Where GRUB's platform files (modules, lists) are installed on the deploy host.
+const GRUB_LIB: &str = "/usr/lib/grub";
+
+/// The modules built into BOOTX64.EFI: enough to find the multiboot partition on a GPT
+/// disk by UUID and read its grub.cfg; the rest are loaded from the partition.
+const EFI_IMAGE_MODULES: &[&str] = &[
+    "part_gpt",
+    "part_msdos",
+    "ext2",
+    "search",
+    "search_fs_uuid",
+    "normal",
+];
 
 /// Where each image keeps its copy of boot-info.json, for bootctl.
 pub const IMAGE_BOOT_INFO_PATH: &str = "etc/multiboot/boot-info.json";
@@ -151,6 +174,12 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
         &argv,
     )?;
     let grub_dir = boot_dir.join("grub");
+    let esp = plan
+        .filesystems
+        .iter()
+        .find(|fs| fs.purpose == Purpose::Esp)
+        .context("the plan has no ESP")?;
+    install_uefi(inputs, esp, &grub_dir)?;
     replace_file(
         &grub_dir.join("grub.cfg"),
         generate(&specs, &default_id).as_bytes(),
@@ -193,6 +222,98 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
         mounted
             .unmount()
             .with_context(|| format!("unmount image {}", image.name))?;
+    }
+    Ok(())
+}
+
+/// GRUB for UEFI: the x86_64-efi modules next to the BIOS ones in `grub_dir`, and
+/// `EFI/BOOT/BOOTX64.EFI` on the ESP `esp`, finding the multiboot partition by UUID.
+fn install_uefi(inputs: &BootInputs, esp: &FilesystemPlan, grub_dir: &Path) -> anyhow::Result<()> {
+    let step = "install GRUB for UEFI";
+    let platform = Path::new(GRUB_LIB).join("x86_64-efi");
+    copy_modules(&platform, &grub_dir.join("x86_64-efi")).context(step)?;
+    let early_cfg = inputs.work.join("early.cfg");
+    let efi = inputs.work.join("BOOTX64.EFI");
+    let result = (|| {
+        replace_file(
+            &early_cfg,
+            early_config(&inputs.plan.boot.multiboot_uuid).as_bytes(),
+            0o644,
+        )
+        .context(step)?;
+        let mut argv: Vec<OsString> = vec![
+            "grub-mkimage".into(),
+            "-O".into(),
+            "x86_64-efi".into(),
+            "-d".into(),
+            platform.clone().into(),
+            "-p".into(),
+            "/boot/grub".into(),
+            "-c".into(),
+            early_cfg.clone().into(),
+            "-o".into(),
+            efi.clone().into(),
+        ];
+        argv.extend(EFI_IMAGE_MODULES.iter().map(OsString::from));
+        run(&format!("{step}: build BOOTX64.EFI"), &argv)?;
+        let node = inputs.disks.node(&esp.device)?;
+        let mtools_image = |tool: &str| -> Vec<OsString> {
+            vec![
+                tool.into(),
+                "-D".into(),
+                "o".into(),
+                "-i".into(),
+                node.clone().into(),
+            ]
+        };
+        let mut mmd = mtools_image("mmd");
+        mmd.extend(["::/EFI".into(), "::/EFI/BOOT".into()]);
+        run(&format!("{step}: create EFI/BOOT on the ESP"), &mmd)?;
+        let mut mcopy = mtools_image("mcopy");
+        mcopy.extend([efi.clone().into(), "::/EFI/BOOT/BOOTX64.EFI".into()]);
+        run(&format!("{step}: copy BOOTX64.EFI to the ESP"), &mcopy)?;
+        Ok(())
+    })();
+    for temp in [&early_cfg, &efi] {
+        // Both are scratch files; the work directory must end empty.
+        let _ = std::fs::remove_file(temp);
+    }
+    result
+}
+
+/// The config built into BOOTX64.EFI: find the multiboot partition, read its grub.cfg.
+pub fn early_config(multiboot_uuid: &str) -> String {
+    format!(
+        "search --no-floppy --fs-uuid --set=root {multiboot_uuid}\n\
+         set prefix=($root)/boot/grub\n"
+    )
+}
+
+/// Copies GRUB's module files (`*.mod`, `*.lst`) from `platform` into `dest`.
+fn copy_modules(platform: &Path, dest: &Path) -> anyhow::Result<()> {
+    let entries = std::fs::read_dir(platform).with_context(|| {
+        format!(
+            "{}: GRUB's x86_64-efi files are missing (install grub-efi-amd64-bin)",
+            platform.display()
+        )
+    })?;
+    std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("reading {}", platform.display()))?
+            .path();
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("mod" | "lst")
+        ) {
+            files.push(path);
+        }
+    }
+    for path in files {
+        let name = path.file_name().expect("a listed file has a name");
+        std::fs::copy(&path, dest.join(name))
+            .with_context(|| format!("copying {}", path.display()))?;
     }
     Ok(())
 }
