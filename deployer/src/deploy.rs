@@ -2,8 +2,8 @@
 //!
 //! First everything that can be known without writing is checked, and a deploy this host
 //! cannot do is refused with one line and status 3: LVM and RAID (no device-mapper or md
-//! here), image sources other than a local directory, a missing source or bootctl, disks
-//! that are in use ([`preflight`]). Then, confirmed on a terminal or by `--yes`, in a
+//! here), image sources other than a local directory, a missing source, program
+//! ([`tools`]) or bootctl, disks that are in use ([`preflight`]). Then, confirmed on a terminal or by `--yes`, in a
 //! private mount namespace: the disks are attached ([`crate::apply::disk`]), wiped, partitioned
 //! and given their filesystems; every image is copied onto its mounted filesystems
 //! ([`crate::apply::image`]) with its fstab and bootctl; GRUB, grub.cfg, grubenv and
@@ -21,7 +21,7 @@ use anyhow::Context;
 use crate::apply::boot::{install_boot, BootInputs};
 use crate::apply::disk::AttachedDisks;
 use crate::apply::image::{deploy_image, DeployedImage};
-use crate::apply::preflight;
+use crate::apply::{preflight, tools};
 use crate::cli::Exit;
 use crate::config::{ImageSource, ProvisionConfig};
 use crate::plan::Plan;
@@ -134,6 +134,8 @@ pub fn refusals(config: &ProvisionConfig, plan: &Plan, bootctl: &Path) -> Vec<St
             ));
         }
     }
+    let path = std::env::var("PATH").unwrap_or_default();
+    out.extend(tools::missing(&tools::required_programs(plan), &path));
     if !bootctl.is_file() {
         out.push(format!(
             "bootctl binary {} not found (give --bootctl PATH)",

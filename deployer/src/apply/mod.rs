@@ -9,7 +9,7 @@
 //! The thin layer that touches the system comes on top: [`runner`] runs every external
 //! command (named step, stdin closed, stderr tail in the error), and [`preflight`] checks
 //! every planned disk (there, large enough, not mounted, swap, held or the running root)
-//! before the first write.
+//! before the first write, as [`tools`] checks every program the deploy will run.
 //!
 //! Deploying uses them: [`disk`] attaches, partitions and formats the disks, [`image`]
 //! copies each image onto its mounted filesystems with its fstab and bootctl, and [`boot`]
@@ -23,3 +23,4 @@ pub mod mkfs;
 pub mod partition;
 pub mod preflight;
 pub mod runner;
+pub mod tools;
