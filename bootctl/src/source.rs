@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use anyhow::Context;
-use shared::blockdev;
+use shared::blockdev::{self, FsInfo};
 use shared::bootinfo::BootInfo;
 use shared::loopdev::LoopDevice;
 use shared::mount::{self, Mount, MountOptions};
@@ -76,29 +76,28 @@ pub fn locate(args: &SourceArgs, access: Access) -> anyhow::Result<Located> {
     if let Some(image) = &args.disk {
         return locate_on_disk(image, access);
     }
-    let (device, uuid) = find_device(args.multiboot.as_deref())?;
-    mount_device(device, uuid, access, None)
+    let (device, fs) = find_device(args.multiboot.as_deref())?;
+    mount_device(device, fs, access, None)
 }
 
 /// The device of the multiboot filesystem: by --multiboot UUID, else by the UUID in the
-/// image's boot-info.json copy, else by label.
-fn find_device(wanted: Option<&str>) -> anyhow::Result<(PathBuf, Option<String>)> {
+/// image's boot-info.json copy, else by label; with what its superblock says.
+fn find_device(wanted: Option<&str>) -> anyhow::Result<(PathBuf, FsInfo)> {
     let uuid = match wanted {
         Some(uuid) => Some(uuid.to_owned()),
         None => read_boot_info(Path::new(IMAGE_BOOT_INFO))?.map(|info| info.multiboot_partition),
     };
     if let Some(uuid) = uuid {
-        let device = blockdev::find_by_uuid(&uuid)
+        return blockdev::find_by_uuid(&uuid)
             .context("looking for the multiboot partition")?
             .ok_or_else(|| {
                 fail(
                     Code::NotFound,
                     format!("no block device holds the multiboot filesystem UUID {uuid}"),
                 )
-            })?;
-        return Ok((device, Some(uuid)));
+            });
     }
-    let device = blockdev::find_by_label(MULTIBOOT_LABEL)
+    blockdev::find_by_label(MULTIBOOT_LABEL)
         .map_err(|err| {
             fail(
                 Code::NotFound,
@@ -113,9 +112,7 @@ fn find_device(wanted: Option<&str>) -> anyhow::Result<(PathBuf, Option<String>)
                      and no filesystem labelled {MULTIBOOT_LABEL}"
                 ),
             )
-        })?;
-    let uuid = probe_uuid(&device);
-    Ok((device, uuid))
+        })
 }
 
 fn locate_on_disk(image: &Path, access: Access) -> anyhow::Result<Located> {
@@ -134,15 +131,15 @@ fn locate_on_disk(image: &Path, access: Access) -> anyhow::Result<Located> {
     let partitions = disk
         .partitions()
         .with_context(|| format!("reading the partitions of {}", image.display()))?;
-    let labelled: Vec<(PathBuf, Option<String>)> = partitions
+    let labelled: Vec<(PathBuf, FsInfo)> = partitions
         .into_iter()
         .filter_map(|partition| {
             let info = blockdev::probe(&partition).ok().flatten()?;
-            (info.label.as_deref() == Some(MULTIBOOT_LABEL)).then_some((partition, info.uuid))
+            (info.label.as_deref() == Some(MULTIBOOT_LABEL)).then_some((partition, info))
         })
         .collect();
     match <[_; 1]>::try_from(labelled) {
-        Ok([(device, uuid)]) => mount_device(device, uuid, access, Some(disk)),
+        Ok([(device, fs)]) => mount_device(device, fs, access, Some(disk)),
         Err(found) if found.is_empty() => Err(fail(
             Code::NotFound,
             format!(
@@ -162,10 +159,10 @@ fn locate_on_disk(image: &Path, access: Access) -> anyhow::Result<Located> {
 }
 
 /// Reuse an existing mount of `device` if there is one that allows `access`, else mount it
-/// privately.
+/// privately as the filesystem type `fs` names (probed already: not probed again).
 fn mount_device(
     device: PathBuf,
-    uuid: Option<String>,
+    found: FsInfo,
     access: Access,
     disk: Option<LoopDevice>,
 ) -> anyhow::Result<Located> {
@@ -175,12 +172,21 @@ fn mount_device(
         if !(read_only && access == Access::ReadWrite) {
             return Ok(Located {
                 root,
-                uuid,
+                uuid: found.uuid,
                 device: Some(device),
                 mount: None,
                 disk,
             });
         }
+    }
+    if found.fstype == "swap" {
+        return Err(fail(
+            Code::NotFound,
+            format!(
+                "{} holds swap space, not the multiboot filesystem",
+                device.display()
+            ),
+        ));
     }
     mount::enter_private_namespace()
         .map_err(|err| permission_or(err, "entering a private mount namespace".into()))?;
@@ -188,7 +194,7 @@ fn mount_device(
     fs::create_dir_all(base).with_context(|| format!("creating {}", base.display()))?;
     let options = MountOptions {
         read_only: access == Access::ReadOnly,
-        fstype: None,
+        fstype: Some(found.fstype),
     };
     let mount = Mount::new_temp(&device, base, &options).map_err(|err| {
         permission_or(
@@ -198,7 +204,7 @@ fn mount_device(
     })?;
     Ok(Located {
         root: mount.path().to_owned(),
-        uuid,
+        uuid: found.uuid,
         device: Some(device),
         mount: Some(mount),
         disk,

@@ -29,12 +29,21 @@ pub struct FsInfo {
 
 /// Reads the first 64 KiB of a block device or image file and identifies the filesystem on it.
 pub fn probe(dev: &Path) -> io::Result<Option<FsInfo>> {
-    let file =
+    let mut file =
         File::open(dev).map_err(|e| with_context(e, format!("opening {}", dev.display())))?;
-    let mut head = Vec::with_capacity(PROBE_BYTES);
-    file.take(PROBE_BYTES as u64)
-        .read_to_end(&mut head)
-        .map_err(|e| with_context(e, format!("reading {}", dev.display())))?;
+    // One read of the whole window (a device answers it in one go), not read_to_end's
+    // growing buffer of four: this runs for every device on every bootctl start.
+    let mut head = vec![0u8; PROBE_BYTES];
+    let mut filled = 0;
+    while filled < head.len() {
+        match file.read(&mut head[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(with_context(e, format!("reading {}", dev.display()))),
+        }
+    }
+    head.truncate(filled);
     Ok(probe_bytes(&head))
 }
 
@@ -222,21 +231,22 @@ fn parse_proc_partitions(text: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Every device of `/proc/partitions` that can be read, with the filesystem found on it.
-fn probe_all() -> io::Result<Vec<(PathBuf, FsInfo)>> {
+/// Every device of `/proc/partitions` that can be read, with the filesystem found on it,
+/// probed lazily in the kernel's order.
+fn probe_all() -> io::Result<impl Iterator<Item = (PathBuf, FsInfo)>> {
     Ok(proc_partitions()?
         .into_iter()
         .filter_map(|dev| match probe(&dev) {
             Ok(Some(info)) => Some((dev, info)),
             _ => None,
-        })
-        .collect())
+        }))
 }
 
 /// Finds a filesystem by UUID (case-insensitive): through `/dev/disk/by-uuid` when udev made it
-/// and the link still points at that filesystem, else by probing every device of
-/// `/proc/partitions` (devices that cannot be read are skipped).
-pub fn find_by_uuid(uuid: &str) -> io::Result<Option<PathBuf>> {
+/// and the link still points at that filesystem, else by probing the devices of
+/// `/proc/partitions` in order up to the first that holds it (devices that cannot be read
+/// are skipped). Returns the device and what its superblock says.
+pub fn find_by_uuid(uuid: &str) -> io::Result<Option<(PathBuf, FsInfo)>> {
     let wanted = |info: &FsInfo| {
         info.uuid
             .as_deref()
@@ -248,35 +258,32 @@ pub fn find_by_uuid(uuid: &str) -> io::Result<Option<PathBuf>> {
             continue;
         }
         if let Ok(dev) = std::fs::canonicalize(by_uuid.join(&name)) {
-            if matches!(probe(&dev), Ok(Some(ref info)) if wanted(info)) {
-                return Ok(Some(dev));
+            if let Ok(Some(info)) = probe(&dev) {
+                if wanted(&info) {
+                    return Ok(Some((dev, info)));
+                }
             }
         }
     }
-    Ok(probe_all()?
-        .into_iter()
-        .find(|(_, info)| wanted(info))
-        .map(|(dev, _)| dev))
+    Ok(probe_all()?.find(|(_, info)| wanted(info)))
 }
 
 /// Finds a filesystem by label (exact match) by probing every device of `/proc/partitions`.
 ///
 /// Every device is probed, even where udev made `/dev/disk/by-label`, because that link names
 /// only one device: a label carried by two devices is an error that names both.
-pub fn find_by_label(label: &str) -> io::Result<Option<PathBuf>> {
-    let found: Vec<PathBuf> = probe_all()?
-        .into_iter()
+pub fn find_by_label(label: &str) -> io::Result<Option<(PathBuf, FsInfo)>> {
+    let mut found: Vec<(PathBuf, FsInfo)> = probe_all()?
         .filter(|(_, info)| info.label.as_deref() == Some(label))
-        .map(|(dev, _)| dev)
         .collect();
-    match found.as_slice() {
-        [] => Ok(None),
-        [one] => Ok(Some(one.clone())),
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
         many => Err(io::Error::other(format!(
-            "filesystem label {label:?} is carried by {} devices: {}",
-            many.len(),
-            many.iter()
-                .map(|d| d.display().to_string())
+            "filesystem label {label:?} is carried by {many} devices: {}",
+            found
+                .iter()
+                .map(|(d, _)| d.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),

@@ -338,19 +338,27 @@ fn ext4_is_probed_found_and_mounted_read_only() {
     );
 
     assert_eq!(
-        blockdev::find_by_uuid(&uuid.to_uppercase()).expect("by uuid"),
+        blockdev::find_by_uuid(&uuid.to_uppercase())
+            .expect("by uuid")
+            .map(|(dev, _)| dev),
         Some(part.clone())
     );
     assert_eq!(
-        blockdev::find_by_label(&label).expect("by label"),
+        blockdev::find_by_label(&label)
+            .expect("by label")
+            .map(|(dev, _)| dev),
         Some(part.clone())
     );
     assert_eq!(
-        blockdev::find_by_uuid(&new_uuid()).expect("unknown uuid"),
+        blockdev::find_by_uuid(&new_uuid())
+            .expect("unknown uuid")
+            .map(|(dev, _)| dev),
         None
     );
     assert_eq!(
-        blockdev::find_by_label(&new_label()).expect("unknown label"),
+        blockdev::find_by_label(&new_label())
+            .expect("unknown label")
+            .map(|(dev, _)| dev),
         None
     );
 
@@ -412,11 +420,15 @@ fn xfs_is_probed_and_mounted_read_write() {
     assert_eq!(probed, fs("xfs", &uuid, &label));
     assert_eq!(probed, blkid(&part));
     assert_eq!(
-        blockdev::find_by_uuid(&uuid).expect("by uuid"),
+        blockdev::find_by_uuid(&uuid)
+            .expect("by uuid")
+            .map(|(dev, _)| dev),
         Some(part.clone())
     );
     assert_eq!(
-        blockdev::find_by_label(&label).expect("by label"),
+        blockdev::find_by_label(&label)
+            .expect("by label")
+            .map(|(dev, _)| dev),
         Some(part.clone())
     );
 
