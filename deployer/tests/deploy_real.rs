@@ -529,3 +529,82 @@ fn a_missing_program_is_refused_before_any_write() {
     }
     assert!(!disk.exists(), "the disk image was created");
 }
+
+/// The disk is a block device (a loop device the test attached, as a real node's disk
+/// would be), deployed twice in a row: the second deploy redoes everything over the first
+/// one, and the disk boots.
+#[test]
+fn a_block_device_deploys_twice_and_boots() {
+    require_tools(TOOLS);
+    let scratch = TempDir::new("deploy-blockdev");
+    let alpha = FixtureImage::new("alpha");
+    let beta = FixtureImage::new("beta");
+    for image in [&alpha, &beta] {
+        let root = scratch.join(&image.name);
+        std::fs::create_dir(&root).expect("creating an image tree");
+        populate_image(&root, image);
+    }
+    let config_path = scratch.join("provision.json");
+    std::fs::write(
+        &config_path,
+        config(
+            &scratch.join("alpha").display().to_string(),
+            &scratch.join("beta").display().to_string(),
+            &alpha.image_uuid,
+            &beta.image_uuid,
+        ),
+    )
+    .expect("writing provision.json");
+    let image_file = scratch.join("node.img");
+    let loop_disk = LoopDisk::create(&image_file, 600 << 20);
+    let device = loop_disk.device().display().to_string();
+    let mut multiboot_uuids = Vec::new();
+    for attempt in ["first", "second"] {
+        let boot_info = scratch.join(format!("boot-info-{attempt}.json"));
+        let out = deployer(&[
+            "deploy".as_ref(),
+            config_path.as_os_str(),
+            "--disk".as_ref(),
+            format!("vda={device}").as_ref(),
+            "--boot-info".as_ref(),
+            boot_info.as_os_str(),
+            "--bootctl".as_ref(),
+            static_bootctl().as_os_str(),
+            "--yes".as_ref(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{attempt} deploy onto {device} failed: {}",
+            describe(&out)
+        );
+        let info: Value = serde_json::from_str(&read(&boot_info)).expect("boot-info.json");
+        multiboot_uuids.push(
+            info["multiboot_partition"]
+                .as_str()
+                .expect("uuid")
+                .to_owned(),
+        );
+    }
+    assert_ne!(
+        multiboot_uuids[0], multiboot_uuids[1],
+        "every deploy makes new filesystems"
+    );
+    loop_disk.reread_partitions();
+    assert_eq!(
+        blkid(&loop_disk.partition(3)).get("UUID"),
+        Some(&multiboot_uuids[1]),
+        "the multiboot partition is the second deploy's"
+    );
+    drop(loop_disk);
+    let outcome = boot(
+        &image_file,
+        Firmware::Bios,
+        BOOT_TIMEOUT,
+        "deploy-blockdev-bios",
+    );
+    expect_boot(
+        &outcome,
+        "beta",
+        "boot of a disk deployed twice as a block device",
+    );
+}
