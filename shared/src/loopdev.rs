@@ -244,18 +244,26 @@ impl LoopDevice {
         let table = self.read_table()?;
         let mut kernel = self.kernel_partitions()?;
         if !table.is_empty() && !agrees(&table, &kernel) {
-            self.reread(deadline);
-            kernel = self.kernel_partitions()?;
-        }
-        if !table.is_empty() && !agrees(&table, &kernel) {
-            self.announce(&table, &kernel, deadline)?;
+            // Concurrent callers (two bootctl runs on one disk) would re-read and add the
+            // same partitions at once, the one's BLKRRPART dropping what the other added: the
+            // fix-up is done under an exclusive flock on the whole-disk device (the protocol
+            // udev honours too), and first re-checked, since the holder before may have done it.
+            let _lock = self.lock_device(deadline)?;
             kernel = self.kernel_partitions()?;
             if !agrees(&table, &kernel) {
-                return Err(io::Error::other(format!(
-                    "the kernel does not show the partitions of {} (image {}) after adding them",
-                    self.path.display(),
-                    self.image.display()
-                )));
+                self.reread(deadline);
+                kernel = self.kernel_partitions()?;
+            }
+            if !agrees(&table, &kernel) {
+                self.announce(&table, &kernel, deadline)?;
+                kernel = self.kernel_partitions()?;
+                if !agrees(&table, &kernel) {
+                    return Err(io::Error::other(format!(
+                        "the kernel does not show the partitions of {} (image {}) after adding them",
+                        self.path.display(),
+                        self.image.display()
+                    )));
+                }
             }
         }
         kernel
@@ -263,6 +271,27 @@ impl LoopDevice {
             .filter(|k| table.is_empty() || table.iter().any(|t| t.number == k.span.number))
             .map(|k| Ok((k.span.number, device_node(&k.name, deadline)?)))
             .collect()
+    }
+
+    /// An exclusive flock on the loop device, waited for until `deadline`.
+    fn lock_device(&self, deadline: Instant) -> io::Result<Flock<File>> {
+        let mut file = File::open(&self.path)
+            .map_err(|e| context(e, format!("opening {}", self.path.display())))?;
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(locked) => return Ok(locked),
+                Err((unlocked, Errno::EWOULDBLOCK | Errno::EINTR)) if Instant::now() < deadline => {
+                    file = unlocked;
+                    sleep(POLL);
+                }
+                Err((_, e)) => {
+                    return Err(context(
+                        e.into(),
+                        format!("locking {}", self.path.display()),
+                    ))
+                }
+            }
+        }
     }
 
     /// Reads the partition table through the loop device.
