@@ -197,10 +197,15 @@ fn mount_device(
         fstype: Some(found.fstype),
     };
     let mount = Mount::new_temp(&device, base, &options).map_err(|err| {
-        permission_or(
-            err,
-            format!("mounting the multiboot partition {}", device.display()),
-        )
+        let what = format!("mounting the multiboot partition {}", device.display());
+        if access == Access::ReadWrite && blockdev::is_read_only(&device) {
+            fail(
+                Code::Failure,
+                format!("{what} to write: the device is read-only"),
+            )
+        } else {
+            permission_or(err, what)
+        }
     })?;
     Ok(Located {
         root: mount.path().to_owned(),

@@ -207,6 +207,19 @@ fn with_context(err: io::Error, what: String) -> io::Error {
     io::Error::new(err.kind(), format!("{what}: {err}"))
 }
 
+/// Whether the kernel marks the block device `dev` read-only (`/sys/class/block/NAME/ro`,
+/// which a partition inherits from its disk); false when that cannot be read.
+pub fn is_read_only(dev: &Path) -> bool {
+    let Some(name) = std::fs::canonicalize(dev)
+        .ok()
+        .and_then(|path| path.file_name().map(|n| n.to_owned()))
+    else {
+        return false;
+    };
+    let ro = Path::new("/sys/class/block").join(name).join("ro");
+    std::fs::read_to_string(ro).is_ok_and(|text| text.trim() == "1")
+}
+
 /// Whole disks and partitions named in `/proc/partitions`, as `/dev/NAME` paths.
 pub fn proc_partitions() -> io::Result<Vec<PathBuf>> {
     let text = std::fs::read_to_string("/proc/partitions")
