@@ -113,7 +113,10 @@ impl BootDir {
         let started = Instant::now();
         loop {
             match atomic::lock(&self.root, LOCK_STEP) {
-                Ok(lock) => return Ok(lock),
+                Ok(lock) => {
+                    shared::fault::point("lock:acquired");
+                    return Ok(lock);
+                }
                 Err(LockError::Busy { .. }) if started.elapsed() < LOCK_TIMEOUT => signals::check()?,
                 Err(LockError::Busy { .. }) => {
                     return Err(fail(

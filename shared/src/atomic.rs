@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
+use crate::fault;
+
 /// How long [`lock`] sleeps between attempts.
 const RETRY_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -43,11 +45,14 @@ pub fn replace_file(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
         _ => Path::new("."),
     };
     let (temp, mut file) = create_temp(dir, name)?;
+    fault::point("replace:created");
     let written = (|| {
         file.write_all(contents)?;
         file.set_permissions(Permissions::from_mode(mode))?;
+        fault::point("replace:written");
         file.sync_all()?;
         drop(file);
+        fault::point("replace:synced");
         fs::rename(&temp, path)
     })();
     if let Err(err) = written {
@@ -55,7 +60,10 @@ pub fn replace_file(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
         let _ = fs::remove_file(&temp);
         return Err(err);
     }
-    File::open(dir)?.sync_all()
+    fault::point("replace:renamed");
+    File::open(dir)?.sync_all()?;
+    fault::point("replace:done");
+    Ok(())
 }
 
 /// Creates `DIR/.NAME.PID.N.tmp`, mode 0600, with the first `N` not already taken (a

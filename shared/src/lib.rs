@@ -3,11 +3,13 @@
 //! Pure formats: [`bootinfo`] (boot-info.json), [`grubcfg`] (grub.cfg menu model),
 //! [`grubenv`] (grub's environment block). OS primitives: [`atomic`] (crash-safe file
 //! replacement and locking), [`blockdev`] (finding filesystems by UUID or label without
-//! udev), [`loopdev`] (attaching disk-image files), [`mount`] (mount guards).
+//! udev), [`loopdev`] (attaching disk-image files), [`mount`] (mount guards). Test-only:
+//! [`fault`] (points where the crash tests kill the process).
 
 pub mod atomic;
 pub mod blockdev;
 pub mod bootinfo;
+pub mod fault;
 pub mod grubcfg;
 pub mod grubenv;
 pub mod loopdev;
