@@ -15,11 +15,13 @@
 //! copies each image onto its mounted filesystems with its fstab and bootctl, and [`boot`]
 //! installs GRUB and writes grub.cfg, grubenv and boot-info.json; [`crate::deploy`] runs
 //! them in order.
+//! [`osprober`] makes grub.cfg with grub-mkconfig and os-prober instead (os-prober mode).
 
 pub mod boot;
 pub mod disk;
 pub mod image;
 pub mod mkfs;
+pub mod osprober;
 pub mod partition;
 pub mod preflight;
 pub mod runner;
