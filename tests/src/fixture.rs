@@ -2,8 +2,9 @@
 //!
 //! The tree boots with the host's Debian kernel and initrd: the initrd mounts the root
 //! named by `root=UUID=` and executes `/sbin/init`, a busybox shell script that prints
-//! `MULTIBOOT-FIXTURE booted=<name>` on the console, runs `/etc/fixture/run` if the
-//! test provided one, and powers the machine off.
+//! `MULTIBOOT-FIXTURE booted=<name>` on the console, mounts the filesystems of its
+//! `/etc/fstab` (as a real init does), runs `/etc/fixture/run` if the test provided one,
+//! and powers the machine off.
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -211,6 +212,8 @@ mounted /dev || mount -t devtmpfs devtmpfs /dev
 mounted /run || mount -t tmpfs -o mode=0755 tmpfs /run
 mounted /tmp || mount -t tmpfs tmpfs /tmp
 mount -o remount,rw /
+# As a real init does: mount what the image's fstab lists (busybox finds UUID= itself).
+if [ -f /etc/fstab ]; then mount -a; fi
 echo "{MARKER} booted={name}"
 if [ -x /{RUN_SCRIPT} ]; then
     echo "{MARKER} run-begin"

@@ -5,7 +5,8 @@
 //! builds a node's disk image with one shared GRUB on a `multiboot` partition and one
 //! tiny busybox Linux per image ([`fixture`]),
 //! [`grubcfg`] writes the menus that the tests boot from, [`qemu`] boots a disk under
-//! software emulation and reports which image came up, and [`bootctl`] runs the
+//! software emulation and reports which image came up, [`chain`] boots one disk several
+//! times in a row and says which boot of the chain went wrong, and [`bootctl`] runs the
 //! statically linked `bootctl` binary, the artifact that ships inside the images.
 //!
 //! Helpers panic with a message that names the failing step: they are meant for tests.
@@ -13,6 +14,7 @@
 //! directories) is released by a guard's `Drop`, also when a test panics.
 
 pub mod bootctl;
+pub mod chain;
 pub mod cmd;
 pub mod disk;
 pub mod fixture;

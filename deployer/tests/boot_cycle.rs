@@ -1,0 +1,385 @@
+//! The product's user story, proved by booting: an administrator logged into whichever
+//! image is running types `bootctl switch OTHER`, reboots, and the node comes up in OTHER.
+//!
+//! Every disk here is made by the real `deployer deploy` from fixture image trees, and
+//! the bootctl and `/etc/multiboot/boot-info.json` inside the images are the ones the
+//! deployer installed, exactly as a user gets them. Each image's run script (executed by
+//! the fixture init at boot) prints `bootctl list --json` and `bootctl status --json`
+//! with the [`e2e::chain::SHOW`] function, runs `bootctl switch`, prints the status again
+//! and powers off; the test boots the disk again and again under QEMU and reads what the
+//! guest printed from its console. Before bootctl runs, the script removes `/dev/disk`
+//! (the links the initrd's udev left), so bootctl must find the multiboot partition by
+//! UUID from `/proc/partitions`, as on a node without udev.
+//!
+//! A missing tool fails the test and names `scripts/setup`.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::bootctl::{marked, static_bootctl};
+use e2e::chain::{boot_chain, shown, Expect, SHOW};
+use e2e::fixture::{populate_image, FixtureImage};
+use e2e::qemu::{BootOutcome, Firmware};
+use e2e::tmp::TempDir;
+use e2e::tools::require_tools;
+use serde_json::Value;
+
+/// What the deployer and the boots need.
+const TOOLS: &[&str] = &[
+    "wipefs",
+    "sfdisk",
+    "partx",
+    "blkid",
+    "mkfs.ext4",
+    "mkfs.vfat",
+    "mmd",
+    "mcopy",
+    "grub-mkimage",
+    "grub-install",
+    "rsync",
+    "busybox",
+    "mount",
+    "umount",
+    "qemu-system-x86_64",
+];
+
+const KERNEL_PARAMS: &str = "console=ttyS0 quiet panic=-1";
+
+/// One boot's limit: a fixture boot takes 20 to 60 s under TCG on a loaded machine.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Where the partition that images share is mounted (by their fstabs).
+const COMMON: &str = "/usr/share/common";
+
+/// A disk-image file made by `deployer deploy`.
+struct Node {
+    /// Holds the image trees, the config and the disk; removed at the end.
+    _scratch: TempDir,
+    disk: PathBuf,
+    /// The multiboot partition's filesystem UUID, from the deployer's boot-info.json.
+    multiboot_uuid: String,
+}
+
+/// Writes the tree of every image, a provision.json that gives each image its own `/` and
+/// the images of `shared` one partition at [`COMMON`], `default` booting by default, and
+/// runs `deployer deploy` on a new disk-image file.
+fn deploy(label: &str, images: &[&FixtureImage], default: &str, shared: &[&str]) -> Node {
+    require_tools(TOOLS);
+    let scratch = TempDir::new(label);
+    let mut entries = Vec::new();
+    let mut volumes = Vec::new();
+    for image in images {
+        let root = scratch.join(&image.name);
+        std::fs::create_dir(&root).expect("creating an image tree");
+        populate_image(&root, image);
+        entries.push(serde_json::json!({
+            "name": image.name, "image_name": image.image_name,
+            "image_uuid": image.image_uuid, "image_pull_url": root,
+            "target": "/", "boot": image.name == default
+        }));
+        volumes.push(serde_json::json!({
+            "type": "partition", "mount": "/", "size": "160", "images": [image.name],
+            "file_system": "ext4"
+        }));
+    }
+    if !shared.is_empty() {
+        volumes.push(serde_json::json!({
+            "type": "partition", "mount": COMMON, "size": "32", "images": shared,
+            "file_system": "ext4"
+        }));
+    }
+    let config = serde_json::json!({
+        "images": entries,
+        "partitions": [{
+            "type": "disk", "id": {"type": "name", "value": "vda"},
+            "size": format!("{} MiB", 240 + 160 * images.len()),
+            "volumes": volumes
+        }],
+        "partitions_policy": "clean",
+        "deploy_data": {"kernel_params": KERNEL_PARAMS}
+    });
+    let config_path = scratch.join("provision.json");
+    std::fs::write(&config_path, config.to_string()).expect("writing provision.json");
+    let disk = scratch.join("node.img");
+    let boot_info = scratch.join("boot-info.json");
+
+    let started = Instant::now();
+    let mut deploy = Command::new(env!("CARGO_BIN_EXE_deployer"));
+    deploy
+        .arg("deploy")
+        .arg(&config_path)
+        .arg("--disk")
+        .arg(format!("vda={}", disk.display()))
+        .arg("--boot-info")
+        .arg(&boot_info)
+        .arg("--bootctl")
+        .arg(static_bootctl())
+        .arg("--yes")
+        .stdin(Stdio::null());
+    let out = deploy.output().expect("running deployer");
+    assert!(
+        out.status.success(),
+        "{label}: `{}` failed with {}\n--- stdout\n{}--- stderr\n{}",
+        e2e::cmd::describe(&deploy),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{label}: deploy took {:.1?}", started.elapsed());
+    let info: Value = serde_json::from_slice(&std::fs::read(&boot_info).expect("boot-info.json"))
+        .expect("boot-info.json is JSON");
+    let multiboot_uuid = info["multiboot_partition"]
+        .as_str()
+        .unwrap_or_else(|| panic!("boot-info.json has no multiboot_partition: {info}"))
+        .to_owned();
+    Node {
+        _scratch: scratch,
+        disk,
+        multiboot_uuid,
+    }
+}
+
+/// The run script of an image: `before` (shell lines), then bootctl's list and status,
+/// then (with `switch`, the arguments of `bootctl switch`) the switch and the status
+/// after it. Any failing command fails the script, which the boot chain reports.
+fn run_script(before: &str, switch: Option<&str>) -> String {
+    let mut script = format!(
+        "set -e\n{SHOW}\
+         rm -rf /dev/disk\n\
+         show udev sh -c 'if pidof systemd-udevd udevd >/dev/null; then echo udevd runs; else echo no udevd; fi; \
+         if [ -e /dev/disk ]; then echo /dev/disk exists; else echo no /dev/disk; fi'\n\
+         {before}\
+         show list bootctl list --json\n\
+         show status bootctl status --json\n"
+    );
+    if let Some(args) = switch {
+        script += &format!("show switch bootctl switch {args}\nshow after bootctl status --json\n");
+    }
+    script
+}
+
+/// What the default and the one-shot choice must be in bootctl's view.
+#[derive(Clone, Copy)]
+struct Choice<'a> {
+    default: &'a FixtureImage,
+    next: Option<&'a FixtureImage>,
+}
+
+/// `image_name` of a `bootctl status --json` entry (`null` for none).
+fn status_image(status: &Value, key: &str) -> Option<String> {
+    let entry = &status[key];
+    (!entry.is_null()).then(|| entry["image_name"].as_str().unwrap_or("(none)").to_owned())
+}
+
+/// Checks what bootctl printed inside the guest in `boot`: the running image is
+/// `running` (from the running root) in list and status, before the switch default and
+/// next are `before`, after it (if the script switched) `after`; and the multiboot
+/// partition was found by its UUID as a `/dev/vda` partition, in a guest without udev.
+fn check_views(
+    boot: &BootOutcome,
+    which: &str,
+    node: &Node,
+    running: &FixtureImage,
+    before: Choice,
+    after: Option<Choice>,
+) {
+    let out = &boot.run_output;
+    let context = |what: &str| format!("{which}: {what}; log: {}", boot.log.display());
+    assert_eq!(
+        shown(out, "udev").stdout,
+        "no udevd\nno /dev/disk\n",
+        "{}",
+        context("udev still at work in the guest")
+    );
+
+    let list = shown(out, "list").json();
+    let name = |image: Option<&FixtureImage>| image.map(|i| i.image_name.clone());
+    let names = |image: Option<&FixtureImage>| Vec::from_iter(name(image));
+    let marks = |mark: &str| marked(&list, mark, "image_name");
+    assert_eq!(
+        (marks("running"), marks("default"), marks("next")),
+        (
+            names(Some(running)),
+            names(Some(before.default)),
+            names(before.next)
+        ),
+        "{}\n{list:#}",
+        context("`bootctl list --json` marks (running, default, next)")
+    );
+
+    let mut sections = vec![("status", "before the switch", before)];
+    sections.extend(after.map(|after| ("after", "after the switch", after)));
+    for (section, when, choice) in sections {
+        let status = shown(out, section).json();
+        let what = format!("`bootctl status --json` {when}");
+        assert_eq!(
+            (
+                status_image(&status, "running"),
+                status_image(&status, "default"),
+                status_image(&status, "next")
+            ),
+            (
+                name(Some(running)),
+                name(Some(choice.default)),
+                name(choice.next)
+            ),
+            "{}\n{status:#}",
+            context(&format!("{what}: running, default, next"))
+        );
+        let multiboot = &status["multiboot"];
+        let device = multiboot["device"].as_str().unwrap_or("");
+        assert!(
+            multiboot["uuid"] == node.multiboot_uuid.as_str()
+                && device.starts_with("/dev/vda")
+                && device.len() > "/dev/vda".len(),
+            "{}\n{status:#}",
+            context(&format!(
+                "{what}: the multiboot partition is not UUID {} on a /dev/vda partition",
+                node.multiboot_uuid
+            ))
+        );
+    }
+}
+
+/// Three images switch round from inside, A to B to C to A, across four BIOS boots; the
+/// partition that A and B share is mounted by both, and what A writes there B reads.
+#[test]
+fn images_switch_round_from_inside_and_share_a_partition() {
+    let mounts = format!("show common grep ' {COMMON} ' /proc/mounts\n");
+    let alpha_before = format!(
+        "{mounts}cat /proc/sys/kernel/random/boot_id > {COMMON}/from-alpha\n\
+         show wrote cat {COMMON}/from-alpha\n"
+    );
+    let beta_before = format!("{mounts}show read cat {COMMON}/from-alpha\n");
+    let alpha = FixtureImage::new("alpha").run_script(&run_script(&alpha_before, Some("beta")));
+    let beta = FixtureImage::new("beta").run_script(&run_script(&beta_before, Some("gamma")));
+    let gamma = FixtureImage::new("gamma").run_script(&run_script("", Some("alpha")));
+    let node = deploy(
+        "boot-cycle",
+        &[&alpha, &beta, &gamma],
+        "alpha",
+        &["alpha", "beta"],
+    );
+
+    let boots = boot_chain(
+        &node.disk,
+        Firmware::Bios,
+        BOOT_TIMEOUT,
+        "boot-cycle",
+        &[
+            Expect::first("alpha"),
+            Expect::after("beta", "alpha ran `bootctl switch beta`"),
+            Expect::after("gamma", "beta ran `bootctl switch gamma`"),
+            Expect::after("alpha", "gamma ran `bootctl switch alpha`"),
+        ],
+    );
+
+    let order = [&alpha, &beta, &gamma, &alpha];
+    for (i, boot) in boots.iter().enumerate() {
+        let running = order[i];
+        let next = order[(i + 1) % 3];
+        check_views(
+            boot,
+            &format!("boot {} of 4 ({})", i + 1, running.name),
+            &node,
+            running,
+            Choice {
+                default: running,
+                next: None,
+            },
+            Some(Choice {
+                default: next,
+                next: None,
+            }),
+        );
+    }
+
+    // The shared partition: the same filesystem mounted by both fstabs, and the boot id
+    // alpha wrote at its boot is what beta read at the next one.
+    let mounted: Vec<String> = boots[..2]
+        .iter()
+        .map(|boot| shown(&boot.run_output, "common").stdout)
+        .collect();
+    let device = |line: &str| line.split_whitespace().next().unwrap_or("").to_owned();
+    assert!(
+        !mounted[0].is_empty() && device(&mounted[0]) == device(&mounted[1]),
+        "alpha and beta do not mount the same filesystem at {COMMON}: {mounted:?}"
+    );
+    let wrote = shown(&boots[0].run_output, "wrote").stdout;
+    let read = shown(&boots[1].run_output, "read").stdout;
+    assert!(
+        wrote.trim().len() == 36 && read == wrote,
+        "beta read {read:?} from {COMMON}/from-alpha, alpha wrote {wrote:?}"
+    );
+}
+
+/// `bootctl switch --once` from inside: the other image boots once, then the default again.
+#[test]
+fn a_one_shot_switch_from_inside_boots_the_other_image_once() {
+    let alpha = FixtureImage::new("alpha").run_script(&run_script("", Some("--once beta")));
+    let beta = FixtureImage::new("beta").run_script(&run_script("", None));
+    let node = deploy("boot-once", &[&alpha, &beta], "alpha", &[]);
+
+    let boots = boot_chain(
+        &node.disk,
+        Firmware::Bios,
+        BOOT_TIMEOUT,
+        "boot-once",
+        &[
+            Expect::first("alpha"),
+            Expect::after("beta", "alpha ran `bootctl switch --once beta`"),
+            Expect::after("alpha", "beta booted once and did not switch"),
+        ],
+    );
+
+    let alone = Choice {
+        default: &alpha,
+        next: None,
+    };
+    let once = Some(Choice {
+        default: &alpha,
+        next: Some(&beta),
+    });
+    check_views(&boots[0], "boot 1 of 3 (alpha)", &node, &alpha, alone, once);
+    check_views(&boots[1], "boot 2 of 3 (beta)", &node, &beta, alone, None);
+    check_views(&boots[2], "boot 3 of 3 (alpha)", &node, &alpha, alone, once);
+}
+
+/// The two-image switch on UEFI (OVMF booting the deployer's `BOOTX64.EFI`): alpha
+/// switches to beta, beta comes up and switches back (what that writes is the same as on
+/// BIOS, proved by the three-image round; a third boot would only repeat the first).
+#[test]
+fn images_switch_to_each_other_on_uefi() {
+    let alpha = FixtureImage::new("alpha").run_script(&run_script("", Some("beta")));
+    let beta = FixtureImage::new("beta").run_script(&run_script("", Some("alpha")));
+    let node = deploy("boot-uefi", &[&alpha, &beta], "alpha", &[]);
+
+    let boots = boot_chain(
+        &node.disk,
+        Firmware::Uefi,
+        BOOT_TIMEOUT,
+        "boot-uefi",
+        &[
+            Expect::first("alpha"),
+            Expect::after("beta", "alpha ran `bootctl switch beta`"),
+        ],
+    );
+
+    for (i, (running, other)) in [(&alpha, &beta), (&beta, &alpha)].into_iter().enumerate() {
+        check_views(
+            &boots[i],
+            &format!("UEFI boot {} of 2 ({})", i + 1, running.name),
+            &node,
+            running,
+            Choice {
+                default: running,
+                next: None,
+            },
+            Some(Choice {
+                default: other,
+                next: None,
+            }),
+        );
+    }
+}
