@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+use crate::apply::boot::BootloaderConfig;
 use crate::config::ProvisionConfig;
 use crate::deploy::{deploy, DeployOptions};
 use crate::disks::disk_input;
@@ -101,6 +102,11 @@ pub enum Command {
         /// new partition tables.
         #[arg(long)]
         preserve_on_error: bool,
+        /// Where grub.cfg comes from: "generated" by the deployer (one entry per image,
+        /// default in grubenv), or "os-prober": grub-mkconfig with os-prober, the
+        /// specification's flow, limited to the deployed disks.
+        #[arg(long, value_enum, value_name = "MODE", default_value_t)]
+        bootloader_config: BootloaderConfig,
     },
 }
 
@@ -174,6 +180,7 @@ pub fn run(cli: &Cli) -> ExitCode {
             bootctl,
             yes,
             preserve_on_error,
+            bootloader_config,
         } => {
             let (config_value, plan) = match load_plan(config, disks, false) {
                 Ok(loaded) => loaded,
@@ -184,6 +191,7 @@ pub fn run(cli: &Cli) -> ExitCode {
                 bootctl: bootctl.clone(),
                 yes: *yes,
                 preserve_on_error: *preserve_on_error,
+                bootloader_config: *bootloader_config,
             };
             deploy(&config_value, &plan, &options).into()
         }

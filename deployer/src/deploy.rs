@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::apply::boot::{install_boot, BootInputs};
+use crate::apply::boot::{install_boot, BootInputs, BootloaderConfig};
 use crate::apply::disk::AttachedDisks;
 use crate::apply::image::{deploy_image, DeployedImage};
 use crate::apply::{preflight, tools};
@@ -38,6 +38,8 @@ pub struct DeployOptions {
     pub yes: bool,
     /// Keep the disks as they are when a step fails.
     pub preserve_on_error: bool,
+    /// Where grub.cfg comes from.
+    pub bootloader_config: BootloaderConfig,
 }
 
 /// Deploys `plan` (made from `config`) and returns the exit status; every problem is
@@ -50,7 +52,7 @@ pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) ->
             return Exit::Invalid;
         }
     };
-    let refusals = refusals(config, plan, &bootctl);
+    let refusals = refusals(config, plan, &bootctl, options.bootloader_config);
     if !refusals.is_empty() {
         for refusal in refusals {
             eprintln!("deployer: {refusal}");
@@ -108,7 +110,12 @@ fn default_bootctl() -> anyhow::Result<PathBuf> {
 
 /// What keeps this host from deploying `plan` at all, one line each; empty when nothing
 /// does.
-pub fn refusals(config: &ProvisionConfig, plan: &Plan, bootctl: &Path) -> Vec<String> {
+pub fn refusals(
+    config: &ProvisionConfig,
+    plan: &Plan,
+    bootctl: &Path,
+    mode: BootloaderConfig,
+) -> Vec<String> {
     let mut out = Vec::new();
     if plan.needs_device_mapper || plan.needs_md {
         out.push("LVM/RAID: not supported on this host (no device-mapper/md)".to_owned());
@@ -134,8 +141,17 @@ pub fn refusals(config: &ProvisionConfig, plan: &Plan, bootctl: &Path) -> Vec<St
             ));
         }
     }
+    if mode == BootloaderConfig::OsProber {
+        for image in plan.images.iter().filter(|image| image.separate_boot) {
+            out.push(format!(
+                "image {}: a separate /boot is not supported in os-prober mode (os-prober \
+                 skips such images); use the generated grub.cfg",
+                image.name
+            ));
+        }
+    }
     let path = std::env::var("PATH").unwrap_or_default();
-    out.extend(tools::missing(&tools::required_programs(plan), &path));
+    out.extend(tools::missing(&tools::required_programs(plan, mode), &path));
     if !bootctl.is_file() {
         out.push(format!(
             "bootctl binary {} not found (give --bootctl PATH)",
@@ -218,6 +234,7 @@ fn apply(
         disks,
         work: work.path(),
         boot_info: &options.boot_info,
+        mode: options.bootloader_config,
     })?;
     work.remove()
 }

@@ -59,12 +59,20 @@ struct Node {
     disk: PathBuf,
     /// The multiboot partition's filesystem UUID, from the deployer's boot-info.json.
     multiboot_uuid: String,
+    /// The boot-info.json the deployer wrote at `--boot-info`.
+    boot_info: Value,
 }
 
 /// Writes the tree of every image, a provision.json that gives each image its own `/` and
 /// the images of `shared` one partition at [`COMMON`], `default` booting by default, and
 /// runs `deployer deploy` on a new disk-image file.
-fn deploy(label: &str, images: &[&FixtureImage], default: &str, shared: &[&str]) -> Node {
+fn deploy(
+    label: &str,
+    images: &[&FixtureImage],
+    default: &str,
+    shared: &[&str],
+    extra_args: &[&str],
+) -> Node {
     require_tools(TOOLS);
     let scratch = TempDir::new(label);
     let mut entries = Vec::new();
@@ -116,6 +124,7 @@ fn deploy(label: &str, images: &[&FixtureImage], default: &str, shared: &[&str])
         .arg("--bootctl")
         .arg(static_bootctl())
         .arg("--yes")
+        .args(extra_args)
         .stdin(Stdio::null());
     let out = deploy.output().expect("running deployer");
     assert!(
@@ -137,6 +146,7 @@ fn deploy(label: &str, images: &[&FixtureImage], default: &str, shared: &[&str])
         _scratch: scratch,
         disk,
         multiboot_uuid,
+        boot_info: info,
     }
 }
 
@@ -260,6 +270,7 @@ fn images_switch_round_from_inside_and_share_a_partition() {
         &[&alpha, &beta, &gamma],
         "alpha",
         &["alpha", "beta"],
+        &[],
     );
 
     let boots = boot_chain(
@@ -319,7 +330,7 @@ fn images_switch_round_from_inside_and_share_a_partition() {
 fn a_one_shot_switch_from_inside_boots_the_other_image_once() {
     let alpha = FixtureImage::new("alpha").run_script(&run_script("", Some("--once beta")));
     let beta = FixtureImage::new("beta").run_script(&run_script("", None));
-    let node = deploy("boot-once", &[&alpha, &beta], "alpha", &[]);
+    let node = deploy("boot-once", &[&alpha, &beta], "alpha", &[], &[]);
 
     let boots = boot_chain(
         &node.disk,
@@ -353,7 +364,7 @@ fn a_one_shot_switch_from_inside_boots_the_other_image_once() {
 fn images_switch_to_each_other_on_uefi() {
     let alpha = FixtureImage::new("alpha").run_script(&run_script("", Some("beta")));
     let beta = FixtureImage::new("beta").run_script(&run_script("", Some("alpha")));
-    let node = deploy("boot-uefi", &[&alpha, &beta], "alpha", &[]);
+    let node = deploy("boot-uefi", &[&alpha, &beta], "alpha", &[], &[]);
 
     let boots = boot_chain(
         &node.disk,
@@ -370,6 +381,65 @@ fn images_switch_to_each_other_on_uefi() {
         check_views(
             &boots[i],
             &format!("UEFI boot {} of 2 ({})", i + 1, running.name),
+            &node,
+            running,
+            Choice {
+                default: running,
+                next: None,
+            },
+            Some(Choice {
+                default: other,
+                next: None,
+            }),
+        );
+    }
+}
+
+/// The specification's flow (`--bootloader-config os-prober`: grub-mkconfig with os-prober
+/// makes grub.cfg, the default a literal `set default=`): the default image comes up on
+/// BIOS and switches to the other from inside, which then comes up on UEFI and switches
+/// back. boot-info.json's grub ids count os-prober's "Advanced options" submenus as one
+/// entry each, as GRUB does.
+#[test]
+fn images_switch_to_each_other_in_os_prober_mode() {
+    let alpha = FixtureImage::new("alpha").run_script(&run_script("", Some("beta")));
+    let beta = FixtureImage::new("beta").run_script(&run_script("", Some("alpha")));
+    let node = deploy(
+        "boot-os-prober",
+        &[&alpha, &beta],
+        "alpha",
+        &[],
+        &["--bootloader-config", "os-prober"],
+    );
+    let grub_ids: Vec<&Value> = node.boot_info["elements"]
+        .as_array()
+        .expect("elements")
+        .iter()
+        .map(|e| &e["grub_id"])
+        .collect();
+    assert_eq!(grub_ids, [0, 2], "grub ids: {:#}", node.boot_info);
+
+    let first = boot_chain(
+        &node.disk,
+        Firmware::Bios,
+        BOOT_TIMEOUT,
+        "boot-os-prober-bios",
+        &[Expect::first("alpha")],
+    );
+    let second = boot_chain(
+        &node.disk,
+        Firmware::Uefi,
+        BOOT_TIMEOUT,
+        "boot-os-prober-uefi",
+        &[Expect::after("beta", "alpha ran `bootctl switch beta`")],
+    );
+    for (boot, (which, running, other)) in first.iter().chain(&second).zip([
+        ("os-prober mode, BIOS boot (alpha)", &alpha, &beta),
+        ("os-prober mode, UEFI boot (beta)", &beta, &alpha),
+    ]) {
+        check_views(
+            boot,
+            which,
             &node,
             running,
             Choice {

@@ -1,6 +1,6 @@
-//! The multiboot partition: GRUB for BIOS on the first disk and for UEFI on its ESP, the
-//! generated grub.cfg, a grubenv naming the default image, and boot-info.json there, at
-//! `--boot-info` and in every image.
+//! The multiboot partition: GRUB for BIOS on the first disk and for UEFI on its ESP,
+//! grub.cfg (the deployer's own, or grub-mkconfig's with os-prober: [`BootloaderConfig`]),
+//! grubenv, and boot-info.json there, at `--boot-info` and in every image.
 //!
 //! Both firmwares read the one grub.cfg on the multiboot partition. For BIOS,
 //! `grub-install --target=i386-pc` embeds core.img in the bios_grub partition. For UEFI,
@@ -23,6 +23,7 @@ use shared::mount::{Mount, MountOptions};
 
 use crate::apply::disk::AttachedDisks;
 use crate::apply::image::{DeployedImage, MountedImage};
+use crate::apply::osprober::{os_prober_menu, OsProberImage};
 use crate::apply::runner::run;
 use crate::config::ProvisionConfig;
 use crate::grubcfg_gen::{generate, MenuEntrySpec};
@@ -45,6 +46,19 @@ const EFI_IMAGE_MODULES: &[&str] = &[
 /// Where each image keeps its copy of boot-info.json, for bootctl.
 pub const IMAGE_BOOT_INFO_PATH: &str = "etc/multiboot/boot-info.json";
 
+/// Where grub.cfg comes from (`--bootloader-config`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum BootloaderConfig {
+    /// The deployer writes grub.cfg: one entry per image with a stable id, the default
+    /// in grubenv's saved_entry.
+    #[default]
+    Generated,
+    /// The specification's flow: grub-mkconfig with os-prober, limited to the deployed
+    /// disks and isolated from this host's GRUB configuration; the default is a literal
+    /// `set default=` in grub.cfg.
+    OsProber,
+}
+
 /// What the boot step works from.
 pub struct BootInputs<'a> {
     pub config: &'a ProvisionConfig,
@@ -56,6 +70,7 @@ pub struct BootInputs<'a> {
     pub work: &'a Path,
     /// `--boot-info`.
     pub boot_info: &'a Path,
+    pub mode: BootloaderConfig,
 }
 
 /// The image plans that get a boot entry, in menu order, with what their deploy found.
@@ -97,19 +112,27 @@ pub fn menu_entry(image: &ImagePlan, deployed: &DeployedImage) -> anyhow::Result
     })
 }
 
-/// boot-info.json of the deployed images.
+/// Where each image's entry is in grub.cfg: grub's top-level index and the title.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MenuPlace {
+    pub grub_id: u32,
+    pub title: String,
+}
+
+/// boot-info.json of the deployed images, `places` giving each entry's place in the menu.
 pub fn boot_info(
     config: &ProvisionConfig,
     plan: &Plan,
     entries: &[(&ImagePlan, &DeployedImage)],
+    places: &[MenuPlace],
 ) -> anyhow::Result<BootInfo> {
     let mut elements = Vec::new();
-    for (index, (image, deployed)) in entries.iter().enumerate() {
+    for ((image, deployed), place) in entries.iter().zip(places) {
         let configured = config.images.iter().find(|i| i.name == image.name);
         let mut extra = Map::new();
         extra.insert("name".to_owned(), Value::String(image.name.clone()));
         elements.push(BootElement {
-            grub_id: u32::try_from(index).context("too many boot entries")?,
+            grub_id: place.grub_id,
             image_name: configured
                 .and_then(|i| i.image_name.clone())
                 .unwrap_or_else(|| image.name.clone()),
@@ -117,7 +140,7 @@ pub fn boot_info(
             image_uuid: configured
                 .and_then(|i| i.image_uuid.clone())
                 .unwrap_or_default(),
-            boot_name: deployed.title.clone(),
+            boot_name: place.title.clone(),
             root_uuid: image.root_uuid.clone().unwrap_or_default(),
             extra,
         });
@@ -134,20 +157,107 @@ pub fn boot_info(
     })
 }
 
-/// Installs GRUB and writes grub.cfg, grubenv and every copy of boot-info.json.
-pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
-    let plan = inputs.plan;
-    let entries = entries(inputs)?;
+/// grub.cfg, the grubenv beside it and each entry's place in the menu.
+struct Menu {
+    grub_cfg: String,
+    grubenv: GrubEnv,
+    places: Vec<MenuPlace>,
+}
+
+/// The deployer's own grub.cfg: one entry per image, in order, the default in grubenv.
+fn generated_menu(
+    inputs: &BootInputs,
+    entries: &[(&ImagePlan, &DeployedImage)],
+) -> anyhow::Result<Menu> {
     let specs = entries
         .iter()
         .map(|(image, deployed)| menu_entry(image, deployed))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let default_id = entries
         .iter()
-        .find(|(image, _)| image.name == plan.boot.default_image)
+        .find(|(image, _)| image.name == inputs.plan.boot.default_image)
         .map(|(image, _)| image.grub_menu_id.clone())
         .context("the default image has no boot entry")?;
-    let info = boot_info(inputs.config, plan, &entries)?;
+    let mut grubenv = GrubEnv::new();
+    grubenv
+        .set("saved_entry", &default_id)
+        .context("write grubenv")?;
+    let places = specs
+        .iter()
+        .enumerate()
+        .map(|(index, spec)| {
+            Ok(MenuPlace {
+                grub_id: u32::try_from(index).context("too many boot entries")?,
+                title: spec.title.clone(),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Menu {
+        grub_cfg: generate(&specs, &default_id),
+        grubenv,
+        places,
+    })
+}
+
+/// grub-mkconfig's grub.cfg with os-prober's entries; an empty grubenv, so that GRUB's
+/// next_entry (bootctl switch --once) works.
+fn os_prober_mode_menu(
+    inputs: &BootInputs,
+    entries: &[(&ImagePlan, &DeployedImage)],
+) -> anyhow::Result<Menu> {
+    let images = entries
+        .iter()
+        .map(|(image, _)| {
+            let root = image
+                .mounts
+                .iter()
+                .find(|m| m.mount_point == "/")
+                .with_context(|| format!("image {}: no / filesystem", image.name))?;
+            Ok(OsProberImage {
+                plan: image,
+                root_device: inputs.disks.node(&root.device)?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let disks = inputs
+        .plan
+        .disks
+        .iter()
+        .map(|disk| inputs.disks.device(&disk.name).map(Path::to_path_buf))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let menu = os_prober_menu(
+        &images,
+        &disks,
+        &inputs.plan.boot.default_image,
+        inputs.work,
+    )
+    .context("generate grub.cfg with grub-mkconfig and os-prober")?;
+    for title in &menu.dropped {
+        eprintln!("deployer: os-prober entry {title:?} boots no deployed image: left out");
+    }
+    Ok(Menu {
+        grub_cfg: menu.grub_cfg,
+        grubenv: GrubEnv::new(),
+        places: menu
+            .entries
+            .into_iter()
+            .map(|entry| MenuPlace {
+                grub_id: entry.grub_id,
+                title: entry.title,
+            })
+            .collect(),
+    })
+}
+
+/// Installs GRUB and writes grub.cfg, grubenv and every copy of boot-info.json.
+pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
+    let plan = inputs.plan;
+    let entries = entries(inputs)?;
+    let menu = match inputs.mode {
+        BootloaderConfig::Generated => generated_menu(inputs, &entries)?,
+        BootloaderConfig::OsProber => os_prober_mode_menu(inputs, &entries)?,
+    };
+    let info = boot_info(inputs.config, plan, &entries, &menu.places)?;
     let info_json = info.to_json();
 
     let multiboot = plan
@@ -180,16 +290,9 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
         .find(|fs| fs.purpose == Purpose::Esp)
         .context("the plan has no ESP")?;
     install_uefi(inputs, esp, &grub_dir)?;
-    replace_file(
-        &grub_dir.join("grub.cfg"),
-        generate(&specs, &default_id).as_bytes(),
-        0o644,
-    )
-    .context("write grub.cfg")?;
-    let mut env = GrubEnv::new();
-    env.set("saved_entry", &default_id)
-        .context("write grubenv")?;
-    let env_bytes = env.to_bytes().context("write grubenv")?;
+    replace_file(&grub_dir.join("grub.cfg"), menu.grub_cfg.as_bytes(), 0o644)
+        .context("write grub.cfg")?;
+    let env_bytes = menu.grubenv.to_bytes().context("write grubenv")?;
     replace_file(&grub_dir.join("grubenv"), &env_bytes, 0o644).context("write grubenv")?;
     replace_file(
         &mounted.path().join("boot-info.json"),

@@ -73,7 +73,7 @@ GRUB_DISABLE_OS_PROBER=false
 ";
 
 /// Programs the run needs; os-prober silently finds nothing without grub-mount.
-const TOOLS: [&str; 7] = [
+pub const OS_PROBER_PROGRAMS: [&str; 7] = [
     "unshare",
     "grub-mkconfig",
     "grub-probe",
@@ -150,9 +150,6 @@ pub fn os_prober_menu(
         .map(|image| probed_image(image, &disks))
         .collect::<anyhow::Result<Vec<_>>>()?;
     check_images(&probed, default_image)?;
-    if let Some(tool) = TOOLS.iter().find(|tool| find_program(tool).is_none()) {
-        bail!("os-prober mode: {tool} not found: run scripts/setup (see README)");
-    }
     for script in GRUB_D_SCRIPTS {
         let path = Path::new("/etc/grub.d").join(script);
         if !path.is_file() {
@@ -314,19 +311,6 @@ fn check_images(images: &[ProbedImage], default_image: &str) -> anyhow::Result<(
         bail!("os-prober mode: the default image {default_image} is not among the images");
     }
     Ok(())
-}
-
-/// Finds `program` on `$PATH` or in the sbin directories the namespace script adds.
-fn find_program(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(program))
-        .find(|candidate| {
-            candidate
-                .metadata()
-                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-        })
 }
 
 /// The files the namespace script mounts, in a private directory under `work`.

@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::apply::boot::BootloaderConfig;
 use crate::apply::mkfs::mkfs_program;
+use crate::apply::osprober::OS_PROBER_PROGRAMS;
 use crate::plan::Plan;
 
 /// The programs every deploy runs, whatever the plan.
@@ -25,10 +27,13 @@ const ALWAYS: &[&str] = &[
 /// GRUB's platform directories: BIOS and UEFI boot code both go onto the first disk.
 pub const GRUB_PLATFORMS: &[&str] = &["/usr/lib/grub/i386-pc", "/usr/lib/grub/x86_64-efi"];
 
-/// The programs deploying `plan` runs, sorted.
-pub fn required_programs(plan: &Plan) -> Vec<&'static str> {
+/// The programs deploying `plan` with grub.cfg made the `mode` way runs, sorted.
+pub fn required_programs(plan: &Plan, mode: BootloaderConfig) -> Vec<&'static str> {
     let mut programs: BTreeSet<&'static str> = ALWAYS.iter().copied().collect();
     programs.extend(plan.filesystems.iter().map(|fs| mkfs_program(fs.fs_type)));
+    if mode == BootloaderConfig::OsProber {
+        programs.extend(OS_PROBER_PROGRAMS);
+    }
     programs.into_iter().collect()
 }
 
@@ -73,7 +78,7 @@ mod tests {
         };
         let plan = plan(&config, &[disk], &mut SequentialIds::default())
             .unwrap_or_else(|e| panic!("planning failed: {e:?}"));
-        let programs = required_programs(&plan);
+        let programs = required_programs(&plan, BootloaderConfig::Generated);
         for program in [
             "mkfs.ext2",
             "mkfs.ext3",
@@ -86,6 +91,9 @@ mod tests {
         ] {
             assert!(programs.contains(&program), "{program}: {programs:?}");
         }
+        assert!(!programs.contains(&"os-prober"));
+        let with_os_prober = required_programs(&plan, BootloaderConfig::OsProber);
+        assert!(with_os_prober.contains(&"os-prober") && with_os_prober.contains(&"grub-mkconfig"));
         let mut sorted = programs.clone();
         sorted.sort_unstable();
         sorted.dedup();
