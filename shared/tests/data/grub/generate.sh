@@ -4,8 +4,10 @@
 # kernel in /boot. Run as root on Debian 12 with the packages of scripts/setup installed
 # (see README.md here).
 #
-# The host's /etc/default, /etc/grub.d and /boot are never modified: every grub-mkconfig run
-# happens in a private mount namespace (unshare -m) in which
+# The host's /etc/default, /etc/grub.d, /boot and /var/lib/os-prober are never modified:
+# every grub-mkconfig run happens in a private mount namespace (unshare -m) in which
+#   - /sys/block and /proc/partitions show only this script's loop devices, and
+#     /var/lib/os-prober and /run are private tmpfs mounts, and
 #   - /etc/default is a bind mount of a private copy whose `grub` file is Debian's stock
 #     /usr/share/grub/default/grub plus the lines given to run_mkconfig, and
 #   - /boot is a small ext4 loop filesystem holding copies of the host's kernel files and an
@@ -56,11 +58,27 @@ run_mkconfig() {
   cp -a /etc/default/. "$work/etc-default/"
   cp /usr/share/grub/default/grub "$work/etc-default/grub"
   printf '%s\n' "$@" >>"$work/etc-default/grub"
+  # What os-prober, blkid and LVM may see: only this script's loop devices. os-prober
+  # lists partitions from /sys/block, other tools from /proc/partitions; the tests of
+  # this repository run in parallel, and their loop disks must not appear (or be mounted).
+  rm -rf "$work/sys-block"
+  mkdir "$work/sys-block"
+  head -n 2 /proc/partitions >"$work/partitions"
+  for dev in "${loops[@]}"; do
+    name="${dev#/dev/}"
+    ln -s "$(readlink -f "/sys/block/$name")" "$work/sys-block/$name"
+    grep -E " ${name}(p[0-9]+)?\$" /proc/partitions >>"$work/partitions"
+  done
   unshare -m bash -euo pipefail -c '
+    mount --make-rprivate /
     mount "$1" /boot
     mount --bind "$2" /etc/default
+    mount --bind "$4/sys-block" /sys/block
+    mount --bind "$4/partitions" /proc/partitions
+    mount -t tmpfs -o mode=0755 tmpfs /var/lib/os-prober
+    mount -t tmpfs -o mode=0755 tmpfs /run
     grub-mkconfig -o "$3"
-  ' bash "$bootdev" "$work/etc-default" "$output"
+  ' bash "$bootdev" "$work/etc-default" "$output" "$work"
   chmod 644 "$output"
 }
 
