@@ -222,22 +222,33 @@ pub fn is_read_only(dev: &Path) -> bool {
 
 /// Whole disks and partitions named in `/proc/partitions`, as `/dev/NAME` paths.
 pub fn proc_partitions() -> io::Result<Vec<PathBuf>> {
+    Ok(read_proc_partitions()?
+        .into_iter()
+        .map(|(_, path)| path)
+        .collect())
+}
+
+fn read_proc_partitions() -> io::Result<Vec<(u32, PathBuf)>> {
     let text = std::fs::read_to_string("/proc/partitions")
         .map_err(|e| with_context(e, "reading /proc/partitions".to_owned()))?;
     Ok(parse_proc_partitions(&text))
 }
 
-/// Device paths from the text of `/proc/partitions` (`!` in a name stands for `/`).
-fn parse_proc_partitions(text: &str) -> Vec<PathBuf> {
+/// Major numbers of drives that never hold a multiboot partition and that complain on
+/// the console when read empty: floppy (2) and SCSI CD-ROM (11). QEMU guests have both.
+const REMOVABLE_MAJORS: [u32; 2] = [2, 11];
+
+/// Major numbers and device paths from the text of `/proc/partitions` (`!` in a name
+/// stands for `/`).
+fn parse_proc_partitions(text: &str) -> Vec<(u32, PathBuf)> {
     text.lines()
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
             match fields.as_slice() {
-                [maj, min, _blocks, name]
-                    if maj.parse::<u32>().is_ok() && min.parse::<u32>().is_ok() =>
-                {
-                    Some(Path::new("/dev").join(name.replace('!', "/")))
-                }
+                [maj, min, _blocks, name] if min.parse::<u32>().is_ok() => Some((
+                    maj.parse::<u32>().ok()?,
+                    Path::new("/dev").join(name.replace('!', "/")),
+                )),
                 _ => None,
             }
         })
@@ -245,11 +256,12 @@ fn parse_proc_partitions(text: &str) -> Vec<PathBuf> {
 }
 
 /// Every device of `/proc/partitions` that can be read, with the filesystem found on it,
-/// probed lazily in the kernel's order.
+/// probed lazily in the kernel's order; floppies and CD-ROMs are skipped.
 fn probe_all() -> io::Result<impl Iterator<Item = (PathBuf, FsInfo)>> {
-    Ok(proc_partitions()?
+    Ok(read_proc_partitions()?
         .into_iter()
-        .filter_map(|dev| match probe(&dev) {
+        .filter(|(major, _)| !REMOVABLE_MAJORS.contains(major))
+        .filter_map(|(_, dev)| match probe(&dev) {
             Ok(Some(info)) => Some((dev, info)),
             _ => None,
         }))
@@ -572,13 +584,14 @@ mod tests {
 
     #[test]
     fn proc_partitions_lines() {
-        let text = "major minor  #blocks  name\n\n 254        0  268435456 vda\n 259        1      20480 loop0p1\n 104        0   1024 cciss!c0d0\n garbage\n";
+        let text = "major minor  #blocks  name\n\n 254        0  268435456 vda\n 259        1      20480 loop0p1\n 104        0   1024 cciss!c0d0\n   2        0          4 fd0\n garbage\n";
         assert_eq!(
             parse_proc_partitions(text),
             vec![
-                PathBuf::from("/dev/vda"),
-                PathBuf::from("/dev/loop0p1"),
-                PathBuf::from("/dev/cciss/c0d0"),
+                (254, PathBuf::from("/dev/vda")),
+                (259, PathBuf::from("/dev/loop0p1")),
+                (104, PathBuf::from("/dev/cciss/c0d0")),
+                (2, PathBuf::from("/dev/fd0")),
             ]
         );
     }
