@@ -214,21 +214,34 @@ fn hex(bytes: &[u8]) -> String {
 
 /// A progress line: `downloaded 12.0 MiB of 48.0 MiB (25%), 6.0 MiB/s`.
 pub fn progress(done: u64, total: Option<u64>, elapsed: Duration) -> String {
-    let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
     let seconds = elapsed.as_secs_f64();
     let rate = if seconds > 0.0 {
-        format!("{:.1} MiB/s", mib(done) / seconds)
+        format!("{}/s", bytes(done as f64 / seconds))
     } else {
-        "- MiB/s".to_owned()
+        "-/s".to_owned()
     };
     match total {
         Some(total) if total > 0 => format!(
-            "downloaded {:.1} MiB of {:.1} MiB ({}%), {rate}",
-            mib(done),
-            mib(total),
+            "downloaded {} of {} ({}%), {rate}",
+            bytes(done as f64),
+            bytes(total as f64),
             done.saturating_mul(100) / total
         ),
-        _ => format!("downloaded {:.1} MiB, {rate}", mib(done)),
+        _ => format!("downloaded {}, {rate}", bytes(done as f64)),
+    }
+}
+
+/// `512 B`, `3.5 KiB`, `12.0 MiB`, `1.25 GiB`.
+fn bytes(n: f64) -> String {
+    const KIB: f64 = 1024.0;
+    if n < KIB {
+        format!("{n:.0} B")
+    } else if n < KIB * KIB {
+        format!("{:.1} KiB", n / KIB)
+    } else if n < KIB * KIB * KIB {
+        format!("{:.1} MiB", n / (KIB * KIB))
+    } else {
+        format!("{:.2} GiB", n / (KIB * KIB * KIB))
     }
 }
 
@@ -259,9 +272,14 @@ mod tests {
             progress(3 << 19, None, Duration::from_millis(500)),
             "downloaded 1.5 MiB, 3.0 MiB/s"
         );
+        assert_eq!(progress(0, Some(0), Duration::ZERO), "downloaded 0 B, -/s");
         assert_eq!(
-            progress(0, Some(0), Duration::ZERO),
-            "downloaded 0.0 MiB, - MiB/s"
+            progress(3 << 29, Some(1 << 31), Duration::from_secs(1)),
+            "downloaded 1.50 GiB of 2.00 GiB (75%), 1.50 GiB/s"
+        );
+        assert_eq!(
+            progress(3584, None, Duration::from_secs(1)),
+            "downloaded 3.5 KiB, 3.5 KiB/s"
         );
     }
 
