@@ -1,22 +1,24 @@
 //! Writing a raw filesystem image onto a partition, skipping what is zero.
 //!
-//! [`write_raw`] first zeroes the destination's range with one `BLKZEROOUT` (on a loop
-//! device the kernel punches or zeroes the backing file's range; on a disk it uses the
-//! device's write-zeroes command when it has one, else writes zeroes), so that the blocks
-//! it then skips read back as zeroes even where the partition held old data. It then
-//! copies only the source's data: the extents `SEEK_DATA`/`SEEK_HOLE` report (a sparse
-//! image's holes are never read) and, within them, only the 4 KiB blocks that are not
-//! all zero, coalesced into large writes. It ends with an fsync of the destination, as
-//! `dd conv=fsync` does, so the data is on the device when it returns.
-//!
-//! The destination may also be a regular file (tests, offline images): its range is
-//! zeroed by punching holes instead.
+//! [`write_raw`] copies only the source's data: the extents `SEEK_DATA`/`SEEK_HOLE`
+//! report (a sparse image's holes are never read) and, within them, only the 4 KiB
+//! blocks that are not all zero, coalesced into writes of up to [`CHUNK`]. Every range it
+//! skips is zeroed on the destination instead, so that the result reads back as the image
+//! even where the partition held old data: with `BLKZEROOUT` on a block device (on a loop
+//! device the kernel zeroes or punches the backing file's range; on a disk it uses the
+//! device's write-zeroes command when it has one, else writes zeroes), by punching holes
+//! in a regular file. On a block device the data is written with `O_DIRECT`, from an
+//! aligned buffer, so it goes to the device without a second copy through the page cache
+//! (the last sector is padded with zeroes); reading the next chunk overlaps writing the
+//! last one. It ends with an fsync of the destination, as `dd conv=fsync` does, so the
+//! data is on the device when it returns.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::mpsc;
 
 use anyhow::{bail, Context};
 use nix::fcntl::{fallocate, FallocateFlags};
@@ -26,6 +28,8 @@ use nix::unistd::{lseek, Whence};
 pub const BLOCK: usize = 4096;
 /// How much is read (and at most written) at a time.
 pub const CHUNK: usize = 4 << 20;
+/// The alignment of the buffers (enough for `O_DIRECT` on any device).
+const ALIGN: usize = 4096;
 
 mod ioctl {
     use nix::libc::c_int;
@@ -43,10 +47,51 @@ pub struct RawReport {
     pub written: u64,
 }
 
+/// The destination: a block device (opened exclusively, written with `O_DIRECT`) or a
+/// regular file.
+struct Dest {
+    file: File,
+    /// The logical sector size of a block device; `None` for a regular file.
+    sector: Option<u64>,
+}
+
+impl Dest {
+    /// Makes `[start, end)` read as zeroes.
+    fn zero(&self, start: u64, end: u64) -> io::Result<()> {
+        if end <= start {
+            return Ok(());
+        }
+        match self.sector {
+            Some(_) => {
+                let range = [start, end - start];
+                // SAFETY: BLKZEROOUT reads two u64 (start, length) through the pointer.
+                unsafe { ioctl::blkzeroout(self.file.as_raw_fd(), &range) }?;
+            }
+            None => {
+                let offset = i64::try_from(start).map_err(io::Error::other)?;
+                let len = i64::try_from(end - start).map_err(io::Error::other)?;
+                fallocate(
+                    self.file.as_raw_fd(),
+                    FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE,
+                    offset,
+                    len,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many bytes a write of `len` bytes covers: whole sectors on a block device.
+    fn covered(&self, len: u64) -> u64 {
+        self.sector
+            .map_or(len, |sector| len.div_ceil(sector) * sector)
+    }
+}
+
 /// Writes the raw image `image` onto `dest` (a block device, or a regular file) from its
-/// start, skipping zero blocks and holes, and fsyncs `dest`. Fails without writing when
-/// the image does not fit. A block device is opened exclusively: one that is mounted or
-/// otherwise held is refused by the kernel.
+/// start, skipping zero blocks and holes (zeroing them on `dest`), and fsyncs `dest`.
+/// Fails without writing when the image does not fit. A block device is opened
+/// exclusively: one that is mounted or otherwise held is refused by the kernel.
 pub fn write_raw(image: &Path, dest: &Path) -> anyhow::Result<RawReport> {
     let source = File::open(image).with_context(|| format!("opening {}", image.display()))?;
     let image_bytes = source
@@ -59,13 +104,13 @@ pub fn write_raw(image: &Path, dest: &Path) -> anyhow::Result<RawReport> {
     let mut options = OpenOptions::new();
     options.write(true);
     if block_device {
-        options.custom_flags(nix::libc::O_EXCL);
+        options.custom_flags(nix::libc::O_EXCL | nix::libc::O_DIRECT);
     }
-    let target = options
+    let file = options
         .open(dest)
         .with_context(|| format!("opening {} for writing", dest.display()))?;
-    let zeroed = if block_device {
-        let size = device_size(&target).with_context(|| format!("sizing {}", dest.display()))?;
+    let target = if block_device {
+        let size = device_size(&file).with_context(|| format!("sizing {}", dest.display()))?;
         if image_bytes > size {
             bail!(
                 "{} ({image_bytes} bytes) does not fit {} ({size} bytes)",
@@ -73,21 +118,23 @@ pub fn write_raw(image: &Path, dest: &Path) -> anyhow::Result<RawReport> {
                 dest.display()
             );
         }
-        let sector = sector_size(&target)
+        let sector = sector_size(&file)
             .with_context(|| format!("reading the sector size of {}", dest.display()))?;
-        zero_device(&target, image_bytes.div_ceil(sector) * sector)
+        Dest {
+            file,
+            sector: Some(sector),
+        }
     } else {
         if dest_meta.len() < image_bytes {
-            target.set_len(image_bytes)
-        } else {
-            Ok(())
+            file.set_len(image_bytes)
+                .with_context(|| format!("extending {}", dest.display()))?;
         }
-        .and_then(|()| punch(&target, image_bytes))
+        Dest { file, sector: None }
     };
-    zeroed.with_context(|| format!("zeroing {}", dest.display()))?;
     let written = copy_data(&source, image_bytes, &target)
         .with_context(|| format!("writing {} onto {}", image.display(), dest.display()))?;
     target
+        .file
         .sync_all()
         .with_context(|| format!("flushing {}", dest.display()))?;
     Ok(RawReport {
@@ -109,34 +156,8 @@ fn sector_size(device: &File) -> io::Result<u64> {
     unsafe { ioctl::blksszget(device.as_raw_fd(), &mut size) }?;
     u64::try_from(size)
         .ok()
-        .filter(|&s| s > 0)
+        .filter(|&s| s > 0 && s as usize <= ALIGN)
         .ok_or_else(|| io::Error::other(format!("the kernel reports sector size {size}")))
-}
-
-/// Zeroes the first `len` bytes (a multiple of the sector size) of a block device.
-fn zero_device(device: &File, len: u64) -> io::Result<()> {
-    if len == 0 {
-        return Ok(());
-    }
-    let range = [0u64, len];
-    // SAFETY: BLKZEROOUT reads two u64 (start, length) through the pointer.
-    unsafe { ioctl::blkzeroout(device.as_raw_fd(), &range) }?;
-    Ok(())
-}
-
-/// Makes the first `len` bytes of a regular file read as zeroes.
-fn punch(file: &File, len: u64) -> io::Result<()> {
-    if len == 0 {
-        return Ok(());
-    }
-    let len = i64::try_from(len).map_err(io::Error::other)?;
-    fallocate(
-        file.as_raw_fd(),
-        FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE,
-        0,
-        len,
-    )?;
-    Ok(())
 }
 
 /// The data extents of the first `len` bytes of `file`, as `(start, end)`; the whole
@@ -192,27 +213,85 @@ pub fn nonzero_runs(buf: &[u8]) -> Vec<(usize, usize)> {
     runs
 }
 
-/// Copies the non-zero blocks of the data extents of `source` (`len` bytes) to the same
-/// offsets of `dest`; returns the bytes written.
-fn copy_data(source: &File, len: u64, dest: &File) -> io::Result<u64> {
-    let mut buf = vec![0u8; CHUNK];
-    let mut written = 0;
-    for (start, end) in data_extents(source, len)? {
-        // Extents start on filesystem block boundaries; reading from a BLOCK boundary
-        // keeps the zero detection aligned with the destination's blocks.
+/// The chunks of the data extents to read, as `(offset, length)`: from a [`BLOCK`]
+/// boundary (so zero detection lines up with the destination's blocks), at most
+/// [`CHUNK`] long.
+fn chunks(extents: &[(u64, u64)]) -> Vec<(u64, usize)> {
+    let mut out = Vec::new();
+    for &(start, end) in extents {
         let mut offset = start - start % BLOCK as u64;
         while offset < end {
-            let want = (end - offset).min(CHUNK as u64) as usize;
-            let chunk = &mut buf[..want];
-            source.read_exact_at(chunk, offset)?;
-            for (at, run) in nonzero_runs(chunk) {
-                dest.write_all_at(&chunk[at..at + run], offset + at as u64)?;
-                written += run as u64;
-            }
-            offset += want as u64;
+            let len = (end - offset).min(CHUNK as u64) as usize;
+            out.push((offset, len));
+            offset += len as u64;
         }
     }
-    Ok(written)
+    out
+}
+
+/// A [`CHUNK`]-sized buffer aligned to [`ALIGN`] (for `O_DIRECT`), made from an
+/// over-allocated vector.
+struct AlignedBuf {
+    storage: Vec<u8>,
+    start: usize,
+}
+
+impl AlignedBuf {
+    fn new() -> AlignedBuf {
+        let storage = vec![0u8; CHUNK + ALIGN];
+        let start = storage.as_ptr().align_offset(ALIGN);
+        AlignedBuf { storage, start }
+    }
+
+    fn get_mut(&mut self) -> &mut [u8] {
+        &mut self.storage[self.start..self.start + CHUNK]
+    }
+}
+
+/// Copies the non-zero blocks of the data extents of `source` (`len` bytes) to the same
+/// offsets of `dest` and zeroes everything else up to `len`; returns the bytes written.
+/// A reader thread fills one buffer while this one writes the other.
+fn copy_data(source: &File, len: u64, dest: &Dest) -> io::Result<u64> {
+    let work = chunks(&data_extents(source, len)?);
+    let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<(u64, usize, AlignedBuf)>>(1);
+    let (empty_tx, empty_rx) = mpsc::channel::<AlignedBuf>();
+    for _ in 0..2 {
+        empty_tx
+            .send(AlignedBuf::new())
+            .expect("the receiver is alive");
+    }
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for (offset, want) in work {
+                let Ok(mut buf) = empty_rx.recv() else {
+                    return;
+                };
+                let read = source.read_exact_at(&mut buf.get_mut()[..want], offset);
+                if full_tx.send(read.map(|()| (offset, want, buf))).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut written = 0;
+        let mut zeroed_to = 0;
+        for item in full_rx {
+            let (offset, want, mut buf) = item?;
+            let chunk = buf.get_mut();
+            for (at, run) in nonzero_runs(&chunk[..want]) {
+                let start = offset + at as u64;
+                dest.zero(zeroed_to, start)?;
+                let covered = dest.covered(run as u64) as usize;
+                chunk[at + run..at + covered].fill(0);
+                dest.file.write_all_at(&chunk[at..at + covered], start)?;
+                written += run as u64;
+                zeroed_to = start + covered as u64;
+            }
+            // The receiver may be gone when the last chunk is sent; nothing is lost.
+            let _ = empty_tx.send(buf);
+        }
+        dest.zero(zeroed_to, dest.covered(len))?;
+        Ok(written)
+    })
 }
 
 #[cfg(test)]
@@ -244,6 +323,38 @@ mod tests {
             [(BLOCK, 2 * BLOCK), (4 * BLOCK, BLOCK), (6 * BLOCK, 100)]
         );
         assert!(nonzero_runs(&vec![0u8; BLOCK * 3]).is_empty());
+    }
+
+    #[test]
+    fn chunks_start_on_block_boundaries_and_stay_short() {
+        let block = BLOCK as u64;
+        assert_eq!(
+            chunks(&[(0, 3 * block), (10 * block + 5, 10 * block + 9)]),
+            [(0, 3 * BLOCK), (10 * block, 9)]
+        );
+        let big = CHUNK as u64 * 2 + 7;
+        assert_eq!(
+            chunks(&[(0, big)]),
+            [(0, CHUNK), (CHUNK as u64, CHUNK), (2 * CHUNK as u64, 7)]
+        );
+        assert!(chunks(&[]).is_empty());
+    }
+
+    #[test]
+    fn block_devices_write_whole_sectors() {
+        let file = tempfile::tempfile().unwrap();
+        let device = Dest {
+            file,
+            sector: Some(512),
+        };
+        assert_eq!(device.covered(1), 512);
+        assert_eq!(device.covered(4096), 4096);
+        assert_eq!(device.covered(4097), 4608);
+        let regular = Dest {
+            file: tempfile::tempfile().unwrap(),
+            sector: None,
+        };
+        assert_eq!(regular.covered(4097), 4097);
     }
 
     /// A sparse file: data at 0 and at 5 MiB + 10, a hole between, zero blocks in the data.
