@@ -9,7 +9,7 @@
 //! | `rsync://` | a tree on an rsync daemon, copied by rsync with `image_deploy_flags.rsync_flags` |
 //!
 //! A file is a tar archive (plain, gzip, xz or zstd), a raw ext2/3/4 or xfs filesystem
-//! image, or a qcow2 image of one ([`format`]). A filesystem image is written onto the
+//! image, or a qcow2 image of one ([`format`](mod@format)). A filesystem image is written onto the
 //! partition of the image's `target` mount point, so it must be of the type planned there,
 //! fit it, and be the first image that partition receives.
 //!
