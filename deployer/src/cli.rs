@@ -74,12 +74,16 @@ pub enum Command {
     /// Partition the disks, deploy every image and install one GRUB for all of them
     ///
     /// Validates and plans as plan does, then refuses (status 3, before any write) what
-    /// this host cannot apply yet: LVM or RAID, image sources other than a local
-    /// directory, a missing bootctl binary, disks that are in use. On a terminal it shows
-    /// the plan and asks before destroying anything, unless --yes. A disk-image file that
-    /// does not exist is created at the disk's planned size. A deploy that fails after the
-    /// first write wipes the new partition tables (unless --preserve-on-error), names the
-    /// failed step and exits with status 1.
+    /// this host cannot apply: LVM or RAID, a missing bootctl binary, an image source that
+    /// is missing or does not answer, a file of unknown format (tar, tar.gz, tar.xz,
+    /// tar.zst, raw ext2/3/4 or xfs image and qcow2 are known, by content), a raw or qcow2
+    /// image that does not fit its partition, a download without "sha256", disks that are
+    /// in use. On a terminal it shows the plan and asks before destroying anything, unless
+    /// --yes. A disk-image file that does not exist is created at the disk's planned size.
+    /// HTTP sources are downloaded into a private directory under $TMPDIR (else /tmp), one
+    /// image at a time, and their checksum verified. A deploy that fails after the first
+    /// write wipes the new partition tables (unless --preserve-on-error), names the failed
+    /// step and exits with status 1.
     #[command(after_help = DEPLOY_HELP)]
     Deploy {
         /// The provision.json; "-" reads standard input.
@@ -107,6 +111,10 @@ pub enum Command {
         /// specification's flow, limited to the deployed disks.
         #[arg(long, value_enum, value_name = "MODE", default_value_t)]
         bootloader_config: BootloaderConfig,
+        /// Download http:// and https:// images that have no "sha256" in the config
+        /// (refused otherwise). TLS certificates are verified all the same.
+        #[arg(long)]
+        allow_unverified_downloads: bool,
     },
 }
 
@@ -181,6 +189,7 @@ pub fn run(cli: &Cli) -> ExitCode {
             yes,
             preserve_on_error,
             bootloader_config,
+            allow_unverified_downloads,
         } => {
             let (config_value, plan) = match load_plan(config, disks, false) {
                 Ok(loaded) => loaded,
@@ -192,6 +201,7 @@ pub fn run(cli: &Cli) -> ExitCode {
                 yes: *yes,
                 preserve_on_error: *preserve_on_error,
                 bootloader_config: *bootloader_config,
+                allow_unverified_downloads: *allow_unverified_downloads,
             };
             deploy(&config_value, &plan, &options).into()
         }

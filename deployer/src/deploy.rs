@@ -2,16 +2,20 @@
 //!
 //! First everything that can be known without writing is checked, and a deploy this host
 //! cannot do is refused with one line and status 3: LVM and RAID (no device-mapper or md
-//! here), image sources other than a local directory, a missing source, program
-//! ([`tools`]) or bootctl, disks that are in use ([`preflight`]). Then, confirmed on a terminal or by `--yes`, in a
-//! private mount namespace: the disks are attached ([`crate::apply::disk`]), wiped, partitioned
-//! and given their filesystems; every image is copied onto its mounted filesystems
-//! ([`crate::apply::image`]) with its fstab and bootctl; GRUB, grub.cfg, grubenv and
-//! boot-info.json go onto the multiboot partition ([`crate::apply::boot`]).
+//! here), a missing bootctl or program ([`tools`]), image sources that are missing, unreachable, of an unknown
+//! format, without the `sha256` a download needs (unless `--allow-unverified-downloads`)
+//! or a raw/qcow2 image that does not fit its partition ([`crate::source::preflight`]),
+//! disks that are in use ([`preflight`]). Then, confirmed on a terminal or by `--yes`, in a
+//! private mount namespace: the disks are attached ([`crate::apply::disk`]), wiped,
+//! partitioned and given their filesystems; every image, in config order, is fetched (an
+//! HTTP source downloaded into the private work directory and its checksum verified) and
+//! put onto its filesystems ([`crate::apply::image`]) with its fstab and bootctl; GRUB,
+//! grub.cfg, grubenv and boot-info.json go onto the multiboot partition
+//! ([`crate::apply::boot`]).
 //!
-//! A failure after the first write unmounts everything (the guards), wipes the new
-//! partition tables so that a half-written disk never boots (unless
-//! `--preserve-on-error`), detaches the loop devices and names the failed step.
+//! A failure after the first write unmounts everything (the guards), deletes a partial
+//! download, wipes the new partition tables so that a half-written disk never boots
+//! (unless `--preserve-on-error`), detaches the loop devices and names the failed step.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -20,12 +24,13 @@ use anyhow::Context;
 
 use crate::apply::boot::{install_boot, BootInputs, BootloaderConfig};
 use crate::apply::disk::AttachedDisks;
-use crate::apply::image::{deploy_image, DeployedImage};
+use crate::apply::image::{deploy_image, shared_mount_points, DeployedImage};
 use crate::apply::{preflight, tools};
 use crate::cli::Exit;
-use crate::config::{ImageSource, ProvisionConfig};
+use crate::config::ProvisionConfig;
 use crate::plan::Plan;
 use crate::render::plan_text;
+use crate::source::{self, CheckedSource};
 
 /// The deploy options besides the config and the disks.
 #[derive(Debug, Clone)]
@@ -40,6 +45,8 @@ pub struct DeployOptions {
     pub preserve_on_error: bool,
     /// Where grub.cfg comes from.
     pub bootloader_config: BootloaderConfig,
+    /// Download `http://` and `https://` sources that have no `sha256` in the config.
+    pub allow_unverified_downloads: bool,
 }
 
 /// Deploys `plan` (made from `config`) and returns the exit status; every problem is
@@ -52,10 +59,39 @@ pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) ->
             return Exit::Invalid;
         }
     };
-    let refusals = refusals(config, plan, &bootctl, options.bootloader_config);
+    let refusals = refusals(plan, &bootctl, options.bootloader_config);
     if !refusals.is_empty() {
         for refusal in refusals {
             eprintln!("deployer: {refusal}");
+        }
+        return Exit::Invalid;
+    }
+    let work = match WorkDir::create() {
+        Ok(work) => work,
+        Err(err) => {
+            eprintln!("deployer: {err:#}");
+            return Exit::Failure;
+        }
+    };
+    let sources = match source::preflight(
+        config,
+        plan,
+        options.allow_unverified_downloads,
+        work.path(),
+    ) {
+        Ok(sources) => sources,
+        Err(problems) => {
+            for problem in problems {
+                eprintln!("deployer: {problem}");
+            }
+            return Exit::Invalid;
+        }
+    };
+    let path = std::env::var("PATH").unwrap_or_default();
+    let missing = tools::missing(&tools::source_programs(&sources), &path);
+    if !missing.is_empty() {
+        for line in missing {
+            eprintln!("deployer: {line}");
         }
         return Exit::Invalid;
     }
@@ -79,14 +115,20 @@ pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) ->
         return Exit::Failure;
     }
     let mut disks = AttachedDisks::default();
-    match apply(config, plan, options, &bootctl, &mut disks) {
+    match apply(config, plan, &sources, options, &bootctl, &work, &mut disks) {
         Ok(()) => {
             eprintln!(
                 "deployer: deployed {} image(s); boot-info.json written to {}",
                 plan.images.len(),
                 options.boot_info.display()
             );
-            Exit::Valid
+            match work.remove() {
+                Ok(()) => Exit::Valid,
+                Err(err) => {
+                    eprintln!("deployer: {err:#}");
+                    Exit::Failure
+                }
+            }
         }
         Err(err) => {
             eprintln!("deployer: deploy failed: {err:#}");
@@ -109,29 +151,11 @@ fn default_bootctl() -> anyhow::Result<PathBuf> {
 }
 
 /// What keeps this host from deploying `plan` at all, one line each; empty when nothing
-/// does.
-pub fn refusals(
-    config: &ProvisionConfig,
-    plan: &Plan,
-    bootctl: &Path,
-    mode: BootloaderConfig,
-) -> Vec<String> {
+/// does. The image sources are checked by [`source::preflight`].
+pub fn refusals(plan: &Plan, bootctl: &Path, mode: BootloaderConfig) -> Vec<String> {
     let mut out = Vec::new();
     if plan.needs_device_mapper || plan.needs_md {
         out.push("LVM/RAID: not supported on this host (no device-mapper/md)".to_owned());
-    }
-    for image in &config.images {
-        match &image.source {
-            ImageSource::Path(path) if Path::new(path).is_dir() => {}
-            ImageSource::Path(path) if !Path::new(path).exists() => out.push(format!(
-                "image {}: source directory {path} does not exist",
-                image.name
-            )),
-            _ => out.push(format!(
-                "image {}: only directory sources are supported so far",
-                image.name
-            )),
-        }
     }
     for image in &plan.images {
         if image.root_uuid.is_none() {
@@ -152,6 +176,7 @@ pub fn refusals(
     }
     let path = std::env::var("PATH").unwrap_or_default();
     out.extend(tools::missing(&tools::required_programs(plan, mode), &path));
+    out.extend(tools::missing_grub_platforms());
     if !bootctl.is_file() {
         out.push(format!(
             "bootctl binary {} not found (give --bootctl PATH)",
@@ -192,13 +217,14 @@ fn confirm(plan: &Plan, yes: bool) -> Result<bool, Exit> {
 fn apply(
     config: &ProvisionConfig,
     plan: &Plan,
+    sources: &[CheckedSource],
     options: &DeployOptions,
     bootctl: &Path,
+    work: &WorkDir,
     disks: &mut AttachedDisks,
 ) -> anyhow::Result<()> {
     let bootctl_bytes =
         std::fs::read(bootctl).with_context(|| format!("reading {}", bootctl.display()))?;
-    let work = WorkDir::create()?;
     for disk in &plan.disks {
         disks.attach(disk)?;
     }
@@ -208,18 +234,19 @@ fn apply(
     disks.make_filesystems(plan)?;
     let mut deployed: Vec<DeployedImage> = Vec::new();
     for image in &plan.images {
-        let source = config
-            .images
-            .iter()
-            .find(|i| i.name == image.name)
-            .map(|i| &i.source);
-        let Some(ImageSource::Path(source)) = source else {
-            anyhow::bail!("image {}: no directory source", image.name);
+        let Some(source) = sources.iter().find(|s| s.image == image.name) else {
+            anyhow::bail!("image {}: its source was not checked", image.name);
         };
-        eprintln!("deployer: copying image {} from {source}", image.name);
+        eprintln!(
+            "deployer: deploying image {} from {}",
+            image.name,
+            source.describe()
+        );
+        let fetched = source.fetch(work.path())?;
         deployed.push(deploy_image(
             image,
-            Path::new(source),
+            &fetched.payload(source)?,
+            &shared_mount_points(plan, image),
             config.rsync_flags.as_deref(),
             &bootctl_bytes,
             disks,
@@ -235,11 +262,11 @@ fn apply(
         work: work.path(),
         boot_info: &options.boot_info,
         mode: options.bootloader_config,
-    })?;
-    work.remove()
+    })
 }
 
-/// The private directory under which filesystems are mounted while deploying.
+/// The private directory under which filesystems are mounted and downloads kept while
+/// deploying (under `$TMPDIR`, else `/tmp`).
 struct WorkDir(PathBuf);
 
 impl WorkDir {

@@ -16,7 +16,9 @@
 //!
 //! Applying the plan starts in [`apply`]: the sfdisk script of each disk with the check of
 //! the table read back, and the mkfs command of each filesystem, again pure. [`deploy`]
-//! applies a plan: disks, filesystems, every image, GRUB and boot-info.json.
+//! applies a plan: disks, filesystems, every image, GRUB and boot-info.json; [`source`]
+//! checks every image's source before the first write and makes it ready to deploy
+//! (directory, tar archive, raw or qcow2 filesystem image, HTTP download, rsync).
 
 pub mod apply;
 pub mod cli;
@@ -28,6 +30,7 @@ pub mod kernels;
 pub mod plan;
 pub mod render;
 pub mod size;
+pub mod source;
 pub mod validate;
 
 pub use config::ProvisionConfig;

@@ -391,34 +391,36 @@ fn deploy_one(scratch: &TempDir, url: &str, disk: &Path, extra: &[&str]) -> Outp
 }
 
 #[test]
-fn sources_other_than_directories_are_refused_before_any_write() {
+fn sources_that_cannot_be_deployed_are_refused_before_any_write() {
+    require_tools(&["rsync"]);
     let scratch = TempDir::new("deploy-source");
-    let tarball = scratch.join("image.tar");
-    std::fs::write(&tarball, b"not a directory").expect("writing a file");
+    let unknown = scratch.join("image.tar");
+    std::fs::write(&unknown, b"not a directory").expect("writing a file");
     let disk = scratch.join("node.img");
-    for url in [
-        "http://127.0.0.1:9/image.tar.gz".to_owned(),
-        "rsync://127.0.0.1/images/solo/".to_owned(),
-        tarball.display().to_string(),
+    for (url, expected) in [
+        (
+            "http://127.0.0.1:9/image.tar.gz".to_owned(),
+            "image solo: http://127.0.0.1:9/image.tar.gz: a download needs its \"sha256\"",
+        ),
+        (
+            "rsync://127.0.0.1:9/images/solo/".to_owned(),
+            "image solo: source does not answer: list the rsync source",
+        ),
+        (
+            unknown.display().to_string(),
+            "not a tar archive, raw filesystem image or qcow2 image (content unknown)",
+        ),
+        (
+            scratch.join("no-such-dir").display().to_string(),
+            "does not exist",
+        ),
     ] {
         let out = deploy_one(&scratch, &url, &disk, &["--yes"]);
         assert_eq!(out.status.code(), Some(3), "{url}: {}", describe(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            stderr.contains("image solo: only directory sources are supported so far"),
-            "{url}: {stderr}"
-        );
+        assert!(stderr.contains(expected), "{url}: {stderr}");
         assert!(!disk.exists(), "{url}: the disk image was created");
     }
-    let missing = scratch.join("no-such-dir").display().to_string();
-    let out = deploy_one(&scratch, &missing, &disk, &["--yes"]);
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("does not exist"),
-        "{}",
-        describe(&out)
-    );
-    assert!(!disk.exists());
 }
 
 #[test]

@@ -1,18 +1,32 @@
-//! One image deployed onto its filesystems: mounted in the plan's order under a private
-//! directory, the source directory copied with rsync, its fstab and bootctl written, and
-//! what its boot entry needs read back (os-release, the newest kernel in /boot).
+//! One image deployed onto its filesystems: a raw or qcow2 filesystem image written onto
+//! its target partition first ([`crate::apply::fsimage`]); then the filesystems mounted in
+//! the plan's order under a private directory and the image's files put on them (a
+//! directory tree or an `rsync://` source copied with `rsync -aHAXS --numeric-ids`, a tar
+//! archive extracted with GNU tar keeping owners by number, modes, hard links, symlinks,
+//! device nodes, xattrs and ACLs); its fstab and bootctl written; and what its boot entry
+//! needs read back (os-release, the newest kernel in /boot).
+//!
+//! A partition shared by several images receives each image's files in turn. A file
+//! that an earlier image brought already is overwritten and reported on stderr, one line
+//! each (`deployer: image B: /path already brought by an earlier image, overwritten`):
+//! rsync's itemized output tells which files existed; a tar archive is listed first
+//! (`tar -t`) when the image shares a filesystem with an earlier one, and each member
+//! looked up on the target, resolving symlinks inside the image.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context};
 use shared::atomic::replace_file;
 use shared::mount::{Mount, MountOptions};
 
 use crate::apply::disk::AttachedDisks;
+use crate::apply::fsimage;
 use crate::apply::runner::run;
 use crate::kernels::{newest_kernel, KernelPair};
-use crate::plan::{ImagePlan, MountPlan};
+use crate::plan::{ImagePlan, MountPlan, Plan};
+use crate::source::format::Compression;
+use crate::source::Payload;
 
 /// Where bootctl goes inside every image.
 pub const BOOTCTL_PATH: &str = "usr/sbin/bootctl";
@@ -100,31 +114,60 @@ impl Drop for MountedImage {
     }
 }
 
-/// Deploys `image` from the directory `source` onto its (made) filesystems.
+/// Deploys `image` onto its (made) filesystems from `payload`. A raw or qcow2 filesystem
+/// image is written onto its target partition first; the filesystems are then mounted and
+/// a tree, an rsync source or a tar archive is copied onto them. `shared` lists the image's
+/// mount points whose filesystem an earlier image has filled already: a file there that
+/// this image brings again is reported on stderr.
 pub fn deploy_image(
     image: &ImagePlan,
-    source: &Path,
+    payload: &Payload<'_>,
+    shared: &[String],
     rsync_flags: Option<&str>,
     bootctl: &[u8],
     disks: &AttachedDisks,
     work: &Path,
 ) -> anyhow::Result<DeployedImage> {
     let name = &image.name;
+    if let Payload::Filesystem {
+        path,
+        qcow2,
+        fs,
+        target,
+    } = payload
+    {
+        let node = disks.node(&target.device)?;
+        fsimage::install(name, path, *qcow2, fs, target, &node)?;
+    }
     let mounted = MountedImage::mount(name, &image.mounts, disks, work)?;
     let root = mounted.root().to_owned();
-    let mut argv: Vec<OsString> = ["rsync", "-aHAXS", "--numeric-ids"]
-        .iter()
-        .map(OsString::from)
-        .collect();
-    argv.extend(
-        rsync_flags
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(OsString::from),
-    );
-    argv.push(dir_arg(source));
-    argv.push(dir_arg(&root));
-    run(&format!("copy image {name}"), &argv)?;
+    match payload {
+        Payload::Tree(dir) => {
+            report_existing(name, &rsync_copy(name, dir_arg(dir), &root, rsync_flags)?);
+        }
+        Payload::Rsync(url) => {
+            report_existing(name, &rsync_copy(name, url_arg(url), &root, rsync_flags)?);
+        }
+        Payload::Tar { path, compression } => {
+            if !shared.is_empty() {
+                let listing = run(
+                    &format!("list the tar archive of image {name}"),
+                    &tar_command(&["-t", "--quoting-style=escape"], path, *compression, None),
+                )?;
+                report_existing(name, &existing_members(&listing, &root));
+            }
+            run(
+                &format!("extract the tar archive of image {name}"),
+                &tar_command(&TAR_EXTRACT, path, *compression, Some(&root)),
+            )?;
+        }
+        Payload::Filesystem { fs, target, .. } => {
+            let mount_point = root.join(target.mount_point.trim_start_matches('/'));
+            if let Some(grow) = fsimage::grow_mounted(fs.fs_type, &mount_point) {
+                run(&format!("grow the filesystem of image {name}"), &grow)?;
+            }
+        }
+    }
 
     let etc = root.join("etc");
     std::fs::create_dir_all(&etc).with_context(|| format!("image {name}: creating /etc"))?;
@@ -159,11 +202,253 @@ pub fn deploy_image(
     })
 }
 
+/// The mount points of `image` whose filesystem an image deployed before it (in plan
+/// order) also gets.
+pub fn shared_mount_points(plan: &Plan, image: &ImagePlan) -> Vec<String> {
+    let position = |name: &str| plan.images.iter().position(|i| i.name == name);
+    let this = position(&image.name);
+    image
+        .mounts
+        .iter()
+        .filter(|mount| {
+            plan.filesystems
+                .iter()
+                .filter(|fs| fs.device == mount.device)
+                .flat_map(|fs| &fs.images)
+                .any(|other| position(other) < this)
+        })
+        .map(|mount| mount.mount_point.clone())
+        .collect()
+}
+
+/// One stderr line for each file an earlier image brought already.
+fn report_existing(image: &str, paths: &[String]) {
+    for path in paths {
+        eprintln!(
+            "deployer: image {image}: {path} already brought by an earlier image, overwritten"
+        );
+    }
+}
+
+/// GNU tar's options for extracting an image: owners by number, modes, hard links,
+/// symlinks, device nodes, xattrs of every namespace and ACLs kept.
+const TAR_EXTRACT: [&str; 7] = [
+    "-x",
+    "--numeric-owner",
+    "--same-owner",
+    "-p",
+    "--xattrs",
+    "--xattrs-include=*",
+    "--acls",
+];
+
+/// `tar OPTIONS -f ARCHIVE [--gzip|--xz|--zstd] [-C DIR]`.
+pub fn tar_command(
+    options: &[&str],
+    archive: &Path,
+    compression: Compression,
+    into: Option<&Path>,
+) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec!["tar".into()];
+    argv.extend(options.iter().map(OsString::from));
+    argv.push("-f".into());
+    argv.push(archive.into());
+    argv.extend(compression.tar_option().map(OsString::from));
+    if let Some(dir) = into {
+        argv.push("-C".into());
+        argv.push(dir.into());
+    }
+    argv
+}
+
+/// Copies `source` (a `DIR/` or an rsync URL ending in `/`) onto `root` with rsync,
+/// itemizing every file; returns the files that existed on the target before.
+fn rsync_copy(
+    name: &str,
+    source: OsString,
+    root: &Path,
+    rsync_flags: Option<&str>,
+) -> anyhow::Result<Vec<String>> {
+    let mut argv: Vec<OsString> = ["rsync", "-aHAXS", "--numeric-ids", "-ii"]
+        .iter()
+        .map(OsString::from)
+        .collect();
+    argv.extend(
+        rsync_flags
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(OsString::from),
+    );
+    argv.push(source);
+    argv.push(dir_arg(root));
+    let itemized = run(&format!("copy image {name}"), &argv)?;
+    Ok(rsync_existing(&itemized))
+}
+
+/// The files (not directories) that rsync's `--itemize-changes` output (given twice, so
+/// that unchanged files are listed too) shows were on the target already: every item
+/// whose attributes are not all `+`. Paths are absolute in the image.
+pub fn rsync_existing(itemized: &str) -> Vec<String> {
+    itemized
+        .lines()
+        .filter_map(|line| {
+            let bytes = line.as_bytes();
+            if bytes.len() < 13 || bytes[11] != b' ' {
+                return None;
+            }
+            let (update, kind, attributes) = (bytes[0], bytes[1], &line[2..11]);
+            if !b"<>ch.".contains(&update) || !b"fLDS".contains(&kind) {
+                return None;
+            }
+            if attributes.bytes().all(|b| b == b'+') {
+                return None;
+            }
+            let mut path = &line[12..];
+            if kind == b'L' {
+                path = path.split_once(" -> ").map_or(path, |(p, _)| p);
+            }
+            if update == b'h' {
+                path = path.split_once(" => ").map_or(path, |(p, _)| p);
+            }
+            Some(format!("/{}", path.trim_start_matches('/')))
+        })
+        .collect()
+}
+
+/// The members of a `tar -t --quoting-style=escape` listing, other than directories, that
+/// exist under `root` already; paths absolute in the image.
+fn existing_members(listing: &str, root: &Path) -> Vec<String> {
+    listing
+        .lines()
+        .filter(|line| !line.ends_with('/'))
+        .filter_map(|line| member_path(&unescape_tar_name(line)))
+        .filter(|rel| exists_in(root, rel))
+        .map(|rel| format!("/{}", rel.display()))
+        .collect()
+}
+
+/// Undoes GNU tar's `escape` quoting: `\\`, `\n`, `\t`, `\a`, `\b`, `\f`, `\r`, `\v`,
+/// `\?` and three-digit octal escapes.
+pub fn unescape_tar_name(name: &str) -> Vec<u8> {
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' || i + 1 == bytes.len() {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .map(|d| d.iter().fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0')));
+        if let Some(value) = octal.and_then(|v| u8::try_from(v).ok()) {
+            out.push(value);
+            i += 4;
+            continue;
+        }
+        out.push(match bytes[i + 1] {
+            b'n' => b'\n',
+            b't' => b'\t',
+            b'a' => 0x07,
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'r' => b'\r',
+            b'v' => 0x0b,
+            other => other,
+        });
+        i += 2;
+    }
+    out
+}
+
+/// A member name as a path relative to the extraction root, as tar extracts it: leading
+/// `/` and `.` components dropped; `None` for the root itself or a name with `..`
+/// (which tar refuses to extract).
+pub fn member_path(name: &[u8]) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = Path::new(std::ffi::OsStr::from_bytes(name));
+    let mut rel = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => rel.push(part),
+            Component::ParentDir => return None,
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    (!rel.as_os_str().is_empty()).then_some(rel)
+}
+
+/// Whether `rel` exists under `root` (as a file of any type, the last component not
+/// followed if it is a symlink). Symlinks on the way are resolved inside `root`, as if
+/// `root` were `/`, so that nothing outside the image is ever looked at.
+pub fn exists_in(root: &Path, rel: &Path) -> bool {
+    const MAX_LINKS: usize = 40;
+    let mut pending: Vec<OsString> = rel
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(part) => Some(part.to_owned()),
+            _ => None,
+        })
+        .collect();
+    let mut at = PathBuf::new();
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        if part == ".." {
+            at.pop();
+            continue;
+        }
+        let candidate = at.join(&part);
+        let full = root.join(&candidate);
+        let Ok(meta) = std::fs::symlink_metadata(&full) else {
+            return false;
+        };
+        if pending.is_empty() {
+            return true;
+        }
+        if meta.file_type().is_symlink() {
+            links += 1;
+            let Ok(target) = std::fs::read_link(&full) else {
+                return false;
+            };
+            if links > MAX_LINKS {
+                return false;
+            }
+            if target.is_absolute() {
+                at = PathBuf::new();
+            }
+            for component in target.components().rev() {
+                match component {
+                    Component::Normal(p) => pending.push(p.to_owned()),
+                    Component::ParentDir => pending.push("..".into()),
+                    _ => {}
+                }
+            }
+        } else if meta.is_dir() {
+            at = candidate;
+        } else {
+            return false;
+        }
+    }
+    false
+}
+
 /// `DIR/`: rsync copies the directory's contents, not the directory.
 fn dir_arg(dir: &Path) -> OsString {
     let mut arg = dir.as_os_str().to_owned();
     arg.push("/");
     arg
+}
+
+/// An rsync URL ending in `/`: the contents of the directory it names.
+fn url_arg(url: &str) -> OsString {
+    if url.ends_with('/') {
+        url.into()
+    } else {
+        format!("{url}/").into()
+    }
 }
 
 /// The names in `dir` (none when it does not exist).
@@ -272,5 +557,160 @@ mod tests {
     #[test]
     fn rsync_copies_contents() {
         assert_eq!(dir_arg(Path::new("/srv/img")), OsString::from("/srv/img/"));
+        assert_eq!(
+            url_arg("rsync://h/m/img"),
+            OsString::from("rsync://h/m/img/")
+        );
+        assert_eq!(url_arg("rsync://h/m/"), OsString::from("rsync://h/m/"));
+    }
+
+    #[test]
+    fn rsync_items_of_files_that_were_there() {
+        // Real `rsync -aHAXS -ii` output: a first copy, then a second one onto it.
+        let first = ".d          ./\ncD+++++++++ dev\ncS+++++++++ fifo\n>f+++++++++ hl\n\
+            cL+++++++++ sym -> a\ncd+++++++++ d/\n>f+++++++++ d/b\nhf+++++++++ a => hl\n";
+        assert!(rsync_existing(first).is_empty(), "everything is new");
+        let second = ".d          ./\n.f          a\n.D          dev\n.S          fifo\n\
+            hf          hl\n.L          sym -> a\n.d          d/\n>f.s....... d/b\n\
+            hf......... x => hl\nsending incremental file list\n\
+            sent 1,234 bytes  received 56 bytes\n*deleting   old\n";
+        assert_eq!(
+            rsync_existing(second),
+            ["/a", "/dev", "/fifo", "/hl", "/sym", "/d/b", "/x"]
+        );
+    }
+
+    #[test]
+    fn tar_names_are_unescaped_and_made_relative() {
+        assert_eq!(unescape_tar_name("./etc/a b"), b"./etc/a b");
+        assert_eq!(
+            unescape_tar_name(r"./x\\y\nz\tq\303\251\?"),
+            b"./x\\y\nz\tq\xc3\xa9?"
+        );
+        assert_eq!(unescape_tar_name(r"end\"), b"end\\");
+        assert_eq!(
+            member_path(b"./etc/fstab"),
+            Some(PathBuf::from("etc/fstab"))
+        );
+        assert_eq!(member_path(b"/abs/./x"), Some(PathBuf::from("abs/x")));
+        assert_eq!(member_path(b"./"), None);
+        assert_eq!(member_path(b"a/../../etc/passwd"), None);
+    }
+
+    #[test]
+    fn tar_command_lines() {
+        let strings = |argv: Vec<OsString>| -> Vec<String> {
+            argv.into_iter().map(|a| a.into_string().unwrap()).collect()
+        };
+        assert_eq!(
+            strings(tar_command(
+                &TAR_EXTRACT,
+                Path::new("/w/i.tar.zst"),
+                Compression::Zstd,
+                Some(Path::new("/w/root"))
+            )),
+            [
+                "tar",
+                "-x",
+                "--numeric-owner",
+                "--same-owner",
+                "-p",
+                "--xattrs",
+                "--xattrs-include=*",
+                "--acls",
+                "-f",
+                "/w/i.tar.zst",
+                "--zstd",
+                "-C",
+                "/w/root"
+            ]
+        );
+        assert_eq!(
+            strings(tar_command(
+                &["-t"],
+                Path::new("a.tar"),
+                Compression::None,
+                None
+            )),
+            ["tar", "-t", "-f", "a.tar"]
+        );
+    }
+
+    #[test]
+    fn existence_is_judged_inside_the_image() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::fs::write(root.join("usr/lib/libc.so"), b"").unwrap();
+        symlink("usr/lib", root.join("lib")).unwrap();
+        symlink("/usr/lib", root.join("lib-abs")).unwrap();
+        symlink("../../usr/lib", root.join("usr/lib/up")).unwrap();
+        symlink("/nowhere", root.join("dangling")).unwrap();
+        symlink("loop", root.join("loop")).unwrap();
+        // Outside the image: a file the absolute link would find on the host.
+        std::fs::create_dir_all(dir.path().join("usr/lib")).unwrap();
+        std::fs::write(dir.path().join("usr/lib/host-only"), b"").unwrap();
+        let exists = |rel: &str| exists_in(&root, Path::new(rel));
+        assert!(exists("usr/lib/libc.so"));
+        assert!(exists("lib/libc.so"), "through a relative link");
+        assert!(
+            exists("lib-abs/libc.so"),
+            "an absolute link stays in the image"
+        );
+        assert!(exists("usr/lib/up/libc.so"), "through ..");
+        assert!(exists("dangling"), "the link itself is there");
+        assert!(!exists("dangling/x"));
+        assert!(!exists("loop/x"), "a symlink loop ends");
+        assert!(!exists("usr/lib/libc.so/x"), "a file is not a directory");
+        assert!(!exists("usr/lib/missing"));
+        let host = dir.path().join("root/../usr/lib/host-only");
+        assert!(host.exists(), "the host file is there");
+        assert!(!exists("lib-abs/../../usr/lib/host-only"));
+    }
+
+    #[test]
+    fn members_that_exist_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/a b"), b"").unwrap();
+        let listing = "./\n./etc/\n./etc/a b\n./etc/new\n./etc/a\\040b\n";
+        assert_eq!(
+            existing_members(listing, dir.path()),
+            ["/etc/a b", "/etc/a b"]
+        );
+    }
+
+    #[test]
+    fn shared_mount_points_are_those_an_earlier_image_got() {
+        use crate::plan::{plan, DiskInput, SequentialIds};
+        let config = crate::validate::validate(
+            r#"{"images": [
+                {"name": "a", "image_pull_url": "/a", "target": "/"},
+                {"name": "b", "image_pull_url": "/b", "target": "/"},
+                {"name": "c", "image_pull_url": "/c", "target": "/"}],
+              "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"},
+                "volumes": [
+                  {"type": "partition", "mount": "/", "size": "50", "images": ["a"]},
+                  {"type": "partition", "mount": "/", "size": "50", "images": ["b"]},
+                  {"type": "partition", "mount": "/", "size": "50", "images": ["c"]},
+                  {"type": "partition", "mount": "/srv", "size": "20", "images": ["c", "b"]},
+                  {"type": "partition", "mount": "/opt", "size": "20", "images": ["a", "c"]}]}]}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let disk = DiskInput {
+            name: "vda".to_owned(),
+            path: "/dev/vda".into(),
+            size_bytes: 1 << 30,
+            sector_size: 512,
+        };
+        let plan = plan(&config, &[disk], &mut SequentialIds::default()).unwrap();
+        let shared = |name: &str| {
+            let image = plan.images.iter().find(|i| i.name == name).unwrap();
+            shared_mount_points(&plan, image)
+        };
+        assert!(shared("a").is_empty());
+        assert!(shared("b").is_empty(), "c comes after b in config order");
+        assert_eq!(shared("c"), ["/opt", "/srv"]);
     }
 }

@@ -12,17 +12,20 @@
 //! before the first write, as [`tools`] checks every program the deploy will run.
 //!
 //! Deploying uses them: [`disk`] attaches, partitions and formats the disks, [`image`]
-//! copies each image onto its mounted filesystems with its fstab and bootctl, and [`boot`]
-//! installs GRUB and writes grub.cfg, grubenv and boot-info.json; [`crate::deploy`] runs
-//! them in order.
+//! puts each image onto its mounted filesystems with its fstab and bootctl (a raw or qcow2
+//! filesystem image is written onto its partition first by [`fsimage`], with [`raw`]'s
+//! zero-skipping writer), and [`boot`] installs GRUB and writes grub.cfg, grubenv and
+//! boot-info.json; [`crate::deploy`] runs them in order.
 //! [`osprober`] makes grub.cfg with grub-mkconfig and os-prober instead (os-prober mode).
 
 pub mod boot;
 pub mod disk;
+pub mod fsimage;
 pub mod image;
 pub mod mkfs;
 pub mod osprober;
 pub mod partition;
 pub mod preflight;
+pub mod raw;
 pub mod runner;
 pub mod tools;

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use crate::apply::boot::BootloaderConfig;
 use crate::apply::mkfs::mkfs_program;
 use crate::apply::osprober::OS_PROBER_PROGRAMS;
+use crate::config::FileSystem;
 use crate::plan::Plan;
+use crate::source::format::{Compression, FileFormat};
+use crate::source::{CheckedSource, SourceKind};
 
 /// The programs every deploy runs, whatever the plan.
 const ALWAYS: &[&str] = &[
@@ -37,22 +40,77 @@ pub fn required_programs(plan: &Plan, mode: BootloaderConfig) -> Vec<&'static st
     programs.into_iter().collect()
 }
 
-/// One line per program of `programs` not found in `path` (a `PATH` value) and per GRUB
-/// platform directory missing on this host.
+/// The programs putting a filesystem image of type `fs_type` onto its partition runs.
+fn filesystem_image_programs(fs_type: FileSystem) -> &'static [&'static str] {
+    match fs_type {
+        FileSystem::Xfs => &["xfs_admin", "xfs_growfs"],
+        _ => &["e2fsck", "tune2fs", "resize2fs"],
+    }
+}
+
+/// The programs deploying the checked `sources` runs besides those of the plan, sorted. A
+/// download's format is known only once it is fetched: it needs every program of every
+/// format.
+pub fn source_programs(sources: &[CheckedSource]) -> Vec<&'static str> {
+    let mut programs = BTreeSet::new();
+    for source in sources {
+        match &source.kind {
+            SourceKind::Tree(_) => {}
+            SourceKind::Rsync(_) => {
+                programs.insert("rsync");
+            }
+            SourceKind::File { format, .. } => match format {
+                FileFormat::Tar(compression) => {
+                    programs.insert("tar");
+                    programs.extend(match compression {
+                        Compression::None => None,
+                        Compression::Gzip => Some("gzip"),
+                        Compression::Xz => Some("xz"),
+                        Compression::Zstd => Some("zstd"),
+                    });
+                }
+                FileFormat::Raw(fs) => programs.extend(filesystem_image_programs(fs.fs_type)),
+                FileFormat::Qcow2 { filesystem, .. } => {
+                    programs.insert("qemu-img");
+                    programs.extend(
+                        filesystem.map_or(&[][..], |fs| filesystem_image_programs(fs.fs_type)),
+                    );
+                }
+            },
+            SourceKind::Http { .. } => programs.extend([
+                "tar",
+                "gzip",
+                "xz",
+                "zstd",
+                "qemu-img",
+                "e2fsck",
+                "tune2fs",
+                "resize2fs",
+                "xfs_admin",
+                "xfs_growfs",
+            ]),
+        }
+    }
+    programs.into_iter().collect()
+}
+
+/// One line per program of `programs` not found in `path` (a `PATH` value).
 pub fn missing(programs: &[&str], path: &str) -> Vec<String> {
     let dirs: Vec<PathBuf> = std::env::split_paths(path).collect();
-    let mut out: Vec<String> = programs
+    programs
         .iter()
         .filter(|program| !dirs.iter().any(|dir| is_executable(&dir.join(program))))
         .map(|program| format!("{program}: program not found in PATH (see the README's setup)"))
-        .collect();
-    out.extend(
-        GRUB_PLATFORMS
-            .iter()
-            .filter(|dir| !Path::new(dir).is_dir())
-            .map(|dir| format!("{dir}: GRUB platform files not installed")),
-    );
-    out
+        .collect()
+}
+
+/// One line per GRUB platform directory missing on this host.
+pub fn missing_grub_platforms() -> Vec<String> {
+    GRUB_PLATFORMS
+        .iter()
+        .filter(|dir| !Path::new(dir).is_dir())
+        .map(|dir| format!("{dir}: GRUB platform files not installed"))
+        .collect()
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -101,6 +159,29 @@ mod tests {
     }
 
     #[test]
+    fn sources_add_the_programs_of_their_format() {
+        let source = |kind| CheckedSource {
+            image: "a".to_owned(),
+            kind,
+            target: Err("no target".to_owned()),
+        };
+        assert!(source_programs(&[source(SourceKind::Tree("/srv/a".into()))]).is_empty());
+        let programs = source_programs(&[
+            source(SourceKind::Rsync("rsync://host/a/".to_owned())),
+            source(SourceKind::File {
+                path: "/srv/a.tar.zst".into(),
+                format: FileFormat::Tar(Compression::Zstd),
+            }),
+        ]);
+        assert_eq!(programs, ["rsync", "tar", "zstd"]);
+        let download = source_programs(&[source(SourceKind::Http {
+            url: "https://host/a".to_owned(),
+            sha256: None,
+        })]);
+        assert!(download.contains(&"qemu-img") && download.contains(&"xfs_growfs"));
+    }
+
+    #[test]
     fn a_program_missing_from_path_is_named() {
         let dir = tempfile::tempdir().expect("tempdir");
         let tool = dir.path().join("present-tool");
@@ -112,7 +193,6 @@ mod tests {
         let programs: Vec<&str> = missing
             .iter()
             .filter_map(|line| line.split(':').next())
-            .filter(|name| !name.starts_with('/'))
             .collect();
         assert_eq!(programs, ["not-executable", "absent-tool"]);
     }

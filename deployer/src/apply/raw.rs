@@ -1,0 +1,414 @@
+//! Writing a raw filesystem image onto a partition, skipping what is zero.
+//!
+//! [`write_raw`] copies only the source's data: the extents `SEEK_DATA`/`SEEK_HOLE`
+//! report (a sparse image's holes are never read) and, within them, only the 4 KiB
+//! blocks that are not all zero, coalesced into writes of up to [`CHUNK`]. Every range it
+//! skips is zeroed on the destination instead, so that the result reads back as the image
+//! even where the partition held old data: with `BLKZEROOUT` on a block device (on a loop
+//! device the kernel zeroes or punches the backing file's range; on a disk it uses the
+//! device's write-zeroes command when it has one, else writes zeroes), by punching holes
+//! in a regular file. On a block device the data is written with `O_DIRECT`, from an
+//! aligned buffer, so it goes to the device without a second copy through the page cache
+//! (the last sector is padded with zeroes); reading the next chunk overlaps writing the
+//! last one. It ends with an fsync of the destination, as `dd conv=fsync` does, so the
+//! data is on the device when it returns.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::mpsc;
+
+use anyhow::{bail, Context};
+use nix::fcntl::{fallocate, FallocateFlags};
+use nix::unistd::{lseek, Whence};
+
+/// The granularity of zero detection.
+pub const BLOCK: usize = 4096;
+/// How much is read (and at most written) at a time.
+pub const CHUNK: usize = 4 << 20;
+/// The alignment of the buffers (enough for `O_DIRECT` on any device).
+const ALIGN: usize = 4096;
+
+mod ioctl {
+    use nix::libc::c_int;
+    nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
+    nix::ioctl_read_bad!(blksszget, 0x1268, c_int);
+    nix::ioctl_write_ptr_bad!(blkzeroout, 0x127F, [u64; 2]);
+}
+
+/// What [`write_raw`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawReport {
+    /// The image's length.
+    pub image_bytes: u64,
+    /// Bytes written to the destination.
+    pub written: u64,
+}
+
+/// The destination: a block device (opened exclusively, written with `O_DIRECT`) or a
+/// regular file.
+struct Dest {
+    file: File,
+    /// The logical sector size of a block device; `None` for a regular file.
+    sector: Option<u64>,
+}
+
+impl Dest {
+    /// Makes `[start, end)` read as zeroes.
+    fn zero(&self, start: u64, end: u64) -> io::Result<()> {
+        if end <= start {
+            return Ok(());
+        }
+        match self.sector {
+            Some(_) => {
+                let range = [start, end - start];
+                // SAFETY: BLKZEROOUT reads two u64 (start, length) through the pointer.
+                unsafe { ioctl::blkzeroout(self.file.as_raw_fd(), &range) }?;
+            }
+            None => {
+                let offset = i64::try_from(start).map_err(io::Error::other)?;
+                let len = i64::try_from(end - start).map_err(io::Error::other)?;
+                fallocate(
+                    self.file.as_raw_fd(),
+                    FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE,
+                    offset,
+                    len,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many bytes a write of `len` bytes covers: whole sectors on a block device.
+    fn covered(&self, len: u64) -> u64 {
+        self.sector
+            .map_or(len, |sector| len.div_ceil(sector) * sector)
+    }
+}
+
+/// Writes the raw image `image` onto `dest` (a block device, or a regular file) from its
+/// start, skipping zero blocks and holes (zeroing them on `dest`), and fsyncs `dest`.
+/// Fails without writing when the image does not fit. A block device is opened
+/// exclusively: one that is mounted or otherwise held is refused by the kernel.
+pub fn write_raw(image: &Path, dest: &Path) -> anyhow::Result<RawReport> {
+    let source = File::open(image).with_context(|| format!("opening {}", image.display()))?;
+    let image_bytes = source
+        .metadata()
+        .with_context(|| format!("examining {}", image.display()))?
+        .len();
+    let dest_meta =
+        std::fs::metadata(dest).with_context(|| format!("examining {}", dest.display()))?;
+    let block_device = dest_meta.file_type().is_block_device();
+    let mut options = OpenOptions::new();
+    options.write(true);
+    if block_device {
+        options.custom_flags(nix::libc::O_EXCL | nix::libc::O_DIRECT);
+    }
+    let file = options
+        .open(dest)
+        .with_context(|| format!("opening {} for writing", dest.display()))?;
+    let target = if block_device {
+        let size = device_size(&file).with_context(|| format!("sizing {}", dest.display()))?;
+        if image_bytes > size {
+            bail!(
+                "{} ({image_bytes} bytes) does not fit {} ({size} bytes)",
+                image.display(),
+                dest.display()
+            );
+        }
+        let sector = sector_size(&file)
+            .with_context(|| format!("reading the sector size of {}", dest.display()))?;
+        Dest {
+            file,
+            sector: Some(sector),
+        }
+    } else {
+        if dest_meta.len() < image_bytes {
+            file.set_len(image_bytes)
+                .with_context(|| format!("extending {}", dest.display()))?;
+        }
+        Dest { file, sector: None }
+    };
+    let written = copy_data(&source, image_bytes, &target)
+        .with_context(|| format!("writing {} onto {}", image.display(), dest.display()))?;
+    target
+        .file
+        .sync_all()
+        .with_context(|| format!("flushing {}", dest.display()))?;
+    Ok(RawReport {
+        image_bytes,
+        written,
+    })
+}
+
+fn device_size(device: &File) -> io::Result<u64> {
+    let mut size: u64 = 0;
+    // SAFETY: BLKGETSIZE64 writes one u64 through the pointer.
+    unsafe { ioctl::blkgetsize64(device.as_raw_fd(), &mut size) }?;
+    Ok(size)
+}
+
+fn sector_size(device: &File) -> io::Result<u64> {
+    let mut size: nix::libc::c_int = 0;
+    // SAFETY: BLKSSZGET writes one int through the pointer.
+    unsafe { ioctl::blksszget(device.as_raw_fd(), &mut size) }?;
+    u64::try_from(size)
+        .ok()
+        .filter(|&s| s > 0 && s as usize <= ALIGN)
+        .ok_or_else(|| io::Error::other(format!("the kernel reports sector size {size}")))
+}
+
+/// The data extents of the first `len` bytes of `file`, as `(start, end)`; the whole
+/// range when the filesystem cannot tell.
+fn data_extents(file: &File, len: u64) -> io::Result<Vec<(u64, u64)>> {
+    let fd = file.as_raw_fd();
+    let mut extents = Vec::new();
+    let mut offset: u64 = 0;
+    while offset < len {
+        let at = i64::try_from(offset).map_err(io::Error::other)?;
+        let data = match lseek(fd, at, Whence::SeekData) {
+            Ok(data) => data as u64,
+            Err(nix::errno::Errno::ENXIO) => break,
+            Err(nix::errno::Errno::EINVAL) if extents.is_empty() => return Ok(vec![(0, len)]),
+            Err(err) => return Err(err.into()),
+        };
+        if data >= len {
+            break;
+        }
+        let hole = lseek(fd, data as i64, Whence::SeekHole)? as u64;
+        let end = hole.min(len);
+        extents.push((data, end));
+        offset = end;
+    }
+    Ok(extents)
+}
+
+/// Whether `block` is all zero.
+pub fn is_zero(block: &[u8]) -> bool {
+    let (head, words, tail) = {
+        // SAFETY: any bit pattern is a valid u128.
+        unsafe { block.align_to::<u128>() }
+    };
+    head.iter().all(|&b| b == 0)
+        && tail.iter().all(|&b| b == 0)
+        && words.iter().fold(0u128, |acc, &w| acc | w) == 0
+}
+
+/// The runs of `buf` to write: maximal runs of [`BLOCK`]-sized blocks that are not all
+/// zero, as `(offset, length)` within `buf` (the last block may be shorter).
+pub fn nonzero_runs(buf: &[u8]) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (i, block) in buf.chunks(BLOCK).enumerate() {
+        if is_zero(block) {
+            continue;
+        }
+        let at = i * BLOCK;
+        match runs.last_mut() {
+            Some((start, len)) if *start + *len == at => *len += block.len(),
+            _ => runs.push((at, block.len())),
+        }
+    }
+    runs
+}
+
+/// The chunks of the data extents to read, as `(offset, length)`: from a [`BLOCK`]
+/// boundary (so zero detection lines up with the destination's blocks), at most
+/// [`CHUNK`] long.
+fn chunks(extents: &[(u64, u64)]) -> Vec<(u64, usize)> {
+    let mut out = Vec::new();
+    for &(start, end) in extents {
+        let mut offset = start - start % BLOCK as u64;
+        while offset < end {
+            let len = (end - offset).min(CHUNK as u64) as usize;
+            out.push((offset, len));
+            offset += len as u64;
+        }
+    }
+    out
+}
+
+/// A [`CHUNK`]-sized buffer aligned to [`ALIGN`] (for `O_DIRECT`), made from an
+/// over-allocated vector.
+struct AlignedBuf {
+    storage: Vec<u8>,
+    start: usize,
+}
+
+impl AlignedBuf {
+    fn new() -> AlignedBuf {
+        let storage = vec![0u8; CHUNK + ALIGN];
+        let start = storage.as_ptr().align_offset(ALIGN);
+        AlignedBuf { storage, start }
+    }
+
+    fn get_mut(&mut self) -> &mut [u8] {
+        &mut self.storage[self.start..self.start + CHUNK]
+    }
+}
+
+/// Copies the non-zero blocks of the data extents of `source` (`len` bytes) to the same
+/// offsets of `dest` and zeroes everything else up to `len`; returns the bytes written.
+/// A reader thread fills one buffer while this one writes the other.
+fn copy_data(source: &File, len: u64, dest: &Dest) -> io::Result<u64> {
+    let work = chunks(&data_extents(source, len)?);
+    let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<(u64, usize, AlignedBuf)>>(1);
+    let (empty_tx, empty_rx) = mpsc::channel::<AlignedBuf>();
+    for _ in 0..2 {
+        empty_tx
+            .send(AlignedBuf::new())
+            .expect("the receiver is alive");
+    }
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for (offset, want) in work {
+                let Ok(mut buf) = empty_rx.recv() else {
+                    return;
+                };
+                let read = source.read_exact_at(&mut buf.get_mut()[..want], offset);
+                if full_tx.send(read.map(|()| (offset, want, buf))).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut written = 0;
+        let mut zeroed_to = 0;
+        for item in full_rx {
+            let (offset, want, mut buf) = item?;
+            let chunk = buf.get_mut();
+            for (at, run) in nonzero_runs(&chunk[..want]) {
+                let start = offset + at as u64;
+                dest.zero(zeroed_to, start)?;
+                let covered = dest.covered(run as u64) as usize;
+                chunk[at + run..at + covered].fill(0);
+                dest.file.write_all_at(&chunk[at..at + covered], start)?;
+                written += run as u64;
+                zeroed_to = start + covered as u64;
+            }
+            // The receiver may be gone when the last chunk is sent; nothing is lost.
+            let _ = empty_tx.send(buf);
+        }
+        dest.zero(zeroed_to, dest.covered(len))?;
+        Ok(written)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_blocks() {
+        assert!(is_zero(&[0u8; BLOCK]));
+        assert!(is_zero(&[]));
+        let mut block = vec![0u8; BLOCK + 3];
+        assert!(is_zero(&block[1..]), "unaligned");
+        block[BLOCK + 2] = 1;
+        assert!(!is_zero(&block[1..]), "a byte in the unaligned tail");
+        block[BLOCK + 2] = 0;
+        block[700] = 0x80;
+        assert!(!is_zero(&block));
+    }
+
+    #[test]
+    fn runs_coalesce_neighbouring_blocks() {
+        let mut buf = vec![0u8; BLOCK * 6 + 100];
+        buf[BLOCK + 5] = 1;
+        buf[BLOCK * 2] = 1;
+        buf[BLOCK * 4 + 9] = 1;
+        buf[BLOCK * 6 + 99] = 1;
+        assert_eq!(
+            nonzero_runs(&buf),
+            [(BLOCK, 2 * BLOCK), (4 * BLOCK, BLOCK), (6 * BLOCK, 100)]
+        );
+        assert!(nonzero_runs(&vec![0u8; BLOCK * 3]).is_empty());
+    }
+
+    #[test]
+    fn chunks_start_on_block_boundaries_and_stay_short() {
+        let block = BLOCK as u64;
+        assert_eq!(
+            chunks(&[(0, 3 * block), (10 * block + 5, 10 * block + 9)]),
+            [(0, 3 * BLOCK), (10 * block, 9)]
+        );
+        let big = CHUNK as u64 * 2 + 7;
+        assert_eq!(
+            chunks(&[(0, big)]),
+            [(0, CHUNK), (CHUNK as u64, CHUNK), (2 * CHUNK as u64, 7)]
+        );
+        assert!(chunks(&[]).is_empty());
+    }
+
+    #[test]
+    fn block_devices_write_whole_sectors() {
+        let file = tempfile::tempfile().unwrap();
+        let device = Dest {
+            file,
+            sector: Some(512),
+        };
+        assert_eq!(device.covered(1), 512);
+        assert_eq!(device.covered(4096), 4096);
+        assert_eq!(device.covered(4097), 4608);
+        let regular = Dest {
+            file: tempfile::tempfile().unwrap(),
+            sector: None,
+        };
+        assert_eq!(regular.covered(4097), 4097);
+    }
+
+    /// A sparse file: data at 0 and at 5 MiB + 10, a hole between, zero blocks in the data.
+    fn sparse_image(path: &Path) -> Vec<u8> {
+        let mut content = vec![0u8; (8 << 20) + 123];
+        content[..3 * BLOCK].fill(0xAB);
+        content[4 * BLOCK..5 * BLOCK].fill(0xCD);
+        content[(5 << 20) + 10] = 7;
+        let tail = content.len() - 1;
+        content[tail] = 9;
+        let file = File::create(path).unwrap();
+        file.set_len(content.len() as u64).unwrap();
+        for (start, end) in [(0, 5 * BLOCK), ((5 << 20), (5 << 20) + BLOCK)] {
+            file.write_all_at(&content[start..end], start as u64)
+                .unwrap();
+        }
+        file.write_all_at(&content[tail..], tail as u64).unwrap();
+        content
+    }
+
+    #[test]
+    fn a_file_destination_gets_exactly_the_image_over_old_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("fs.img");
+        let content = sparse_image(&image);
+        let dest = dir.path().join("dest");
+        std::fs::write(&dest, vec![0x55u8; 10 << 20]).unwrap();
+        let report = write_raw(&image, &dest).unwrap();
+        assert_eq!(report.image_bytes, content.len() as u64);
+        assert!(
+            report.written < (64 << 10) as u64,
+            "only the data blocks are written: {report:?}"
+        );
+        let got = std::fs::read(&dest).unwrap();
+        assert_eq!(got.len(), 10 << 20, "a longer destination keeps its length");
+        assert!(got[..content.len()] == content[..], "the image reads back");
+        assert!(got[content.len()..].iter().all(|&b| b == 0x55));
+    }
+
+    #[test]
+    fn a_short_file_destination_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("fs.img");
+        let content = sparse_image(&image);
+        let dest = dir.path().join("dest");
+        std::fs::write(&dest, b"old").unwrap();
+        write_raw(&image, &dest).unwrap();
+        assert!(std::fs::read(&dest).unwrap() == content);
+    }
+
+    #[test]
+    fn a_missing_image_names_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = write_raw(&dir.path().join("nope"), &dir.path().join("dest")).unwrap_err();
+        assert!(format!("{err:#}").contains("opening"), "{err:#}");
+    }
+}

@@ -1,0 +1,296 @@
+//! `http://` and `https://` image sources: checked before the first write by reading the
+//! start of the file, then downloaded into the deploy's private work directory with the
+//! SHA-256 computed as the bytes stream in.
+//!
+//! The client is ureq with rustls: certificates are always verified, against the Mozilla
+//! root certificates built into the deployer (webpki-roots), so a provisioning ramdisk
+//! needs no certificate store. Redirects are followed (at most 5). A transfer that makes
+//! no progress for [`READ_TIMEOUT`] fails.
+//!
+//! A download shows its progress as plain lines on stderr, at most one every
+//! [`PROGRESS_EVERY`]: bytes so far, the percentage when the length is known, the rate.
+//! A partial file never stays behind: a failed or mismatching download is deleted, and a
+//! finished one is deleted when its [`Download`] is dropped.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use sha2::{Digest, Sha256};
+
+use crate::source::format::HEAD_BYTES;
+
+/// How long connecting may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a read may wait for the next bytes.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// The shortest time between two progress lines.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout_connect(CONNECT_TIMEOUT)
+        .timeout_read(READ_TIMEOUT)
+        .redirects(5)
+        .build()
+}
+
+/// `GET url`; an HTTP error status or a transport failure becomes one line.
+fn get(url: &str, range: Option<&str>) -> anyhow::Result<ureq::Response> {
+    let mut request = agent().get(url);
+    if let Some(range) = range {
+        request = request.set("Range", range);
+    }
+    match request.call() {
+        Ok(response) => Ok(response),
+        Err(ureq::Error::Status(code, response)) => {
+            bail!("{url}: HTTP {code} {}", response.status_text())
+        }
+        Err(ureq::Error::Transport(transport)) => bail!("{url}: {transport}"),
+    }
+}
+
+/// What the start of a remote file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteHead {
+    /// Up to [`HEAD_BYTES`] from the start of the file.
+    pub head: Vec<u8>,
+    /// The file's length when the server tells it.
+    pub length: Option<u64>,
+}
+
+/// Reads the first [`HEAD_BYTES`] of `url` with a ranged GET (a server that ignores the
+/// range sends the whole file, of which only the start is read): proof that the source
+/// answers, and the bytes its format is told by.
+pub fn probe(url: &str) -> anyhow::Result<RemoteHead> {
+    let range = format!("bytes=0-{}", HEAD_BYTES - 1);
+    let response = get(url, Some(&range))?;
+    let length = remote_length(
+        response.status(),
+        response.header("Content-Range"),
+        response.header("Content-Length"),
+    );
+    let mut head = Vec::with_capacity(HEAD_BYTES);
+    response
+        .into_reader()
+        .take(HEAD_BYTES as u64)
+        .read_to_end(&mut head)
+        .with_context(|| format!("{url}: reading the start of the file"))?;
+    Ok(RemoteHead { head, length })
+}
+
+/// The whole file's length from a response's status and headers: a 206's
+/// `Content-Range: bytes A-B/TOTAL`, else a 200's `Content-Length`.
+pub fn remote_length(
+    status: u16,
+    content_range: Option<&str>,
+    content_length: Option<&str>,
+) -> Option<u64> {
+    match status {
+        206 => content_range?
+            .trim()
+            .strip_prefix("bytes ")?
+            .rsplit_once('/')?
+            .1
+            .trim()
+            .parse()
+            .ok(),
+        200 => content_length?.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A downloaded file in the work directory, deleted on drop.
+#[derive(Debug)]
+pub struct Download {
+    path: PathBuf,
+}
+
+impl Download {
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Download {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Downloads `url` for image `image` into `dir` (a private directory), checking the
+/// SHA-256 against `sha256` (lowercase hex) when given. A mismatch deletes the file and
+/// fails naming the image and both digests.
+pub fn download(
+    image: &str,
+    url: &str,
+    sha256: Option<&str>,
+    dir: &Path,
+) -> anyhow::Result<Download> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(format!("image-{image}.download"));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("image {image}: creating {}", path.display()))?;
+    let download = Download { path };
+    let response = get(url, None).with_context(|| format!("image {image}: downloading"))?;
+    let length = remote_length(response.status(), None, response.header("Content-Length"));
+    let mut reader = response.into_reader();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut done: u64 = 0;
+    let started = Instant::now();
+    let mut last_line = started;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("image {image}: downloading {url} (after {done} bytes)")
+                })
+            }
+        };
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n])
+            .with_context(|| format!("image {image}: writing {}", download.path.display()))?;
+        done += n as u64;
+        if last_line.elapsed() >= PROGRESS_EVERY {
+            last_line = Instant::now();
+            eprintln!(
+                "deployer: image {image}: {}",
+                progress(done, length, started.elapsed())
+            );
+        }
+    }
+    if let Some(length) = length.filter(|&l| l != done) {
+        bail!("image {image}: downloading {url}: got {done} of {length} bytes");
+    }
+    file.flush()
+        .with_context(|| format!("image {image}: writing {}", download.path.display()))?;
+    let got = hex(&hasher.finalize());
+    match sha256 {
+        Some(expected) if !expected.eq_ignore_ascii_case(&got) => bail!(
+            "image {image}: checksum mismatch for {url}: expected sha256 {expected}, got {got}"
+        ),
+        Some(_) => eprintln!(
+            "deployer: image {image}: {}, sha256 verified",
+            progress(done, Some(done), started.elapsed())
+        ),
+        None => eprintln!(
+            "deployer: image {image}: {}, not verified (no sha256)",
+            progress(done, Some(done), started.elapsed())
+        ),
+    }
+    Ok(download)
+}
+
+/// The SHA-256 of the file at `path`, lowercase hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A progress line: `downloaded 12.0 MiB of 48.0 MiB (25%), 6.0 MiB/s`.
+pub fn progress(done: u64, total: Option<u64>, elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs_f64();
+    let rate = if seconds > 0.0 {
+        format!("{}/s", bytes(done as f64 / seconds))
+    } else {
+        "-/s".to_owned()
+    };
+    match total {
+        Some(total) if total > 0 => format!(
+            "downloaded {} of {} ({}%), {rate}",
+            bytes(done as f64),
+            bytes(total as f64),
+            done.saturating_mul(100) / total
+        ),
+        _ => format!("downloaded {}, {rate}", bytes(done as f64)),
+    }
+}
+
+/// `512 B`, `3.5 KiB`, `12.0 MiB`, `1.25 GiB`.
+fn bytes(n: f64) -> String {
+    const KIB: f64 = 1024.0;
+    if n < KIB {
+        format!("{n:.0} B")
+    } else if n < KIB * KIB {
+        format!("{:.1} KiB", n / KIB)
+    } else if n < KIB * KIB * KIB {
+        format!("{:.1} MiB", n / (KIB * KIB))
+    } else {
+        format!("{:.2} GiB", n / (KIB * KIB * KIB))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_from_ranges_and_lengths() {
+        assert_eq!(
+            remote_length(206, Some("bytes 0-1048575/73400320"), Some("1048576")),
+            Some(73_400_320)
+        );
+        assert_eq!(remote_length(206, Some("bytes 0-9/*"), None), None);
+        assert_eq!(remote_length(206, None, Some("10")), None);
+        assert_eq!(remote_length(200, None, Some(" 4096 ")), Some(4096));
+        assert_eq!(remote_length(200, Some("bytes 0-1/2"), None), None);
+        assert_eq!(remote_length(200, None, Some("many")), None);
+    }
+
+    #[test]
+    fn progress_lines() {
+        assert_eq!(
+            progress(12 << 20, Some(48 << 20), Duration::from_secs(2)),
+            "downloaded 12.0 MiB of 48.0 MiB (25%), 6.0 MiB/s"
+        );
+        assert_eq!(
+            progress(3 << 19, None, Duration::from_millis(500)),
+            "downloaded 1.5 MiB, 3.0 MiB/s"
+        );
+        assert_eq!(progress(0, Some(0), Duration::ZERO), "downloaded 0 B, -/s");
+        assert_eq!(
+            progress(3 << 29, Some(1 << 31), Duration::from_secs(1)),
+            "downloaded 1.50 GiB of 2.00 GiB (75%), 1.50 GiB/s"
+        );
+        assert_eq!(
+            progress(3584, None, Duration::from_secs(1)),
+            "downloaded 3.5 KiB, 3.5 KiB/s"
+        );
+    }
+
+    #[test]
+    fn sha256_of_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("abc");
+        std::fs::write(&path, b"abc").unwrap();
+        assert_eq!(
+            sha256_file(&path).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

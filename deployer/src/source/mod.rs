@@ -1,0 +1,573 @@
+//! Image sources: where each image comes from and what format it is in, checked before
+//! the first write and made ready for [`crate::apply::image`] one image at a time.
+//!
+//! | source (`image_pull_url`) | what it gives |
+//! |---|---|
+//! | a local directory, `file://` directory | a tree, copied file by file |
+//! | a local file, `file://` file | a file whose format is detected by its content |
+//! | `http://`, `https://` | a file, downloaded into the deploy's work directory, its `sha256` verified as it streams |
+//! | `rsync://` | a tree on an rsync daemon, copied by rsync with `image_deploy_flags.rsync_flags` |
+//!
+//! A file is a tar archive (plain, gzip, xz or zstd), a raw ext2/3/4 or xfs filesystem
+//! image, or a qcow2 image of one ([`format`](mod@format)). A filesystem image is written onto the
+//! partition of the image's `target` mount point, so it must be of the type planned there,
+//! fit it, and be the first image that partition receives.
+//!
+//! [`preflight`] checks every image before the first write and reports every problem at
+//! once, one line each naming the image: a local path exists (and a file's format is
+//! known, its checksum right when given); an HTTP source answers a ranged GET for the
+//! start of the file, whose format is told from it, and has a `sha256` unless the operator
+//! allows unverified downloads; an rsync source lists (`rsync --list-only`); a raw or
+//! qcow2 image fits its partition. [`CheckedSource::fetch`] then gives the deploy each
+//! image's [`Payload`], downloading it first when it comes over HTTP (and checking the
+//! downloaded file again, since only its start was seen before).
+//!
+//! The decisions ([`target_fs`], [`check_fit`]) are pure functions; reading files, the
+//! network and rsync is in the thin functions around them.
+
+pub mod format;
+pub mod http;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::apply::runner::run;
+use crate::config::{FileSystem, ImageSource, ProvisionConfig};
+use crate::plan::{Device, ImagePlan, Plan};
+use crate::size::MIB;
+use format::{check_qcow2_header, detect, detect_file, Compression, FileFormat, FsImage};
+use http::{download, probe, sha256_file, Download};
+
+/// The filesystem an image's `target` mount point gets, as planned: where a raw or qcow2
+/// image is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetFs {
+    /// The image's `target`, a mount point of the image.
+    pub mount_point: String,
+    pub device: Device,
+    pub fs_type: FileSystem,
+    /// The planned UUID and label, given to the written filesystem.
+    pub uuid: String,
+    pub label: Option<String>,
+    /// The partition's size.
+    pub size_bytes: u64,
+    /// Images deployed before this one (config order) that also get this filesystem.
+    pub earlier_images: Vec<String>,
+}
+
+/// The planned filesystem at `image`'s mount point `target`. The error is a phrase.
+pub fn target_fs(plan: &Plan, image: &ImagePlan, target: &str) -> Result<TargetFs, String> {
+    let mount = image
+        .mounts
+        .iter()
+        .find(|m| m.mount_point == target)
+        .ok_or_else(|| format!("no filesystem of the image is mounted at its target {target}"))?;
+    let Device::Partition { disk, number } = &mount.device else {
+        return Err(format!(
+            "its target {target} is on {}: LVM/RAID: not supported on this host",
+            mount.device
+        ));
+    };
+    let size_mib = plan
+        .disks
+        .iter()
+        .find(|d| &d.name == disk)
+        .and_then(|d| d.partitions.iter().find(|p| p.number == *number))
+        .map(|p| p.size_mib)
+        .ok_or_else(|| format!("partition {} is not in the plan", mount.device))?;
+    let filesystem = plan
+        .filesystems
+        .iter()
+        .find(|fs| fs.device == mount.device)
+        .ok_or_else(|| format!("no filesystem is planned on {}", mount.device))?;
+    let position = |name: &str| plan.images.iter().position(|i| i.name == name);
+    let this = position(&image.name);
+    let earlier_images = filesystem
+        .images
+        .iter()
+        .filter(|name| position(name) < this)
+        .cloned()
+        .collect();
+    Ok(TargetFs {
+        mount_point: target.to_owned(),
+        device: mount.device.clone(),
+        fs_type: mount.fs_type,
+        uuid: mount.uuid.clone(),
+        label: filesystem.label.clone(),
+        size_bytes: size_mib * MIB,
+        earlier_images,
+    })
+}
+
+fn mib(bytes: u64) -> String {
+    let mib = bytes as f64 / MIB as f64;
+    if mib.fract() == 0.0 {
+        format!("{mib:.0} MiB")
+    } else {
+        format!("{mib:.1} MiB")
+    }
+}
+
+/// Whether a file of `format` (`file_len` bytes, when known) can be deployed onto
+/// `target` (the planned filesystem at the image's target, or why there is none). Tar
+/// archives always can; a raw or qcow2 image must hold the planned filesystem type, fit
+/// the partition and be the first image written there. The error is a phrase.
+pub fn check_fit(
+    format: &FileFormat,
+    file_len: Option<u64>,
+    target: &Result<TargetFs, String>,
+) -> Result<(), String> {
+    let (what, fs, image_bytes) = match format {
+        FileFormat::Tar(_) => return Ok(()),
+        FileFormat::Raw(fs) => ("raw image", Some(*fs), file_len.unwrap_or(fs.size)),
+        FileFormat::Qcow2 { header, filesystem } => {
+            check_qcow2_header(header)?;
+            ("qcow2 image", *filesystem, header.virtual_size)
+        }
+    };
+    let target = target
+        .as_ref()
+        .map_err(|err| format!("a {what}, but {err}"))?;
+    let at = &target.mount_point;
+    if !target.earlier_images.is_empty() {
+        return Err(format!(
+            "a {what} replaces the whole filesystem at {at}, which image(s) {} deploy \
+             onto earlier",
+            target.earlier_images.join(", ")
+        ));
+    }
+    if let Some(fs) = fs {
+        if fs.fs_type != target.fs_type {
+            return Err(format!(
+                "a {what} of {}, but the filesystem planned at {at} is {}",
+                fs.fs_type.as_str(),
+                target.fs_type.as_str()
+            ));
+        }
+    }
+    let needed = fs.map_or(image_bytes, |fs| fs.size.max(image_bytes));
+    if needed > target.size_bytes {
+        return Err(format!(
+            "the {what} is {}, larger than the partition at {at} ({})",
+            mib(needed),
+            mib(target.size_bytes)
+        ));
+    }
+    Ok(())
+}
+
+/// An image's source, checked by [`preflight`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedSource {
+    /// The image's name.
+    pub image: String,
+    pub kind: SourceKind,
+    /// The planned filesystem at the image's target (or why there is none).
+    pub target: Result<TargetFs, String>,
+}
+
+/// What kind of source an image has, and what preflight learnt about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A local directory.
+    Tree(PathBuf),
+    /// An `rsync://` URL.
+    Rsync(String),
+    /// A local file of a known format.
+    File { path: PathBuf, format: FileFormat },
+    /// An `http://` or `https://` URL, with the expected SHA-256.
+    Http { url: String, sha256: Option<String> },
+}
+
+impl CheckedSource {
+    /// The source for messages.
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            SourceKind::Tree(path) => format!("directory {}", path.display()),
+            SourceKind::Rsync(url) => url.clone(),
+            SourceKind::File { path, format } => {
+                format!("{} ({})", path.display(), format.describe())
+            }
+            SourceKind::Http { url, .. } => url.clone(),
+        }
+    }
+
+    /// Makes the image ready to deploy: an HTTP source is downloaded into `work` (a
+    /// private directory), its checksum verified, its format detected and checked
+    /// against the target again.
+    pub fn fetch(&self, work: &Path) -> anyhow::Result<Fetched> {
+        let image = &self.image;
+        Ok(match &self.kind {
+            SourceKind::Tree(path) => Fetched::Tree(path.clone()),
+            SourceKind::Rsync(url) => Fetched::Rsync(url.clone()),
+            SourceKind::File { path, format } => Fetched::File {
+                path: path.clone(),
+                format: *format,
+                download: None,
+            },
+            SourceKind::Http { url, sha256 } => {
+                eprintln!("deployer: image {image}: downloading {url}");
+                let file = download(image, url, sha256.as_deref(), work)?;
+                let len = std::fs::metadata(file.path()).map(|m| m.len()).ok();
+                let format = detect_file(file.path(), work)
+                    .and_then(|format| check_fit(&format, len, &self.target).map(|()| format))
+                    .map_err(|err| anyhow::anyhow!("image {image}: {url}: {err}"))?;
+                Fetched::File {
+                    path: file.path().to_owned(),
+                    format,
+                    download: Some(file),
+                }
+            }
+        })
+    }
+}
+
+/// An image ready to deploy; a downloaded file is deleted when this is dropped.
+#[derive(Debug)]
+pub enum Fetched {
+    Tree(PathBuf),
+    Rsync(String),
+    File {
+        path: PathBuf,
+        format: FileFormat,
+        /// The download guard when the file was downloaded.
+        download: Option<Download>,
+    },
+}
+
+/// How an image is put onto its filesystems.
+#[derive(Debug, Clone, Copy)]
+pub enum Payload<'a> {
+    /// A local directory tree, copied onto the mounted filesystems.
+    Tree(&'a Path),
+    /// An `rsync://` URL, copied by rsync onto the mounted filesystems.
+    Rsync(&'a str),
+    /// A tar archive, extracted onto the mounted filesystems.
+    Tar {
+        path: &'a Path,
+        compression: Compression,
+    },
+    /// A raw or qcow2 filesystem image, written onto the target partition before the
+    /// image's filesystems are mounted.
+    Filesystem {
+        path: &'a Path,
+        qcow2: bool,
+        fs: FsImage,
+        target: &'a TargetFs,
+    },
+}
+
+impl Fetched {
+    /// What [`crate::apply::image::deploy_image`] does with it; `source` is the checked
+    /// source this was fetched from.
+    pub fn payload<'a>(&'a self, source: &'a CheckedSource) -> anyhow::Result<Payload<'a>> {
+        Ok(match self {
+            Fetched::Tree(path) => Payload::Tree(path),
+            Fetched::Rsync(url) => Payload::Rsync(url),
+            Fetched::File { path, format, .. } => match format {
+                FileFormat::Tar(compression) => Payload::Tar {
+                    path,
+                    compression: *compression,
+                },
+                FileFormat::Raw(fs)
+                | FileFormat::Qcow2 {
+                    filesystem: Some(fs),
+                    ..
+                } => Payload::Filesystem {
+                    path,
+                    qcow2: matches!(format, FileFormat::Qcow2 { .. }),
+                    fs: *fs,
+                    target: source
+                        .target
+                        .as_ref()
+                        .map_err(|err| anyhow::anyhow!("image {}: {err}", source.image))?,
+                },
+                FileFormat::Qcow2 {
+                    filesystem: None, ..
+                } => anyhow::bail!(
+                    "image {}: the filesystem in the qcow2 image was not read",
+                    source.image
+                ),
+            },
+        })
+    }
+}
+
+/// Checks every image's source before the first write (see the module docs); `scratch`
+/// is a private directory for reading the start of qcow2 images. Returns the checked
+/// sources in plan order, or every problem, one line each naming the image.
+pub fn preflight(
+    config: &ProvisionConfig,
+    plan: &Plan,
+    allow_unverified_downloads: bool,
+    scratch: &Path,
+) -> Result<Vec<CheckedSource>, Vec<String>> {
+    let mut checked = Vec::new();
+    let mut problems = Vec::new();
+    for image_plan in &plan.images {
+        let Some(image) = config.images.iter().find(|i| i.name == image_plan.name) else {
+            problems.push(format!("image {}: not in the config", image_plan.name));
+            continue;
+        };
+        let target = target_fs(plan, image_plan, &image.target);
+        let kind = check_source(
+            &image.source,
+            image.sha256.as_deref(),
+            &target,
+            allow_unverified_downloads,
+            scratch,
+        );
+        match kind {
+            Ok(kind) => checked.push(CheckedSource {
+                image: image.name.clone(),
+                kind,
+                target,
+            }),
+            Err(problem) => problems.push(format!("image {}: {problem}", image.name)),
+        }
+    }
+    if problems.is_empty() {
+        Ok(checked)
+    } else {
+        Err(problems)
+    }
+}
+
+/// One image's source checked; the error is a phrase that names the source.
+fn check_source(
+    source: &ImageSource,
+    sha256: Option<&str>,
+    target: &Result<TargetFs, String>,
+    allow_unverified_downloads: bool,
+    scratch: &Path,
+) -> Result<SourceKind, String> {
+    match source {
+        ImageSource::Path(path) => {
+            let meta = std::fs::metadata(path).map_err(|err| match err.kind() {
+                std::io::ErrorKind::NotFound => format!("source {path} does not exist"),
+                _ => format!("source {path}: {err}"),
+            })?;
+            if meta.is_dir() {
+                if sha256.is_some() {
+                    return Err(format!(
+                        "source {path} is a directory: its sha256 cannot be checked (remove \
+                         it from the config)"
+                    ));
+                }
+                return Ok(SourceKind::Tree(PathBuf::from(path)));
+            }
+            if !meta.is_file() {
+                return Err(format!(
+                    "source {path} is neither a directory nor a regular file"
+                ));
+            }
+            let format = detect_file(Path::new(path), scratch)
+                .and_then(|format| check_fit(&format, Some(meta.len()), target).map(|()| format))
+                .map_err(|err| format!("source {path}: {err}"))?;
+            if let Some(expected) = sha256 {
+                let got = sha256_file(Path::new(path))
+                    .map_err(|err| format!("source {path}: cannot read it: {err}"))?;
+                if got != expected {
+                    return Err(format!(
+                        "checksum mismatch for {path}: expected sha256 {expected}, got {got}"
+                    ));
+                }
+            }
+            Ok(SourceKind::File {
+                path: PathBuf::from(path),
+                format,
+            })
+        }
+        ImageSource::Http(url) | ImageSource::Https(url) => {
+            if sha256.is_none() && !allow_unverified_downloads {
+                return Err(format!(
+                    "{url}: a download needs its \"sha256\" in the config (or \
+                     --allow-unverified-downloads)"
+                ));
+            }
+            let head = probe(url).map_err(|err| format!("source does not answer: {err:#}"))?;
+            let complete =
+                head.head.len() < format::HEAD_BYTES || head.length == Some(head.head.len() as u64);
+            detect(&head.head, complete)
+                .and_then(|format| check_fit(&format, head.length, target))
+                .map_err(|err| format!("{url}: {err}"))?;
+            Ok(SourceKind::Http {
+                url: url.clone(),
+                sha256: sha256.map(str::to_owned),
+            })
+        }
+        ImageSource::Rsync(url) => {
+            if sha256.is_some() {
+                return Err(format!(
+                    "{url}: an rsync source has no single file whose sha256 could be checked \
+                     (remove it from the config)"
+                ));
+            }
+            let argv: Vec<OsString> = ["rsync", "--list-only", url.as_str()]
+                .iter()
+                .map(OsString::from)
+                .collect();
+            run("list the rsync source", &argv)
+                .map_err(|err| format!("source does not answer: {err}"))?;
+            Ok(SourceKind::Rsync(url.clone()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{plan, DiskInput, SequentialIds};
+    use crate::validate::validate;
+    use format::Qcow2Header;
+
+    /// alpha: `/` (100 MiB, ext4, label root-a) and a shared `/srv` (xfs, 320 MiB);
+    /// beta: `/` (50 MiB, xfs) and the shared `/srv`.
+    fn two_images() -> Plan {
+        let config = validate(
+            r#"{"images": [
+                {"name": "alpha", "image_pull_url": "/a", "target": "/"},
+                {"name": "beta", "image_pull_url": "/b", "target": "/"}],
+              "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"},
+                "volumes": [
+                  {"type": "partition", "mount": "/", "size": "100", "images": ["alpha"],
+                   "file_system": "ext4", "disk_label": "root-a"},
+                  {"type": "partition", "mount": "/", "size": "50", "images": ["beta"],
+                   "file_system": "xfs"},
+                  {"type": "partition", "mount": "/srv", "size": "320",
+                   "images": ["alpha", "beta"], "file_system": "xfs"}]}]}"#,
+        )
+        .unwrap_or_else(|e| panic!("invalid config: {e:?}"));
+        let disk = DiskInput {
+            name: "vda".to_owned(),
+            path: "/dev/vda".into(),
+            size_bytes: 2 << 30,
+            sector_size: 512,
+        };
+        plan(&config, &[disk], &mut SequentialIds::default())
+            .unwrap_or_else(|e| panic!("planning failed: {e:?}"))
+    }
+
+    fn image<'a>(plan: &'a Plan, name: &str) -> &'a ImagePlan {
+        plan.images.iter().find(|i| i.name == name).unwrap()
+    }
+
+    #[test]
+    fn the_target_filesystem_comes_from_the_plan() {
+        let plan = two_images();
+        let alpha = target_fs(&plan, image(&plan, "alpha"), "/").unwrap();
+        assert_eq!(alpha.mount_point, "/");
+        assert_eq!(alpha.fs_type, FileSystem::Ext4);
+        assert_eq!(alpha.label.as_deref(), Some("root-a"));
+        assert_eq!(alpha.size_bytes, 100 * MIB);
+        assert!(alpha.earlier_images.is_empty());
+        let root_mount = &image(&plan, "alpha").mounts[0];
+        assert_eq!(alpha.uuid, root_mount.uuid);
+        assert_eq!(alpha.device, root_mount.device);
+
+        let srv_alpha = target_fs(&plan, image(&plan, "alpha"), "/srv").unwrap();
+        assert!(srv_alpha.earlier_images.is_empty());
+        let srv_beta = target_fs(&plan, image(&plan, "beta"), "/srv").unwrap();
+        assert_eq!(srv_beta.earlier_images, ["alpha"]);
+        assert_eq!(srv_beta.size_bytes, 320 * MIB);
+        assert_eq!(srv_beta.label, None);
+
+        let err = target_fs(&plan, image(&plan, "beta"), "/opt").unwrap_err();
+        assert!(
+            err.contains("no filesystem of the image is mounted at"),
+            "{err}"
+        );
+    }
+
+    fn raw(fs_type: FileSystem, size: u64) -> FileFormat {
+        FileFormat::Raw(FsImage { fs_type, size })
+    }
+
+    #[test]
+    fn raw_images_must_match_fit_and_come_first() {
+        let plan = two_images();
+        let root = Ok(target_fs(&plan, image(&plan, "alpha"), "/").unwrap());
+        assert_eq!(
+            check_fit(&raw(FileSystem::Ext4, 64 * MIB), Some(64 * MIB), &root),
+            Ok(())
+        );
+        assert_eq!(
+            check_fit(&raw(FileSystem::Ext4, 100 * MIB), None, &root),
+            Ok(()),
+            "exactly the partition's size"
+        );
+        let err = check_fit(&raw(FileSystem::Ext4, 101 * MIB), None, &root).unwrap_err();
+        assert_eq!(
+            err,
+            "the raw image is 101 MiB, larger than the partition at / (100 MiB)"
+        );
+        let err = check_fit(&raw(FileSystem::Ext4, 64 * MIB), Some(200 * MIB), &root);
+        assert!(err.unwrap_err().contains("200 MiB"), "the file is longer");
+        let err = check_fit(&raw(FileSystem::Xfs, 64 * MIB), None, &root).unwrap_err();
+        assert_eq!(
+            err,
+            "a raw image of xfs, but the filesystem planned at / is ext4"
+        );
+        let shared = Ok(target_fs(&plan, image(&plan, "beta"), "/srv").unwrap());
+        let err = check_fit(&raw(FileSystem::Xfs, 300 * MIB), None, &shared).unwrap_err();
+        assert!(
+            err.contains("/srv, which image(s) alpha deploy onto earlier"),
+            "{err}"
+        );
+        let first = Ok(target_fs(&plan, image(&plan, "alpha"), "/srv").unwrap());
+        assert_eq!(
+            check_fit(&raw(FileSystem::Xfs, 300 * MIB), None, &first),
+            Ok(())
+        );
+        let none = Err("no filesystem of the image is mounted at its target /x".to_owned());
+        let err = check_fit(&raw(FileSystem::Ext4, 1), None, &none).unwrap_err();
+        assert!(err.starts_with("a raw image, but no filesystem"), "{err}");
+        assert_eq!(
+            check_fit(&FileFormat::Tar(Compression::Xz), None, &none),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn qcow2_images_fit_by_virtual_size() {
+        let plan = two_images();
+        let root = Ok(target_fs(&plan, image(&plan, "alpha"), "/").unwrap());
+        let header = |virtual_size| Qcow2Header {
+            virtual_size,
+            has_backing_file: false,
+            has_data_file: false,
+        };
+        let qcow2 = |virtual_size, filesystem| FileFormat::Qcow2 {
+            header: header(virtual_size),
+            filesystem,
+        };
+        assert_eq!(check_fit(&qcow2(64 * MIB, None), Some(1), &root), Ok(()));
+        let err = check_fit(&qcow2(128 * MIB, None), Some(1), &root).unwrap_err();
+        assert_eq!(
+            err,
+            "the qcow2 image is 128 MiB, larger than the partition at / (100 MiB)"
+        );
+        let xfs = FsImage {
+            fs_type: FileSystem::Xfs,
+            size: 64 * MIB,
+        };
+        let err = check_fit(&qcow2(64 * MIB, Some(xfs)), None, &root).unwrap_err();
+        assert!(err.contains("qcow2 image of xfs"), "{err}");
+        let backed = FileFormat::Qcow2 {
+            header: Qcow2Header {
+                has_backing_file: true,
+                ..header(MIB)
+            },
+            filesystem: None,
+        };
+        assert!(check_fit(&backed, None, &root)
+            .unwrap_err()
+            .contains("backing file"));
+    }
+
+    #[test]
+    fn sizes_in_messages() {
+        assert_eq!(mib(100 * MIB), "100 MiB");
+        assert_eq!(mib(MIB + MIB / 2), "1.5 MiB");
+    }
+}
