@@ -17,6 +17,7 @@ pub mod view;
 
 use std::io::IsTerminal;
 
+use shared::atomic::Lock;
 use shared::grubcfg::{self, Menu};
 
 use crate::cli::{Cli, Command, SourceArgs};
@@ -30,7 +31,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     signals::install()?;
     match &cli.command {
         Command::List { json } => {
-            let loaded = Loaded::open(&cli.source, Access::ReadOnly, cli.verbose)?;
+            let loaded = Loaded::open(&cli.source, Access::ReadOnly, cli.verbose, false)?;
             if *json {
                 println!("{:#}", render::list_json(&loaded.view));
             } else {
@@ -39,7 +40,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
             loaded.located.release()
         }
         Command::Status { json } => {
-            let loaded = Loaded::open(&cli.source, Access::ReadOnly, cli.verbose)?;
+            let loaded = Loaded::open(&cli.source, Access::ReadOnly, cli.verbose, false)?;
             let partition = PartitionReport {
                 uuid: loaded.located.uuid.clone(),
                 device: loaded
@@ -72,10 +73,19 @@ struct Loaded {
     files: BootFiles,
     menu: Menu,
     view: View,
+    /// Held when the files were read under the switch lock.
+    lock: Option<Lock>,
 }
 
 impl Loaded {
-    fn open(source: &SourceArgs, access: Access, verbose: bool) -> anyhow::Result<Loaded> {
+    /// Locates and reads the boot files; with `lock_first`, under the switch lock, taken
+    /// before they are read (a switch whose TARGET is known reads them once).
+    fn open(
+        source: &SourceArgs,
+        access: Access,
+        verbose: bool,
+        lock_first: bool,
+    ) -> anyhow::Result<Loaded> {
         let located = source::locate(source, access)?;
         if verbose {
             eprintln!(
@@ -89,6 +99,11 @@ impl Loaded {
             );
         }
         let dir = BootDir::open(&located.root)?;
+        let lock = if lock_first {
+            Some(lock_and_sweep(&dir)?)
+        } else {
+            None
+        };
         let (files, menu, view) = read(&dir)?;
         Ok(Loaded {
             located,
@@ -96,8 +111,18 @@ impl Loaded {
             files,
             menu,
             view,
+            lock,
         })
     }
+}
+
+/// Takes the switch lock and removes the temp files an interrupted bootctl left.
+fn lock_and_sweep(dir: &BootDir) -> anyhow::Result<Lock> {
+    let lock = dir.lock()?;
+    for stale in dir.sweep_temp_files()? {
+        eprintln!("bootctl: removed {stale}, left by an interrupted bootctl");
+    }
+    Ok(lock)
 }
 
 fn read(dir: &BootDir) -> anyhow::Result<(BootFiles, Menu, View)> {
@@ -133,7 +158,14 @@ fn switch(
     } else {
         Access::ReadWrite
     };
-    let loaded = Loaded::open(&cli.source, access, cli.verbose)?;
+    // With TARGET given nothing waits for a person: the lock is taken before the files are
+    // read, and they are read once. The picker reads first and locks after the choice.
+    let loaded = Loaded::open(
+        &cli.source,
+        access,
+        cli.verbose,
+        !dry_run && target.is_some(),
+    )?;
     let chosen = match target {
         Some(target) => target::resolve(&loaded.view, target)?.clone(),
         None => pick(&loaded.view)?,
@@ -150,11 +182,18 @@ fn switch(
             once,
             true,
         )?
+    } else if loaded.lock.is_some() {
+        apply(
+            &loaded.dir,
+            &loaded.files,
+            &loaded.menu,
+            &loaded.view,
+            &chosen,
+            once,
+            false,
+        )?
     } else {
-        let lock = loaded.dir.lock()?;
-        for stale in loaded.dir.sweep_temp_files()? {
-            eprintln!("bootctl: removed {stale}, left by an interrupted bootctl");
-        }
+        let lock = lock_and_sweep(&loaded.dir)?;
         let (files, menu, view) = read(&loaded.dir)?;
         let outcome = apply(&loaded.dir, &files, &menu, &view, &chosen, once, false)?;
         drop(lock);
@@ -165,6 +204,8 @@ fn switch(
     } else {
         println!("{}", render::switch_text(&report, &after));
     }
+    // The lock holds the partition's root open: it goes before the unmount.
+    drop(loaded.lock);
     loaded.located.release()
 }
 
