@@ -15,8 +15,10 @@
 //! copies each image onto its mounted filesystems with its fstab and bootctl, and [`boot`]
 //! installs GRUB and writes grub.cfg, grubenv and boot-info.json; [`crate::deploy`] runs
 //! them in order.
+//! [`copy`] copies an image's directory tree onto its filesystems with every attribute.
 
 pub mod boot;
+pub mod copy;
 pub mod disk;
 pub mod image;
 pub mod mkfs;

@@ -1,0 +1,729 @@
+//! Copying an image's directory tree onto its mounted filesystems: [`copy_tree`].
+//!
+//! The copy keeps everything an installed system depends on: numeric owners, modes with
+//! the setuid, setgid and sticky bits, access and modification times, hard links, symlinks
+//! (never followed), device nodes, fifos and sockets, the holes of sparse files, and every
+//! extended attribute, which carries `user.*` and `security.*` (file capabilities) as well
+//! as POSIX ACLs (`system.posix_acl_access` and `system.posix_acl_default`).
+//!
+//! It runs in four passes:
+//! 1. one thread walks the source and creates every directory in the destination (merging
+//!    with directories that are already there, mount points below the destination
+//!    included), and notes each entry with the attributes of its one `lstat`;
+//! 2. a worker per core creates the regular files, symlinks and nodes, each with its data,
+//!    owner, extended attributes, mode and times, in that order: a change of owner clears
+//!    the setuid bits and file capabilities, and writing the data would move the times;
+//! 3. the further names of hard-linked entries are linked to the first one copied onto the
+//!    same filesystem (a hard link cannot cross the mount points below the destination, so
+//!    a group split by one is copied once per filesystem);
+//! 4. the directories get their attributes last, deepest first, so that creating their
+//!    entries does not move their times and a default ACL is not inherited by the copies.
+//!
+//! An entry that already exists in the destination (a shared partition that an earlier
+//! image filled) is replaced and reported in [`CopyReport::overwritten`]; an existing
+//! directory is merged. Data goes through `sendfile`, inside the kernel; a sparse file
+//! copies only its data extents (`SEEK_DATA`/`SEEK_HOLE`) and gets its holes back with
+//! its size. Errors name the path at fault. The copy does not sync: unmounting the
+//! filesystems does.
+
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+
+use anyhow::{bail, Context};
+use rustix::fs::{
+    chmodat, chownat, fadvise, fchmod, fchown, fgetxattr, flistxattr, fsetxattr, ftruncate,
+    futimens, lgetxattr, linkat, llistxattr, lsetxattr, mkdirat, mknodat, seek, sendfile,
+    symlinkat, utimensat, Advice, AtFlags, FileType, Gid, Mode, OFlags, SeekFrom, Timespec,
+    Timestamps, Uid, XattrFlags, CWD,
+};
+use rustix::io::Errno;
+
+/// What [`copy_tree`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyReport {
+    /// Non-directory entries created: regular files, hard links, symlinks and nodes.
+    pub files: u64,
+    /// The sizes of the regular files copied (a hard-linked file counted once per
+    /// filesystem it was copied to, a sparse file with its holes).
+    pub bytes: u64,
+    /// The non-directory entries, relative to the destination, that existed there before
+    /// the copy and were replaced, sorted.
+    pub overwritten: Vec<PathBuf>,
+}
+
+/// Copies the contents of the directory `source` into the existing directory `dest`,
+/// keeping every attribute (see the module documentation); `dest` itself gets the mode,
+/// owner, times and extended attributes of `source`.
+///
+/// Nothing is written when `source` or `dest` is not a directory. An error names the path
+/// at fault; what was copied before it stays.
+pub fn copy_tree(source: &Path, dest: &Path) -> anyhow::Result<CopyReport> {
+    let source_meta =
+        fs::metadata(source).with_context(|| format!("image source {}", source.display()))?;
+    if !source_meta.is_dir() {
+        bail!("image source {}: not a directory", source.display());
+    }
+    let dest_meta =
+        fs::metadata(dest).with_context(|| format!("copy destination {}", dest.display()))?;
+    if !dest_meta.is_dir() {
+        bail!("copy destination {}: not a directory", dest.display());
+    }
+
+    let copy = Copy { source, dest };
+    let mut overwritten = Vec::new();
+    let tree = copy.walk(Attrs::of(&source_meta), dest_meta.dev(), &mut overwritten)?;
+
+    let workers = thread::available_parallelism().map_or(1, |n| n.get());
+    let (mut report, more) = copy.entries(&tree.entries, &tree.jobs, workers)?;
+    overwritten.extend(more);
+    for &(index, first) in &tree.links {
+        copy.link(
+            &tree.entries[first].rel,
+            &tree.entries[index].rel,
+            &mut overwritten,
+        )?;
+        report.files += 1;
+    }
+    for entry in tree.entries.iter().rev() {
+        if let Kind::Dir = entry.kind {
+            copy.set_path_attrs(&entry.rel, &entry.attrs)?;
+        }
+    }
+    overwritten.sort();
+    report.overwritten = overwritten;
+    Ok(report)
+}
+
+/// The attributes of a source entry that the copy gives its counterpart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Attrs {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    atime: (i64, i64),
+    mtime: (i64, i64),
+}
+
+impl Attrs {
+    fn of(meta: &fs::Metadata) -> Self {
+        Attrs {
+            mode: meta.mode(),
+            uid: meta.uid(),
+            gid: meta.gid(),
+            atime: (meta.atime(), meta.atime_nsec()),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+        }
+    }
+
+    fn owner(&self) -> (Option<Uid>, Option<Gid>) {
+        (Some(Uid::from_raw(self.uid)), Some(Gid::from_raw(self.gid)))
+    }
+
+    /// The permission bits with setuid, setgid and sticky.
+    fn permissions(&self) -> Mode {
+        Mode::from_raw_mode(self.mode & 0o7777)
+    }
+
+    fn times(&self) -> Timestamps {
+        let spec = |(tv_sec, tv_nsec): (i64, i64)| Timespec { tv_sec, tv_nsec };
+        Timestamps {
+            last_access: spec(self.atime),
+            last_modification: spec(self.mtime),
+        }
+    }
+}
+
+/// What an entry is, and what creating it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    File {
+        size: u64,
+        sparse: bool,
+    },
+    Symlink,
+    /// A device node, fifo or socket.
+    Node {
+        rdev: u64,
+    },
+    /// A further name of a hard-linked file, symlink or node.
+    Link,
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// Relative to the source and the destination; empty for the top directory.
+    rel: PathBuf,
+    kind: Kind,
+    attrs: Attrs,
+}
+
+/// The walked source: every entry in pre-order (a directory before its contents).
+struct Tree {
+    entries: Vec<Entry>,
+    /// The indices of the entries the workers create (all but directories and links).
+    jobs: Vec<usize>,
+    /// `(link, first)`: the hard link at index `link` names the file at index `first`.
+    links: Vec<(usize, usize)>,
+}
+
+/// Whether a file of `size` bytes that occupies `blocks` 512-byte blocks has holes.
+fn is_sparse(size: u64, blocks: u64) -> bool {
+    blocks.saturating_mul(512) < size
+}
+
+/// The first copy of each hard-linked source inode (a file, symlink or node) on each
+/// destination filesystem.
+#[derive(Debug, Default)]
+struct LinkTable {
+    /// `(source device, source inode, destination device)` to the entry index of the copy.
+    first: HashMap<(u64, u64, u64), usize>,
+}
+
+impl LinkTable {
+    /// Records the entry `index`, a name of the source inode `(dev, ino)` placed on the
+    /// destination filesystem `dest_dev`: the index of an earlier entry to link it to, or
+    /// `None` when it is the first there and is copied.
+    fn place(&mut self, dev: u64, ino: u64, dest_dev: u64, index: usize) -> Option<usize> {
+        match self.first.entry((dev, ino, dest_dev)) {
+            std::collections::hash_map::Entry::Occupied(first) => Some(*first.get()),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(index);
+                None
+            }
+        }
+    }
+}
+
+/// The names in a `listxattr` result: NUL-terminated, one after the other.
+fn xattr_names(list: &[u8]) -> impl Iterator<Item = &CStr> {
+    list.split_inclusive(|&b| b == 0)
+        .filter_map(|name| CStr::from_bytes_with_nul(name).ok())
+        .filter(|name| !name.is_empty())
+}
+
+/// A copy from one source directory into one destination directory.
+struct Copy<'a> {
+    source: &'a Path,
+    dest: &'a Path,
+}
+
+impl Copy<'_> {
+    /// Walks the source, creating each directory in the destination; returns the entries.
+    fn walk(
+        &self,
+        top: Attrs,
+        top_dev: u64,
+        overwritten: &mut Vec<PathBuf>,
+    ) -> anyhow::Result<Tree> {
+        let mut tree = Tree {
+            entries: vec![Entry {
+                rel: PathBuf::new(),
+                kind: Kind::Dir,
+                attrs: top,
+            }],
+            jobs: Vec::new(),
+            links: Vec::new(),
+        };
+        let mut links = LinkTable::default();
+        // Directories still to read: their entry index and their destination's device.
+        let mut pending = vec![(0, top_dev)];
+        while let Some((dir, dest_dev)) = pending.pop() {
+            let dir_path = self.source.join(&tree.entries[dir].rel);
+            let read = fs::read_dir(&dir_path)
+                .with_context(|| format!("reading {}", dir_path.display()))?;
+            for item in read {
+                let item = item.with_context(|| format!("reading {}", dir_path.display()))?;
+                let rel = tree.entries[dir].rel.join(item.file_name());
+                let meta = item
+                    .metadata()
+                    .with_context(|| format!("reading {}", item.path().display()))?;
+                let index = tree.entries.len();
+                let file_type = meta.file_type();
+                let kind = if file_type.is_dir() {
+                    let dev = self.make_dir(&rel, dest_dev, overwritten)?;
+                    pending.push((index, dev));
+                    Kind::Dir
+                } else if let Some(first) = (meta.nlink() > 1)
+                    .then(|| links.place(meta.dev(), meta.ino(), dest_dev, index))
+                    .flatten()
+                {
+                    tree.links.push((index, first));
+                    Kind::Link
+                } else if file_type.is_file() {
+                    Kind::File {
+                        size: meta.size(),
+                        sparse: is_sparse(meta.size(), meta.blocks()),
+                    }
+                } else if file_type.is_symlink() {
+                    Kind::Symlink
+                } else {
+                    Kind::Node { rdev: meta.rdev() }
+                };
+                if !matches!(kind, Kind::Dir | Kind::Link) {
+                    tree.jobs.push(index);
+                }
+                tree.entries.push(Entry {
+                    rel,
+                    kind,
+                    attrs: Attrs::of(&meta),
+                });
+            }
+        }
+        Ok(tree)
+    }
+
+    /// Creates the directory `rel` (in the destination directory whose device is
+    /// `parent_dev`), or keeps the one there; returns the device of the filesystem it is
+    /// on: another one when it is a mount point, which only a kept directory can be.
+    fn make_dir(
+        &self,
+        rel: &Path,
+        parent_dev: u64,
+        overwritten: &mut Vec<PathBuf>,
+    ) -> anyhow::Result<u64> {
+        let path = self.dest.join(rel);
+        let create = || mkdirat(CWD, &path, Mode::RWXU);
+        let context = || format!("creating directory {}", path.display());
+        match create() {
+            Ok(()) => Ok(parent_dev),
+            Err(Errno::EXIST) => match path.symlink_metadata() {
+                Ok(meta) if meta.is_dir() => Ok(meta.dev()),
+                _ => {
+                    make_room(&path)?;
+                    overwritten.push(rel.to_owned());
+                    create().with_context(context)?;
+                    Ok(parent_dev)
+                }
+            },
+            Err(e) => Err(e).with_context(context),
+        }
+    }
+
+    /// Creates the entries `jobs` with `workers` threads; returns the counts and the
+    /// entries replaced.
+    fn entries(
+        &self,
+        entries: &[Entry],
+        jobs: &[usize],
+        workers: usize,
+    ) -> anyhow::Result<(CopyReport, Vec<PathBuf>)> {
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let work = || -> anyhow::Result<(CopyReport, Vec<PathBuf>)> {
+            let mut report = CopyReport::default();
+            let mut overwritten = Vec::new();
+            while !failed.load(Ordering::Relaxed) {
+                let Some(&index) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    break;
+                };
+                let entry = &entries[index];
+                let done = self.create(entry, &mut overwritten);
+                if done.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                report.bytes += done?;
+                report.files += 1;
+            }
+            Ok((report, overwritten))
+        };
+        let results: Vec<_> = thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers.max(1)).map(|_| scope.spawn(work)).collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().expect("a copy worker panicked"))
+                .collect()
+        });
+        let mut total = CopyReport::default();
+        let mut overwritten = Vec::new();
+        for result in results {
+            let (report, more) = result?;
+            total.files += report.files;
+            total.bytes += report.bytes;
+            overwritten.extend(more);
+        }
+        Ok((total, overwritten))
+    }
+
+    /// Creates one regular file, symlink or node with its attributes; returns the bytes
+    /// of data copied.
+    fn create(&self, entry: &Entry, overwritten: &mut Vec<PathBuf>) -> anyhow::Result<u64> {
+        let from = self.source.join(&entry.rel);
+        let to = self.dest.join(&entry.rel);
+        match entry.kind {
+            Kind::File { size, sparse } => {
+                self.copy_file(&from, &to, entry, size, sparse, overwritten)?;
+                return Ok(size);
+            }
+            Kind::Symlink => {
+                let target = fs::read_link(&from)
+                    .with_context(|| format!("reading the symlink {}", from.display()))?;
+                self.replacing(&entry.rel, overwritten, || symlinkat(&target, CWD, &to))
+                    .with_context(|| format!("creating the symlink {}", to.display()))?;
+            }
+            Kind::Node { rdev } => {
+                let mode = entry.attrs.mode;
+                let make = || {
+                    mknodat(
+                        CWD,
+                        &to,
+                        FileType::from_raw_mode(mode),
+                        Mode::from_raw_mode(mode & 0o7777),
+                        rdev,
+                    )
+                };
+                self.replacing(&entry.rel, overwritten, make)
+                    .with_context(|| format!("creating the node {}", to.display()))?;
+            }
+            Kind::Dir | Kind::Link => unreachable!("directories and links are not jobs"),
+        }
+        self.set_path_attrs(&entry.rel, &entry.attrs)?;
+        Ok(0)
+    }
+
+    /// Copies the regular file `from` to the new `to` with its data and attributes.
+    fn copy_file(
+        &self,
+        from: &Path,
+        to: &Path,
+        entry: &Entry,
+        size: u64,
+        sparse: bool,
+        overwritten: &mut Vec<PathBuf>,
+    ) -> anyhow::Result<()> {
+        let src = open_source(from).with_context(|| format!("opening {}", from.display()))?;
+        let create = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(to)
+        };
+        let dst = match create() {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                make_room(to)?;
+                overwritten.push(entry.rel.clone());
+                create()
+            }
+            other => other,
+        }
+        .with_context(|| format!("creating {}", to.display()))?;
+        if sparse {
+            copy_extents(&src, &dst, size)
+        } else {
+            copy_data(&src, &dst, size)
+        }
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+        if size >= WRITEBACK_FROM {
+            start_writeback(&dst);
+        }
+        set_file_attrs(&src, &dst, &entry.attrs)
+            .with_context(|| format!("setting the attributes of {}", to.display()))
+    }
+
+    /// Links the destination's `rel` to its `first` (both relative).
+    fn link(&self, first: &Path, rel: &Path, overwritten: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+        let (existing, new) = (self.dest.join(first), self.dest.join(rel));
+        self.replacing(rel, overwritten, || {
+            linkat(CWD, &existing, CWD, &new, AtFlags::empty())
+        })
+        .with_context(|| format!("linking {} to {}", new.display(), existing.display()))
+    }
+
+    /// Runs `create` for the destination's `rel`; when the name exists, replaces it.
+    fn replacing(
+        &self,
+        rel: &Path,
+        overwritten: &mut Vec<PathBuf>,
+        create: impl Fn() -> rustix::io::Result<()>,
+    ) -> anyhow::Result<()> {
+        match create() {
+            Err(Errno::EXIST) => {
+                make_room(&self.dest.join(rel))?;
+                overwritten.push(rel.to_owned());
+                Ok(create()?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Gives the destination's `rel` (a directory, symlink or node) its owner, extended
+    /// attributes, mode (not for a symlink) and times, by path.
+    fn set_path_attrs(&self, rel: &Path, attrs: &Attrs) -> anyhow::Result<()> {
+        let (from, to) = (self.source.join(rel), self.dest.join(rel));
+        let context = || format!("setting the attributes of {}", to.display());
+        let (uid, gid) = attrs.owner();
+        chownat(CWD, &to, uid, gid, AtFlags::SYMLINK_NOFOLLOW).with_context(context)?;
+        copy_xattrs(
+            |list| llistxattr(&from, list),
+            |name, value| lgetxattr(&from, name, value),
+            |name, value| lsetxattr(&to, name, value, XattrFlags::empty()),
+        )
+        .with_context(context)?;
+        if FileType::from_raw_mode(attrs.mode) != FileType::Symlink {
+            chmodat(CWD, &to, attrs.permissions(), AtFlags::empty()).with_context(context)?;
+        }
+        utimensat(CWD, &to, &attrs.times(), AtFlags::SYMLINK_NOFOLLOW).with_context(context)?;
+        Ok(())
+    }
+}
+
+/// Removes the non-directory at `path` so that the copy can take its name; refuses a
+/// directory (the image has something else there).
+fn make_room(path: &Path) -> anyhow::Result<()> {
+    let meta = path
+        .symlink_metadata()
+        .with_context(|| format!("reading {}", path.display()))?;
+    if meta.is_dir() {
+        bail!(
+            "{}: cannot replace a directory with the image's non-directory",
+            path.display()
+        );
+    }
+    fs::remove_file(path).with_context(|| format!("replacing {}", path.display()))
+}
+
+/// Opens a source file for reading without moving its access time (`O_NOATIME`, which
+/// only its owner or root may ask for; anyone else reads it the ordinary way).
+fn open_source(path: &Path) -> io::Result<File> {
+    let no_atime = OpenOptions::new()
+        .read(true)
+        .custom_flags(OFlags::NOATIME.bits() as i32)
+        .open(path);
+    match no_atime {
+        Err(e) if e.raw_os_error() == Some(Errno::PERM.raw_os_error()) => File::open(path),
+        other => other,
+    }
+}
+
+/// The owner, extended attributes, mode and times of `src` onto the new `dst`.
+fn set_file_attrs(src: &File, dst: &File, attrs: &Attrs) -> io::Result<()> {
+    let (uid, gid) = attrs.owner();
+    fchown(dst, uid, gid)?;
+    copy_xattrs(
+        |list| flistxattr(src, list),
+        |name, value| fgetxattr(src, name, value),
+        |name, value| fsetxattr(dst, name, value, XattrFlags::empty()),
+    )?;
+    fchmod(dst, attrs.permissions())?;
+    futimens(dst, &attrs.times())?;
+    Ok(())
+}
+
+/// Copies every extended attribute that `list` names from `get` to `set`.
+fn copy_xattrs(
+    list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+    get: impl Fn(&CStr, &mut [u8]) -> rustix::io::Result<usize>,
+    set: impl Fn(&CStr, &[u8]) -> rustix::io::Result<()>,
+) -> io::Result<()> {
+    let mut buf = [0u8; 1024];
+    let grown;
+    let names: &[u8] = match list(&mut buf) {
+        Ok(len) => &buf[..len],
+        // A source filesystem without extended attributes has none to copy.
+        Err(Errno::OPNOTSUPP) => &[],
+        Err(Errno::RANGE) => {
+            grown = read_grown(&list)?;
+            &grown
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut value = [0u8; 1024];
+    for name in xattr_names(names) {
+        let failed = |e: Errno| io::Error::other(format!("extended attribute {name:?}: {e}"));
+        match get(name, &mut value) {
+            Ok(len) => set(name, &value[..len]),
+            Err(Errno::RANGE) => set(name, &read_grown(|buf| get(name, buf)).map_err(failed)?),
+            // Removed while the copy ran: nothing to copy.
+            Err(Errno::NODATA) => Ok(()),
+            Err(e) => Err(e),
+        }
+        .map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// Calls `read` with ever larger buffers until its result fits (extended attribute lists
+/// and values are at most 64 KiB).
+fn read_grown(
+    read: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+) -> rustix::io::Result<Vec<u8>> {
+    let mut size = 4096;
+    loop {
+        let mut buf = vec![0u8; size];
+        match read(&mut buf) {
+            Ok(len) => {
+                buf.truncate(len);
+                return Ok(buf);
+            }
+            Err(Errno::RANGE) if size < 1 << 20 => size *= 4,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The size from which a copied file's writeback starts right away instead of at the sync
+/// (the unmount) that follows the copy.
+const WRITEBACK_FROM: u64 = 64 << 10;
+
+/// Starts writing the dirty pages of `file` to its device, without waiting: the disk
+/// writes while the copy goes on, instead of all of them at the end. On Linux,
+/// `POSIX_FADV_DONTNEED` starts the writeback of dirty pages (and drops only the pages
+/// already clean). A hint: if it fails, the data is written at the sync as it would be.
+fn start_writeback(file: &File) {
+    let _ = fadvise(file, 0, None, Advice::DontNeed);
+}
+
+/// The most `sendfile` moves in one call.
+const SENDFILE_MAX: usize = 0x7fff_f000;
+
+/// Copies the `size` bytes of `src` to the new, empty `dst` inside the kernel, or through
+/// a buffer when the source filesystem cannot splice. A source that turns out shorter is
+/// copied as far as it goes.
+fn copy_data(src: &File, dst: &File, size: u64) -> io::Result<()> {
+    let mut copied = 0u64;
+    while copied < size {
+        let want = usize::try_from(size - copied).map_or(SENDFILE_MAX, |n| n.min(SENDFILE_MAX));
+        match sendfile(dst, src, None, want) {
+            Ok(0) => break,
+            Ok(n) => copied += n as u64,
+            Err(Errno::INVAL | Errno::NOSYS) if copied == 0 => {
+                io::copy(&mut ReadOnly(src), &mut &*dst)?;
+                break;
+            }
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// A reader that is only a reader, so that [`io::copy`] takes its generic buffered path.
+struct ReadOnly<'a>(&'a File);
+
+impl Read for ReadOnly<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&mut &*self.0).read(buf)
+    }
+}
+
+/// Copies the data extents of the sparse `src` (`size` bytes) to the new `dst`, leaving
+/// its holes as holes.
+fn copy_extents(src: &File, dst: &File, size: u64) -> io::Result<()> {
+    let mut offset = 0u64;
+    while offset < size {
+        let start = match seek(src, SeekFrom::Data(offset)) {
+            Ok(start) => start,
+            // No data after `offset`: the rest is a hole.
+            Err(Errno::NXIO) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let end = seek(src, SeekFrom::Hole(start))?;
+        seek(dst, SeekFrom::Start(start))?;
+        let mut at = start;
+        while at < end {
+            let want = usize::try_from(end - at).map_or(SENDFILE_MAX, |n| n.min(SENDFILE_MAX));
+            match sendfile(dst, src, Some(&mut at), want) {
+                Ok(0) => break,
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        offset = end;
+    }
+    ftruncate(dst, size)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_when_fewer_blocks_than_bytes() {
+        assert!(is_sparse(1 << 20, 8));
+        assert!(!is_sparse(4096, 8));
+        assert!(!is_sparse(100, 8));
+        // Inline or not yet allocated data counts as sparse: SEEK_DATA still finds it.
+        assert!(is_sparse(100, 0));
+        assert!(!is_sparse(0, 0));
+    }
+
+    #[test]
+    fn first_name_per_destination_filesystem_is_copied_the_rest_linked() {
+        let mut table = LinkTable::default();
+        assert_eq!(table.place(1, 10, 100, 3), None);
+        assert_eq!(table.place(1, 10, 100, 7), Some(3));
+        // The same source inode on another destination filesystem: copied again there.
+        assert_eq!(table.place(1, 10, 200, 8), None);
+        assert_eq!(table.place(1, 10, 200, 9), Some(8));
+        // Same inode number on another source device: another file.
+        assert_eq!(table.place(2, 10, 100, 11), None);
+        assert_eq!(table.place(1, 10, 100, 12), Some(3));
+    }
+
+    #[test]
+    fn xattr_list_splits_on_nul() {
+        let names: Vec<&CStr> =
+            xattr_names(b"user.a\0security.capability\0system.posix_acl_access\0").collect();
+        assert_eq!(
+            names,
+            [
+                c"user.a",
+                c"security.capability",
+                c"system.posix_acl_access"
+            ]
+        );
+        assert_eq!(xattr_names(b"").count(), 0);
+        // A truncated last name (no NUL) is not a name.
+        assert_eq!(xattr_names(b"user.a\0user.b").count(), 1);
+    }
+
+    #[test]
+    fn attrs_split_mode_and_times() {
+        let attrs = Attrs {
+            mode: 0o104_755,
+            uid: 1234,
+            gid: 5678,
+            atime: (10, 20),
+            mtime: (30, 40),
+        };
+        assert_eq!(attrs.permissions(), Mode::from_raw_mode(0o4755));
+        let times = attrs.times();
+        assert_eq!(
+            (times.last_access.tv_sec, times.last_access.tv_nsec),
+            (10, 20)
+        );
+        assert_eq!(
+            (
+                times.last_modification.tv_sec,
+                times.last_modification.tv_nsec
+            ),
+            (30, 40)
+        );
+        let (uid, gid) = attrs.owner();
+        assert_eq!(uid.map(Uid::as_raw), Some(1234));
+        assert_eq!(gid.map(Gid::as_raw), Some(5678));
+    }
+
+    #[test]
+    fn grown_read_retries_until_it_fits() {
+        let value = vec![7u8; 10_000];
+        let read = |buf: &mut [u8]| {
+            if buf.len() < value.len() {
+                Err(Errno::RANGE)
+            } else {
+                buf[..value.len()].copy_from_slice(&value);
+                Ok(value.len())
+            }
+        };
+        assert_eq!(read_grown(read).unwrap(), value);
+        assert_eq!(read_grown(|_| Err(Errno::RANGE)), Err(Errno::RANGE));
+    }
+}
