@@ -37,10 +37,10 @@ use std::thread;
 
 use anyhow::{bail, Context};
 use rustix::fs::{
-    chmodat, chownat, fadvise, fchmod, fchown, fgetxattr, flistxattr, fsetxattr, ftruncate,
-    futimens, lgetxattr, linkat, llistxattr, lsetxattr, mkdirat, mknodat, seek, sendfile,
-    symlinkat, utimensat, Advice, AtFlags, FileType, Gid, Mode, OFlags, SeekFrom, Timespec,
-    Timestamps, Uid, XattrFlags, CWD,
+    chmodat, chownat, fchmod, fchown, fgetxattr, flistxattr, fsetxattr, ftruncate, futimens,
+    lgetxattr, linkat, llistxattr, lsetxattr, mkdirat, mknodat, seek, sendfile, symlinkat,
+    utimensat, AtFlags, FileType, Gid, Mode, OFlags, SeekFrom, Timespec, Timestamps, Uid,
+    XattrFlags, CWD,
 };
 use rustix::io::Errno;
 
@@ -420,9 +420,6 @@ impl Copy<'_> {
             copy_data(&src, &dst, size)
         }
         .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-        if size >= WRITEBACK_FROM {
-            start_writeback(&dst);
-        }
         set_file_attrs(&src, &dst, &entry.attrs)
             .with_context(|| format!("setting the attributes of {}", to.display()))
     }
@@ -566,18 +563,6 @@ fn read_grown(
             Err(e) => return Err(e),
         }
     }
-}
-
-/// The size from which a copied file's writeback starts right away instead of at the sync
-/// (the unmount) that follows the copy.
-const WRITEBACK_FROM: u64 = 64 << 10;
-
-/// Starts writing the dirty pages of `file` to its device, without waiting: the disk
-/// writes while the copy goes on, instead of all of them at the end. On Linux,
-/// `POSIX_FADV_DONTNEED` starts the writeback of dirty pages (and drops only the pages
-/// already clean). A hint: if it fails, the data is written at the sync as it would be.
-fn start_writeback(file: &File) {
-    let _ = fadvise(file, 0, None, Advice::DontNeed);
 }
 
 /// The most `sendfile` moves in one call.
