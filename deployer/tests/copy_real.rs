@@ -146,6 +146,8 @@ fn populate(root: &Path) {
     write(&p("usr/bin/su"), b"#!/bin/true\n", 0o4755);
     write(&p("usr/bin/wall"), b"#!/bin/true\n", 0o2755);
     write(&p("usr/bin/ping"), b"ping\n", 0o755);
+    // Bits a umask would take away at creation.
+    write(&p("var/world-writable"), b"anyone\n", 0o666);
     write(&p("usr/bin/a"), b"one inode, two names\n", 0o755);
     hard_link(&p("usr/bin/a"), &p("usr/bin/a-link"));
     write(

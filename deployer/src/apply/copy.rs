@@ -37,7 +37,7 @@ use std::thread;
 
 use anyhow::{bail, Context};
 use rustix::fs::{
-    chmodat, chownat, fchmod, fchown, fgetxattr, flistxattr, fsetxattr, ftruncate, futimens,
+    chmodat, chownat, fchmod, fchown, fgetxattr, flistxattr, fsetxattr, fstat, ftruncate, futimens,
     lgetxattr, linkat, llistxattr, lsetxattr, mkdirat, mknodat, seek, sendfile, symlinkat,
     utimensat, AtFlags, FileType, Gid, Mode, OFlags, SeekFrom, Timespec, Timestamps, Uid,
     XattrFlags, CWD,
@@ -402,7 +402,7 @@ impl Copy<'_> {
             OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(0o600)
+                .mode(entry.attrs.mode & 0o777)
                 .open(to)
         };
         let dst = match create() {
@@ -499,26 +499,43 @@ fn open_source(path: &Path) -> io::Result<File> {
     }
 }
 
-/// The owner, extended attributes, mode and times of `src` onto the new `dst`.
+/// The owner, extended attributes, mode and times of `src` onto the new `dst`. The file
+/// was created with its permission bits, so most files (owned by root, as the copy runs)
+/// need neither a change of owner nor of mode: one `fstat` finds out, where `fchown` and
+/// `fchmod` would each write the inode.
 fn set_file_attrs(src: &File, dst: &File, attrs: &Attrs) -> io::Result<()> {
-    let (uid, gid) = attrs.owner();
-    fchown(dst, uid, gid)?;
-    copy_xattrs(
+    let created = fstat(dst)?;
+    let chown = (created.st_uid, created.st_gid) != (attrs.uid, attrs.gid);
+    if chown {
+        let (uid, gid) = attrs.owner();
+        fchown(dst, uid, gid)?;
+    }
+    let xattrs = copy_xattrs(
         |list| flistxattr(src, list),
         |name, value| fgetxattr(src, name, value),
         |name, value| fsetxattr(dst, name, value, XattrFlags::empty()),
     )?;
-    fchmod(dst, attrs.permissions())?;
+    if chmod_needed(created.st_mode, attrs.mode, chown || xattrs) {
+        fchmod(dst, attrs.permissions())?;
+    }
     futimens(dst, &attrs.times())?;
     Ok(())
 }
 
-/// Copies every extended attribute that `list` names from `get` to `set`.
+/// Whether a new file whose mode is `current` still needs `fchmod` to get the mode
+/// `wanted`: when its permission bits differ, and always after `touched` (a change of owner
+/// clears setuid and setgid bits, an ACL rewrites the group bits).
+fn chmod_needed(current: u32, wanted: u32, touched: bool) -> bool {
+    touched || current & 0o7777 != wanted & 0o7777
+}
+
+/// Copies every extended attribute that `list` names from `get` to `set`; returns whether
+/// there was any.
 fn copy_xattrs(
     list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
     get: impl Fn(&CStr, &mut [u8]) -> rustix::io::Result<usize>,
     set: impl Fn(&CStr, &[u8]) -> rustix::io::Result<()>,
-) -> io::Result<()> {
+) -> io::Result<bool> {
     let mut buf = [0u8; 1024];
     let grown;
     let names: &[u8] = match list(&mut buf) {
@@ -543,7 +560,7 @@ fn copy_xattrs(
         }
         .map_err(failed)?;
     }
-    Ok(())
+    Ok(!names.is_empty())
 }
 
 /// Calls `read` with ever larger buffers until its result fits (extended attribute lists
@@ -695,6 +712,16 @@ mod tests {
         let (uid, gid) = attrs.owner();
         assert_eq!(uid.map(Uid::as_raw), Some(1234));
         assert_eq!(gid.map(Gid::as_raw), Some(5678));
+    }
+
+    #[test]
+    fn chmod_only_when_the_bits_differ_or_owner_or_acl_changed_them() {
+        assert!(!chmod_needed(0o100_644, 0o100_644, false));
+        assert!(chmod_needed(0o100_644, 0o100_664, false));
+        // Setuid is never given at creation, and umask may take bits away.
+        assert!(chmod_needed(0o100_755, 0o104_755, false));
+        assert!(chmod_needed(0o100_755, 0o101_777, false));
+        assert!(chmod_needed(0o100_644, 0o100_644, true));
     }
 
     #[test]
