@@ -6,17 +6,17 @@
 //! extended attribute, which carries `user.*` and `security.*` (file capabilities) as well
 //! as POSIX ACLs (`system.posix_acl_access` and `system.posix_acl_default`).
 //!
-//! It runs in four passes:
-//! 1. one thread walks the source and creates every directory in the destination (merging
-//!    with directories that are already there, mount points below the destination
-//!    included), and notes each entry with the attributes of its one `lstat`;
-//! 2. a worker per core creates the regular files, symlinks and nodes, each with its data,
-//!    owner, extended attributes, mode and times, in that order: a change of owner clears
-//!    the setuid bits and file capabilities, and writing the data would move the times;
-//! 3. the further names of hard-linked entries are linked to the first one copied onto the
+//! It runs in three steps:
+//! 1. one thread walks the source (one `lstat` per entry) and creates each directory in
+//!    the destination as it meets it, merging with directories that are already there,
+//!    mount points below the destination included; meanwhile a worker per core creates
+//!    the regular files, symlinks and nodes found so far, each with its data, owner,
+//!    extended attributes, mode and times, in that order: a change of owner clears the
+//!    setuid bits and file capabilities, and writing the data would move the times;
+//! 2. the further names of hard-linked entries are linked to the first one copied onto the
 //!    same filesystem (a hard link cannot cross the mount points below the destination, so
 //!    a group split by one is copied once per filesystem);
-//! 4. the directories get their attributes last, deepest first, so that creating their
+//! 3. the directories get their attributes last, deepest first, so that creating their
 //!    entries does not move their times and a default ACL is not inherited by the copies.
 //!
 //! An entry that already exists in the destination (a shared partition that an earlier
@@ -26,13 +26,14 @@
 //! its size. Errors name the path at fault. The copy does not sync: unmounting the
 //! filesystems does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::CStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
 use anyhow::{bail, Context};
@@ -76,24 +77,16 @@ pub fn copy_tree(source: &Path, dest: &Path) -> anyhow::Result<CopyReport> {
     }
 
     let copy = Copy { source, dest };
-    let mut overwritten = Vec::new();
-    let tree = copy.walk(Attrs::of(&source_meta), dest_meta.dev(), &mut overwritten)?;
-
     let workers = thread::available_parallelism().map_or(1, |n| n.get());
-    let (mut report, more) = copy.entries(&tree.entries, &tree.jobs, workers)?;
-    overwritten.extend(more);
-    for &(index, first) in &tree.links {
-        copy.link(
-            &tree.entries[first].rel,
-            &tree.entries[index].rel,
-            &mut overwritten,
-        )?;
+    let (walked, mut report, mut overwritten) =
+        copy.walk_and_create(Attrs::of(&source_meta), dest_meta.dev(), workers)?;
+    overwritten.extend(walked.overwritten);
+    for (rel, first) in &walked.links {
+        copy.link(first, rel, &mut overwritten)?;
         report.files += 1;
     }
-    for entry in tree.entries.iter().rev() {
-        if let Kind::Dir = entry.kind {
-            copy.set_path_attrs(&entry.rel, &entry.attrs)?;
-        }
+    for (rel, attrs) in walked.dirs.iter().rev() {
+        copy.set_path_attrs(rel, attrs)?;
     }
     overwritten.sort();
     report.overwritten = overwritten;
@@ -142,7 +135,6 @@ impl Attrs {
 /// What an entry is, and what creating it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    Dir,
     File {
         size: u64,
         sparse: bool,
@@ -152,25 +144,96 @@ enum Kind {
     Node {
         rdev: u64,
     },
-    /// A further name of a hard-linked file, symlink or node.
-    Link,
 }
 
+/// What a non-directory whose lstat gave `meta` is.
+fn entry_kind(meta: &fs::Metadata) -> Kind {
+    let file_type = meta.file_type();
+    if file_type.is_file() {
+        Kind::File {
+            size: meta.size(),
+            sparse: is_sparse(meta.size(), meta.blocks()),
+        }
+    } else if file_type.is_symlink() {
+        Kind::Symlink
+    } else {
+        Kind::Node { rdev: meta.rdev() }
+    }
+}
+
+/// A regular file, symlink or node for a worker to create.
 #[derive(Debug)]
 struct Entry {
-    /// Relative to the source and the destination; empty for the top directory.
+    /// Relative to the source and the destination.
     rel: PathBuf,
     kind: Kind,
     attrs: Attrs,
 }
 
-/// The walked source: every entry in pre-order (a directory before its contents).
-struct Tree {
-    entries: Vec<Entry>,
-    /// The indices of the entries the workers create (all but directories and links).
-    jobs: Vec<usize>,
-    /// `(link, first)`: the hard link at index `link` names the file at index `first`.
-    links: Vec<(usize, usize)>,
+/// What the walk leaves for after the workers.
+#[derive(Default)]
+struct Walked {
+    /// Every directory (relative) with its attributes, a directory before its contents.
+    dirs: Vec<(PathBuf, Attrs)>,
+    /// `(link, first)`: a further name of a hard-linked entry and the first name copied.
+    links: Vec<(PathBuf, PathBuf)>,
+    /// The non-directories replaced by directories.
+    overwritten: Vec<PathBuf>,
+}
+
+/// How many entries the walk hands the workers at a time (at most).
+const BATCH: usize = 64;
+
+/// The entries the walk has found and the workers have not taken yet.
+#[derive(Default)]
+struct Queue {
+    /// The batches waiting, and whether the walk is over.
+    state: Mutex<(VecDeque<Vec<Entry>>, bool)>,
+    ready: Condvar,
+}
+
+impl Queue {
+    fn push(&self, batch: Vec<Entry>) {
+        self.lock().0.push_back(batch);
+        self.ready.notify_one();
+    }
+
+    /// No more batches: the workers finish what is queued and stop.
+    fn close(&self) {
+        self.lock().1 = true;
+        self.ready.notify_all();
+    }
+
+    /// The next batch, waiting for one; `None` once the queue is closed and empty.
+    fn pop(&self) -> Option<Vec<Entry>> {
+        let mut state = self.lock();
+        loop {
+            if let Some(batch) = state.0.pop_front() {
+                return Some(batch);
+            }
+            if state.1 {
+                return None;
+            }
+            state = self
+                .ready
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, (VecDeque<Vec<Entry>>, bool)> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Closes the queue when the walk ends, also by an error or a panic, so that no worker
+/// waits forever.
+struct CloseOnDrop<'a>(&'a Queue);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// Whether a file of `size` bytes that occupies `blocks` 512-byte blocks has holes.
@@ -182,19 +245,19 @@ fn is_sparse(size: u64, blocks: u64) -> bool {
 /// destination filesystem.
 #[derive(Debug, Default)]
 struct LinkTable {
-    /// `(source device, source inode, destination device)` to the entry index of the copy.
-    first: HashMap<(u64, u64, u64), usize>,
+    /// `(source device, source inode, destination device)` to the first name copied.
+    first: HashMap<(u64, u64, u64), PathBuf>,
 }
 
 impl LinkTable {
-    /// Records the entry `index`, a name of the source inode `(dev, ino)` placed on the
-    /// destination filesystem `dest_dev`: the index of an earlier entry to link it to, or
-    /// `None` when it is the first there and is copied.
-    fn place(&mut self, dev: u64, ino: u64, dest_dev: u64, index: usize) -> Option<usize> {
+    /// Records `rel`, a name of the source inode `(dev, ino)` placed on the destination
+    /// filesystem `dest_dev`: the earlier name to link it to, or `None` when it is the
+    /// first there and is copied.
+    fn place(&mut self, dev: u64, ino: u64, dest_dev: u64, rel: &Path) -> Option<PathBuf> {
         match self.first.entry((dev, ino, dest_dev)) {
-            std::collections::hash_map::Entry::Occupied(first) => Some(*first.get()),
+            std::collections::hash_map::Entry::Occupied(first) => Some(first.get().clone()),
             std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(index);
+                slot.insert(rel.to_owned());
                 None
             }
         }
@@ -215,68 +278,99 @@ struct Copy<'a> {
 }
 
 impl Copy<'_> {
-    /// Walks the source, creating each directory in the destination; returns the entries.
+    /// Walks the source on this thread while `workers` threads create what it finds;
+    /// returns what is left for after them, their counts and the entries they replaced.
+    fn walk_and_create(
+        &self,
+        top: Attrs,
+        top_dev: u64,
+        workers: usize,
+    ) -> anyhow::Result<(Walked, CopyReport, Vec<PathBuf>)> {
+        let queue = Queue::default();
+        let failed = AtomicBool::new(false);
+        let (walked, results) = thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers.max(1))
+                .map(|_| scope.spawn(|| self.work(&queue, &failed)))
+                .collect();
+            let walked = {
+                let _close = CloseOnDrop(&queue);
+                let walked = self.walk(top, top_dev, &queue, &failed);
+                if walked.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                walked
+            };
+            let results: Vec<_> = handles
+                .into_iter()
+                .map(|handle| handle.join().expect("a copy worker panicked"))
+                .collect();
+            (walked, results)
+        });
+        let walked = walked?;
+        let mut total = CopyReport::default();
+        let mut overwritten = Vec::new();
+        for result in results {
+            let (report, more) = result?;
+            total.files += report.files;
+            total.bytes += report.bytes;
+            overwritten.extend(more);
+        }
+        Ok((walked, total, overwritten))
+    }
+
+    /// Walks the source, creating each directory in the destination and queueing every
+    /// other entry that is not a further hard link; stops early once `failed`.
     fn walk(
         &self,
         top: Attrs,
         top_dev: u64,
-        overwritten: &mut Vec<PathBuf>,
-    ) -> anyhow::Result<Tree> {
-        let mut tree = Tree {
-            entries: vec![Entry {
-                rel: PathBuf::new(),
-                kind: Kind::Dir,
-                attrs: top,
-            }],
-            jobs: Vec::new(),
-            links: Vec::new(),
-        };
+        queue: &Queue,
+        failed: &AtomicBool,
+    ) -> anyhow::Result<Walked> {
+        let mut walked = Walked::default();
+        walked.dirs.push((PathBuf::new(), top));
         let mut links = LinkTable::default();
-        // Directories still to read: their entry index and their destination's device.
+        // Directories still to read: their index in `dirs` and their destination's device.
         let mut pending = vec![(0, top_dev)];
         while let Some((dir, dest_dev)) = pending.pop() {
-            let dir_path = self.source.join(&tree.entries[dir].rel);
+            if failed.load(Ordering::Relaxed) {
+                break;
+            }
+            let dir_rel = walked.dirs[dir].0.clone();
+            let dir_path = self.source.join(&dir_rel);
             let read = fs::read_dir(&dir_path)
                 .with_context(|| format!("reading {}", dir_path.display()))?;
+            let mut batch = Vec::new();
             for item in read {
                 let item = item.with_context(|| format!("reading {}", dir_path.display()))?;
-                let rel = tree.entries[dir].rel.join(item.file_name());
+                let rel = dir_rel.join(item.file_name());
                 let meta = item
                     .metadata()
                     .with_context(|| format!("reading {}", item.path().display()))?;
-                let index = tree.entries.len();
-                let file_type = meta.file_type();
-                let kind = if file_type.is_dir() {
-                    let dev = self.make_dir(&rel, dest_dev, overwritten)?;
-                    pending.push((index, dev));
-                    Kind::Dir
-                } else if let Some(first) = (meta.nlink() > 1)
-                    .then(|| links.place(meta.dev(), meta.ino(), dest_dev, index))
-                    .flatten()
-                {
-                    tree.links.push((index, first));
-                    Kind::Link
-                } else if file_type.is_file() {
-                    Kind::File {
-                        size: meta.size(),
-                        sparse: is_sparse(meta.size(), meta.blocks()),
-                    }
-                } else if file_type.is_symlink() {
-                    Kind::Symlink
-                } else {
-                    Kind::Node { rdev: meta.rdev() }
-                };
-                if !matches!(kind, Kind::Dir | Kind::Link) {
-                    tree.jobs.push(index);
+                let attrs = Attrs::of(&meta);
+                if meta.is_dir() {
+                    let dev = self.make_dir(&rel, dest_dev, &mut walked.overwritten)?;
+                    pending.push((walked.dirs.len(), dev));
+                    walked.dirs.push((rel, attrs));
+                    continue;
                 }
-                tree.entries.push(Entry {
-                    rel,
-                    kind,
-                    attrs: Attrs::of(&meta),
-                });
+                if meta.nlink() > 1 {
+                    if let Some(first) = links.place(meta.dev(), meta.ino(), dest_dev, &rel) {
+                        walked.links.push((rel, first));
+                        continue;
+                    }
+                }
+                let kind = entry_kind(&meta);
+                batch.push(Entry { rel, kind, attrs });
+                if batch.len() == BATCH {
+                    queue.push(std::mem::take(&mut batch));
+                }
+            }
+            if !batch.is_empty() {
+                queue.push(batch);
             }
         }
-        Ok(tree)
+        Ok(walked)
     }
 
     /// Creates the directory `rel` (in the destination directory whose device is
@@ -306,24 +400,21 @@ impl Copy<'_> {
         }
     }
 
-    /// Creates the entries `jobs` with `workers` threads; returns the counts and the
-    /// entries replaced.
-    fn entries(
+    /// A worker: creates the entries of the batches it takes from `queue` until it is
+    /// closed and empty, or something `failed`; returns its counts and the entries it
+    /// replaced.
+    fn work(
         &self,
-        entries: &[Entry],
-        jobs: &[usize],
-        workers: usize,
+        queue: &Queue,
+        failed: &AtomicBool,
     ) -> anyhow::Result<(CopyReport, Vec<PathBuf>)> {
-        let next = AtomicUsize::new(0);
-        let failed = AtomicBool::new(false);
-        let work = || -> anyhow::Result<(CopyReport, Vec<PathBuf>)> {
-            let mut report = CopyReport::default();
-            let mut overwritten = Vec::new();
-            while !failed.load(Ordering::Relaxed) {
-                let Some(&index) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                    break;
-                };
-                let entry = &entries[index];
+        let mut report = CopyReport::default();
+        let mut overwritten = Vec::new();
+        while let Some(batch) = queue.pop() {
+            for entry in &batch {
+                if failed.load(Ordering::Relaxed) {
+                    return Ok((report, overwritten));
+                }
                 let done = self.create(entry, &mut overwritten);
                 if done.is_err() {
                     failed.store(true, Ordering::Relaxed);
@@ -331,24 +422,8 @@ impl Copy<'_> {
                 report.bytes += done?;
                 report.files += 1;
             }
-            Ok((report, overwritten))
-        };
-        let results: Vec<_> = thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers.max(1)).map(|_| scope.spawn(work)).collect();
-            handles
-                .into_iter()
-                .map(|handle| handle.join().expect("a copy worker panicked"))
-                .collect()
-        });
-        let mut total = CopyReport::default();
-        let mut overwritten = Vec::new();
-        for result in results {
-            let (report, more) = result?;
-            total.files += report.files;
-            total.bytes += report.bytes;
-            overwritten.extend(more);
         }
-        Ok((total, overwritten))
+        Ok((report, overwritten))
     }
 
     /// Creates one regular file, symlink or node with its attributes; returns the bytes
@@ -381,7 +456,6 @@ impl Copy<'_> {
                 self.replacing(&entry.rel, overwritten, make)
                     .with_context(|| format!("creating the node {}", to.display()))?;
             }
-            Kind::Dir | Kind::Link => unreachable!("directories and links are not jobs"),
         }
         self.set_path_attrs(&entry.rel, &entry.attrs)?;
         Ok(0)
@@ -660,14 +734,22 @@ mod tests {
     #[test]
     fn first_name_per_destination_filesystem_is_copied_the_rest_linked() {
         let mut table = LinkTable::default();
-        assert_eq!(table.place(1, 10, 100, 3), None);
-        assert_eq!(table.place(1, 10, 100, 7), Some(3));
+        let first = Path::new("usr/bin/a");
+        assert_eq!(table.place(1, 10, 100, first), None);
+        assert_eq!(
+            table.place(1, 10, 100, Path::new("usr/bin/b")),
+            Some(first.into())
+        );
         // The same source inode on another destination filesystem: copied again there.
-        assert_eq!(table.place(1, 10, 200, 8), None);
-        assert_eq!(table.place(1, 10, 200, 9), Some(8));
+        let other = Path::new("usr/share/common/c");
+        assert_eq!(table.place(1, 10, 200, other), None);
+        assert_eq!(
+            table.place(1, 10, 200, Path::new("usr/share/common/d")),
+            Some(other.into())
+        );
         // Same inode number on another source device: another file.
-        assert_eq!(table.place(2, 10, 100, 11), None);
-        assert_eq!(table.place(1, 10, 100, 12), Some(3));
+        assert_eq!(table.place(2, 10, 100, Path::new("x")), None);
+        assert_eq!(table.place(1, 10, 100, Path::new("y")), Some(first.into()));
     }
 
     #[test]
