@@ -500,7 +500,18 @@ fn every_kind_of_entry_and_attribute_survives_the_copy_and_overwrites_are_report
             .arg(second.join("dev/null-like"))
             .arg("p"),
     );
+    write(&second.join("etc/newdir/file"), b"in a new directory\n", 0o640);
+    cmd::run(Command::new("mknod").arg(second.join("etc/newdir/fifo")).arg("p"));
     chmod(&second, 0o755);
+    // Default ACLs in the destination, which new entries would inherit: the copy gives
+    // every entry the source's ACLs, none here.
+    for dir in ["etc", COMMON] {
+        cmd::run(
+            Command::new("setfacl")
+                .args(["-d", "-m", "u:1234:rwx"])
+                .arg(dest.path().join(dir)),
+        );
+    }
     let h2_before = fs::read(dest.path().join(COMMON).join("h2")).expect("reading h2");
 
     let report = copy_tree(&second, dest.path()).expect("copying the second tree");
@@ -526,6 +537,10 @@ fn every_kind_of_entry_and_attribute_survives_the_copy_and_overwrites_are_report
     );
     for rel in entries(&second) {
         assert_same_entry(&second, dest.path(), &rel, false);
+    }
+    for rel in ["etc", "etc/new.conf", "etc/newdir", "etc/newdir/file", COMMON] {
+        let shown = getfacl(dest.path(), rel);
+        assert!(!shown.contains("1234"), "{rel} kept an ACL:\n{shown}");
     }
     // What the second tree does not name is the first tree's still.
     for rel in [

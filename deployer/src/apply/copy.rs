@@ -38,10 +38,10 @@ use std::thread;
 
 use anyhow::{bail, Context};
 use rustix::fs::{
-    chmodat, chownat, fchmod, fchown, fgetxattr, flistxattr, fsetxattr, fstat, ftruncate, futimens,
-    lgetxattr, linkat, llistxattr, lsetxattr, mkdirat, mknodat, seek, sendfile, symlinkat,
-    utimensat, AtFlags, FileType, Gid, Mode, OFlags, SeekFrom, Timespec, Timestamps, Uid,
-    XattrFlags, CWD,
+    chmodat, chownat, fchmod, fchown, fgetxattr, flistxattr, fremovexattr, fsetxattr, fstat,
+    ftruncate, futimens, lgetxattr, lgetxattr_query, linkat, llistxattr, lremovexattr, lsetxattr,
+    mkdirat, mknodat, seek, sendfile, symlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags,
+    SeekFrom, Timespec, Timestamps, Uid, XattrFlags, CWD,
 };
 use rustix::io::Errno;
 
@@ -86,7 +86,7 @@ pub fn copy_tree(source: &Path, dest: &Path) -> anyhow::Result<CopyReport> {
         report.files += 1;
     }
     for (rel, attrs) in walked.dirs.iter().rev() {
-        copy.set_path_attrs(rel, attrs)?;
+        copy.set_path_attrs(rel, attrs, &[ACL_ACCESS, ACL_DEFAULT])?;
     }
     overwritten.sort();
     report.overwritten = overwritten;
@@ -168,7 +168,14 @@ struct Entry {
     rel: PathBuf,
     kind: Kind,
     attrs: Attrs,
+    /// Whether its destination directory has a default ACL during the copy, which the
+    /// new entry inherits as its access ACL.
+    in_default_acl: bool,
 }
+
+/// The extended attributes that hold POSIX ACLs.
+const ACL_ACCESS: &CStr = c"system.posix_acl_access";
+const ACL_DEFAULT: &CStr = c"system.posix_acl_default";
 
 /// What the walk leaves for after the workers.
 #[derive(Default)]
@@ -330,9 +337,12 @@ impl Copy<'_> {
         let mut walked = Walked::default();
         walked.dirs.push((PathBuf::new(), top));
         let mut links = LinkTable::default();
-        // Directories still to read: their index in `dirs` and their destination's device.
-        let mut pending = vec![(0, top_dev)];
-        while let Some((dir, dest_dev)) = pending.pop() {
+        // Directories still to read: their index in `dirs`, their destination's device and
+        // whether it has a default ACL.
+        // A directory's entries inherit its default ACL: one that a directory kept in the
+        // destination has, or that a new directory inherited from its parent.
+        let mut pending = vec![(0, top_dev, self.has_default_acl(Path::new(""))?)];
+        while let Some((dir, dest_dev, default_acl)) = pending.pop() {
             if failed.load(Ordering::Relaxed) {
                 break;
             }
@@ -349,8 +359,12 @@ impl Copy<'_> {
                     .with_context(|| format!("reading {}", item.path().display()))?;
                 let attrs = Attrs::of(&meta);
                 if meta.is_dir() {
-                    let dev = self.make_dir(&rel, dest_dev, &mut walked.overwritten)?;
-                    pending.push((walked.dirs.len(), dev));
+                    let made = self.make_dir(&rel, &mut walked.overwritten)?;
+                    let (dev, default_acl) = match made {
+                        Some(dev) => (dev, self.has_default_acl(&rel)?),
+                        None => (dest_dev, default_acl),
+                    };
+                    pending.push((walked.dirs.len(), dev, default_acl));
                     walked.dirs.push((rel, attrs));
                     continue;
                 }
@@ -360,8 +374,12 @@ impl Copy<'_> {
                         continue;
                     }
                 }
-                let kind = entry_kind(&meta);
-                batch.push(Entry { rel, kind, attrs });
+                batch.push(Entry {
+                    rel,
+                    kind: entry_kind(&meta),
+                    attrs,
+                    in_default_acl: default_acl,
+                });
                 if batch.len() == BATCH {
                     queue.push(std::mem::take(&mut batch));
                 }
@@ -373,30 +391,35 @@ impl Copy<'_> {
         Ok(walked)
     }
 
-    /// Creates the directory `rel` (in the destination directory whose device is
-    /// `parent_dev`), or keeps the one there; returns the device of the filesystem it is
-    /// on: another one when it is a mount point, which only a kept directory can be.
-    fn make_dir(
-        &self,
-        rel: &Path,
-        parent_dev: u64,
-        overwritten: &mut Vec<PathBuf>,
-    ) -> anyhow::Result<u64> {
+    /// Creates the directory `rel` in the destination, or keeps the one there; for a kept
+    /// one, returns the device of the filesystem it is on (another one when it is a mount
+    /// point, which only a kept directory can be).
+    fn make_dir(&self, rel: &Path, overwritten: &mut Vec<PathBuf>) -> anyhow::Result<Option<u64>> {
         let path = self.dest.join(rel);
         let create = || mkdirat(CWD, &path, Mode::RWXU);
         let context = || format!("creating directory {}", path.display());
         match create() {
-            Ok(()) => Ok(parent_dev),
+            Ok(()) => Ok(None),
             Err(Errno::EXIST) => match path.symlink_metadata() {
-                Ok(meta) if meta.is_dir() => Ok(meta.dev()),
+                Ok(meta) if meta.is_dir() => Ok(Some(meta.dev())),
                 _ => {
                     make_room(&path)?;
                     overwritten.push(rel.to_owned());
                     create().with_context(context)?;
-                    Ok(parent_dev)
+                    Ok(None)
                 }
             },
             Err(e) => Err(e).with_context(context),
+        }
+    }
+
+    /// Whether the destination's directory `rel` has a default ACL.
+    fn has_default_acl(&self, rel: &Path) -> anyhow::Result<bool> {
+        let path = self.dest.join(rel);
+        match lgetxattr_query(&path, ACL_DEFAULT) {
+            Ok(_) => Ok(true),
+            Err(Errno::NODATA | Errno::OPNOTSUPP) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("reading the ACL of {}", path.display())),
         }
     }
 
@@ -457,7 +480,11 @@ impl Copy<'_> {
                     .with_context(|| format!("creating the node {}", to.display()))?;
             }
         }
-        self.set_path_attrs(&entry.rel, &entry.attrs)?;
+        let inherited: &[&CStr] = match entry.kind {
+            Kind::Node { .. } if entry.in_default_acl => &[ACL_ACCESS],
+            _ => &[],
+        };
+        self.set_path_attrs(&entry.rel, &entry.attrs, inherited)?;
         Ok(0)
     }
 
@@ -494,7 +521,12 @@ impl Copy<'_> {
             copy_data(&src, &dst, size)
         }
         .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-        set_file_attrs(&src, &dst, &entry.attrs)
+        let inherited: &[&CStr] = if entry.in_default_acl {
+            &[ACL_ACCESS]
+        } else {
+            &[]
+        };
+        set_file_attrs(&src, &dst, &entry.attrs, inherited)
             .with_context(|| format!("setting the attributes of {}", to.display()))
     }
 
@@ -525,8 +557,9 @@ impl Copy<'_> {
     }
 
     /// Gives the destination's `rel` (a directory, symlink or node) its owner, extended
-    /// attributes, mode (not for a symlink) and times, by path.
-    fn set_path_attrs(&self, rel: &Path, attrs: &Attrs) -> anyhow::Result<()> {
+    /// attributes (removing those of `acls` that the source does not have), mode (not for
+    /// a symlink) and times, by path.
+    fn set_path_attrs(&self, rel: &Path, attrs: &Attrs, acls: &[&CStr]) -> anyhow::Result<()> {
         let (from, to) = (self.source.join(rel), self.dest.join(rel));
         let context = || format!("setting the attributes of {}", to.display());
         let (uid, gid) = attrs.owner();
@@ -535,6 +568,8 @@ impl Copy<'_> {
             |list| llistxattr(&from, list),
             |name, value| lgetxattr(&from, name, value),
             |name, value| lsetxattr(&to, name, value, XattrFlags::empty()),
+            acls,
+            |name| lremovexattr(&to, name),
         )
         .with_context(context)?;
         if FileType::from_raw_mode(attrs.mode) != FileType::Symlink {
@@ -573,11 +608,12 @@ fn open_source(path: &Path) -> io::Result<File> {
     }
 }
 
-/// The owner, extended attributes, mode and times of `src` onto the new `dst`. The file
+/// The owner, extended attributes (without those of `acls` that `src` does not have),
+/// mode and times of `src` onto the new `dst`. The file
 /// was created with its permission bits, so most files (owned by root, as the copy runs)
 /// need neither a change of owner nor of mode: one `fstat` finds out, where `fchown` and
 /// `fchmod` would each write the inode.
-fn set_file_attrs(src: &File, dst: &File, attrs: &Attrs) -> io::Result<()> {
+fn set_file_attrs(src: &File, dst: &File, attrs: &Attrs, acls: &[&CStr]) -> io::Result<()> {
     let created = fstat(dst)?;
     let chown = (created.st_uid, created.st_gid) != (attrs.uid, attrs.gid);
     if chown {
@@ -588,6 +624,8 @@ fn set_file_attrs(src: &File, dst: &File, attrs: &Attrs) -> io::Result<()> {
         |list| flistxattr(src, list),
         |name, value| fgetxattr(src, name, value),
         |name, value| fsetxattr(dst, name, value, XattrFlags::empty()),
+        acls,
+        |name| fremovexattr(dst, name),
     )?;
     if chmod_needed(created.st_mode, attrs.mode, chown || xattrs) {
         fchmod(dst, attrs.permissions())?;
@@ -603,12 +641,16 @@ fn chmod_needed(current: u32, wanted: u32, touched: bool) -> bool {
     touched || current & 0o7777 != wanted & 0o7777
 }
 
-/// Copies every extended attribute that `list` names from `get` to `set`; returns whether
-/// there was any.
+/// Copies every extended attribute that `list` names from `get` to `set`, then has
+/// `remove` take away each of `acls` that `list` does not name (an ACL inherited from the
+/// destination directory, or one that a kept directory had); returns whether anything was
+/// set or removed.
 fn copy_xattrs(
     list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
     get: impl Fn(&CStr, &mut [u8]) -> rustix::io::Result<usize>,
     set: impl Fn(&CStr, &[u8]) -> rustix::io::Result<()>,
+    acls: &[&CStr],
+    remove: impl Fn(&CStr) -> rustix::io::Result<()>,
 ) -> io::Result<bool> {
     let mut buf = [0u8; 1024];
     let grown;
@@ -634,7 +676,24 @@ fn copy_xattrs(
         }
         .map_err(failed)?;
     }
-    Ok(!names.is_empty())
+    let mut removed = false;
+    for &acl in missing(acls, names) {
+        match remove(acl) {
+            Ok(()) => removed = true,
+            // The destination has none either.
+            Err(Errno::NODATA | Errno::OPNOTSUPP) => {}
+            Err(e) => return Err(io::Error::other(format!("removing {acl:?}: {e}"))),
+        }
+    }
+    Ok(removed || !names.is_empty())
+}
+
+/// Those of `wanted` that the `listxattr` result `list` does not name.
+fn missing<'a, 'b>(wanted: &'a [&'b CStr], list: &[u8]) -> Vec<&'a &'b CStr> {
+    wanted
+        .iter()
+        .filter(|name| !xattr_names(list).any(|listed| listed == **name))
+        .collect()
 }
 
 /// Calls `read` with ever larger buffers until its result fits (extended attribute lists
@@ -767,6 +826,17 @@ mod tests {
         assert_eq!(xattr_names(b"").count(), 0);
         // A truncated last name (no NUL) is not a name.
         assert_eq!(xattr_names(b"user.a\0user.b").count(), 1);
+    }
+
+    #[test]
+    fn acls_missing_from_the_source_list() {
+        let both = [ACL_ACCESS, ACL_DEFAULT];
+        let list = b"user.a\0system.posix_acl_default\0";
+        assert_eq!(missing(&both, list), [&ACL_ACCESS]);
+        assert_eq!(missing(&both, b""), [&ACL_ACCESS, &ACL_DEFAULT]);
+        let all = b"system.posix_acl_access\0system.posix_acl_default\0";
+        assert!(missing(&both, all).is_empty());
+        assert!(missing(&[], list).is_empty());
     }
 
     #[test]
