@@ -500,8 +500,16 @@ fn every_kind_of_entry_and_attribute_survives_the_copy_and_overwrites_are_report
             .arg(second.join("dev/null-like"))
             .arg("p"),
     );
-    write(&second.join("etc/newdir/file"), b"in a new directory\n", 0o640);
-    cmd::run(Command::new("mknod").arg(second.join("etc/newdir/fifo")).arg("p"));
+    write(
+        &second.join("etc/newdir/file"),
+        b"in a new directory\n",
+        0o640,
+    );
+    cmd::run(
+        Command::new("mknod")
+            .arg(second.join("etc/newdir/fifo"))
+            .arg("p"),
+    );
     chmod(&second, 0o755);
     // Default ACLs in the destination, which new entries would inherit: the copy gives
     // every entry the source's ACLs, none here.
@@ -538,7 +546,13 @@ fn every_kind_of_entry_and_attribute_survives_the_copy_and_overwrites_are_report
     for rel in entries(&second) {
         assert_same_entry(&second, dest.path(), &rel, false);
     }
-    for rel in ["etc", "etc/new.conf", "etc/newdir", "etc/newdir/file", COMMON] {
+    for rel in [
+        "etc",
+        "etc/new.conf",
+        "etc/newdir",
+        "etc/newdir/file",
+        COMMON,
+    ] {
         let shown = getfacl(dest.path(), rel);
         assert!(!shown.contains("1234"), "{rel} kept an ACL:\n{shown}");
     }
