@@ -1,11 +1,11 @@
 //! The deployer's tree copy on the command line, for bench/deploy-copy.
 //!
 //! `copy_tree generate DIR` writes a tree shaped like a small Linux installation into the
-//! (new or empty) directory DIR: about 25,000 regular files, mostly small, some of several
-//! megabytes, two sparse files, directories up to ten levels deep, symlinks, hard links,
-//! device nodes, a fifo, setuid programs, sticky directories, files of other owners and
-//! `user.*` and `security.capability` extended attributes. The same tree every time (a
-//! fixed pseudo-random sequence).
+//! (new or empty) directory DIR: about 31,000 regular files (1.3 GB), mostly small, some of
+//! several megabytes, two sparse files, 4,700 directories up to ten levels deep, symlinks,
+//! hard links, device nodes, a fifo, setuid programs, sticky directories, files of other
+//! owners and `user.*` and `security.capability` extended attributes. The same tree every
+//! time (a fixed pseudo-random sequence).
 //!
 //! `copy_tree copy SOURCE DEST` copies the contents of SOURCE into the directory DEST with
 //! [`deployer::apply::copy::copy_tree`] and prints the report's counts.
