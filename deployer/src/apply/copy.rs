@@ -337,10 +337,9 @@ impl Copy<'_> {
         let mut walked = Walked::default();
         walked.dirs.push((PathBuf::new(), top));
         let mut links = LinkTable::default();
-        // Directories still to read: their index in `dirs`, their destination's device and
-        // whether it has a default ACL.
-        // A directory's entries inherit its default ACL: one that a directory kept in the
-        // destination has, or that a new directory inherited from its parent.
+        // Directories still to read: their index in `dirs`, their destination's device, and
+        // whether that has a default ACL for the new entries to inherit (a kept directory's
+        // own, or the one a new directory inherited from its parent).
         let mut pending = vec![(0, top_dev, self.has_default_acl(Path::new(""))?)];
         while let Some((dir, dest_dev, default_acl)) = pending.pop() {
             if failed.load(Ordering::Relaxed) {
