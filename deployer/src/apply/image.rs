@@ -1,7 +1,8 @@
 //! One image deployed onto its filesystems: a raw or qcow2 filesystem image written onto
 //! its target partition first ([`crate::apply::fsimage`]); then the filesystems mounted in
 //! the plan's order under a private directory and the image's files put on them (a
-//! directory tree or an `rsync://` source copied with `rsync -aHAXS --numeric-ids`, a tar
+//! directory tree copied by [`copy_tree`], or with `rsync -aHAXS --numeric-ids` and the
+//! config's `rsync_flags` when it gives them, as an `rsync://` source is; a tar
 //! archive extracted with GNU tar keeping owners by number, modes, hard links, symlinks,
 //! device nodes, xattrs and ACLs); its fstab and bootctl written; and what its boot entry
 //! needs read back (os-release, the newest kernel in /boot).
@@ -9,7 +10,7 @@
 //! A partition shared by several images receives each image's files in turn. A file
 //! that an earlier image brought already is overwritten and reported on stderr, one line
 //! each (`deployer: image B: /path already brought by an earlier image, overwritten`):
-//! rsync's itemized output tells which files existed; a tar archive is listed first
+//! copy_tree and rsync's itemized output tell which files existed; a tar archive is listed first
 //! (`tar -t`) when the image shares a filesystem with an earlier one, and each member
 //! looked up on the target, resolving symlinks inside the image.
 
@@ -20,6 +21,7 @@ use anyhow::{bail, Context};
 use shared::atomic::replace_file;
 use shared::mount::{Mount, MountOptions};
 
+use crate::apply::copy::copy_tree;
 use crate::apply::disk::AttachedDisks;
 use crate::apply::fsimage;
 use crate::apply::runner::run;
@@ -142,6 +144,18 @@ pub fn deploy_image(
     let mounted = MountedImage::mount(name, &image.mounts, disks, work)?;
     let root = mounted.root().to_owned();
     match payload {
+        // A local tree is copied by copy_tree, keeping every attribute, faster than cp -a
+        // and rsync; only a config that gives Bareon's rsync_flags has it copied by rsync
+        // with them, as Bareon does.
+        Payload::Tree(dir) if rsync_flags.is_none() => {
+            let report = copy_tree(dir, &root).with_context(|| format!("copy image {name}"))?;
+            let existing: Vec<String> = report
+                .overwritten
+                .iter()
+                .map(|path| format!("/{}", path.display()))
+                .collect();
+            report_existing(name, &existing);
+        }
         Payload::Tree(dir) => {
             report_existing(name, &rsync_copy(name, dir_arg(dir), &root, rsync_flags)?);
         }

@@ -17,8 +17,10 @@
 //! zero-skipping writer), and [`boot`] installs GRUB and writes grub.cfg, grubenv and
 //! boot-info.json; [`crate::deploy`] runs them in order.
 //! [`osprober`] makes grub.cfg with grub-mkconfig and os-prober instead (os-prober mode).
+//! [`copy`] copies an image's directory tree onto its filesystems with every attribute.
 
 pub mod boot;
+pub mod copy;
 pub mod disk;
 pub mod fsimage;
 pub mod image;
