@@ -88,7 +88,10 @@ pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) ->
         }
     };
     let path = std::env::var("PATH").unwrap_or_default();
-    let missing = tools::missing(&tools::source_programs(&sources), &path);
+    let missing = tools::missing(
+        &tools::source_programs(&sources, config.rsync_flags.is_some()),
+        &path,
+    );
     if !missing.is_empty() {
         for line in missing {
             eprintln!("deployer: {line}");

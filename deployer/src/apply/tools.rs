@@ -20,7 +20,6 @@ const ALWAYS: &[&str] = &[
     "wipefs",
     "sfdisk",
     "partx",
-    "rsync",
     "grub-install",
     "grub-mkimage",
     "mmd",
@@ -48,14 +47,19 @@ fn filesystem_image_programs(fs_type: FileSystem) -> &'static [&'static str] {
     }
 }
 
-/// The programs deploying the checked `sources` runs besides those of the plan, sorted. A
+/// The programs deploying the checked `sources` runs besides those of the plan, sorted;
+/// `rsync_flags`: the config gives rsync flags, so directory trees are copied by rsync. A
 /// download's format is known only once it is fetched: it needs every program of every
 /// format.
-pub fn source_programs(sources: &[CheckedSource]) -> Vec<&'static str> {
+pub fn source_programs(sources: &[CheckedSource], rsync_flags: bool) -> Vec<&'static str> {
     let mut programs = BTreeSet::new();
     for source in sources {
         match &source.kind {
-            SourceKind::Tree(_) => {}
+            SourceKind::Tree(_) => {
+                if rsync_flags {
+                    programs.insert("rsync");
+                }
+            }
             SourceKind::Rsync(_) => {
                 programs.insert("rsync");
             }
@@ -165,19 +169,27 @@ mod tests {
             kind,
             target: Err("no target".to_owned()),
         };
-        assert!(source_programs(&[source(SourceKind::Tree("/srv/a".into()))]).is_empty());
-        let programs = source_programs(&[
-            source(SourceKind::Rsync("rsync://host/a/".to_owned())),
-            source(SourceKind::File {
-                path: "/srv/a.tar.zst".into(),
-                format: FileFormat::Tar(Compression::Zstd),
-            }),
-        ]);
+        let tree = || source(SourceKind::Tree("/srv/a".into()));
+        assert!(source_programs(&[tree()], false).is_empty());
+        assert_eq!(source_programs(&[tree()], true), ["rsync"]);
+        let programs = source_programs(
+            &[
+                source(SourceKind::Rsync("rsync://host/a/".to_owned())),
+                source(SourceKind::File {
+                    path: "/srv/a.tar.zst".into(),
+                    format: FileFormat::Tar(Compression::Zstd),
+                }),
+            ],
+            false,
+        );
         assert_eq!(programs, ["rsync", "tar", "zstd"]);
-        let download = source_programs(&[source(SourceKind::Http {
-            url: "https://host/a".to_owned(),
-            sha256: None,
-        })]);
+        let download = source_programs(
+            &[source(SourceKind::Http {
+                url: "https://host/a".to_owned(),
+                sha256: None,
+            })],
+            false,
+        );
         assert!(download.contains(&"qemu-img") && download.contains(&"xfs_growfs"));
     }
 
