@@ -149,12 +149,13 @@ fn c_string(name: &str) -> &str {
 /// The `default` value naming the entry at `path` by the ids of the items along it
 /// (`>` inside an id written `>>`), when each id names its item alone: it is not empty,
 /// holds no NUL (GRUB's strings end there), does not start like a number (GRUB reads a
-/// number as an index), and no other item of its menu has it as title or id, compared
-/// up to their first NUL.
+/// number as an index), below the top level does not start with `>` (after the separator
+/// `>`, GRUB reads `>>` as an escaped `>`, so such a name cannot be written), and no other
+/// item of its menu has it as title or id, compared up to their first NUL.
 fn id_spec(menu: &Menu, path: &[usize]) -> Option<String> {
     let mut items = &menu.items[..];
     let mut parts = Vec::new();
-    for &index in path {
+    for (depth, &index) in path.iter().enumerate() {
         let item = &items[index];
         let name = id_of(item);
         let numeric = name
@@ -163,7 +164,8 @@ fn id_spec(menu: &Menu, path: &[usize]) -> Option<String> {
         let shared = items.iter().enumerate().any(|(i, other)| {
             i != index && (c_string(&other.title) == name || c_string(id_of(other)) == name)
         });
-        if name.is_empty() || name.contains('\0') || numeric || shared {
+        let after_separator = depth > 0 && name.starts_with('>');
+        if name.is_empty() || name.contains('\0') || numeric || after_separator || shared {
             return None;
         }
         parts.push(name.replace('>', ">>"));

@@ -1253,6 +1253,22 @@ menuentry 'B' --id b { linux /b }
     }
 
     #[test]
+    fn a_name_starting_with_greater_than_cannot_follow_a_separator() {
+        // Found by fuzzing (fuzz/artifacts-kept/grubcfg/crash-b43d63ce...): in GRUB's
+        // `default` syntax `>>` is an escaped `>` and is read before a separator, so after
+        // `S>` a name starting with `>` cannot be written: "S>>>x" reads as "S>" then "x".
+        // Such an entry is still reached by its index.
+        let menu = parse(
+            "submenu S { menuentry '>x' { true; } }\nsubmenu 'S>' { menuentry x { true; } }\n",
+        )
+        .unwrap();
+        assert_eq!(resolved(&menu, "S>>>x").as_deref(), Some("1>0 x"));
+        assert_eq!(resolved(&menu, "S>0").as_deref(), Some("0>0 >x"));
+        assert_eq!(resolved(&menu, "0>0").as_deref(), Some("0>0 >x"));
+        assert_eq!(resolved(&menu, ">>x"), None);
+    }
+
+    #[test]
     fn names_compare_as_c_strings_up_to_a_nul() {
         // Found by fuzzing (fuzz/artifacts-kept/grubcfg/crash-cf3ee1b2...): GRUB compares
         // titles and ids as C strings, so an id holding a NUL matches a value that stops at
