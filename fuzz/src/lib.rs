@@ -33,9 +33,12 @@ use shared::bootinfo::BootInfo;
 use shared::grubcfg::{self, ItemKind, Menu, MenuItem};
 use shared::grubenv::{GrubEnv, GrubEnvError, BLOCK_SIZE};
 
+/// A property check: panics when the input breaks a property.
+pub type Check = fn(&[u8]);
+
 /// Every fuzz target: its name (of `fuzz_targets/NAME.rs`, `corpus/NAME/` and
 /// `artifacts-kept/NAME/`) and its check.
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+pub const TARGETS: [(&str, Check); 4] = [
     ("grubcfg", grubcfg),
     ("grubenv", grubenv),
     ("bootinfo", bootinfo),

@@ -7,7 +7,7 @@ use std::fs;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use multiboot_fuzz::TARGETS;
+use multiboot_fuzz::{Check, TARGETS};
 
 /// The files of `dir`, sorted; none if it does not exist.
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -24,7 +24,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 
 /// Runs `check` on every file of `dir`; returns how many ran and the failures, each as
 /// `path: panic message`.
-fn replay(dir: &Path, check: fn(&[u8])) -> (usize, Vec<String>) {
+fn replay(dir: &Path, check: Check) -> (usize, Vec<String>) {
     let files = files(dir);
     let mut failures = Vec::new();
     for path in &files {
