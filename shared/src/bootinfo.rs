@@ -517,6 +517,30 @@ mod tests {
     }
 
     #[test]
+    fn extra_numbers_survive_a_rewrite() {
+        // Found by fuzzing (fuzz/artifacts-kept/bootinfo/crash-75ec910b...): with serde_json's
+        // default float parser, which is not correctly rounded, 1999...9 (93 digits) read as
+        // 1.9999999999999998e92, written back as that, and read again as 2e92: writing
+        // boot-info.json back changed a number in a key we only keep.
+        let text = format!(
+            r#"{{"elements": [], "current_element": 0, "multiboot_partition": "m",
+                "n": [1{}, 1.9999999999999998e92, 2.5e-308, 0.1]}}"#,
+            "9".repeat(92)
+        );
+        let info = BootInfo::from_json(&text).unwrap();
+        let n: Vec<f64> = info.extra["n"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(n, [2e92, 1.999_999_999_999_999_8e92, 2.5e-308, 0.1]);
+        let again = BootInfo::from_json(&info.to_json()).unwrap();
+        assert_eq!(again, info);
+        assert_eq!(again.to_json(), info.to_json());
+    }
+
+    #[test]
     fn serde_derives_agree_with_to_json() {
         let info = BootInfo::from_json(SPEC_EXAMPLE).unwrap();
         let via_serde: BootInfo = serde_json::from_str(&info.to_json()).unwrap();

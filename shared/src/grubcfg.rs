@@ -1253,6 +1253,38 @@ menuentry 'B' --id b { linux /b }
     }
 
     #[test]
+    fn a_name_starting_with_greater_than_cannot_follow_a_separator() {
+        // Found by fuzzing (fuzz/artifacts-kept/grubcfg/crash-b43d63ce...): in GRUB's
+        // `default` syntax `>>` is an escaped `>` and is read before a separator, so after
+        // `S>` a name starting with `>` cannot be written: "S>>>x" reads as "S>" then "x".
+        // Such an entry is still reached by its index.
+        let menu = parse(
+            "submenu S { menuentry '>x' { true; } }\nsubmenu 'S>' { menuentry x { true; } }\n",
+        )
+        .unwrap();
+        assert_eq!(resolved(&menu, "S>>>x").as_deref(), Some("1>0 x"));
+        assert_eq!(resolved(&menu, "S>0").as_deref(), Some("0>0 >x"));
+        assert_eq!(resolved(&menu, "0>0").as_deref(), Some("0>0 >x"));
+        assert_eq!(resolved(&menu, ">>x"), None);
+    }
+
+    #[test]
+    fn names_compare_as_c_strings_up_to_a_nul() {
+        // Found by fuzzing (fuzz/artifacts-kept/grubcfg/crash-cf3ee1b2...): GRUB compares
+        // titles and ids as C strings, so an id holding a NUL matches a value that stops at
+        // the NUL, and that earlier entry wins over a later one with exactly that id.
+        let menu = parse(
+            "submenu 'Advanced' --id adv {\n    menuentry 'A1' --id a2\0\0x { true; }\n    \
+             menuentry 'A2' $menuentry_id_option a2 { true; }\n}\n",
+        )
+        .unwrap();
+        assert_eq!(menu.entries()[0].item.id.as_deref(), Some("a2\0\0x"));
+        assert_eq!(resolved(&menu, "adv>a2").as_deref(), Some("0>0 A1"));
+        assert_eq!(resolved(&menu, "adv>1").as_deref(), Some("0>1 A2"));
+        assert_eq!(resolved(&menu, "adv>a2\0\0x").as_deref(), Some("0>0 A1"));
+    }
+
+    #[test]
     fn nested_submenus_classes_ids_and_kernels() {
         let text = r#"# leading comment
 set timeout=5
