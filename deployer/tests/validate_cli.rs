@@ -98,6 +98,7 @@ fn bad_configs_report_the_same_errors_as_json() {
 fn examples_are_valid() {
     let examples = json_files(&crate_dir().join("examples"));
     let summaries = [
+        ("demo.json", "2 images, 1 disk, 3 volumes"),
         ("every-filesystem.json", "1 image, 1 disk, 6 volumes"),
         ("lvm.json", "2 images, 1 disk, 7 volumes"),
         ("multi-image.json", "2 images, 1 disk, 3 volumes"),
