@@ -172,7 +172,8 @@ fn switch(
     };
     signals::check()?;
 
-    let (report, after) = if dry_run {
+    // A dry run writes nothing; a switch that locked first has read under the lock.
+    let (report, after) = if dry_run || loaded.lock.is_some() {
         apply(
             &loaded.dir,
             &loaded.files,
@@ -180,17 +181,7 @@ fn switch(
             &loaded.view,
             &chosen,
             once,
-            true,
-        )?
-    } else if loaded.lock.is_some() {
-        apply(
-            &loaded.dir,
-            &loaded.files,
-            &loaded.menu,
-            &loaded.view,
-            &chosen,
-            once,
-            false,
+            dry_run,
         )?
     } else {
         let lock = lock_and_sweep(&loaded.dir)?;
