@@ -68,13 +68,15 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
 
 /// The multiboot tree, located and read.
 struct Loaded {
+    /// Held when the files were read under the switch lock. It holds the partition's root
+    /// open, so it is declared first: fields drop in order, and on an error path it must be
+    /// released before `located` unmounts (else the unmount is busy).
+    lock: Option<Lock>,
     located: Located,
     dir: BootDir,
     files: BootFiles,
     menu: Menu,
     view: View,
-    /// Held when the files were read under the switch lock.
-    lock: Option<Lock>,
 }
 
 impl Loaded {
@@ -106,12 +108,12 @@ impl Loaded {
         };
         let (files, menu, view) = read(&dir)?;
         Ok(Loaded {
+            lock,
             located,
             dir,
             files,
             menu,
             view,
-            lock,
         })
     }
 }

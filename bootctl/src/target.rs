@@ -16,6 +16,10 @@ pub fn resolve<'v>(view: &'v View, target: &str) -> anyhow::Result<&'v Entry> {
     };
     match found.as_slice() {
         [one] => Ok(&view.entries[*one]),
+        [] if view.entries.is_empty() => Err(fail(
+            Code::Target,
+            format!("no boot entry matches {target:?}: grub.cfg has no menu entries"),
+        )),
         [] => Err(fail(
             Code::Target,
             format!(
@@ -136,6 +140,18 @@ mod tests {
         assert!(
             message.contains("1>0 \"CentOS Linux (recovery mode)\" (id img-centos-recovery)"),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn a_menu_without_entries_is_named_as_such() {
+        let files = fixtures::files("set default=0\nset timeout=5\n".to_string(), None);
+        let (_, view) = fixtures::load(&files, None);
+        let err = resolve(&view, "0").unwrap_err();
+        assert_eq!(code_of(&err), Code::Target);
+        assert_eq!(
+            err.to_string(),
+            "no boot entry matches \"0\": grub.cfg has no menu entries"
         );
     }
 

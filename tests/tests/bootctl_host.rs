@@ -113,6 +113,39 @@ fn a_partition_that_is_not_there_exits_4() {
     bootctl(&["--boot-dir", empty.path().to_str().unwrap(), "list"]).expect_code(4);
 }
 
+#[test]
+fn a_failed_switch_unmounts_at_once_without_waiting_for_its_own_lock() {
+    require_tools(&["strace"]);
+    let dir = TempDir::new("host-failed-switch");
+    let disk = two_image_disk(&dir);
+    let trace = dir.join("umount.trace");
+    // strace lists every umount2 call with its result: the lock that the failed switch held
+    // on the partition's root must be gone before the unmount, or umount2 says EBUSY (and
+    // the guard retries, then detaches lazily).
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=umount2", "-o"])
+        .arg(&trace)
+        .arg(static_bootctl())
+        .args([
+            "--disk",
+            disk.path.to_str().unwrap(),
+            "switch",
+            "no-such-image",
+        ])
+        .output()
+        .expect("running bootctl under strace");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let calls = fs::read_to_string(&trace).expect("reading the umount2 trace");
+    assert!(
+        calls.contains("umount2("),
+        "bootctl unmounted nothing: {calls}"
+    );
+    assert!(
+        calls.lines().all(|call| call.ends_with("= 0")),
+        "every unmount succeeds at the first attempt:\n{calls}"
+    );
+}
+
 /// A multiboot tree in a plain directory, for --boot-dir.
 fn boot_tree(label: &str, grub_cfg: &str) -> TempDir {
     let dir = TempDir::new(label);
