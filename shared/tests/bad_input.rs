@@ -10,16 +10,24 @@
 //! `--boot-dir` tree whose other two files are sound: `list`, `status` and `switch` each
 //! exit 6 with the single line `bootctl: PATH: EXPECTED`, print nothing on stdout, and
 //! leave every byte of the tree as it was.
+//!
+//! Last, the image's own boot-info.json naming a multiboot partition that is gone: bootctl
+//! run as inside an image, with no flags, once with the disk there and once after it went.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{symlink, FileTypeExt};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use e2e::bootctl::{bootctl, BootctlRun};
-use e2e::disk::snapshot_tree;
+use e2e::bootctl::{bootctl, static_bootctl, BootctlRun, RUN_TIMEOUT};
+use e2e::cmd::{output_with_timeout, TimedOutput};
+use e2e::disk::{snapshot_tree, LoopDisk};
+use e2e::fixture::FixtureImage;
+use e2e::grubcfg::MenuStyle;
+use e2e::node::{NodeDisk, MULTIBOOT_PARTITION};
 use e2e::tmp::TempDir;
-use e2e::tools::require_root;
+use e2e::tools::{require_root, require_tools};
 use shared::bootinfo::BootInfo;
 use shared::grubcfg;
 use shared::grubenv::GrubEnv;
@@ -359,4 +367,77 @@ fn boot_files_that_are_not_regular_files_are_refused() {
             }
         }
     }
+}
+
+/// bootctl with `args` as it runs inside an image: no `--multiboot`, `--disk` or
+/// `--boot-dir`, so it reads `/etc/multiboot/boot-info.json`. `etc` stands in for the
+/// image's /etc, bind-mounted over /etc in a mount namespace of the run's own.
+fn bootctl_in_image(etc: &Path, args: &[&str]) -> TimedOutput {
+    let mut command = Command::new("unshare");
+    command
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount --bind "$1" /etc && shift && exec "$@""#)
+        .arg("sh")
+        .arg(etc)
+        .arg(static_bootctl())
+        .args(args);
+    output_with_timeout(&mut command, RUN_TIMEOUT)
+}
+
+#[test]
+fn a_multiboot_partition_that_vanished_between_runs_exits_4_naming_its_uuid() {
+    require_tools(&["unshare", "mount", "sh"]);
+    let dir = TempDir::new("vanished");
+    let disk = NodeDisk::builder(vec![FixtureImage::new("a"), FixtureImage::new("b")])
+        .menu(MenuStyle::Fixed {
+            next_entry_block: true,
+        })
+        .build(&dir.join("node.img"));
+    let uuid = &disk.facts.multiboot_uuid;
+    let etc = dir.join("etc");
+    fs::create_dir_all(etc.join("multiboot")).unwrap();
+    let boot_info = format!("{:#}\n", disk.facts.boot_info(0));
+    fs::write(etc.join("multiboot/boot-info.json"), &boot_info).unwrap();
+
+    let attached = LoopDisk::attach(&disk.path);
+    attached.partition(MULTIBOOT_PARTITION);
+    let there = bootctl_in_image(&etc, &["list", "--json"]);
+    assert_eq!(
+        there.status.and_then(|s| s.code()),
+        Some(0),
+        "with the disk attached: {}",
+        there.stderr
+    );
+    let list: serde_json::Value = serde_json::from_str(&there.stdout).unwrap();
+    for image in &disk.facts.images {
+        assert!(
+            list["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|entry| entry["image_name"] == image.image.image_name.as_str()),
+            "{} is not listed: {list:#}",
+            image.image.image_name
+        );
+    }
+    drop(attached);
+
+    let want = format!(
+        "bootctl: no block device holds the multiboot filesystem UUID {uuid} \
+         (named by /etc/multiboot/boot-info.json)\n"
+    );
+    for args in [&["list"][..], &["status"], &["switch", "b"]] {
+        let gone = bootctl_in_image(&etc, args);
+        assert_eq!(
+            (gone.status.and_then(|s| s.code()), gone.stderr.as_str()),
+            (Some(4), want.as_str()),
+            "{args:?} after the disk went; stdout {:?}",
+            gone.stdout
+        );
+        assert!(gone.stdout.is_empty(), "{args:?}: {}", gone.stdout);
+    }
+    assert_eq!(
+        fs::read_to_string(etc.join("multiboot/boot-info.json")).unwrap(),
+        boot_info
+    );
 }
