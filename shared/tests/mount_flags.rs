@@ -23,10 +23,14 @@ fn mount_options(mountinfo: &str, mount_point: &Path) -> Option<Vec<String>> {
     let wanted = mount_point.to_str().expect("UTF-8 mount point");
     mountinfo
         .lines()
+        .rev()
         .map(|line| line.split(' ').collect::<Vec<_>>())
-        .filter(|fields| fields.get(4) == Some(&wanted))
-        .last()
-        .and_then(|fields| fields.get(5).map(|o| o.split(',').map(str::to_owned).collect()))
+        .find(|fields| fields.get(4) == Some(&wanted))
+        .and_then(|fields| {
+            fields
+                .get(5)
+                .map(|o| o.split(',').map(str::to_owned).collect())
+        })
 }
 
 /// Panics unless the mount at `mount_point` has every flag of [`REQUIRED`] and is
@@ -57,7 +61,11 @@ fn mounts_are_nosuid_nodev_noexec_and_noatime() {
     require_tools(&["mkfs.ext4"]);
     let dir = TempDir::new("mount-flags");
     let disk = LoopDisk::create(&dir.join("fs.img"), 16 << 20);
-    cmd::run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(disk.device()));
+    cmd::run(
+        Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(disk.device()),
+    );
     for read_only in [true, false] {
         let options = MountOptions {
             read_only,
