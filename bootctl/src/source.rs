@@ -15,6 +15,7 @@ use shared::mount::{self, Mount, MountOptions};
 
 use crate::cli::SourceArgs;
 use crate::exit::{fail, Code};
+use crate::store;
 
 /// The copy of boot-info.json the deployer puts into every image.
 pub const IMAGE_BOOT_INFO: &str = "/etc/multiboot/boot-info.json";
@@ -84,16 +85,21 @@ pub fn locate(args: &SourceArgs, access: Access) -> anyhow::Result<Located> {
 /// image's boot-info.json copy, else by label; with what its superblock says.
 fn find_device(wanted: Option<&str>) -> anyhow::Result<(PathBuf, FsInfo)> {
     let uuid = match wanted {
-        Some(uuid) => Some(uuid.to_owned()),
-        None => read_boot_info(Path::new(IMAGE_BOOT_INFO))?.map(|info| info.multiboot_partition),
+        Some(uuid) => Some((uuid.to_owned(), "--multiboot")),
+        None => read_boot_info(Path::new(IMAGE_BOOT_INFO))?
+            .map(|info| (info.multiboot_partition, IMAGE_BOOT_INFO)),
     };
-    if let Some(uuid) = uuid {
+    if let Some((uuid, named_by)) = uuid {
+        // A partition that was there at deploy time can be gone: a disk replaced or removed.
         return blockdev::find_by_uuid(&uuid)
             .context("looking for the multiboot partition")?
             .ok_or_else(|| {
                 fail(
                     Code::NotFound,
-                    format!("no block device holds the multiboot filesystem UUID {uuid}"),
+                    format!(
+                        "no block device holds the multiboot filesystem UUID {uuid} \
+                         (named by {named_by})"
+                    ),
                 )
             });
     }
@@ -217,13 +223,9 @@ fn mount_device(
 }
 
 fn read_boot_info(path: &Path) -> anyhow::Result<Option<BootInfo>> {
-    match fs::read_to_string(path) {
-        Ok(text) => BootInfo::from_json(&text)
-            .map(Some)
-            .map_err(|err| fail(Code::Config, format!("{}: {err}", path.display()))),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(anyhow::Error::new(err).context(format!("reading {}", path.display()))),
-    }
+    store::read_boot_file(path)?
+        .map(|bytes| store::parse_boot_info(path, bytes))
+        .transpose()
 }
 
 fn probe_uuid(device: &Path) -> Option<String> {

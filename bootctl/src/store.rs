@@ -2,8 +2,8 @@
 //! bootctl that writes files.
 
 use std::fs;
-use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::io::{self, Read};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,12 @@ use crate::change::Change;
 use crate::exit::{fail, Code};
 use crate::signals;
 use crate::view::BootFiles;
+
+/// The largest grub.cfg, grubenv or boot-info.json bootctl reads: 16 MiB. Real ones are
+/// kilobytes (grubenv is exactly 1024 bytes, a grub-mkconfig menu of dozens of kernels
+/// stays under 1 MiB); a larger file, or one that never ends, is refused, not read into
+/// memory.
+pub const MAX_BOOT_FILE_BYTES: u64 = 16 << 20;
 
 /// How long `switch` waits for another bootctl to finish before giving up with "busy".
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,7 +41,8 @@ impl BootDir {
         let grub_dir = ["boot/grub", "grub"]
             .iter()
             .map(|dir| root.join(dir))
-            .find(|dir| dir.join("grub.cfg").is_file())
+            // Any kind of file: one that is not a regular file is refused when it is read.
+            .find(|dir| dir.join("grub.cfg").exists())
             .ok_or_else(|| {
                 fail(
                     Code::NotFound,
@@ -73,31 +80,22 @@ impl BootDir {
 
     pub fn read(&self) -> anyhow::Result<BootFiles> {
         let grub_cfg_path = self.grub_cfg();
-        let grub_cfg = fs::read(&grub_cfg_path)
-            .with_context(|| format!("reading {}", grub_cfg_path.display()))?;
-        let grub_cfg = String::from_utf8(grub_cfg).map_err(|_| {
+        let grub_cfg = read_boot_file(&grub_cfg_path)?.ok_or_else(|| {
             fail(
                 Code::Config,
-                format!("{}: not UTF-8 text", grub_cfg_path.display()),
+                format!("{}: vanished while bootctl ran", grub_cfg_path.display()),
             )
         })?;
-        let grubenv = read_optional(&self.grubenv())?
+        let grub_cfg = utf8_text(&grub_cfg_path, grub_cfg)?;
+        let grubenv = read_boot_file(&self.grubenv())?
             .map(|bytes| {
                 GrubEnv::parse(&bytes).map_err(|err| {
                     fail(Code::Config, format!("{}: {err}", self.grubenv().display()))
                 })
             })
             .transpose()?;
-        let boot_info = read_optional(&self.boot_info())?
-            .map(|bytes| {
-                let text = String::from_utf8_lossy(&bytes);
-                BootInfo::from_json(&text).map_err(|err| {
-                    fail(
-                        Code::Config,
-                        format!("{}: {err}", self.boot_info().display()),
-                    )
-                })
-            })
+        let boot_info = read_boot_file(&self.boot_info())?
+            .map(|bytes| parse_boot_info(&self.boot_info(), bytes))
             .transpose()?;
         Ok(BootFiles {
             grub_cfg,
@@ -203,10 +201,69 @@ impl BootDir {
     }
 }
 
-fn read_optional(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(anyhow::Error::new(err).context(format!("reading {}", path.display()))),
+/// The bytes of one of the boot files, `None` if it does not exist. A file that is not a
+/// regular file (a FIFO would block, a device may never end) or that is larger than
+/// [`MAX_BOOT_FILE_BYTES`] is refused with exit status 6, without reading it whole.
+pub fn read_boot_file(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    let file = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => {
+            return Err(anyhow::Error::new(err).context(format!("reading {}", path.display())))
+        }
+    };
+    let meta = file
+        .metadata()
+        .with_context(|| format!("reading {}", path.display()))?;
+    if !meta.is_file() {
+        return Err(fail(
+            Code::Config,
+            format!("{}: not a regular file", path.display()),
+        ));
     }
+    let mut bytes = Vec::new();
+    file.take(MAX_BOOT_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > MAX_BOOT_FILE_BYTES {
+        return Err(fail(
+            Code::Config,
+            format!(
+                "{}: larger than {} MiB, the most bootctl reads of a boot file",
+                path.display(),
+                MAX_BOOT_FILE_BYTES >> 20
+            ),
+        ));
+    }
+    Ok(Some(bytes))
+}
+
+/// `bytes` as text; not UTF-8 is exit status 6, naming the first bad byte and its line.
+fn utf8_text(path: &Path, bytes: Vec<u8>) -> anyhow::Result<String> {
+    String::from_utf8(bytes).map_err(|err| {
+        let offset = err.utf8_error().valid_up_to();
+        let line = 1 + err.as_bytes()[..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        fail(
+            Code::Config,
+            format!(
+                "{}: not UTF-8 text (invalid byte at offset {offset}, line {line})",
+                path.display()
+            ),
+        )
+    })
+}
+
+/// boot-info.json read from `bytes`: UTF-8 JSON that [`BootInfo::from_json`] accepts, else
+/// exit status 6 naming the file.
+pub fn parse_boot_info(path: &Path, bytes: Vec<u8>) -> anyhow::Result<BootInfo> {
+    let text = utf8_text(path, bytes)?;
+    BootInfo::from_json(&text)
+        .map_err(|err| fail(Code::Config, format!("{}: {err}", path.display())))
 }

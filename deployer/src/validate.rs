@@ -11,7 +11,6 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -20,6 +19,7 @@ use crate::config::{
     LogicalVolume, LvmMetaPool, Mount, Partition, PartitionsPolicy, PhysicalVolume,
     ProvisionConfig, Raid, StorageEntry, VolumeGroup,
 };
+use crate::plan::MULTIBOOT_LABEL;
 use crate::size::{Size, MIB};
 
 /// A location in the JSON document. Displays as `partitions[0].volumes[2].images[1]`;
@@ -113,89 +113,29 @@ pub fn validate(text: &str) -> Result<ProvisionConfig, Vec<ConfigError>> {
     }
 }
 
-/// A JSON value read with duplicate object keys rejected (serde_json keeps the last).
-struct Strict(Value);
-
-impl<'de> Deserialize<'de> for Strict {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StrictVisitor).map(Strict)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_string()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(Strict(item)) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut members = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if members.contains_key(&key) {
-                return Err(de::Error::custom(format!("duplicate key {}", quote(&key))));
-            }
-            let Strict(value) = map.next_value()?;
-            members.insert(key, value);
-        }
-        Ok(Value::Object(members))
-    }
-}
-
 fn parse_json(text: &str) -> Result<Value, ConfigError> {
-    serde_json::from_str::<Strict>(text)
-        .map(|Strict(value)| value)
-        .map_err(|error| {
-            let full = error.to_string();
-            let location = format!(" at line {} column {}", error.line(), error.column());
-            let what = full.strip_suffix(&location).unwrap_or(&full);
-            ConfigError {
-                path: JsonPath::root(),
-                message: format!(
-                    "malformed JSON at line {}, column {}: {what}",
-                    error.line(),
-                    error.column()
-                ),
-            }
-        })
+    // Editors on Windows save one; serde_json would only say "expected value" at 1:1.
+    if text.starts_with('\u{feff}') {
+        return Err(ConfigError {
+            path: JsonPath::root(),
+            message: "the file starts with a byte order mark (U+FEFF), which JSON does not \
+                      allow; save it as UTF-8 without one"
+                .to_string(),
+        });
+    }
+    shared::json::from_str(text).map_err(|error| {
+        let full = error.to_string();
+        let location = format!(" at line {} column {}", error.line(), error.column());
+        let what = full.strip_suffix(&location).unwrap_or(&full);
+        ConfigError {
+            path: JsonPath::root(),
+            message: format!(
+                "malformed JSON at line {}, column {}: {what}",
+                error.line(),
+                error.column()
+            ),
+        }
+    })
 }
 
 /// A string as JSON writes it: quoted, with control characters escaped.
@@ -842,6 +782,18 @@ impl Checker {
         let policy = self.policy(map, &path);
         let rsync_flags = self.sub_object(map, &path, "image_deploy_flags", "rsync_flags");
         let kernel_params = self.sub_object(map, &path, "deploy_data", "kernel_params");
+        let kernel_params = match kernel_params {
+            Ok(Some(params)) if params.contains(['"', '\'', '\\']) => {
+                let message = format!(
+                    "{} contains a quote or a backslash: GRUB hands \", ' and \\ to the kernel \
+                     with a backslash in front, so the kernel would not get the parameters as \
+                     written",
+                    quote(&params)
+                );
+                Err(self.fail(&path.key("deploy_data").key("kernel_params"), message))
+            }
+            other => other,
+        };
         Ok(ProvisionConfig {
             images: images?,
             partitions: partitions?,
@@ -1515,6 +1467,14 @@ impl Checker {
         if label.len() > limit {
             let message = format!(
                 "label {} is longer than {limit} bytes, the limit of {whose}",
+                quote(&label)
+            );
+            return Err(self.fail(&at, message));
+        }
+        if label == MULTIBOOT_LABEL {
+            let message = format!(
+                "label {} is the implicit multiboot partition's: bootctl finds that \
+                 partition by it, so no other filesystem may have it",
                 quote(&label)
             );
             return Err(self.fail(&at, message));

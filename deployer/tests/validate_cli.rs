@@ -1,14 +1,22 @@
-//! Runs the built `deployer validate` on the malformed configs in `tests/bad/` (each
-//! `NAME.json` next to `NAME.expected`, the exact error lines) and on the examples.
+//! Runs the built `deployer` on the malformed configs in `tests/bad/` and on the examples.
+//!
+//! Each case is `NAME.json` next to `NAME.expected`, the exact error lines. A config that
+//! is only wrong for its disks (it does not fit them) also has `NAME.disks`, one
+//! `DISK SIZE UNIT` line per disk (`vda 10 GiB`): it is checked with `deployer plan` on
+//! sparse disk-image files of those sizes (named `$DISKS/NAME.img` in `.expected`), every
+//! other case with `deployer validate`.
+//! Every case is then given to `deployer deploy --yes`, which must refuse it with the same
+//! lines before it writes anything.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn deployer(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_deployer"))
         .args(args)
+        .stdin(Stdio::null())
         .output()
         .expect("run deployer")
 }
@@ -31,48 +39,135 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
 }
 
-fn bad_cases() -> Vec<(PathBuf, String)> {
-    let cases: Vec<(PathBuf, String)> = json_files(&crate_dir().join("tests/bad"))
+/// One malformed config of `tests/bad/`.
+struct BadCase {
+    json: PathBuf,
+    /// The error lines, each ending in a newline.
+    expected: String,
+    /// The disks it is planned on (name, bytes); empty for a config `validate` refuses.
+    disks: Vec<(String, u64)>,
+}
+
+impl BadCase {
+    fn name(&self) -> String {
+        self.json.display().to_string()
+    }
+
+    /// Sparse disk-image files of the case's sizes in `dir`, as `--disk` arguments.
+    fn disk_args(&self, dir: &Path) -> Vec<String> {
+        self.disks
+            .iter()
+            .map(|(name, size)| {
+                let path = dir.join(format!("{name}.img"));
+                fs::File::create(&path).unwrap().set_len(*size).unwrap();
+                format!("{name}={}", path.display())
+            })
+            .collect()
+    }
+
+    /// `deployer plan` on the case's disks, or `deployer validate`; `--json` if asked.
+    /// The disks' directory reads `$DISKS` in the output.
+    fn run(&self, json: bool) -> Output {
+        let dir = tempfile::tempdir().unwrap();
+        let config = self.json.to_str().unwrap().to_owned();
+        let mut args: Vec<String> = if self.disks.is_empty() {
+            vec!["validate".into(), config]
+        } else {
+            let mut args = vec!["plan".into(), config];
+            for disk in self.disk_args(dir.path()) {
+                args.extend(["--disk".into(), disk]);
+            }
+            args
+        };
+        if json {
+            args.push("--json".into());
+        }
+        let out = deployer(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        Output {
+            stdout: with_disks_dir(&out.stdout, dir.path()),
+            stderr: with_disks_dir(&out.stderr, dir.path()),
+            ..out
+        }
+    }
+}
+
+/// `output` with the path `dir` written `$DISKS`.
+fn with_disks_dir(output: &[u8], dir: &Path) -> Vec<u8> {
+    text(output)
+        .replace(dir.to_str().unwrap(), "$DISKS")
+        .into_bytes()
+}
+
+/// `vda 10 GiB` lines: disk names and sizes in bytes.
+fn parse_disks(text: &str, path: &Path) -> Vec<(String, u64)> {
+    text.lines()
+        .map(
+            |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                [name, number, "MiB"] => (name.to_owned(), number.parse::<u64>().unwrap() << 20),
+                [name, number, "GiB"] => (name.to_owned(), number.parse::<u64>().unwrap() << 30),
+                _ => panic!("{}: {line:?} is not `DISK SIZE MiB|GiB`", path.display()),
+            },
+        )
+        .collect()
+}
+
+fn bad_cases() -> Vec<BadCase> {
+    let cases: Vec<BadCase> = json_files(&crate_dir().join("tests/bad"))
         .into_iter()
         .map(|json| {
             let expected = fs::read_to_string(json.with_extension("expected"))
                 .unwrap_or_else(|e| panic!("{}: no .expected file: {e}", json.display()));
-            (json, expected)
+            let disks_path = json.with_extension("disks");
+            let disks = fs::read_to_string(&disks_path)
+                .map(|text| parse_disks(&text, &disks_path))
+                .unwrap_or_default();
+            BadCase {
+                json,
+                expected,
+                disks,
+            }
         })
         .collect();
-    assert!(cases.len() >= 30, "only {} bad configs", cases.len());
+    assert!(cases.len() >= 59, "only {} bad configs", cases.len());
     cases
 }
 
 #[test]
 fn bad_configs_print_exactly_the_expected_errors() {
     let mut failures = Vec::new();
-    for (json, expected) in bad_cases() {
-        let out = deployer(&["validate", json.to_str().unwrap()]);
+    for case in bad_cases() {
+        let out = case.run(false);
         let stderr = text(&out.stderr);
-        if out.status.code() != Some(3) || !out.stdout.is_empty() || stderr != expected {
+        if out.status.code() != Some(3) || !out.stdout.is_empty() || stderr != case.expected {
             failures.push(format!(
-                "{}: status {:?}, stdout {:?}\n--- expected\n{expected}--- got\n{stderr}",
-                json.display(),
+                "{}: status {:?}, stdout {:?}\n--- expected\n{}--- got\n{stderr}",
+                case.name(),
                 out.status.code(),
-                text(&out.stdout)
+                text(&out.stdout),
+                case.expected
             ));
         }
-        assert!(!stderr.contains("panicked"), "{}: {stderr}", json.display());
-        assert!(!expected.is_empty(), "{}: empty .expected", json.display());
+        assert!(!stderr.contains("panicked"), "{}: {stderr}", case.name());
+        assert!(
+            !case.expected.is_empty(),
+            "{}: empty .expected",
+            case.name()
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
 fn bad_configs_report_the_same_errors_as_json() {
-    for (json, expected) in bad_cases() {
-        let out = deployer(&["validate", "--json", json.to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(3), "{}", json.display());
-        assert!(out.stderr.is_empty(), "{}", json.display());
+    for case in bad_cases() {
+        let out = case.run(true);
+        assert_eq!(out.status.code(), Some(3), "{}", case.name());
+        assert!(out.stderr.is_empty(), "{}", case.name());
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
         assert_eq!(report["version"], 1);
-        assert_eq!(report["valid"], false);
+        if case.disks.is_empty() {
+            assert_eq!(report["valid"], false);
+        }
         let lines: Vec<String> = report["errors"]
             .as_array()
             .expect("errors array")
@@ -87,11 +182,71 @@ fn bad_configs_report_the_same_errors_as_json() {
             .collect();
         assert_eq!(
             lines,
-            expected.lines().collect::<Vec<_>>(),
+            case.expected.lines().collect::<Vec<_>>(),
             "{}",
-            json.display()
+            case.name()
         );
     }
+}
+
+/// The first and last MiB of a disk-image file: where a partition table would be written.
+fn ends(path: &Path) -> Vec<u8> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = fs::File::open(path).unwrap();
+    let mut bytes = vec![0; 2 << 20];
+    file.read_exact(&mut bytes[..1 << 20]).unwrap();
+    file.seek(SeekFrom::End(-(1 << 20))).unwrap();
+    file.read_exact(&mut bytes[1 << 20..]).unwrap();
+    bytes
+}
+
+#[test]
+fn bad_configs_are_refused_by_deploy_before_it_writes() {
+    let mut failures = Vec::new();
+    for case in bad_cases() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut disks = case.disk_args(dir.path());
+        if disks.is_empty() {
+            // A disk-image file that deploy would create: it must not appear.
+            disks.push(format!("vda={}", dir.path().join("vda.img").display()));
+        }
+        let before: Vec<(PathBuf, fs::Metadata)> = disks
+            .iter()
+            .map(|disk| PathBuf::from(disk.split_once('=').unwrap().1))
+            .filter_map(|path| fs::metadata(&path).ok().map(|meta| (path, meta)))
+            .collect();
+        let mut args = vec!["deploy", case.json.to_str().unwrap(), "--yes"];
+        for disk in &disks {
+            args.extend(["--disk", disk]);
+        }
+        let out = deployer(&args);
+        let stderr = text(&with_disks_dir(&out.stderr, dir.path()));
+        if out.status.code() != Some(3) || stderr != case.expected {
+            failures.push(format!(
+                "{}: deploy exited {:?}\n--- expected\n{}--- got\n{stderr}",
+                case.name(),
+                out.status.code(),
+                case.expected
+            ));
+        }
+        let files: Vec<PathBuf> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        if files.len() != before.len() {
+            failures.push(format!("{}: deploy left {files:?}", case.name()));
+        }
+        for (path, meta) in &before {
+            let after = fs::metadata(path).unwrap();
+            let untouched = after.len() == meta.len()
+                && after.modified().unwrap() == meta.modified().unwrap()
+                && ends(path).iter().all(|&b| b == 0);
+            if !untouched {
+                failures.push(format!("{}: deploy wrote {}", case.name(), path.display()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]

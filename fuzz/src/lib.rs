@@ -9,9 +9,9 @@
 //! Besides "no panic", the checks are:
 //! - [`grubcfg`]: a parse error names a line of the text, in one line of message; every
 //!   entry of a parsed menu resolves back to itself by its address and, when its ids are
-//!   unique and not numbers, by its ids; [`grubcfg::quote`] of any string reads back as
-//!   that one word; [`grubcfg::set_fixed_default`] gives a text that parses to the same
-//!   menu with every literal default set to the value, which resolves as before.
+//!   unique and not numbers, by its ids; [`grubcfg::quote`] of any string without a NUL
+//!   reads back as that one word; [`grubcfg::set_fixed_default`] gives a text that parses
+//!   to the same menu with every literal default set to the value, which resolves as before.
 //! - [`grubenv`]: only a block of exactly 1024 bytes parses; a parsed block writes back to
 //!   1024 bytes that parse to the same environment; `set` and `unset` do what they say,
 //!   refuse what grub cannot store, and never leave an environment that does not round trip.
@@ -78,6 +78,9 @@ pub fn grubcfg(data: &[u8]) {
         None => (data, None),
     };
     let text = String::from_utf8_lossy(cfg);
+    // GRUB reads a grub.cfg line only up to a NUL, and `parse` refuses one: a value holding
+    // a NUL cannot be written into a config.
+    let value = value.filter(|value| !value.contains('\0'));
     if let Some(value) = &value {
         check_quote(value);
     }

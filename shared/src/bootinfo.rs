@@ -82,11 +82,11 @@ pub enum BootInfoError {
 }
 
 impl BootInfo {
-    /// Parses and validates a document: every required key present and of its type,
-    /// `current_element` an index into `elements` (when there are any), and
-    /// `multiboot_partition` not empty.
+    /// Parses and validates a document: JSON without duplicate keys, every required key
+    /// present and of its type, `current_element` an index into `elements` (when there are
+    /// any), and `multiboot_partition` not empty.
     pub fn from_json(text: &str) -> Result<Self, BootInfoError> {
-        let value: Value = serde_json::from_str(text).map_err(|source| BootInfoError::Syntax {
+        let value = crate::json::from_str(text).map_err(|source| BootInfoError::Syntax {
             line: source.line(),
             column: source.column(),
             source,
@@ -513,6 +513,28 @@ mod tests {
                 column: 2,
                 ..
             })
+        ));
+    }
+
+    #[test]
+    fn a_key_given_twice_is_malformed() {
+        // serde_json alone would keep the second value, and a rewrite would drop the first.
+        let text = SPEC_EXAMPLE.replace(
+            "\"current_element\": 0,",
+            "\"current_element\": 0,\n        \"current_element\": 1,",
+        );
+        let err = BootInfo::from_json(&text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "malformed JSON: duplicate key \"current_element\" at line 21 column 25"
+        );
+        let text = SPEC_EXAMPLE.replace(
+            "\"os_id\": \"ubuntu\",",
+            "\"os_id\": \"ubuntu\", \"os_id\": \"x\",",
+        );
+        assert!(matches!(
+            BootInfo::from_json(&text),
+            Err(BootInfoError::Syntax { line: 14, .. })
         ));
     }
 

@@ -152,6 +152,13 @@ pub enum ParseError {
         /// Line of the construct that goes too deep.
         line: usize,
     },
+    /// A NUL byte. GRUB reads each line as a C string, so it ignores the rest of the line
+    /// after one, and would see a different script than this parser.
+    #[error("line {line}: NUL byte (GRUB ignores the rest of the line after it)")]
+    NulByte {
+        /// Line of the first NUL byte.
+        line: usize,
+    },
 }
 
 impl ParseError {
@@ -164,13 +171,18 @@ impl ParseError {
             | Self::MissingBlock { line, .. }
             | Self::Unclosed { line, .. }
             | Self::UnexpectedKeyword { line, .. }
-            | Self::TooDeep { line } => *line,
+            | Self::TooDeep { line }
+            | Self::NulByte { line } => *line,
         }
     }
 }
 
 /// Parse a grub.cfg into its menu model.
 pub fn parse(text: &str) -> Result<Menu, ParseError> {
+    if let Some(at) = text.find('\0') {
+        let line = 1 + text[..at].bytes().filter(|&b| b == b'\n').count();
+        return Err(ParseError::NulByte { line });
+    }
     let mut globals = Globals::default();
     let (block, _) = Parser::new(text, 1, &mut globals).parse_block(Mode::Script, 0, None)?;
     Ok(Menu {
@@ -1271,17 +1283,19 @@ menuentry 'B' --id b { linux /b }
     #[test]
     fn names_compare_as_c_strings_up_to_a_nul() {
         // Found by fuzzing (fuzz/artifacts-kept/grubcfg/crash-cf3ee1b2...): GRUB compares
-        // titles and ids as C strings, so an id holding a NUL matches a value that stops at
-        // the NUL, and that earlier entry wins over a later one with exactly that id.
+        // titles and ids as C strings, so a value holding a NUL matches up to the NUL. (A
+        // grub.cfg holding one, as that input did, is refused as a whole now.)
         let menu = parse(
-            "submenu 'Advanced' --id adv {\n    menuentry 'A1' --id a2\0\0x { true; }\n    \
-             menuentry 'A2' $menuentry_id_option a2 { true; }\n}\n",
+            "submenu 'Advanced' --id adv {\n    menuentry 'A1' --id a2 { true; }\n    \
+             menuentry 'A2' $menuentry_id_option a2x { true; }\n}\n",
         )
         .unwrap();
-        assert_eq!(menu.entries()[0].item.id.as_deref(), Some("a2\0\0x"));
-        assert_eq!(resolved(&menu, "adv>a2").as_deref(), Some("0>0 A1"));
-        assert_eq!(resolved(&menu, "adv>1").as_deref(), Some("0>1 A2"));
         assert_eq!(resolved(&menu, "adv>a2\0\0x").as_deref(), Some("0>0 A1"));
+        assert_eq!(resolved(&menu, "adv>a2x").as_deref(), Some("0>1 A2"));
+        assert_eq!(
+            parse("menuentry 'A1' --id a2\0\0x { true; }\n"),
+            Err(ParseError::NulByte { line: 1 })
+        );
     }
 
     #[test]
@@ -1666,6 +1680,10 @@ fi
                     line: 2,
                     opener: "if",
                 },
+            ),
+            (
+                "menuentry 'a' {\n\tlinux /vmlinuz\0}\n}\n",
+                ParseError::NulByte { line: 2 },
             ),
             (
                 "true\nfi\n",

@@ -196,8 +196,13 @@ pub fn deploy_image(
         .with_context(|| format!("image {name}: installing /{BOOTCTL_PATH}"))?;
 
     let os_release = read_os_release(&root);
-    let boot_files =
-        list_names(&root.join("boot")).with_context(|| format!("image {name}: reading /boot"))?;
+    // /boot as the image sees it: a symlink to "/boot" must not list the host's kernels.
+    let boot_dir = resolve_in(&root, Path::new("boot"), true).map(|dir| root.join(dir));
+    let boot_files = boot_dir
+        .map(|dir| list_names(&dir))
+        .transpose()
+        .with_context(|| format!("image {name}: reading /boot"))?
+        .unwrap_or_default();
     let names: Vec<&str> = boot_files.iter().map(String::as_str).collect();
     let Some(kernel) = newest_kernel(&names) else {
         bail!("image {name}: no kernel (vmlinuz-*) in /boot");
@@ -207,13 +212,28 @@ pub fn deploy_image(
         .with_context(|| format!("unmount image {name}"))?;
     Ok(DeployedImage {
         name: name.clone(),
-        title: os_release
-            .pretty_name
+        title: printable(name, "PRETTY_NAME", os_release.pretty_name)
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| name.clone()),
-        os_id: os_release.id.unwrap_or_default(),
+        os_id: printable(name, "ID", os_release.id).unwrap_or_default(),
         kernel,
     })
+}
+
+/// An os-release value, unless it holds control characters: a NUL ends GRUB's reading of
+/// a grub.cfg line, an escape sequence would act on the consoles that show the menu and
+/// bootctl's tables. Such a value is not used, and a line on stderr says so.
+fn printable(image: &str, key: &str, value: Option<String>) -> Option<String> {
+    match value {
+        Some(value) if value.chars().any(char::is_control) => {
+            eprintln!(
+                "deployer: image {image}: os-release {key} {value:?} holds control characters; \
+                 not used"
+            );
+            None
+        }
+        other => other,
+    }
 }
 
 /// The mount points of `image` whose filesystem an image deployed before it (in plan
@@ -395,18 +415,22 @@ pub fn member_path(name: &[u8]) -> Option<PathBuf> {
 }
 
 /// Whether `rel` exists under `root` (as a file of any type, the last component not
-/// followed if it is a symlink). Symlinks on the way are resolved inside `root`, as if
-/// `root` were `/`, so that nothing outside the image is ever looked at.
+/// followed if it is a symlink), judged as [`resolve_in`] does: nothing outside the image
+/// is ever looked at.
 pub fn exists_in(root: &Path, rel: &Path) -> bool {
+    resolve_in(root, rel, false).is_some()
+}
+
+/// `rel`, a path in the image whose `/` is `root`, resolved as a chroot into `root` would
+/// resolve it: every symlink on the way, absolute or relative, is followed inside `root`,
+/// and `..` never climbs above it. Returns the path below `root` that has no symlink left
+/// in it (the last component stays a symlink when `follow_last` is false), or `None` when
+/// a component is missing, a component before the last is not a directory, or symlinks
+/// nest deeper than 40 (a loop).
+pub fn resolve_in(root: &Path, rel: &Path, follow_last: bool) -> Option<PathBuf> {
     const MAX_LINKS: usize = 40;
-    let mut pending: Vec<OsString> = rel
-        .components()
-        .rev()
-        .filter_map(|c| match c {
-            Component::Normal(part) => Some(part.to_owned()),
-            _ => None,
-        })
-        .collect();
+    let mut pending: Vec<OsString> = Vec::new();
+    push_components(&mut pending, rel);
     let mut at = PathBuf::new();
     let mut links = 0;
     while let Some(part) = pending.pop() {
@@ -416,37 +440,39 @@ pub fn exists_in(root: &Path, rel: &Path) -> bool {
         }
         let candidate = at.join(&part);
         let full = root.join(&candidate);
-        let Ok(meta) = std::fs::symlink_metadata(&full) else {
-            return false;
-        };
-        if pending.is_empty() {
-            return true;
-        }
-        if meta.file_type().is_symlink() {
+        let meta = std::fs::symlink_metadata(&full).ok()?;
+        let last = pending.is_empty();
+        if meta.file_type().is_symlink() && (follow_last || !last) {
             links += 1;
-            let Ok(target) = std::fs::read_link(&full) else {
-                return false;
-            };
             if links > MAX_LINKS {
-                return false;
+                return None;
             }
+            let target = std::fs::read_link(&full).ok()?;
             if target.is_absolute() {
                 at = PathBuf::new();
             }
-            for component in target.components().rev() {
-                match component {
-                    Component::Normal(p) => pending.push(p.to_owned()),
-                    Component::ParentDir => pending.push("..".into()),
-                    _ => {}
-                }
-            }
+            push_components(&mut pending, &target);
+        } else if last {
+            return Some(candidate);
         } else if meta.is_dir() {
             at = candidate;
         } else {
-            return false;
+            return None;
         }
     }
-    false
+    Some(at)
+}
+
+/// Pushes the components of `path` onto `pending` so that the first is popped first:
+/// names as they are, `..` as `..`, the root and `.` left out.
+fn push_components(pending: &mut Vec<OsString>, path: &Path) {
+    for component in path.components().rev() {
+        match component {
+            Component::Normal(part) => pending.push(part.to_owned()),
+            Component::ParentDir => pending.push("..".into()),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
 }
 
 /// `DIR/`: rsync copies the directory's contents, not the directory.
@@ -486,25 +512,39 @@ pub struct OsRelease {
     pub pretty_name: Option<String>,
 }
 
-/// `ROOT/etc/os-release`, else `ROOT/usr/lib/os-release`; empty when neither is readable.
-/// Never follows a symlink out of the image: an absolute link is resolved inside `root`.
+/// The most of an os-release file the deployer reads: real ones are under 1 KiB.
+const MAX_OS_RELEASE_BYTES: u64 = 64 << 10;
+
+/// `/etc/os-release` of the image whose `/` is `root`, else `/usr/lib/os-release`, each
+/// looked up as [`resolve_in`] does, so a symlink in the image never makes the deployer
+/// read a file of the host; empty when neither is a readable regular file of at most
+/// [`MAX_OS_RELEASE_BYTES`] of UTF-8.
 fn read_os_release(root: &Path) -> OsRelease {
     ["etc/os-release", "usr/lib/os-release"]
         .iter()
-        .find_map(|rel| std::fs::read_to_string(resolve_in(root, &root.join(rel))).ok())
+        .find_map(|rel| read_image_text(root, Path::new(rel), MAX_OS_RELEASE_BYTES))
         .map(|text| parse_os_release(&text))
         .unwrap_or_default()
 }
 
-/// `path` (inside `root`), with an absolute symlink target taken relative to `root`.
-fn resolve_in(root: &Path, path: &Path) -> PathBuf {
-    match std::fs::read_link(path) {
-        Ok(target) if target.is_absolute() => {
-            root.join(target.strip_prefix("/").unwrap_or(&target))
-        }
-        Ok(target) => path.parent().unwrap_or(root).join(target),
-        Err(_) => path.to_owned(),
+/// The text of the regular file `rel` of the image whose `/` is `root`, found with
+/// [`resolve_in`]; `None` when it is missing, not a regular file (a FIFO is not waited
+/// for), not UTF-8, or longer than `limit` bytes.
+fn read_image_text(root: &Path, rel: &Path, limit: u64) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let resolved = resolve_in(root, rel, true)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
+        .open(root.join(resolved))
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
     }
+    let mut text = String::new();
+    file.take(limit + 1).read_to_string(&mut text).ok()?;
+    (text.len() as u64 <= limit).then_some(text)
 }
 
 /// `ID` and `PRETTY_NAME` of an os-release text (shell-style quotes and escapes undone).
@@ -681,6 +721,117 @@ mod tests {
         let host = dir.path().join("root/../usr/lib/host-only");
         assert!(host.exists(), "the host file is there");
         assert!(!exists("lib-abs/../../usr/lib/host-only"));
+    }
+
+    /// An image tree at `DIR/root` whose `/usr/lib/os-release` says "Image" and a host
+    /// file at `DIR/etc/os-release` saying "HOST", where a link resolved on the host
+    /// (not inside the image) would lead.
+    fn image_and_host(dir: &Path) -> PathBuf {
+        let root = dir.join("root");
+        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::fs::write(root.join("usr/lib/os-release"), "PRETTY_NAME=\"Image\"\n").unwrap();
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::write(
+            dir.join("etc/os-release"),
+            "PRETTY_NAME=\"HOST\"\nID=host\n",
+        )
+        .unwrap();
+        root
+    }
+
+    fn title(root: &Path) -> Option<String> {
+        read_os_release(root).pretty_name
+    }
+
+    #[test]
+    fn os_release_symlinks_never_lead_out_of_the_image() {
+        use std::os::unix::fs::symlink;
+        let host = read_os_release(Path::new("/")).pretty_name;
+        let links: [(&str, &str); 8] = [
+            ("etc/os-release", "../../etc/os-release"),
+            ("etc/os-release", "../etc/../../etc/os-release"),
+            ("etc/os-release", "/../../etc/os-release"),
+            ("etc", "../etc"),
+            ("etc", "/etc"),
+            ("etc", "/../.."),
+            ("etc/os-release", "/proc/self/environ"),
+            ("etc/os-release", "/dev/zero"),
+        ];
+        for (at, target) in links {
+            let dir = tempfile::tempdir().unwrap();
+            let root = image_and_host(dir.path());
+            let link = root.join(at);
+            std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+            symlink(target, &link).unwrap();
+            let got = title(&root);
+            assert_eq!(got.as_deref(), Some("Image"), "{at} -> {target}");
+            assert_ne!(got, host, "{at} -> {target} read the host's os-release");
+        }
+    }
+
+    #[test]
+    fn os_release_symlinks_inside_the_image_are_followed() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let root = image_and_host(dir.path());
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        // Debian's link, relative.
+        symlink("../usr/lib/os-release", root.join("etc/os-release")).unwrap();
+        assert_eq!(title(&root).as_deref(), Some("Image"));
+        // Absolute, through a directory link, with `..` at the image's root.
+        std::fs::remove_file(root.join("etc/os-release")).unwrap();
+        symlink("/lib/../../../os-release", root.join("etc/os-release")).unwrap();
+        symlink("usr/lib", root.join("lib")).unwrap();
+        std::fs::write(root.join("os-release"), "PRETTY_NAME=Top\n").unwrap();
+        assert_eq!(title(&root).as_deref(), Some("Top"));
+        assert_eq!(
+            resolve_in(&root, Path::new("etc/os-release"), true),
+            Some(PathBuf::from("os-release"))
+        );
+        assert_eq!(
+            resolve_in(&root, Path::new("etc/os-release"), false),
+            Some(PathBuf::from("etc/os-release"))
+        );
+        assert_eq!(
+            resolve_in(&root, Path::new("lib/os-release"), true),
+            Some(PathBuf::from("usr/lib/os-release"))
+        );
+    }
+
+    #[test]
+    fn os_release_that_is_not_a_small_text_file_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = image_and_host(dir.path());
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        let etc = root.join("etc/os-release");
+        nix::unistd::mkfifo(&etc, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        assert_eq!(
+            title(&root).as_deref(),
+            Some("Image"),
+            "a FIFO is not waited for"
+        );
+        std::fs::remove_file(&etc).unwrap();
+        std::fs::create_dir(&etc).unwrap();
+        assert_eq!(title(&root).as_deref(), Some("Image"), "a directory");
+        std::fs::remove_dir(&etc).unwrap();
+        let huge = format!("PRETTY_NAME=Huge\n{}", "#\n".repeat(40 << 10));
+        std::fs::write(&etc, huge).unwrap();
+        assert_eq!(title(&root).as_deref(), Some("Image"), "over 64 KiB");
+        std::fs::write(&etc, b"PRETTY_NAME=Caf\xe9\n").unwrap();
+        assert_eq!(title(&root).as_deref(), Some("Image"), "not UTF-8");
+    }
+
+    #[test]
+    fn os_release_values_with_control_characters_are_not_used() {
+        let value = |v: &str| printable("img", "PRETTY_NAME", Some(v.to_owned()));
+        assert_eq!(
+            value("Debian \"12\" $x;{}\\").as_deref(),
+            Some("Debian \"12\" $x;{}\\")
+        );
+        assert_eq!(value("a\0b"), None);
+        assert_eq!(value("\x1b[2Jclear"), None);
+        assert_eq!(value("tab\there"), None);
+        assert_eq!(printable("img", "ID", None), None);
     }
 
     #[test]

@@ -48,6 +48,10 @@ fn get(url: &str, range: Option<&str>) -> anyhow::Result<ureq::Response> {
         Err(ureq::Error::Status(code, response)) => {
             bail!("{url}: HTTP {code} {}", response.status_text())
         }
+        // A transport error names the URL itself when it has one (a redirect's target).
+        Err(ureq::Error::Transport(transport)) if transport.url().is_some() => {
+            bail!("{transport}")
+        }
         Err(ureq::Error::Transport(transport)) => bail!("{url}: {transport}"),
     }
 }

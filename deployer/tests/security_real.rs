@@ -1,0 +1,594 @@
+//! Hostile input to the real deployer, as root:
+//! - titles (os-release `PRETTY_NAME`), `image_name`s and kernel parameters full of GRUB
+//!   and shell metacharacters are deployed; grub.cfg passes `grub-script-check`, the disk
+//!   boots in QEMU, bootctl inside the guest shows every name literally and switches by
+//!   the hostile name, GRUB's console shows the titles as written, and the kernel gets
+//!   the parameter as written. (Kernel parameters with quotes or backslashes, which GRUB
+//!   would hand on escaped, and names with control characters are refused by
+//!   `deployer validate`: see tests/bad/51 and 55.)
+//! - an `https://` image source whose certificate is self-signed is refused before the
+//!   first write, with one line naming the certificate problem, also with
+//!   `--allow-unverified-downloads`.
+//! - every mount the deployer makes while it deploys, and bootctl's while it lists and
+//!   switches, is read back from the program's own mountinfo: nosuid, nodev, noexec.
+//!
+//! A missing tool fails the test and names `scripts/setup`.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::bootctl::static_bootctl;
+use e2e::chain::{boot_chain, shown, Expect, SHOW};
+use e2e::cmd::{self, ChildGuard};
+use e2e::disk::{LoopDisk, Mount};
+use e2e::fixture::{populate_image, FixtureImage};
+use e2e::qemu::Firmware;
+use e2e::tmp::TempDir;
+use e2e::tools::require_tools;
+use serde_json::Value;
+use shared::grubcfg::{self, ItemKind};
+
+/// What the deployer needs.
+const DEPLOY_TOOLS: &[&str] = &[
+    "wipefs",
+    "sfdisk",
+    "partx",
+    "blkid",
+    "mkfs.ext4",
+    "mkfs.vfat",
+    "mmd",
+    "mcopy",
+    "grub-mkimage",
+    "grub-install",
+    "busybox",
+    "mount",
+    "umount",
+];
+
+const KERNEL_PARAMS: &str = "console=ttyS0 quiet panic=-1";
+
+/// One boot's limit: a fixture boot takes 20 to 60 s under TCG on a loaded machine.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The deployer's partition numbers: bios_grub, ESP, multiboot, then the volumes.
+const MULTIBOOT_PARTITION: u32 = 3;
+
+/// A menu title (os-release `PRETTY_NAME`) that would be GRUB script, shell and a second
+/// menu entry if it were written unquoted.
+const HOSTILE_TITLE: &str = r#"Alpha 'q' "dq" $HOME ${x} \back ; } { `id` $(reboot) # x"#;
+
+/// The same for an `image_name` (boot-info.json and bootctl's TARGET).
+const HOSTILE_IMAGE_NAME: &str = r#"img 'a' "b" $c \d ; {e} `f` $(g)"#;
+
+/// The other image's title.
+const BETA_TITLE: &str = r#"Beta ${beta} "x" ; menuentry y { reboot }"#;
+
+/// A kernel parameter with GRUB and shell metacharacters but no quote or backslash (which
+/// the deployer refuses): it must reach /proc/cmdline as written. The dot makes it a
+/// module parameter, which the kernel does not pass on to init.
+const HOSTILE_PARAM: &str = "multiboot.hostile=$x;{y}}$(z)`w`|&<>";
+
+/// `PRETTY_NAME=` quoted as os-release(5) wants: double quotes, `\` before `"`, `\`, `$`
+/// and `` ` ``.
+fn os_release(pretty_name: &str) -> String {
+    let mut escaped = String::new();
+    for c in pretty_name.chars() {
+        if matches!(c, '"' | '\\' | '$' | '`') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    format!("NAME=\"Fixture Linux\"\nID=fixture\nPRETTY_NAME=\"{escaped}\"\n")
+}
+
+/// `s` as one word of a POSIX shell.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The image trees of `images` in `scratch` and a provision.json deploying each onto a
+/// `/` of its own, `default` booting by default, with `kernel_params`; a `/usr/share/common`
+/// partition that every image shares when `shared` is set. Returns the config's path.
+fn write_config(
+    scratch: &TempDir,
+    images: &[&FixtureImage],
+    default: &str,
+    kernel_params: &str,
+    shared: bool,
+) -> PathBuf {
+    let mut entries = Vec::new();
+    let mut volumes = Vec::new();
+    for image in images {
+        let root = scratch.join(&image.name);
+        std::fs::create_dir(&root).expect("creating an image tree");
+        populate_image(&root, image);
+        entries.push(serde_json::json!({
+            "name": image.name, "image_name": image.image_name,
+            "image_uuid": image.image_uuid, "image_pull_url": root,
+            "target": "/", "boot": image.name == default
+        }));
+        volumes.push(serde_json::json!({
+            "type": "partition", "mount": "/", "size": "160", "images": [image.name],
+            "file_system": "ext4"
+        }));
+    }
+    if shared {
+        let names: Vec<&str> = images.iter().map(|i| i.name.as_str()).collect();
+        volumes.push(serde_json::json!({
+            "type": "partition", "mount": "/usr/share/common", "size": "32",
+            "images": names, "file_system": "ext4"
+        }));
+    }
+    let config = serde_json::json!({
+        "images": entries,
+        "partitions": [{
+            "type": "disk", "id": {"type": "name", "value": "vda"},
+            "size": format!("{} MiB", 280 + 160 * images.len()),
+            "volumes": volumes
+        }],
+        "partitions_policy": "clean",
+        "deploy_data": {"kernel_params": kernel_params}
+    });
+    let path = scratch.join("provision.json");
+    std::fs::write(&path, config.to_string()).expect("writing provision.json");
+    path
+}
+
+/// The arguments of `deployer deploy CONFIG` onto `scratch/node.img`, with boot-info.json
+/// at `scratch/boot-info.json` and the static bootctl.
+fn deploy_args(config: &Path, scratch: &TempDir) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["deploy".into(), config.into(), "--disk".into()];
+    args.push(format!("vda={}", scratch.join("node.img").display()).into());
+    args.push("--boot-info".into());
+    args.push(scratch.join("boot-info.json").into());
+    args.push("--bootctl".into());
+    args.push(static_bootctl().into());
+    args.push("--yes".into());
+    args
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "{}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn read_json(path: &Path) -> Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `(title, image_name)` of every entry of `bootctl list --json` output.
+fn listed(list: &Value) -> Vec<(String, String)> {
+    list["entries"]
+        .as_array()
+        .expect("list --json has entries")
+        .iter()
+        .map(|entry| {
+            (
+                entry["title"].as_str().unwrap_or("(none)").to_owned(),
+                entry["image_name"].as_str().unwrap_or("(none)").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn hostile_titles_names_and_kernel_parameters_stay_literal_through_grub_into_the_guest() {
+    require_tools(DEPLOY_TOOLS);
+    require_tools(&["grub-script-check", "qemu-system-x86_64"]);
+    let scratch = TempDir::new("security-hostile");
+    let show = "show list bootctl list --json\nshow cmdline cat /proc/cmdline\n";
+    let alpha = FixtureImage::new("alpha")
+        .file("etc/os-release", os_release(HOSTILE_TITLE), 0o644)
+        .run_script(&format!(
+            "set -e\n{SHOW}{show}show switch bootctl switch {}\n",
+            sh_quote(HOSTILE_IMAGE_NAME)
+        ));
+    let mut beta = FixtureImage::new("beta")
+        .file("etc/os-release", os_release(BETA_TITLE), 0o644)
+        .run_script(&format!("set -e\n{SHOW}{show}"));
+    beta.image_name = HOSTILE_IMAGE_NAME.to_owned();
+    let params = format!("{KERNEL_PARAMS} {HOSTILE_PARAM}");
+    let config = write_config(&scratch, &[&alpha, &beta], "alpha", &params, false);
+    let out = Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .args(deploy_args(&config, &scratch))
+        .stdin(Stdio::null())
+        .output()
+        .expect("running deployer");
+    assert!(out.status.success(), "deploy: {}", describe(&out));
+    let disk = scratch.join("node.img");
+
+    let expected = [
+        (HOSTILE_TITLE.to_owned(), alpha.image_name.clone()),
+        (BETA_TITLE.to_owned(), HOSTILE_IMAGE_NAME.to_owned()),
+    ];
+    let info = read_json(&scratch.join("boot-info.json"));
+    let recorded: Vec<(String, String)> = info["elements"]
+        .as_array()
+        .expect("elements")
+        .iter()
+        .map(|e| {
+            (
+                e["boot_name"].as_str().unwrap().to_owned(),
+                e["image_name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(recorded, expected, "boot-info.json: {info:#}");
+    {
+        let attached = LoopDisk::attach(&disk);
+        let multiboot = Mount::new(
+            &attached.partition(MULTIBOOT_PARTITION),
+            &scratch.join("multiboot"),
+            "ro",
+        );
+        let cfg = std::fs::read_to_string(multiboot.path().join("boot/grub/grub.cfg"))
+            .expect("reading grub.cfg");
+        e2e::grubcfg::script_check(&cfg);
+        let menu = grubcfg::parse(&cfg).unwrap_or_else(|e| panic!("{e}\n{cfg}"));
+        let titles: Vec<&str> = menu.items.iter().map(|i| i.title.as_str()).collect();
+        assert_eq!(titles, [HOSTILE_TITLE, BETA_TITLE], "{cfg}");
+        for item in &menu.items {
+            let ItemKind::Entry { body, .. } = &item.kind else {
+                panic!("{} is a submenu: {cfg}", item.title);
+            };
+            assert!(
+                body.contains(&format!(" {}\n", grubcfg::quote(HOSTILE_PARAM))),
+                "{}: the parameter is not one quoted word: {body}",
+                item.title
+            );
+        }
+    }
+
+    let boots = boot_chain(
+        &disk,
+        Firmware::Bios,
+        BOOT_TIMEOUT,
+        "security-hostile",
+        &[
+            Expect::first("alpha"),
+            Expect::after(
+                "beta",
+                "alpha ran `bootctl switch` with beta's hostile image_name",
+            ),
+        ],
+    );
+    for (boot, (which, title)) in boots
+        .iter()
+        .zip([("alpha", HOSTILE_TITLE), ("beta", BETA_TITLE)])
+    {
+        // GRUB's own console line for the entry it boots shows the title as written.
+        assert!(
+            boot.serial.contains(&format!("Booting `{title}'")),
+            "{which}: GRUB does not show its title literally; log: {}",
+            boot.log.display()
+        );
+        let list = shown(&boot.run_output, "list").json();
+        assert_eq!(
+            listed(&list),
+            expected,
+            "{which}: bootctl list --json in the guest; log: {}",
+            boot.log.display()
+        );
+        let cmdline = shown(&boot.run_output, "cmdline").stdout;
+        assert!(
+            cmdline.split_whitespace().any(|word| word == HOSTILE_PARAM),
+            "{which}: /proc/cmdline lacks {HOSTILE_PARAM:?}: {cmdline:?}"
+        );
+    }
+    let switched = shown(&boots[0].run_output, "switch");
+    // bootctl's text output quotes a title as a Rust string literal (quotes escaped).
+    assert!(
+        switched.stdout.contains(&format!("{BETA_TITLE:?}")),
+        "bootctl switch in alpha: {}",
+        switched.stdout
+    );
+}
+
+/// A port on 127.0.0.1 nobody listens on (a race with other tests is possible but
+/// harmless: the server then fails to start and the test says so).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("binding a free port")
+}
+
+/// The first and last MiB of a disk-image file: where a partition table would be written.
+fn ends(path: &Path) -> Vec<u8> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).unwrap();
+    let mut bytes = vec![0; 2 << 20];
+    file.read_exact(&mut bytes[..1 << 20]).unwrap();
+    file.seek(SeekFrom::End(-(1 << 20))).unwrap();
+    file.read_exact(&mut bytes[1 << 20..]).unwrap();
+    bytes
+}
+
+/// `openssl s_server -WWW` serving `www` over TLS on 127.0.0.1 with a new self-signed
+/// certificate: a CA certificate (what a plain `openssl req -x509` makes) or, with
+/// `leaf`, a server certificate. Returns the server (killed on drop) and its port.
+fn self_signed_server(scratch: &TempDir, www: &Path, leaf: bool) -> (ChildGuard, u16) {
+    let (key, cert) = (scratch.join("key.pem"), scratch.join("cert.pem"));
+    let mut req = Command::new("openssl");
+    req.args([
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+    ])
+    .args(["-subj", "/CN=127.0.0.1"])
+    .args(["-addext", "subjectAltName=IP:127.0.0.1"]);
+    if leaf {
+        req.args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .args(["-addext", "extendedKeyUsage=serverAuth"]);
+    }
+    cmd::run(req.arg("-keyout").arg(&key).arg("-out").arg(&cert));
+    let port = free_port();
+    let server = ChildGuard::spawn(
+        Command::new("openssl")
+            .args(["s_server", "-quiet", "-WWW", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .current_dir(www)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "openssl s_server did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (server, port)
+}
+
+#[test]
+fn an_https_source_with_a_self_signed_certificate_is_refused_before_the_first_write() {
+    require_tools(&["openssl", "sha256sum"]);
+    // What rustls reports: a CA certificate presented as the server's own, and a server
+    // certificate that no root the deployer trusts has signed.
+    for (leaf, problem) in [(false, "CaUsedAsEndEntity"), (true, "UnknownIssuer")] {
+        let scratch = TempDir::new("security-tls");
+        let www = scratch.join("www");
+        std::fs::create_dir(&www).unwrap();
+        let image = b"not reached: the TLS handshake fails first".repeat(100);
+        std::fs::write(www.join("image.tar"), &image).unwrap();
+        let (_server, port) = self_signed_server(&scratch, &www, leaf);
+        refused_before_writing(
+            &scratch,
+            &format!("https://127.0.0.1:{port}/image.tar"),
+            problem,
+        );
+    }
+}
+
+/// Deploys the image at `url` (served from `scratch/www/image.tar`) onto a new and onto an
+/// existing disk-image file, with and without its sha256 and --allow-unverified-downloads:
+/// each time one line naming the image, the URL and the certificate `problem`, exit 3,
+/// no disk-image file created and the existing one untouched.
+fn refused_before_writing(scratch: &TempDir, url: &str, problem: &str) {
+    let sha256 = {
+        let out = cmd::run(Command::new("sha256sum").arg(scratch.join("www/image.tar")));
+        out.split_whitespace().next().unwrap().to_owned()
+    };
+    let config = |with_sha: bool| {
+        let mut image = serde_json::json!({
+            "name": "remote", "image_pull_url": url, "target": "/"
+        });
+        if with_sha {
+            image["sha256"] = sha256.clone().into();
+        }
+        let config = serde_json::json!({
+            "images": [image],
+            "partitions": [{
+                "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "600 MiB",
+                "volumes": [{"type": "partition", "mount": "/", "size": "160",
+                             "file_system": "ext4"}]
+            }],
+            "partitions_policy": "clean"
+        });
+        let path = scratch.join(format!("provision-{with_sha}.json"));
+        std::fs::write(&path, config.to_string()).unwrap();
+        path
+    };
+    let existing = scratch.join("existing.img");
+    std::fs::File::create(&existing)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let before = std::fs::metadata(&existing).unwrap().modified().unwrap();
+    let fresh = scratch.join("fresh.img");
+    let attempts: [(bool, &[&str], &Path); 4] = [
+        (true, &[], &fresh),
+        (true, &[], &existing),
+        (true, &["--allow-unverified-downloads"], &existing),
+        (false, &["--allow-unverified-downloads"], &fresh),
+    ];
+    for (with_sha, flags, disk) in attempts {
+        let out = Command::new(env!("CARGO_BIN_EXE_deployer"))
+            .arg("deploy")
+            .arg(config(with_sha))
+            .arg("--disk")
+            .arg(format!("vda={}", disk.display()))
+            .arg("--bootctl")
+            .arg(static_bootctl())
+            .arg("--yes")
+            .args(flags)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running deployer");
+        let what = format!(
+            "{problem}, sha256 {with_sha}, {flags:?}, {}",
+            disk.display()
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{what}: {}", describe(&out));
+        assert_eq!(stderr.lines().count(), 1, "{what}: one line: {stderr}");
+        let want = format!(
+            "deployer: image remote: source does not answer: {url}: Connection Failed: \
+             tls connection init failed: invalid peer certificate: "
+        );
+        assert!(
+            stderr.starts_with(&want) && stderr.contains(problem),
+            "{what}: the line names the image, the URL and the certificate problem: {stderr}"
+        );
+        assert!(!fresh.exists(), "{what}: a disk-image file was created");
+        let after = std::fs::metadata(&existing).unwrap();
+        assert!(
+            after.len() == 1 << 30
+                && after.modified().unwrap() == before
+                && ends(&existing).iter().all(|&b| b == 0),
+            "{what}: the existing disk was written"
+        );
+    }
+}
+
+/// Runs `program args` under strace, which holds every `umount2` call for a moment, and
+/// reads the program's own mountinfo (its mount namespace) while it runs. Returns the
+/// per-mount options of every mount seen below `under`, by mount point, and the output.
+fn mounts_while_running(
+    program: &Path,
+    args: &[OsString],
+    envs: &[(&str, &Path)],
+    under: &Path,
+) -> (BTreeMap<String, Vec<String>>, Output) {
+    let mut command = Command::new("strace");
+    command
+        .args(["-f", "-qq", "--seccomp-bpf", "-o", "/dev/null"])
+        .args([
+            "-e",
+            "trace=umount2",
+            "-e",
+            "inject=umount2:delay_enter=500000",
+        ])
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let mut guard = ChildGuard::spawn(&mut command);
+    let strace = guard.child_mut().id();
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(guard.child_mut().stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(guard.child_mut().stderr.take().map(|p| Box::new(p) as _));
+    let under = under.to_str().expect("UTF-8 path").to_owned();
+    let mut seen = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let status = loop {
+        if let Some(status) = guard.child_mut().try_wait().expect("waiting for strace") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} ran for 10 minutes",
+            program.display()
+        );
+        let children = std::fs::read_to_string(format!("/proc/{strace}/task/{strace}/children"))
+            .unwrap_or_default();
+        if let Some(pid) = children.split_whitespace().next() {
+            let mountinfo =
+                std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+            for fields in mountinfo.lines().map(|l| l.split(' ').collect::<Vec<_>>()) {
+                if let (Some(point), Some(options)) = (fields.get(4), fields.get(5)) {
+                    if point.starts_with(&under) {
+                        let options = options.split(',').map(str::to_owned).collect();
+                        seen.insert((*point).to_owned(), options);
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    };
+    (seen, output)
+}
+
+/// The mounts of `seen` that lack nosuid, nodev or noexec, with what they lack.
+fn missing_flags(seen: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    seen.iter()
+        .filter_map(|(point, options)| {
+            let missing: Vec<&str> = ["nosuid", "nodev", "noexec"]
+                .into_iter()
+                .filter(|flag| !options.iter().any(|o| o == flag))
+                .collect();
+            (!missing.is_empty()).then(|| format!("{point} lacks {missing:?}: {options:?}"))
+        })
+        .collect()
+}
+
+#[test]
+fn every_mount_of_a_deploy_and_of_bootctl_is_nosuid_nodev_noexec() {
+    require_tools(DEPLOY_TOOLS);
+    require_tools(&["strace"]);
+    let scratch = TempDir::new("security-mounts");
+    let alpha = FixtureImage::new("alpha");
+    let config = write_config(&scratch, &[&alpha], "alpha", KERNEL_PARAMS, true);
+    let tmp = scratch.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let (seen, out) = mounts_while_running(
+        Path::new(env!("CARGO_BIN_EXE_deployer")),
+        &deploy_args(&config, &scratch),
+        &[("TMPDIR", &tmp)],
+        &tmp,
+    );
+    assert!(
+        out.status.success(),
+        "deploy under strace: {}",
+        describe(&out)
+    );
+    // alpha's / and its /usr/share/common for the copy, the multiboot partition, alpha's /
+    // again for its copy of boot-info.json.
+    assert_eq!(seen.len(), 4, "the deployer's mounts seen: {seen:#?}");
+    assert_eq!(missing_flags(&seen), Vec::<String>::new());
+
+    let disk = scratch.join("node.img");
+    let run_dir = Path::new("/run/bootctl");
+    for args in [&["list"][..], &["switch", "alpha"]] {
+        let mut full: Vec<OsString> = vec!["--disk".into(), disk.clone().into()];
+        full.extend(args.iter().map(OsString::from));
+        let (seen, out) = mounts_while_running(static_bootctl(), &full, &[], run_dir);
+        assert!(
+            out.status.success(),
+            "bootctl {args:?} under strace: {}",
+            describe(&out)
+        );
+        assert_eq!(
+            seen.len(),
+            1,
+            "bootctl {args:?}: its mounts seen: {seen:#?}"
+        );
+        assert_eq!(
+            missing_flags(&seen),
+            Vec::<String>::new(),
+            "bootctl {args:?}"
+        );
+    }
+}
