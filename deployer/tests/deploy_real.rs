@@ -371,7 +371,8 @@ fn deploy_one(scratch: &TempDir, url: &str, disk: &Path, extra: &[&str]) -> Outp
             "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "400 MiB",
             "volumes": [{"type": "partition", "mount": "/", "size": "100",
                          "file_system": "ext4"}]
-        }]
+        }],
+        "partitions_policy": "clean"
     });
     let path = scratch.join("solo.json");
     std::fs::write(&path, config.to_string()).expect("writing the config");
@@ -503,7 +504,8 @@ fn a_missing_program_is_refused_before_any_write() {
                 "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "400 MiB",
                 "volumes": [{"type": "partition", "mount": "/", "size": "100",
                              "file_system": "xfs"}]
-            }]
+            }],
+            "partitions_policy": "clean"
         })
         .to_string(),
     )

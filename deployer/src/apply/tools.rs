@@ -32,7 +32,15 @@ pub const GRUB_PLATFORMS: &[&str] = &["/usr/lib/grub/i386-pc", "/usr/lib/grub/x8
 /// The programs deploying `plan` with grub.cfg made the `mode` way runs, sorted.
 pub fn required_programs(plan: &Plan, mode: BootloaderConfig) -> Vec<&'static str> {
     let mut programs: BTreeSet<&'static str> = ALWAYS.iter().copied().collect();
-    programs.extend(plan.filesystems.iter().map(|fs| mkfs_program(fs.fs_type)));
+    programs.extend(
+        plan.filesystems
+            .iter()
+            .filter(|fs| !fs.keep_data)
+            .map(|fs| mkfs_program(fs.fs_type)),
+    );
+    if plan.filesystems.iter().any(|fs| fs.keep_data) {
+        programs.insert("blkid");
+    }
     if mode == BootloaderConfig::OsProber {
         programs.extend(OS_PROBER_PROGRAMS);
     }
