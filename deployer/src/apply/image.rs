@@ -154,13 +154,21 @@ pub fn deploy_image(
                 .iter()
                 .map(|path| format!("/{}", path.display()))
                 .collect();
-            report_existing(name, &existing);
+            report_existing(image, shared, &existing);
         }
         Payload::Tree(dir) => {
-            report_existing(name, &rsync_copy(name, dir_arg(dir), &root, rsync_flags)?);
+            report_existing(
+                image,
+                shared,
+                &rsync_copy(name, dir_arg(dir), &root, rsync_flags)?,
+            );
         }
         Payload::Rsync(url) => {
-            report_existing(name, &rsync_copy(name, url_arg(url), &root, rsync_flags)?);
+            report_existing(
+                image,
+                shared,
+                &rsync_copy(name, url_arg(url), &root, rsync_flags)?,
+            );
         }
         Payload::Tar { path, compression } => {
             if !shared.is_empty() {
@@ -168,7 +176,7 @@ pub fn deploy_image(
                     &format!("list the tar archive of image {name}"),
                     &tar_command(&["-t", "--quoting-style=escape"], path, *compression, None),
                 )?;
-                report_existing(name, &existing_members(&listing, &root));
+                report_existing(image, shared, &existing_members(&listing, &root));
             }
             run(
                 &format!("extract the tar archive of image {name}"),
@@ -235,13 +243,37 @@ pub fn shared_mount_points(plan: &Plan, image: &ImagePlan) -> Vec<String> {
         .collect()
 }
 
-/// One stderr line for each file an earlier image brought already.
-fn report_existing(image: &str, paths: &[String]) {
-    for path in paths {
+/// One stderr line for each file an earlier image brought already: of `paths` (the files
+/// that were there before this image's copy), those on a filesystem of `shared`. A file
+/// elsewhere was on a filesystem kept from the disk (`keep_data`), where overwriting is
+/// what keeping the data means, as in Bareon's rsync copy.
+fn report_existing(image: &ImagePlan, shared: &[String], paths: &[String]) {
+    for path in paths.iter().filter(|path| {
+        mount_point_of(path, image.mounts.iter().map(|m| m.mount_point.as_str()))
+            .is_some_and(|mount_point| shared.iter().any(|s| s == mount_point))
+    }) {
         eprintln!(
-            "deployer: image {image}: {path} already brought by an earlier image, overwritten"
+            "deployer: image {}: {path} already brought by an earlier image, overwritten",
+            image.name
         );
     }
+}
+
+/// The mount point, of `mount_points`, whose filesystem holds `path` (absolute in the
+/// image): the longest one that contains it.
+pub fn mount_point_of<'a>(
+    path: &str,
+    mount_points: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
+    mount_points
+        .filter(|mount_point| {
+            *mount_point == "/"
+                || path == *mount_point
+                || path
+                    .strip_prefix(mount_point)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .max_by_key(|mount_point| mount_point.len())
 }
 
 /// GNU tar's options for extracting an image: owners by number, modes, hard links,
@@ -726,5 +758,18 @@ mod tests {
         assert!(shared("a").is_empty());
         assert!(shared("b").is_empty(), "c comes after b in config order");
         assert_eq!(shared("c"), ["/opt", "/srv"]);
+    }
+
+    #[test]
+    fn a_path_belongs_to_the_deepest_mount_point_holding_it() {
+        let mounts = ["/", "/usr", "/usr/share/common", "/srv"];
+        let of = |path| mount_point_of(path, mounts.iter().copied());
+        assert_eq!(of("/etc/fstab"), Some("/"));
+        assert_eq!(of("/usr/bin/sh"), Some("/usr"));
+        assert_eq!(of("/usr/share/common/a.txt"), Some("/usr/share/common"));
+        assert_eq!(of("/usr/share/commonplace"), Some("/usr"));
+        assert_eq!(of("/srv"), Some("/srv"));
+        assert_eq!(of("/srvx/a"), Some("/"));
+        assert_eq!(mount_point_of("/a", ["/b"].into_iter()), None);
     }
 }
