@@ -29,7 +29,9 @@ use anyhow::Context;
 
 use crate::apply::boot::{install_boot, BootInputs, BootloaderConfig};
 use crate::apply::disk::AttachedDisks;
-use crate::apply::image::{deploy_image, shared_mount_points, DeployedImage};
+use crate::apply::image::{
+    deploy_image, kernel_mounts_vfat, shared_mount_points, vfat_nesting, DeployedImage,
+};
 use crate::apply::{kept, preflight, tools};
 use crate::cli::Exit;
 use crate::config::ProvisionConfig;
@@ -195,6 +197,17 @@ pub fn refusals(plan: &Plan, bootctl: &Path, mode: BootloaderConfig) -> Vec<Stri
                 "image {}: images without a / filesystem are not supported so far",
                 image.name
             ));
+        }
+    }
+    if !kernel_mounts_vfat() {
+        for image in &plan.images {
+            if let Some((below, vfat)) = vfat_nesting(&image.mounts) {
+                out.push(format!(
+                    "image {}: {below} is mounted below the vfat filesystem at {vfat}, which \
+                     this host's kernel cannot mount (its files go there through mtools)",
+                    image.name
+                ));
+            }
         }
     }
     if mode == BootloaderConfig::OsProber {

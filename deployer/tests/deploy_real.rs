@@ -612,3 +612,228 @@ fn a_block_device_deploys_twice_and_boots() {
         "boot of a disk deployed twice as a block device",
     );
 }
+
+/// `mtools PROGRAM -i DEV ARGS...` (mdir, mtype) on a vfat partition; its stdout.
+fn mtools(program: &str, dev: &Path, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .arg("-i")
+        .arg(dev)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(out.status.success(), "{program}: {}", describe(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The fstab line of `mount_point` (`none` for swap), split into its fields.
+fn fstab_fields(fstab: &str, mount_point: &str) -> Vec<String> {
+    fstab
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .find(|fields| fields.get(1).map(String::as_str) == Some(mount_point))
+        .unwrap_or_else(|| panic!("no {mount_point} line in fstab:\n{fstab}"))
+}
+
+/// Swap and vfat data volumes in a real deploy: the swap area gets its planned UUID and
+/// an fstab line in both images; alpha's `/boot/efi` and a vfat partition shared by both
+/// images get their planned volume ids and labels, fstab lines, and the images' files
+/// under their mount points (through mtools on this host, whose kernel cannot mount
+/// vfat), beta's copy of a file alpha brought too being reported.
+#[test]
+fn swap_and_vfat_volumes_get_their_ids_fstab_lines_and_files() {
+    require_tools(&[
+        "wipefs",
+        "sfdisk",
+        "partx",
+        "blkid",
+        "mkfs.ext4",
+        "mkfs.vfat",
+        "mkswap",
+        "mmd",
+        "mcopy",
+        "mdir",
+        "mtype",
+        "grub-mkimage",
+        "grub-install",
+        "mount",
+        "umount",
+    ]);
+    let scratch = TempDir::new("deploy-vfat");
+    let alpha = FixtureImage::new("alpha")
+        .file("boot/efi/EFI/alpha/grubx64.efi", "alpha loader\n", 0o644)
+        .file("usr/share/fat/common.txt", "from alpha\n", 0o644);
+    let beta = FixtureImage::new("beta")
+        .file("usr/share/fat/common.txt", "from beta\n", 0o644)
+        .file("usr/share/fat/beta/b.txt", "b\n", 0o644);
+    for image in [&alpha, &beta] {
+        let root = scratch.join(&image.name);
+        std::fs::create_dir(&root).expect("creating an image tree");
+        populate_image(&root, image);
+    }
+    let config_path = scratch.join("provision.json");
+    let config = serde_json::json!({
+        "images": [
+            {"name": "alpha", "image_pull_url": scratch.join("alpha"), "target": "/"},
+            {"name": "beta", "image_pull_url": scratch.join("beta"), "target": "/"}
+        ],
+        "partitions": [{
+            "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "700 MiB",
+            "volumes": [
+                {"type": "partition", "mount": "/", "size": "160", "images": ["alpha"]},
+                {"type": "partition", "mount": "/", "size": "160", "images": ["beta"]},
+                {"type": "partition", "mount": "/boot/efi", "size": "40", "images": ["alpha"],
+                 "file_system": "vfat", "disk_label": "ALPHAEFI"},
+                {"type": "partition", "mount": "/usr/share/fat", "size": "40",
+                 "images": ["alpha", "beta"], "file_system": "vfat"},
+                {"type": "partition", "mount": "swap", "size": "16",
+                 "images": ["alpha", "beta"], "disk_label": "swap0"}
+            ]
+        }],
+        "partitions_policy": "clean"
+    });
+    std::fs::write(&config_path, config.to_string()).expect("writing provision.json");
+    let disk = scratch.join("node.img");
+    let out = deployer(&[
+        "deploy".as_ref(),
+        config_path.as_os_str(),
+        "--disk".as_ref(),
+        format!("vda={}", disk.display()).as_ref(),
+        "--boot-info".as_ref(),
+        scratch.join("boot-info.json").as_os_str(),
+        "--bootctl".as_ref(),
+        static_bootctl().as_os_str(),
+        "--yes".as_ref(),
+    ]);
+    assert!(out.status.success(), "deploy failed: {}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "image beta: /usr/share/fat/common.txt already brought by an earlier image, \
+             overwritten"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("already brought").count(), 1, "{stderr}");
+
+    let loop_disk = LoopDisk::attach(&disk);
+    let (efi, fat, swap) = (
+        loop_disk.partition(6),
+        loop_disk.partition(7),
+        loop_disk.partition(8),
+    );
+    let fstabs: Vec<String> = [4, 5]
+        .iter()
+        .map(|&number| {
+            let mount = Mount::new(
+                &loop_disk.partition(number),
+                &scratch.join(format!("check-{number}")),
+                "ro",
+            );
+            for mount_point in ["boot/efi", "usr/share/fat"] {
+                let dir = mount.path().join(mount_point);
+                if dir.exists() {
+                    assert_eq!(
+                        std::fs::read_dir(&dir).expect("a mount point").count(),
+                        0,
+                        "{} is left empty for the vfat mount",
+                        dir.display()
+                    );
+                }
+            }
+            read(&mount.path().join("etc/fstab"))
+        })
+        .collect();
+
+    let efi_id = blkid(&efi);
+    assert_eq!(efi_id.get("TYPE").map(String::as_str), Some("vfat"));
+    assert_eq!(efi_id.get("LABEL").map(String::as_str), Some("ALPHAEFI"));
+    let efi_line = fstab_fields(&fstabs[0], "/boot/efi");
+    assert_eq!(efi_line[0], format!("UUID={}", efi_id["UUID"]));
+    assert_eq!(efi_line[2], "vfat");
+    assert!(!fstabs[1].contains("/boot/efi"), "beta has no /boot/efi");
+    assert_eq!(
+        mtools("mtype", &efi, &["::/EFI/alpha/grubx64.efi"]),
+        "alpha loader\n"
+    );
+
+    let fat_id = blkid(&fat);
+    assert_eq!(fat_id.get("TYPE").map(String::as_str), Some("vfat"));
+    for fstab in &fstabs {
+        assert_eq!(
+            fstab_fields(fstab, "/usr/share/fat")[0],
+            format!("UUID={}", fat_id["UUID"])
+        );
+    }
+    let listing = mtools("mdir", &fat, &["-/", "-b", "::/"]);
+    for path in ["::/common.txt", "::/beta/b.txt"] {
+        assert!(listing.lines().any(|l| l == path), "{path}: {listing}");
+    }
+    assert_eq!(mtools("mtype", &fat, &["::/common.txt"]), "from beta\n");
+
+    let swap_id = blkid(&swap);
+    assert_eq!(swap_id.get("TYPE").map(String::as_str), Some("swap"));
+    assert_eq!(swap_id.get("LABEL").map(String::as_str), Some("swap0"));
+    for fstab in &fstabs {
+        assert_eq!(
+            fstab_fields(fstab, "none"),
+            [
+                format!("UUID={}", swap_id["UUID"]),
+                "none".into(),
+                "swap".into(),
+                "sw".into(),
+                "0".into(),
+                "0".into()
+            ]
+        );
+    }
+}
+
+#[test]
+fn a_mount_below_an_unmountable_vfat_is_refused_before_any_write() {
+    let filesystems = std::fs::read_to_string("/proc/filesystems").expect("/proc/filesystems");
+    assert!(
+        !filesystems
+            .lines()
+            .any(|l| l.split_whitespace().last() == Some("vfat")),
+        "this test expects a kernel that cannot mount vfat, as environment.md describes"
+    );
+    let scratch = TempDir::new("deploy-vfat-nested");
+    let tree = scratch.join("tree");
+    std::fs::create_dir(&tree).expect("creating an image tree");
+    let config = scratch.join("nested.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({
+            "images": [{"name": "solo", "image_pull_url": tree, "target": "/"}],
+            "partitions": [{
+                "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "400 MiB",
+                "volumes": [
+                    {"type": "partition", "mount": "/", "size": "100"},
+                    {"type": "partition", "mount": "/boot/efi", "size": "40",
+                     "file_system": "vfat"},
+                    {"type": "partition", "mount": "/boot/efi/extra", "size": "40"}
+                ]
+            }],
+            "partitions_policy": "clean"
+        })
+        .to_string(),
+    )
+    .expect("writing the config");
+    let disk = scratch.join("node.img");
+    let out = deployer(&[
+        "deploy".as_ref(),
+        config.as_os_str(),
+        "--disk".as_ref(),
+        format!("vda={}", disk.display()).as_ref(),
+        "--bootctl".as_ref(),
+        static_bootctl().as_os_str(),
+        "--yes".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "deployer: image solo: /boot/efi/extra is mounted below the vfat filesystem at \
+         /boot/efi, which this host's kernel cannot mount (its files go there through mtools)\n"
+    );
+    assert!(!disk.exists(), "the disk image was created");
+}

@@ -41,6 +41,14 @@ pub fn required_programs(plan: &Plan, mode: BootloaderConfig) -> Vec<&'static st
     if plan.filesystems.iter().any(|fs| fs.keep_data) {
         programs.insert("blkid");
     }
+    if plan
+        .filesystems
+        .iter()
+        .any(|fs| fs.fs_type == FileSystem::Vfat && fs.images.len() > 1)
+    {
+        // Lists a shared vfat filesystem filled through mtools, for the overlap report.
+        programs.insert("mdir");
+    }
     if mode == BootloaderConfig::OsProber {
         programs.extend(OS_PROBER_PROGRAMS);
     }
