@@ -178,10 +178,11 @@ pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) ->
     }
 }
 
-/// `bootctl` in the directory of the running deployer.
+/// The bootctl next to the running deployer, or the static build
+/// ([`tools::default_bootctl`]).
 fn default_bootctl() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find the deployer's own executable")?;
-    Ok(exe.with_file_name("bootctl"))
+    Ok(tools::default_bootctl(&exe))
 }
 
 /// What keeps this host from deploying `plan` at all, one line each; empty when nothing
@@ -222,12 +223,7 @@ pub fn refusals(plan: &Plan, bootctl: &Path, mode: BootloaderConfig) -> Vec<Stri
     let path = std::env::var("PATH").unwrap_or_default();
     out.extend(tools::missing(&tools::required_programs(plan, mode), &path));
     out.extend(tools::missing_grub_platforms());
-    if !bootctl.is_file() {
-        out.push(format!(
-            "bootctl binary {} not found (give --bootctl PATH)",
-            bootctl.display()
-        ));
-    }
+    out.extend(tools::bootctl_problem(bootctl));
     out
 }
 

@@ -837,3 +837,98 @@ fn a_mount_below_an_unmountable_vfat_is_refused_before_any_write() {
     );
     assert!(!disk.exists(), "the disk image was created");
 }
+
+/// A dynamically linked bootctl never goes into the images: given with `--bootctl`, or
+/// found next to the deployer, it is refused before any write with one line naming it
+/// and packaging/build-static-bootctl; by default the deployer takes the static build
+/// from its own cargo target directory instead.
+#[test]
+fn a_dynamically_linked_bootctl_is_refused_and_the_static_build_found() {
+    require_tools(&["readelf"]);
+    let dynamic = Path::new("/bin/true");
+    let headers = Command::new("readelf")
+        .arg("-l")
+        .arg(dynamic)
+        .output()
+        .expect("running readelf");
+    assert!(
+        String::from_utf8_lossy(&headers.stdout).contains("INTERP"),
+        "{} is expected to be dynamically linked",
+        dynamic.display()
+    );
+    let scratch = TempDir::new("deploy-bootctl");
+    let disk = scratch.join("node.img");
+    let missing_source = scratch.join("no-such-image").display().to_string();
+    let refusal = |path: &Path| {
+        format!(
+            "deployer: bootctl binary {} is dynamically linked; the images need the static \
+             build: run packaging/build-static-bootctl and give --bootctl the path it prints\n",
+            path.display()
+        )
+    };
+
+    // Writes solo.json, an image whose source is missing: every deploy below stops
+    // before any write, at the bootctl or at the source.
+    let out = deploy_one(&scratch, &missing_source, &disk, &["--yes"]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let config = scratch.join("solo.json");
+    let given = deployer(&[
+        "deploy".as_ref(),
+        config.as_os_str(),
+        "--disk".as_ref(),
+        format!("vda={}", disk.display()).as_ref(),
+        "--bootctl".as_ref(),
+        dynamic.as_os_str(),
+        "--yes".as_ref(),
+    ]);
+    assert_eq!(given.status.code(), Some(3), "{}", describe(&given));
+    assert!(
+        String::from_utf8_lossy(&given.stderr).contains(&refusal(dynamic)),
+        "{}",
+        describe(&given)
+    );
+
+    // A deployer in a cargo target directory of its own, without --bootctl.
+    let target = scratch.join("target");
+    let exe = target.join("debug/deployer");
+    std::fs::create_dir_all(exe.parent().expect("a directory")).expect("creating target/debug");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_deployer"), &exe).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_deployer"), &exe).expect("copying the deployer");
+    }
+    let beside = target.join("debug/bootctl");
+    std::fs::copy(dynamic, &beside).expect("copying a dynamic executable");
+    let by_default = || {
+        Command::new(&exe)
+            .arg("deploy")
+            .arg(&config)
+            .arg("--disk")
+            .arg(format!("vda={}", disk.display()))
+            .arg("--yes")
+            .stdin(Stdio::null())
+            .output()
+            .expect("running the linked deployer")
+    };
+    let out = by_default();
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&refusal(&beside)),
+        "{}",
+        describe(&out)
+    );
+    let static_build = target.join("static/x86_64-unknown-linux-gnu/release/bootctl");
+    std::fs::create_dir_all(static_build.parent().expect("a directory"))
+        .expect("creating the static build's directory");
+    std::fs::copy(static_bootctl(), &static_build).expect("copying the static bootctl");
+    let out = by_default();
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("bootctl binary"),
+        "the static build is taken: {stderr}"
+    );
+    assert!(
+        stderr.contains("does not exist"),
+        "the missing source: {stderr}"
+    );
+    assert!(!disk.exists(), "the disk image was created");
+}
