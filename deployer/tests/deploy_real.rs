@@ -932,3 +932,255 @@ fn a_dynamically_linked_bootctl_is_refused_and_the_static_build_found() {
     );
     assert!(!disk.exists(), "the disk image was created");
 }
+
+/// `--preserve-on-error`: a deploy that fails after partitioning leaves the new partition
+/// table and filesystems for debugging, and still unmounts and detaches everything.
+#[test]
+fn preserve_on_error_keeps_the_table_of_a_failed_deploy() {
+    require_tools(&["wipefs", "sfdisk", "mkfs.ext4", "mkfs.vfat", "blkid"]);
+    let scratch = TempDir::new("deploy-preserve");
+    let source = scratch.join("solo");
+    std::fs::create_dir_all(source.join("boot")).expect("creating an image without a kernel");
+    let disk = scratch.join("node.img");
+    let out = deploy_one(
+        &scratch,
+        &source.display().to_string(),
+        &disk,
+        &["--yes", "--preserve-on-error"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("deploy failed: image solo: no kernel (vmlinuz-*) in /boot"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--preserve-on-error: the disks are left as they are"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("wiped the partition table"), "{stderr}");
+    let table: Value = serde_json::from_slice(
+        &Command::new("sfdisk")
+            .arg("-J")
+            .arg(&disk)
+            .output()
+            .expect("sfdisk -J")
+            .stdout,
+    )
+    .expect("the planned table survived");
+    let sizes: Vec<u64> = table["partitiontable"]["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|p| p["size"].as_u64().expect("size") / 2048)
+        .collect();
+    assert_eq!(sizes, [1, 64, 100, 100], "{table}");
+    let loop_disk = LoopDisk::attach(&disk);
+    assert_eq!(
+        blkid(&loop_disk.partition(4))
+            .get("TYPE")
+            .map(String::as_str),
+        Some("ext4"),
+        "the image's root filesystem is left too"
+    );
+    drop(loop_disk);
+    assert_not_attached(&disk);
+}
+
+/// No loop device is backed by `disk` any more.
+fn assert_not_attached(disk: &Path) {
+    let backing = disk.display().to_string();
+    for entry in std::fs::read_dir("/sys/block")
+        .expect("/sys/block")
+        .flatten()
+    {
+        let file = entry.path().join("loop/backing_file");
+        if let Ok(name) = std::fs::read_to_string(&file) {
+            assert_ne!(name.trim(), backing, "{} is still attached", file.display());
+        }
+    }
+}
+
+/// `text` as one POSIX shell word.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// Runs `deployer ARGS` on a terminal (a pty from util-linux `script`), answers the
+/// confirmation prompt with `answer` once it is shown, and returns the exit status and
+/// everything the terminal showed.
+fn deploy_on_a_terminal(args: &[String], answer: &str) -> (Option<i32>, String) {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    const PROMPT: &str = "Destroy all data on vda (";
+    const LIMIT: Duration = Duration::from_secs(300);
+    let command = std::iter::once(env!("CARGO_BIN_EXE_deployer").to_owned())
+        .chain(args.iter().cloned())
+        .map(|arg| shell_quote(&arg))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut script = e2e::cmd::ChildGuard::spawn(
+        Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let shown = Arc::new(Mutex::new(String::new()));
+    let mut stdout = script.child_mut().stdout.take().expect("script's stdout");
+    let reader = {
+        let shown = Arc::clone(&shown);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                shown
+                    .lock()
+                    .expect("the terminal's text")
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let deadline = Instant::now() + LIMIT;
+    while !shown.lock().expect("the terminal's text").contains(PROMPT) {
+        assert!(
+            Instant::now() < deadline,
+            "no prompt within {LIMIT:?}: {}",
+            shown.lock().expect("the terminal's text")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut stdin = script.child_mut().stdin.take().expect("script's stdin");
+    stdin.write_all(answer.as_bytes()).expect("answering");
+    let status = script.wait_timeout(LIMIT);
+    drop(stdin);
+    reader.join().expect("the reader thread");
+    let text = shown.lock().expect("the terminal's text").clone();
+    assert!(status.is_some(), "no exit within {LIMIT:?}: {text}");
+    (status.and_then(|s| s.code()), text)
+}
+
+/// On a terminal, without `--yes`, deploy shows the plan and asks: "n" writes nothing,
+/// "y" deploys.
+#[test]
+fn on_a_terminal_deploy_asks_first() {
+    require_tools(&[
+        "script",
+        "wipefs",
+        "sfdisk",
+        "mkfs.ext4",
+        "mkfs.vfat",
+        "blkid",
+    ]);
+    let scratch = TempDir::new("deploy-tty");
+    let image = FixtureImage::new("solo");
+    let tree = scratch.join("solo");
+    std::fs::create_dir(&tree).expect("creating an image tree");
+    populate_image(&tree, &image);
+    let disk = scratch.join("node.img");
+    // Writes solo.json; the stand-in bootctl is not used below.
+    let out = deploy_one(&scratch, &tree.display().to_string(), &disk, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let boot_info = scratch.join("boot-info.json");
+    let args: Vec<String> = [
+        "deploy".to_owned(),
+        scratch.join("solo.json").display().to_string(),
+        "--disk".to_owned(),
+        format!("vda={}", disk.display()),
+        "--bootctl".to_owned(),
+        static_bootctl().display().to_string(),
+        "--boot-info".to_owned(),
+        boot_info.display().to_string(),
+    ]
+    .to_vec();
+
+    let (status, shown) = deploy_on_a_terminal(&args, "n");
+    assert_eq!(status, Some(2), "{shown}");
+    assert!(
+        shown.contains("Partitions policy clean"),
+        "the plan: {shown}"
+    );
+    assert!(
+        shown.contains("not confirmed; nothing was written"),
+        "{shown}"
+    );
+    assert!(!disk.exists(), "the disk image was created: {shown}");
+
+    let (status, shown) = deploy_on_a_terminal(&args, "y");
+    assert_eq!(status, Some(0), "{shown}");
+    assert!(shown.contains("deployed 1 image(s)"), "{shown}");
+    let info: Value = serde_json::from_str(&read(&boot_info)).expect("boot-info.json");
+    assert_eq!(info["elements"][0]["name"], "solo");
+    assert_not_attached(&disk);
+}
+
+/// The same deploy twice onto one disk-image file: the second redoes everything over the
+/// first. The second writes boot-info.json to the default `--boot-info`,
+/// `/tmp/boot-info.json` (no other test uses that path).
+#[test]
+fn an_image_file_deploys_twice_and_boot_info_goes_to_tmp_by_default() {
+    require_tools(TOOLS);
+    let scratch = TempDir::new("deploy-twice");
+    let alpha = FixtureImage::new("alpha");
+    let beta = FixtureImage::new("beta");
+    for image in [&alpha, &beta] {
+        let root = scratch.join(&image.name);
+        std::fs::create_dir(&root).expect("creating an image tree");
+        populate_image(&root, image);
+    }
+    let config_path = scratch.join("provision.json");
+    std::fs::write(
+        &config_path,
+        config(
+            &scratch.join("alpha").display().to_string(),
+            &scratch.join("beta").display().to_string(),
+            &alpha.image_uuid,
+            &beta.image_uuid,
+        ),
+    )
+    .expect("writing provision.json");
+    let disk = scratch.join("node.img");
+    let first_info = scratch.join("boot-info-first.json");
+    let default_info = Path::new("/tmp/boot-info.json");
+    let mut multiboot_uuids = Vec::new();
+    for boot_info in [Some(&first_info), None] {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "deploy".into(),
+            config_path.clone().into(),
+            "--disk".into(),
+            format!("vda={}", disk.display()).into(),
+            "--bootctl".into(),
+            static_bootctl().into(),
+            "--yes".into(),
+        ];
+        if let Some(path) = boot_info {
+            args.extend(["--boot-info".into(), path.into()]);
+        }
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let out = deployer(&args);
+        assert!(out.status.success(), "deploy: {}", describe(&out));
+        let written = boot_info.map_or(default_info, |p| p.as_path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("boot-info.json written to {}", written.display())),
+            "{stderr}"
+        );
+        let info: Value = serde_json::from_str(&read(written)).expect("boot-info.json");
+        multiboot_uuids.push(
+            info["multiboot_partition"]
+                .as_str()
+                .expect("uuid")
+                .to_owned(),
+        );
+    }
+    assert_ne!(multiboot_uuids[0], multiboot_uuids[1]);
+    assert_eq!(std::fs::metadata(&disk).expect("the disk").len(), 600 << 20);
+    let loop_disk = LoopDisk::attach(&disk);
+    assert_eq!(
+        blkid(&loop_disk.partition(3)).get("UUID"),
+        Some(&multiboot_uuids[1]),
+        "the multiboot partition is the second deploy's, as /tmp/boot-info.json says"
+    );
+}
