@@ -2,7 +2,9 @@
 //!
 //! First everything that can be known without writing is checked, and a deploy this host
 //! cannot do is refused with one line and status 3: LVM and RAID (no device-mapper or md
-//! here), a missing bootctl or program ([`tools`]), image sources that are missing, unreachable, of an unknown
+//! here), a bootctl that is missing or dynamically linked, a missing program ([`tools`]),
+//! a filesystem mounted below a vfat one that this kernel cannot mount, image sources
+//! that are missing, unreachable, of an unknown
 //! format, without the `sha256` a download needs (unless `--allow-unverified-downloads`)
 //! or a raw/qcow2 image that does not fit its partition ([`crate::source::preflight`]),
 //! disks that are in use ([`preflight`]). A policy that keeps the partition tables

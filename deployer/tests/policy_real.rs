@@ -5,7 +5,8 @@
 //! as planned, or whose kept filesystem is not what the plan keeps, is refused before
 //! anything is written (the whole file hashes the same after). A disk deployed before
 //! with the same layout is deployed again keeping the filesystems whose `keep_data` is
-//! true (their files and UUIDs) and making the others anew; it then boots.
+//! true (their files and UUIDs) and making the others anew, as a disk-image file and as
+//! a block device; it then boots.
 //!
 //! A missing tool fails the test and names `scripts/setup`.
 
@@ -319,6 +320,27 @@ fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
             !made.path().join("kept.txt").exists(),
             "/scratch (keep_data false) was made anew"
         );
+    }
+
+    // The same disk as a block device (a loop device, as a node's disk would be): the
+    // kept table is read through partx; / keeps its UUID and file again.
+    {
+        let loop_disk = LoopDisk::attach(&disk);
+        let out = deploy(
+            &verify,
+            loop_disk.device(),
+            &scratch.join("boot-info-blockdev.json"),
+        );
+        assert!(
+            out.status.success(),
+            "verify onto {}: {}",
+            loop_disk.device().display(),
+            describe(&out)
+        );
+        loop_disk.reread_partitions();
+        assert_eq!(uuid_of(&loop_disk.partition(4)), before[0]);
+        let root = Mount::new(&loop_disk.partition(4), &scratch.join("check-again"), "ro");
+        assert!(root.path().join("kept.txt").is_file());
     }
 
     // A kept filesystem that is not what the plan keeps: refused, nothing written.
