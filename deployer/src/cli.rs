@@ -74,16 +74,21 @@ pub enum Command {
     /// Partition the disks, deploy every image and install one GRUB for all of them
     ///
     /// Validates and plans as plan does, then refuses (status 3, before any write) what
-    /// this host cannot apply: LVM or RAID, a missing bootctl binary, an image source that
-    /// is missing or does not answer, a file of unknown format (tar, tar.gz, tar.xz,
-    /// tar.zst, raw ext2/3/4 or xfs image and qcow2 are known, by content), a raw or qcow2
-    /// image that does not fit its partition, a download without "sha256", disks that are
-    /// in use. On a terminal it shows the plan and asks before destroying anything, unless
-    /// --yes. A disk-image file that does not exist is created at the disk's planned size.
-    /// HTTP sources are downloaded into a private directory under $TMPDIR (else /tmp), one
-    /// image at a time, and their checksum verified. A deploy that fails after the first
-    /// write wipes the new partition tables (unless --preserve-on-error), names the failed
-    /// step and exits with status 1.
+    /// this host cannot apply: LVM or RAID, a missing or dynamically linked bootctl
+    /// binary, an image source that is missing or does not answer, a file of unknown
+    /// format (tar, tar.gz, tar.xz, tar.zst, raw ext2/3/4 or xfs image and qcow2 are
+    /// known, by content), a raw or qcow2 image that does not fit its partition, a
+    /// download without "sha256", disks that are in use. "partitions_policy": "verify"
+    /// (the default, as in Bareon) keeps the disks' partition tables and the filesystems
+    /// whose volume keeps its data ("keep_data", true by default), making the others
+    /// anew: a disk whose table or kept filesystem is not as planned is refused with its
+    /// first difference; "clean" partitions and formats the disks anew. On a terminal it
+    /// shows the plan and asks before destroying anything, unless --yes. A disk-image
+    /// file that does not exist is created at the disk's planned size. HTTP sources are
+    /// downloaded into a private directory under $TMPDIR (else /tmp), one image at a
+    /// time, and their checksum verified. A deploy that fails after the first write wipes
+    /// the new partition tables (unless --preserve-on-error; a kept table is never
+    /// wiped), names the failed step and exits with status 1.
     #[command(after_help = DEPLOY_HELP)]
     Deploy {
         /// The provision.json; "-" reads standard input.
@@ -95,8 +100,10 @@ pub enum Command {
         /// Where to write boot-info.json besides the multiboot partition and the images.
         #[arg(long, value_name = "PATH", default_value = "/tmp/boot-info.json")]
         boot_info: PathBuf,
-        /// The (static) bootctl installed into every image at /usr/sbin/bootctl; by
-        /// default the file "bootctl" next to the deployer executable.
+        /// The static bootctl installed into every image at /usr/sbin/bootctl (a
+        /// dynamically linked one is refused); by default the file "bootctl" next to the
+        /// deployer executable, else the static build packaging/build-static-bootctl
+        /// makes in the same cargo target directory.
         #[arg(long, value_name = "PATH")]
         bootctl: Option<PathBuf>,
         /// Do not ask before destroying the disks' data (needed without a terminal).

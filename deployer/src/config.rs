@@ -9,7 +9,8 @@
 //!
 //! Facts from Bareon (`bareon/drivers/data/ironic.py`, `bareon/objects/block_device.py`,
 //! `doc/source/deployment.rst`): `keep_data` and `fstab_enabled` default to true,
-//! `fstab_options` to `defaults`, the partitions policy to `verify`; a volume without
+//! `fstab_options` to `defaults` (`sw` for swap here, as Debian's installer writes it),
+//! the partitions policy to `verify`; a volume without
 //! `images` belongs to the first image. Keys that Bareon accepts but never uses (a vg's
 //! `label`, `min_size`, `keep_data` and `_allocate_size`, a pv's `keep_data`) are checked
 //! for their type and not kept.
@@ -112,12 +113,25 @@ pub enum ImageSource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PartitionsPolicy {
-    /// Compare the schema with the disks and keep volumes marked `keep_data`.
+    /// Compare the schema with the disks (refused when they differ), keep the partition
+    /// tables and the filesystems marked `keep_data`, make the others anew.
     Verify,
-    /// Wipe the disks and partition them from scratch.
+    /// Wipe the disks and partition them from scratch; `keep_data` is ignored.
     Clean,
-    /// Fuel's legacy behaviour.
+    /// Fuel's legacy behaviour: as `verify` when some filesystem keeps its data (Bareon
+    /// then skips partitioning), else as `clean`.
     NailgunLegacy,
+}
+
+impl PartitionsPolicy {
+    /// The name as in provision.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartitionsPolicy::Verify => "verify",
+            PartitionsPolicy::Clean => "clean",
+            PartitionsPolicy::NailgunLegacy => "nailgun_legacy",
+        }
+    }
 }
 
 /// One entry of `partitions[]`.
@@ -247,7 +261,8 @@ pub struct FsVolume {
     pub keep_data: bool,
     /// Listed in the images' fstab (`fstab_enabled`).
     pub fstab_enabled: bool,
-    /// The fstab options field (`fstab_options`).
+    /// The fstab options field (`fstab_options`; `sw` for swap, else `defaults`, when
+    /// not given).
     pub fstab_options: String,
     /// Filesystem label (`disk_label`; partitions and logical volumes only).
     pub label: Option<String>,

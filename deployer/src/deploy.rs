@@ -2,12 +2,18 @@
 //!
 //! First everything that can be known without writing is checked, and a deploy this host
 //! cannot do is refused with one line and status 3: LVM and RAID (no device-mapper or md
-//! here), a missing bootctl or program ([`tools`]), image sources that are missing, unreachable, of an unknown
+//! here), a bootctl that is missing or dynamically linked, a missing program ([`tools`]),
+//! a filesystem mounted below a vfat one that this kernel cannot mount, image sources
+//! that are missing, unreachable, of an unknown
 //! format, without the `sha256` a download needs (unless `--allow-unverified-downloads`)
 //! or a raw/qcow2 image that does not fit its partition ([`crate::source::preflight`]),
-//! disks that are in use ([`preflight`]). Then, confirmed on a terminal or by `--yes`, in a
-//! private mount namespace: the disks are attached ([`crate::apply::disk`]), wiped,
-//! partitioned and given their filesystems; every image, in config order, is fetched (an
+//! disks that are in use ([`preflight`]). A policy that keeps the partition tables
+//! (`partitions_policy` verify) needs them as planned and the filesystems that keep their
+//! data as planned too: a disk that differs is refused with its first mismatch, and the
+//! plan takes the UUIDs the kept filesystems have ([`kept`]). Then, confirmed on a
+//! terminal or by `--yes`, in a private mount namespace: the disks are attached
+//! ([`crate::apply::disk`]), wiped and partitioned (or their kept tables checked again)
+//! and given their filesystems (but those kept); every image, in config order, is fetched (an
 //! HTTP source downloaded into the private work directory and its checksum verified) and
 //! put onto its filesystems ([`crate::apply::image`]) with its fstab and bootctl; GRUB,
 //! grub.cfg, grubenv and boot-info.json go onto the multiboot partition
@@ -15,7 +21,8 @@
 //!
 //! A failure after the first write unmounts everything (the guards), deletes a partial
 //! download, wipes the new partition tables so that a half-written disk never boots
-//! (unless `--preserve-on-error`), detaches the loop devices and names the failed step.
+//! (unless `--preserve-on-error`; a kept table is never wiped, it holds kept data),
+//! detaches the loop devices and names the failed step.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -24,8 +31,10 @@ use anyhow::Context;
 
 use crate::apply::boot::{install_boot, BootInputs, BootloaderConfig};
 use crate::apply::disk::AttachedDisks;
-use crate::apply::image::{deploy_image, shared_mount_points, DeployedImage};
-use crate::apply::{preflight, tools};
+use crate::apply::image::{
+    deploy_image, kernel_mounts_vfat, shared_mount_points, vfat_nesting, DeployedImage,
+};
+use crate::apply::{kept, preflight, tools};
 use crate::cli::Exit;
 use crate::config::ProvisionConfig;
 use crate::plan::Plan;
@@ -66,6 +75,23 @@ pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) ->
         }
         return Exit::Invalid;
     }
+    let kept_plan;
+    let plan = if plan.keeps_partition_tables() {
+        match kept::read_existing(plan) {
+            Ok(existing) => {
+                kept_plan = existing;
+                &kept_plan
+            }
+            Err(problems) => {
+                for problem in problems {
+                    eprintln!("deployer: {problem}");
+                }
+                return Exit::Invalid;
+            }
+        }
+    } else {
+        plan
+    };
     let work = match WorkDir::create() {
         Ok(work) => work,
         Err(err) => {
@@ -137,6 +163,13 @@ pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) ->
             eprintln!("deployer: deploy failed: {err:#}");
             if options.preserve_on_error {
                 eprintln!("deployer: --preserve-on-error: the disks are left as they are");
+            } else if plan.keeps_partition_tables() {
+                eprintln!(
+                    "deployer: the partition tables and the kept filesystems are left as \
+                     they are (partitions_policy {}); the filesystems made anew may be \
+                     incomplete",
+                    plan.partitions_policy.as_str()
+                );
             } else {
                 for problem in disks.wipe() {
                     eprintln!("deployer: {problem}");
@@ -147,10 +180,11 @@ pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) ->
     }
 }
 
-/// `bootctl` in the directory of the running deployer.
+/// The bootctl next to the running deployer, or the static build
+/// ([`tools::default_bootctl`]).
 fn default_bootctl() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find the deployer's own executable")?;
-    Ok(exe.with_file_name("bootctl"))
+    Ok(tools::default_bootctl(&exe))
 }
 
 /// What keeps this host from deploying `plan` at all, one line each; empty when nothing
@@ -168,6 +202,17 @@ pub fn refusals(plan: &Plan, bootctl: &Path, mode: BootloaderConfig) -> Vec<Stri
             ));
         }
     }
+    if !kernel_mounts_vfat() {
+        for image in &plan.images {
+            if let Some((below, vfat)) = vfat_nesting(&image.mounts) {
+                out.push(format!(
+                    "image {}: {below} is mounted below the vfat filesystem at {vfat}, which \
+                     this host's kernel cannot mount (its files go there through mtools)",
+                    image.name
+                ));
+            }
+        }
+    }
     if mode == BootloaderConfig::OsProber {
         for image in plan.images.iter().filter(|image| image.separate_boot) {
             out.push(format!(
@@ -180,12 +225,7 @@ pub fn refusals(plan: &Plan, bootctl: &Path, mode: BootloaderConfig) -> Vec<Stri
     let path = std::env::var("PATH").unwrap_or_default();
     out.extend(tools::missing(&tools::required_programs(plan, mode), &path));
     out.extend(tools::missing_grub_platforms());
-    if !bootctl.is_file() {
-        out.push(format!(
-            "bootctl binary {} not found (give --bootctl PATH)",
-            bootctl.display()
-        ));
-    }
+    out.extend(tools::bootctl_problem(bootctl));
     out
 }
 
@@ -205,8 +245,28 @@ fn confirm(plan: &Plan, yes: bool) -> Result<bool, Exit> {
         .iter()
         .map(|d| format!("{} ({})", d.name, d.path.display()))
         .collect();
+    let kept: Vec<String> = plan
+        .filesystems
+        .iter()
+        .filter(|fs| fs.keep_data)
+        .map(|fs| fs.device.to_string())
+        .collect();
+    let prompt = if !plan.keeps_partition_tables() {
+        format!("Destroy all data on {}?", disks.join(", "))
+    } else if kept.is_empty() {
+        format!(
+            "Make every filesystem anew on {} (keeping the partition tables)?",
+            disks.join(", ")
+        )
+    } else {
+        format!(
+            "Make the filesystems anew on {}, keeping the data of {}?",
+            disks.join(", "),
+            kept.join(", ")
+        )
+    };
     dialoguer::Confirm::new()
-        .with_prompt(format!("Destroy all data on {}?", disks.join(", ")))
+        .with_prompt(prompt)
         .default(false)
         .interact()
         .map_err(|err| {
@@ -232,7 +292,11 @@ fn apply(
         disks.attach(disk)?;
     }
     for disk in &plan.disks {
-        disks.partition(disk)?;
+        if plan.keeps_partition_tables() {
+            disks.use_kept_table(disk)?;
+        } else {
+            disks.partition(disk)?;
+        }
     }
     disks.make_filesystems(plan)?;
     let mut deployed: Vec<DeployedImage> = Vec::new();

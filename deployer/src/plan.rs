@@ -38,7 +38,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::config::{
-    Disk, DiskVolume, FileSystem, FsVolume, Mount, ProvisionConfig, StorageEntry, VolumeGroup,
+    Disk, DiskVolume, FileSystem, FsVolume, Mount, PartitionsPolicy, ProvisionConfig, StorageEntry,
+    VolumeGroup,
 };
 use crate::size::{Size, MIB};
 use crate::validate::JsonPath;
@@ -144,6 +145,63 @@ pub struct Plan {
     pub needs_device_mapper: bool,
     /// md RAID is used: deploying needs the kernel's md driver.
     pub needs_md: bool,
+    /// The config's `partitions_policy`.
+    pub partitions_policy: PartitionsPolicy,
+}
+
+impl Plan {
+    /// The disks' partition tables are kept, not written: the `verify` policy, or
+    /// `nailgun_legacy` with a filesystem that keeps its data (as Bareon skips
+    /// partitioning then). Deploying needs every table to be as planned already.
+    pub fn keeps_partition_tables(&self) -> bool {
+        match self.partitions_policy {
+            PartitionsPolicy::Verify => true,
+            PartitionsPolicy::NailgunLegacy => self.filesystems.iter().any(|fs| fs.keep_data),
+            PartitionsPolicy::Clean => false,
+        }
+    }
+
+    /// The plan for disks whose kept partition tables and filesystems were read: every
+    /// partition of `partition_uuids` (disk, number, unique GUID) gets the GUID it has,
+    /// every filesystem of `filesystem_uuids` the UUID it has, and each image's mounts,
+    /// root and boot UUIDs and fstab follow.
+    pub fn with_existing(
+        mut self,
+        partition_uuids: &[(String, u32, String)],
+        filesystem_uuids: &[(Device, String)],
+    ) -> Plan {
+        for disk in &mut self.disks {
+            for partition in &mut disk.partitions {
+                if let Some((_, _, uuid)) = partition_uuids
+                    .iter()
+                    .find(|(name, number, _)| *name == disk.name && *number == partition.number)
+                {
+                    partition.partition_uuid = uuid.to_lowercase();
+                }
+            }
+        }
+        for fs in &mut self.filesystems {
+            if let Some((_, uuid)) = filesystem_uuids.iter().find(|(d, _)| *d == fs.device) {
+                fs.uuid = uuid.clone();
+            }
+        }
+        for image in &mut self.images {
+            for mount in &mut image.mounts {
+                if let Some(fs) = self.filesystems.iter().find(|fs| fs.device == mount.device) {
+                    mount.uuid = fs.uuid.clone();
+                }
+            }
+            image.root_uuid = uuid_at(&image.mounts, "/");
+            image.boot_uuid = uuid_at(&image.mounts, "/boot").or_else(|| image.root_uuid.clone());
+            let own: Vec<&FilesystemPlan> = self
+                .filesystems
+                .iter()
+                .filter(|fs| fs.images.contains(&image.name))
+                .collect();
+            image.fstab = fstab(&image.name, &own);
+        }
+        self
+    }
 }
 
 /// One disk's GPT.
@@ -171,6 +229,8 @@ pub struct PartitionPlan {
     pub type_guid: &'static str,
     /// The unique partition GUID: the config's `partition_guid`, else a new one.
     pub partition_uuid: String,
+    /// The GUID is the config's `partition_guid`: a kept partition table must have it.
+    pub partition_uuid_from_config: bool,
     /// The GPT partition name.
     pub name: Option<String>,
     /// GPT attribute bit 2, "legacy BIOS bootable".
@@ -313,6 +373,26 @@ pub struct FilesystemPlan {
     pub fstab_enabled: bool,
     pub fstab_options: String,
     pub purpose: Purpose,
+    /// Its data is kept: the volume's `keep_data` under a policy that keeps the partition
+    /// tables (never under `clean`). A kept filesystem is not made again, and keeps the
+    /// UUID it has on the disk ([`Plan::with_existing`]).
+    pub keep_data: bool,
+}
+
+impl FilesystemPlan {
+    /// Where the images use it, in a few words: `/srv of alpha, beta`, `swap of alpha`.
+    pub fn usage(&self) -> String {
+        let place = match &self.mount {
+            Mount::Path(path) => path.as_str(),
+            Mount::Swap => "swap",
+            Mount::None => "not mounted",
+        };
+        if self.images.is_empty() {
+            place.to_owned()
+        } else {
+            format!("{place} of {}", self.images.join(", "))
+        }
+    }
 }
 
 /// One image: where its filesystems are mounted while it is deployed, and how it boots.
@@ -476,6 +556,7 @@ pub fn plan(
     }
     let mut planner = Planner {
         ids,
+        policy: config.partitions_policy,
         errors: Vec::new(),
         filesystems: Vec::new(),
         raid_members: BTreeMap::new(),
@@ -520,12 +601,14 @@ pub fn plan(
         boot: boot.expect("no error, so a boot layout"),
         needs_device_mapper: planner.needs_device_mapper,
         needs_md: planner.needs_md,
+        partitions_policy: config.partitions_policy,
     })
 }
 
 /// The state of one planning run.
 struct Planner<'a, I: IdSource> {
     ids: &'a mut I,
+    policy: PartitionsPolicy,
     errors: Vec<PlanError>,
     filesystems: Vec<FilesystemPlan>,
     /// Raid members by their array's mount key (`/path` or `swap`).
@@ -678,6 +761,14 @@ fn volume_size(volume: &DiskVolume) -> Size {
     }
 }
 
+/// The UUID of the filesystem mounted at `mount_point`, if any.
+fn uuid_at(mounts: &[MountPlan], mount_point: &str) -> Option<String> {
+    mounts
+        .iter()
+        .find(|m| m.mount_point == mount_point)
+        .map(|m| m.uuid.clone())
+}
+
 /// The number of components of a mount point: `/` is 0, `/usr/share/common` 3.
 fn mount_depth(mount_point: &str) -> usize {
     mount_point.split('/').filter(|c| !c.is_empty()).count()
@@ -721,6 +812,8 @@ impl<I: IdSource> Planner<'_, I> {
             fstab_options: volume
                 .map_or_else(|| "defaults".to_string(), |v| v.fstab_options.clone()),
             purpose,
+            keep_data: self.policy != PartitionsPolicy::Clean
+                && volume.is_some_and(|v| v.keep_data),
         });
     }
 
@@ -743,6 +836,7 @@ impl<I: IdSource> Planner<'_, I> {
             kind,
             type_guid: kind.type_guid(),
             partition_uuid: self.ids.partition_uuid().to_string(),
+            partition_uuid_from_config: false,
             name,
             legacy_bios_bootable: false,
             purpose,
@@ -869,6 +963,7 @@ impl<I: IdSource> Planner<'_, I> {
                 DiskVolume::Partition(p) => {
                     if let Some(guid) = &p.partition_guid {
                         partition.partition_uuid = guid.clone();
+                        partition.partition_uuid_from_config = true;
                     }
                     if let Some(fs_type) = fs_type {
                         self.add_filesystem(
@@ -1052,14 +1147,8 @@ impl<I: IdSource> Planner<'_, I> {
                     (mount_depth(&a.mount_point), &a.mount_point)
                         .cmp(&(mount_depth(&b.mount_point), &b.mount_point))
                 });
-                let uuid_at = |mount_point: &str| {
-                    mounts
-                        .iter()
-                        .find(|m| m.mount_point == mount_point)
-                        .map(|m| m.uuid.clone())
-                };
-                let root_uuid = uuid_at("/");
-                let boot = uuid_at("/boot");
+                let root_uuid = uuid_at(&mounts, "/");
+                let boot = uuid_at(&mounts, "/boot");
                 ImagePlan {
                     name: image.name.clone(),
                     config_path: JsonPath::root().key("images").index(i),

@@ -55,10 +55,10 @@ fn table(header: &[&str], uuids: Uuids) -> Table {
     table
 }
 
-/// The plan as text: a partition table per disk, md arrays and volume groups, each image's
-/// mounts and fstab, then the boot layout.
+/// The plan as text: the partitions policy (what is kept), a partition table per disk, md
+/// arrays and volume groups, each image's mounts and fstab, then the boot layout.
 pub fn plan_text(plan: &Plan) -> String {
-    let mut out = String::new();
+    let mut out = policy_text(plan);
     for disk in &plan.disks {
         out.push_str(&format!(
             "Disk {} ({}, {} MiB, GPT, {}-byte sectors; sizes in MiB)\n",
@@ -186,6 +186,32 @@ pub fn plan_text(plan: &Plan) -> String {
     out
 }
 
+/// What the policy does to the disks, and which filesystems keep their data, one a line.
+fn policy_text(plan: &Plan) -> String {
+    let policy = plan.partitions_policy.as_str();
+    if !plan.keeps_partition_tables() {
+        return format!(
+            "Partitions policy {policy}: the disks are partitioned and formatted anew;\n\
+             no data is kept.\n\n"
+        );
+    }
+    let mut out = format!(
+        "Partitions policy {policy}: the partition tables must be as planned already\n\
+         and are kept. "
+    );
+    let kept: Vec<&FilesystemPlan> = plan.filesystems.iter().filter(|fs| fs.keep_data).collect();
+    if kept.is_empty() {
+        out.push_str("No filesystem keeps its data: every one is made anew.\n\n");
+        return out;
+    }
+    out.push_str("Filesystems that keep their data (and their UUIDs, read\nfrom the disks when deploying):\n");
+    for fs in kept {
+        out.push_str(&format!("  {}: {}\n", fs.device, fs.usage()));
+    }
+    out.push_str("Every other filesystem is made anew.\n\n");
+    out
+}
+
 fn filesystem_on<'a>(plan: &'a Plan, device: &Device) -> Option<&'a FilesystemPlan> {
     plan.filesystems.iter().find(|fs| fs.device == *device)
 }
@@ -216,9 +242,14 @@ fn use_of(plan: &Plan, device: &Device, purpose: &Purpose, fs: Option<&Filesyste
         Mount::Swap => "swap",
         Mount::None => "not mounted",
     };
-    if fs.images.is_empty() {
+    let used = if fs.images.is_empty() {
         place.to_string()
     } else {
         format!("{place} ({})", fs.images.join(", "))
+    };
+    if fs.keep_data {
+        format!("{used}, kept")
+    } else {
+        used
     }
 }

@@ -1383,7 +1383,14 @@ impl Checker {
                     ),
                 ))
             }
-            other => other.map(|options| options.unwrap_or("defaults").to_string()),
+            other => other.map(|options| {
+                let default = if matches!(mount, Ok(Mount::Swap)) {
+                    "sw"
+                } else {
+                    "defaults"
+                };
+                options.unwrap_or(default).to_string()
+            }),
         };
         let label = if kind == FsKind::Raid {
             Ok(None)

@@ -358,8 +358,7 @@ fn a_one_shot_switch_from_inside_boots_the_other_image_once() {
 }
 
 /// The two-image switch on UEFI (OVMF booting the deployer's `BOOTX64.EFI`): alpha
-/// switches to beta, beta comes up and switches back (what that writes is the same as on
-/// BIOS, proved by the three-image round; a third boot would only repeat the first).
+/// switches to beta, beta comes up and switches back, and alpha comes up again (A, B, A).
 #[test]
 fn images_switch_to_each_other_on_uefi() {
     let alpha = FixtureImage::new("alpha").run_script(&run_script("", Some("beta")));
@@ -374,13 +373,15 @@ fn images_switch_to_each_other_on_uefi() {
         &[
             Expect::first("alpha"),
             Expect::after("beta", "alpha ran `bootctl switch beta`"),
+            Expect::after("alpha", "beta ran `bootctl switch alpha`"),
         ],
     );
 
-    for (i, (running, other)) in [(&alpha, &beta), (&beta, &alpha)].into_iter().enumerate() {
+    let cycle = [(&alpha, &beta), (&beta, &alpha), (&alpha, &beta)];
+    for (i, (running, other)) in cycle.into_iter().enumerate() {
         check_views(
             &boots[i],
-            &format!("UEFI boot {} of 2 ({})", i + 1, running.name),
+            &format!("UEFI boot {} of 3 ({})", i + 1, running.name),
             &node,
             running,
             Choice {
@@ -398,8 +399,8 @@ fn images_switch_to_each_other_on_uefi() {
 /// The specification's flow (`--bootloader-config os-prober`: grub-mkconfig with os-prober
 /// makes grub.cfg, the default a literal `set default=`): the default image comes up on
 /// BIOS and switches to the other from inside, which then comes up on UEFI and switches
-/// back. boot-info.json's grub ids count os-prober's "Advanced options" submenus as one
-/// entry each, as GRUB does.
+/// back, and the first comes up again on BIOS (A, B, A). boot-info.json's grub ids count
+/// os-prober's "Advanced options" submenus as one entry each, as GRUB does.
 #[test]
 fn images_switch_to_each_other_in_os_prober_mode() {
     let alpha = FixtureImage::new("alpha").run_script(&run_script("", Some("beta")));
@@ -433,9 +434,17 @@ fn images_switch_to_each_other_in_os_prober_mode() {
         "boot-os-prober-uefi",
         &[Expect::after("beta", "alpha ran `bootctl switch beta`")],
     );
-    for (boot, (which, running, other)) in first.iter().chain(&second).zip([
-        ("os-prober mode, BIOS boot (alpha)", &alpha, &beta),
-        ("os-prober mode, UEFI boot (beta)", &beta, &alpha),
+    let third = boot_chain(
+        &node.disk,
+        Firmware::Bios,
+        BOOT_TIMEOUT,
+        "boot-os-prober-bios-again",
+        &[Expect::after("alpha", "beta ran `bootctl switch alpha`")],
+    );
+    for (boot, (which, running, other)) in first.iter().chain(&second).chain(&third).zip([
+        ("os-prober mode, BIOS boot 1 of 3 (alpha)", &alpha, &beta),
+        ("os-prober mode, UEFI boot 2 of 3 (beta)", &beta, &alpha),
+        ("os-prober mode, BIOS boot 3 of 3 (alpha)", &alpha, &beta),
     ]) {
         check_views(
             boot,

@@ -371,7 +371,8 @@ fn deploy_one(scratch: &TempDir, url: &str, disk: &Path, extra: &[&str]) -> Outp
             "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "400 MiB",
             "volumes": [{"type": "partition", "mount": "/", "size": "100",
                          "file_system": "ext4"}]
-        }]
+        }],
+        "partitions_policy": "clean"
     });
     let path = scratch.join("solo.json");
     std::fs::write(&path, config.to_string()).expect("writing the config");
@@ -503,7 +504,8 @@ fn a_missing_program_is_refused_before_any_write() {
                 "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "400 MiB",
                 "volumes": [{"type": "partition", "mount": "/", "size": "100",
                              "file_system": "xfs"}]
-            }]
+            }],
+            "partitions_policy": "clean"
         })
         .to_string(),
     )
@@ -608,5 +610,577 @@ fn a_block_device_deploys_twice_and_boots() {
         &outcome,
         "beta",
         "boot of a disk deployed twice as a block device",
+    );
+}
+
+/// `mtools PROGRAM -i DEV ARGS...` (mdir, mtype) on a vfat partition; its stdout.
+fn mtools(program: &str, dev: &Path, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .arg("-i")
+        .arg(dev)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(out.status.success(), "{program}: {}", describe(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The fstab line of `mount_point` (`none` for swap), split into its fields.
+fn fstab_fields(fstab: &str, mount_point: &str) -> Vec<String> {
+    fstab
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .find(|fields| fields.get(1).map(String::as_str) == Some(mount_point))
+        .unwrap_or_else(|| panic!("no {mount_point} line in fstab:\n{fstab}"))
+}
+
+/// Swap and vfat data volumes in a real deploy: the swap area gets its planned UUID and
+/// an fstab line in both images; alpha's `/boot/efi` and a vfat partition shared by both
+/// images get their planned volume ids and labels, fstab lines, and the images' files
+/// under their mount points (through mtools on this host, whose kernel cannot mount
+/// vfat), beta's copy of a file alpha brought too being reported.
+#[test]
+fn swap_and_vfat_volumes_get_their_ids_fstab_lines_and_files() {
+    require_tools(&[
+        "wipefs",
+        "sfdisk",
+        "partx",
+        "blkid",
+        "mkfs.ext4",
+        "mkfs.vfat",
+        "mkswap",
+        "mmd",
+        "mcopy",
+        "mdir",
+        "mtype",
+        "grub-mkimage",
+        "grub-install",
+        "mount",
+        "umount",
+    ]);
+    let scratch = TempDir::new("deploy-vfat");
+    let alpha = FixtureImage::new("alpha")
+        .file("boot/efi/EFI/alpha/grubx64.efi", "alpha loader\n", 0o644)
+        .file("usr/share/fat/common.txt", "from alpha\n", 0o644);
+    let beta = FixtureImage::new("beta")
+        .file("usr/share/fat/common.txt", "from beta\n", 0o644)
+        .file("usr/share/fat/beta/b.txt", "b\n", 0o644);
+    for image in [&alpha, &beta] {
+        let root = scratch.join(&image.name);
+        std::fs::create_dir(&root).expect("creating an image tree");
+        populate_image(&root, image);
+    }
+    let config_path = scratch.join("provision.json");
+    let config = serde_json::json!({
+        "images": [
+            {"name": "alpha", "image_pull_url": scratch.join("alpha"), "target": "/"},
+            {"name": "beta", "image_pull_url": scratch.join("beta"), "target": "/"}
+        ],
+        "partitions": [{
+            "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "700 MiB",
+            "volumes": [
+                {"type": "partition", "mount": "/", "size": "160", "images": ["alpha"]},
+                {"type": "partition", "mount": "/", "size": "160", "images": ["beta"]},
+                {"type": "partition", "mount": "/boot/efi", "size": "40", "images": ["alpha"],
+                 "file_system": "vfat", "disk_label": "ALPHAEFI"},
+                {"type": "partition", "mount": "/usr/share/fat", "size": "40",
+                 "images": ["alpha", "beta"], "file_system": "vfat"},
+                {"type": "partition", "mount": "swap", "size": "16",
+                 "images": ["alpha", "beta"], "disk_label": "swap0"}
+            ]
+        }],
+        "partitions_policy": "clean"
+    });
+    std::fs::write(&config_path, config.to_string()).expect("writing provision.json");
+    let disk = scratch.join("node.img");
+    let out = deployer(&[
+        "deploy".as_ref(),
+        config_path.as_os_str(),
+        "--disk".as_ref(),
+        format!("vda={}", disk.display()).as_ref(),
+        "--boot-info".as_ref(),
+        scratch.join("boot-info.json").as_os_str(),
+        "--bootctl".as_ref(),
+        static_bootctl().as_os_str(),
+        "--yes".as_ref(),
+    ]);
+    assert!(out.status.success(), "deploy failed: {}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "image beta: /usr/share/fat/common.txt already brought by an earlier image, \
+             overwritten"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("already brought").count(), 1, "{stderr}");
+
+    let loop_disk = LoopDisk::attach(&disk);
+    let (efi, fat, swap) = (
+        loop_disk.partition(6),
+        loop_disk.partition(7),
+        loop_disk.partition(8),
+    );
+    let fstabs: Vec<String> = [4, 5]
+        .iter()
+        .map(|&number| {
+            let mount = Mount::new(
+                &loop_disk.partition(number),
+                &scratch.join(format!("check-{number}")),
+                "ro",
+            );
+            for mount_point in ["boot/efi", "usr/share/fat"] {
+                let dir = mount.path().join(mount_point);
+                if dir.exists() {
+                    assert_eq!(
+                        std::fs::read_dir(&dir).expect("a mount point").count(),
+                        0,
+                        "{} is left empty for the vfat mount",
+                        dir.display()
+                    );
+                }
+            }
+            read(&mount.path().join("etc/fstab"))
+        })
+        .collect();
+
+    let efi_id = blkid(&efi);
+    assert_eq!(efi_id.get("TYPE").map(String::as_str), Some("vfat"));
+    assert_eq!(efi_id.get("LABEL").map(String::as_str), Some("ALPHAEFI"));
+    let efi_line = fstab_fields(&fstabs[0], "/boot/efi");
+    assert_eq!(efi_line[0], format!("UUID={}", efi_id["UUID"]));
+    assert_eq!(efi_line[2], "vfat");
+    assert!(!fstabs[1].contains("/boot/efi"), "beta has no /boot/efi");
+    assert_eq!(
+        mtools("mtype", &efi, &["::/EFI/alpha/grubx64.efi"]),
+        "alpha loader\n"
+    );
+
+    let fat_id = blkid(&fat);
+    assert_eq!(fat_id.get("TYPE").map(String::as_str), Some("vfat"));
+    for fstab in &fstabs {
+        assert_eq!(
+            fstab_fields(fstab, "/usr/share/fat")[0],
+            format!("UUID={}", fat_id["UUID"])
+        );
+    }
+    let listing = mtools("mdir", &fat, &["-/", "-b", "::/"]);
+    for path in ["::/common.txt", "::/beta/b.txt"] {
+        assert!(listing.lines().any(|l| l == path), "{path}: {listing}");
+    }
+    assert_eq!(mtools("mtype", &fat, &["::/common.txt"]), "from beta\n");
+
+    let swap_id = blkid(&swap);
+    assert_eq!(swap_id.get("TYPE").map(String::as_str), Some("swap"));
+    assert_eq!(swap_id.get("LABEL").map(String::as_str), Some("swap0"));
+    for fstab in &fstabs {
+        assert_eq!(
+            fstab_fields(fstab, "none"),
+            [
+                format!("UUID={}", swap_id["UUID"]),
+                "none".into(),
+                "swap".into(),
+                "sw".into(),
+                "0".into(),
+                "0".into()
+            ]
+        );
+    }
+}
+
+#[test]
+fn a_mount_below_an_unmountable_vfat_is_refused_before_any_write() {
+    let filesystems = std::fs::read_to_string("/proc/filesystems").expect("/proc/filesystems");
+    assert!(
+        !filesystems
+            .lines()
+            .any(|l| l.split_whitespace().last() == Some("vfat")),
+        "this test expects a kernel that cannot mount vfat, as environment.md describes"
+    );
+    let scratch = TempDir::new("deploy-vfat-nested");
+    let tree = scratch.join("tree");
+    std::fs::create_dir(&tree).expect("creating an image tree");
+    let config = scratch.join("nested.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({
+            "images": [{"name": "solo", "image_pull_url": tree, "target": "/"}],
+            "partitions": [{
+                "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "400 MiB",
+                "volumes": [
+                    {"type": "partition", "mount": "/", "size": "100"},
+                    {"type": "partition", "mount": "/boot/efi", "size": "40",
+                     "file_system": "vfat"},
+                    {"type": "partition", "mount": "/boot/efi/extra", "size": "40"}
+                ]
+            }],
+            "partitions_policy": "clean"
+        })
+        .to_string(),
+    )
+    .expect("writing the config");
+    let disk = scratch.join("node.img");
+    let out = deployer(&[
+        "deploy".as_ref(),
+        config.as_os_str(),
+        "--disk".as_ref(),
+        format!("vda={}", disk.display()).as_ref(),
+        "--bootctl".as_ref(),
+        static_bootctl().as_os_str(),
+        "--yes".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "deployer: image solo: /boot/efi/extra is mounted below the vfat filesystem at \
+         /boot/efi, which this host's kernel cannot mount (its files go there through mtools)\n"
+    );
+    assert!(!disk.exists(), "the disk image was created");
+}
+
+/// A dynamically linked bootctl never goes into the images: given with `--bootctl`, or
+/// found next to the deployer, it is refused before any write with one line naming it
+/// and packaging/build-static-bootctl; by default the deployer takes the static build
+/// from its own cargo target directory instead.
+#[test]
+fn a_dynamically_linked_bootctl_is_refused_and_the_static_build_found() {
+    require_tools(&["readelf"]);
+    let dynamic = Path::new("/bin/true");
+    let headers = Command::new("readelf")
+        .arg("-l")
+        .arg(dynamic)
+        .output()
+        .expect("running readelf");
+    assert!(
+        String::from_utf8_lossy(&headers.stdout).contains("INTERP"),
+        "{} is expected to be dynamically linked",
+        dynamic.display()
+    );
+    let scratch = TempDir::new("deploy-bootctl");
+    let disk = scratch.join("node.img");
+    let missing_source = scratch.join("no-such-image").display().to_string();
+    let refusal = |path: &Path| {
+        format!(
+            "deployer: bootctl binary {} is dynamically linked; the images need the static \
+             build: run packaging/build-static-bootctl and give --bootctl the path it prints\n",
+            path.display()
+        )
+    };
+
+    // Writes solo.json, an image whose source is missing: every deploy below stops
+    // before any write, at the bootctl or at the source.
+    let out = deploy_one(&scratch, &missing_source, &disk, &["--yes"]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let config = scratch.join("solo.json");
+    let given = deployer(&[
+        "deploy".as_ref(),
+        config.as_os_str(),
+        "--disk".as_ref(),
+        format!("vda={}", disk.display()).as_ref(),
+        "--bootctl".as_ref(),
+        dynamic.as_os_str(),
+        "--yes".as_ref(),
+    ]);
+    assert_eq!(given.status.code(), Some(3), "{}", describe(&given));
+    assert!(
+        String::from_utf8_lossy(&given.stderr).contains(&refusal(dynamic)),
+        "{}",
+        describe(&given)
+    );
+
+    // A deployer in a cargo target directory of its own, without --bootctl.
+    let target = scratch.join("target");
+    let exe = target.join("debug/deployer");
+    std::fs::create_dir_all(exe.parent().expect("a directory")).expect("creating target/debug");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_deployer"), &exe).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_deployer"), &exe).expect("copying the deployer");
+    }
+    let beside = target.join("debug/bootctl");
+    std::fs::copy(dynamic, &beside).expect("copying a dynamic executable");
+    let by_default = || {
+        Command::new(&exe)
+            .arg("deploy")
+            .arg(&config)
+            .arg("--disk")
+            .arg(format!("vda={}", disk.display()))
+            .arg("--yes")
+            .stdin(Stdio::null())
+            .output()
+            .expect("running the linked deployer")
+    };
+    let out = by_default();
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&refusal(&beside)),
+        "{}",
+        describe(&out)
+    );
+    let static_build = target.join("static/x86_64-unknown-linux-gnu/release/bootctl");
+    std::fs::create_dir_all(static_build.parent().expect("a directory"))
+        .expect("creating the static build's directory");
+    std::fs::copy(static_bootctl(), &static_build).expect("copying the static bootctl");
+    let out = by_default();
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("bootctl binary"),
+        "the static build is taken: {stderr}"
+    );
+    assert!(
+        stderr.contains("does not exist"),
+        "the missing source: {stderr}"
+    );
+    assert!(!disk.exists(), "the disk image was created");
+}
+
+/// `--preserve-on-error`: a deploy that fails after partitioning leaves the new partition
+/// table and filesystems for debugging, and still unmounts and detaches everything.
+#[test]
+fn preserve_on_error_keeps_the_table_of_a_failed_deploy() {
+    require_tools(&["wipefs", "sfdisk", "mkfs.ext4", "mkfs.vfat", "blkid"]);
+    let scratch = TempDir::new("deploy-preserve");
+    let source = scratch.join("solo");
+    std::fs::create_dir_all(source.join("boot")).expect("creating an image without a kernel");
+    let disk = scratch.join("node.img");
+    let out = deploy_one(
+        &scratch,
+        &source.display().to_string(),
+        &disk,
+        &["--yes", "--preserve-on-error"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("deploy failed: image solo: no kernel (vmlinuz-*) in /boot"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--preserve-on-error: the disks are left as they are"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("wiped the partition table"), "{stderr}");
+    let table: Value = serde_json::from_slice(
+        &Command::new("sfdisk")
+            .arg("-J")
+            .arg(&disk)
+            .output()
+            .expect("sfdisk -J")
+            .stdout,
+    )
+    .expect("the planned table survived");
+    let sizes: Vec<u64> = table["partitiontable"]["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|p| p["size"].as_u64().expect("size") / 2048)
+        .collect();
+    assert_eq!(sizes, [1, 64, 100, 100], "{table}");
+    let loop_disk = LoopDisk::attach(&disk);
+    assert_eq!(
+        blkid(&loop_disk.partition(4))
+            .get("TYPE")
+            .map(String::as_str),
+        Some("ext4"),
+        "the image's root filesystem is left too"
+    );
+    drop(loop_disk);
+    assert_not_attached(&disk);
+}
+
+/// No loop device is backed by `disk` any more.
+fn assert_not_attached(disk: &Path) {
+    let backing = disk.display().to_string();
+    for entry in std::fs::read_dir("/sys/block")
+        .expect("/sys/block")
+        .flatten()
+    {
+        let file = entry.path().join("loop/backing_file");
+        if let Ok(name) = std::fs::read_to_string(&file) {
+            assert_ne!(name.trim(), backing, "{} is still attached", file.display());
+        }
+    }
+}
+
+/// `text` as one POSIX shell word.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// Runs `deployer ARGS` on a terminal (a pty from util-linux `script`), answers the
+/// confirmation prompt with `answer` once it is shown, and returns the exit status and
+/// everything the terminal showed.
+fn deploy_on_a_terminal(args: &[String], answer: &str) -> (Option<i32>, String) {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    const PROMPT: &str = "Destroy all data on vda (";
+    const LIMIT: Duration = Duration::from_secs(300);
+    let command = std::iter::once(env!("CARGO_BIN_EXE_deployer").to_owned())
+        .chain(args.iter().cloned())
+        .map(|arg| shell_quote(&arg))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut script = e2e::cmd::ChildGuard::spawn(
+        Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let shown = Arc::new(Mutex::new(String::new()));
+    let mut stdout = script.child_mut().stdout.take().expect("script's stdout");
+    let reader = {
+        let shown = Arc::clone(&shown);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                shown
+                    .lock()
+                    .expect("the terminal's text")
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let deadline = Instant::now() + LIMIT;
+    while !shown.lock().expect("the terminal's text").contains(PROMPT) {
+        assert!(
+            Instant::now() < deadline,
+            "no prompt within {LIMIT:?}: {}",
+            shown.lock().expect("the terminal's text")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut stdin = script.child_mut().stdin.take().expect("script's stdin");
+    stdin.write_all(answer.as_bytes()).expect("answering");
+    let status = script.wait_timeout(LIMIT);
+    drop(stdin);
+    reader.join().expect("the reader thread");
+    let text = shown.lock().expect("the terminal's text").clone();
+    assert!(status.is_some(), "no exit within {LIMIT:?}: {text}");
+    (status.and_then(|s| s.code()), text)
+}
+
+/// On a terminal, without `--yes`, deploy shows the plan and asks: "n" writes nothing,
+/// "y" deploys.
+#[test]
+fn on_a_terminal_deploy_asks_first() {
+    require_tools(&[
+        "script",
+        "wipefs",
+        "sfdisk",
+        "mkfs.ext4",
+        "mkfs.vfat",
+        "blkid",
+    ]);
+    let scratch = TempDir::new("deploy-tty");
+    let image = FixtureImage::new("solo");
+    let tree = scratch.join("solo");
+    std::fs::create_dir(&tree).expect("creating an image tree");
+    populate_image(&tree, &image);
+    let disk = scratch.join("node.img");
+    // Writes solo.json; the stand-in bootctl is not used below.
+    let out = deploy_one(&scratch, &tree.display().to_string(), &disk, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let boot_info = scratch.join("boot-info.json");
+    let args: Vec<String> = [
+        "deploy".to_owned(),
+        scratch.join("solo.json").display().to_string(),
+        "--disk".to_owned(),
+        format!("vda={}", disk.display()),
+        "--bootctl".to_owned(),
+        static_bootctl().display().to_string(),
+        "--boot-info".to_owned(),
+        boot_info.display().to_string(),
+    ]
+    .to_vec();
+
+    let (status, shown) = deploy_on_a_terminal(&args, "n");
+    assert_eq!(status, Some(2), "{shown}");
+    assert!(
+        shown.contains("Partitions policy clean"),
+        "the plan: {shown}"
+    );
+    assert!(
+        shown.contains("not confirmed; nothing was written"),
+        "{shown}"
+    );
+    assert!(!disk.exists(), "the disk image was created: {shown}");
+
+    let (status, shown) = deploy_on_a_terminal(&args, "y");
+    assert_eq!(status, Some(0), "{shown}");
+    assert!(shown.contains("deployed 1 image(s)"), "{shown}");
+    let info: Value = serde_json::from_str(&read(&boot_info)).expect("boot-info.json");
+    assert_eq!(info["elements"][0]["name"], "solo");
+    assert_not_attached(&disk);
+}
+
+/// The same deploy twice onto one disk-image file: the second redoes everything over the
+/// first. The second writes boot-info.json to the default `--boot-info`,
+/// `/tmp/boot-info.json` (no other test uses that path).
+#[test]
+fn an_image_file_deploys_twice_and_boot_info_goes_to_tmp_by_default() {
+    require_tools(TOOLS);
+    let scratch = TempDir::new("deploy-twice");
+    let alpha = FixtureImage::new("alpha");
+    let beta = FixtureImage::new("beta");
+    for image in [&alpha, &beta] {
+        let root = scratch.join(&image.name);
+        std::fs::create_dir(&root).expect("creating an image tree");
+        populate_image(&root, image);
+    }
+    let config_path = scratch.join("provision.json");
+    std::fs::write(
+        &config_path,
+        config(
+            &scratch.join("alpha").display().to_string(),
+            &scratch.join("beta").display().to_string(),
+            &alpha.image_uuid,
+            &beta.image_uuid,
+        ),
+    )
+    .expect("writing provision.json");
+    let disk = scratch.join("node.img");
+    let first_info = scratch.join("boot-info-first.json");
+    let default_info = Path::new("/tmp/boot-info.json");
+    let mut multiboot_uuids = Vec::new();
+    for boot_info in [Some(&first_info), None] {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "deploy".into(),
+            config_path.clone().into(),
+            "--disk".into(),
+            format!("vda={}", disk.display()).into(),
+            "--bootctl".into(),
+            static_bootctl().into(),
+            "--yes".into(),
+        ];
+        if let Some(path) = boot_info {
+            args.extend(["--boot-info".into(), path.into()]);
+        }
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let out = deployer(&args);
+        assert!(out.status.success(), "deploy: {}", describe(&out));
+        let written = boot_info.map_or(default_info, |p| p.as_path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("boot-info.json written to {}", written.display())),
+            "{stderr}"
+        );
+        let info: Value = serde_json::from_str(&read(written)).expect("boot-info.json");
+        multiboot_uuids.push(
+            info["multiboot_partition"]
+                .as_str()
+                .expect("uuid")
+                .to_owned(),
+        );
+    }
+    assert_ne!(multiboot_uuids[0], multiboot_uuids[1]);
+    assert_eq!(std::fs::metadata(&disk).expect("the disk").len(), 600 << 20);
+    let loop_disk = LoopDisk::attach(&disk);
+    assert_eq!(
+        blkid(&loop_disk.partition(3)).get("UUID"),
+        Some(&multiboot_uuids[1]),
+        "the multiboot partition is the second deploy's, as /tmp/boot-info.json says"
     );
 }

@@ -1,5 +1,6 @@
 //! The planned disks made real: disk-image files created and attached to loop devices,
-//! old signatures wiped, the planned GPT written and checked, every filesystem made.
+//! old signatures wiped, the planned GPT written and checked (or a kept one checked
+//! again), every filesystem made but those that keep their data.
 //! [`AttachedDisks`] keeps the loop devices (detached on drop) and finds each partition's
 //! device node.
 
@@ -11,7 +12,7 @@ use anyhow::{bail, Context};
 use shared::loopdev::LoopDevice;
 
 use crate::apply::mkfs::mkfs_command;
-use crate::apply::partition::{check_table, sfdisk_script};
+use crate::apply::partition::{check_kept_table, check_table, sfdisk_script};
 use crate::apply::runner::{run, run_with_input};
 use crate::plan::{Device, DiskPlan, Plan};
 
@@ -121,7 +122,40 @@ impl AttachedDisks {
             ),
             sfdisk_script(disk).as_bytes(),
         )?;
+        let json = self.show_partitions(disk)?;
+        check_table(disk, &json).map_err(|errors| {
+            anyhow::anyhow!(
+                "check the partition table of disk {}: {}",
+                disk.name,
+                errors.join("; ")
+            )
+        })
+    }
+
+    /// Uses the partition table `disk` has, which the deploy keeps (`partitions_policy`
+    /// verify): waits for the partitions and checks the table again against the plan, in
+    /// case it changed since it was first read. Nothing is written.
+    pub fn use_kept_table(&self, disk: &DiskPlan) -> anyhow::Result<()> {
+        eprintln!(
+            "deployer: keeping the partition table of disk {} ({})",
+            disk.name,
+            self.device(&disk.name)?.display()
+        );
+        let json = self.show_partitions(disk)?;
+        check_kept_table(disk, &json).map(|_| ()).map_err(|errors| {
+            anyhow::anyhow!(
+                "check the kept partition table of disk {}: {}",
+                disk.name,
+                errors.join("; ")
+            )
+        })
+    }
+
+    /// Has the kernel read `disk`'s table, waits for every planned partition's device
+    /// node and returns what `sfdisk -J` reads of the table.
+    fn show_partitions(&self, disk: &DiskPlan) -> anyhow::Result<String> {
         let attached = self.get(&disk.name)?;
+        let device = attached.device.clone();
         if attached.loop_device.is_none() {
             let step = format!("re-read the partition table of disk {}", disk.name);
             run(&step, &with_path(os(&["partx", "-u"]), &device))?;
@@ -132,17 +166,10 @@ impl AttachedDisks {
         for partition in &disk.partitions {
             self.partition_node(&disk.name, partition.number)?;
         }
-        let json = run(
+        Ok(run(
             &format!("read back the partition table of disk {}", disk.name),
             &with_path(os(&["sfdisk", "-J"]), &device),
-        )?;
-        check_table(disk, &json).map_err(|errors| {
-            anyhow::anyhow!(
-                "check the partition table of disk {}: {}",
-                disk.name,
-                errors.join("; ")
-            )
-        })
+        )?)
     }
 
     /// The device node of partition `number` of disk `name`.
@@ -180,10 +207,21 @@ impl AttachedDisks {
         }
     }
 
-    /// Makes every planned filesystem with its planned UUID and label.
+    /// Makes every planned filesystem with its planned UUID and label, except those that
+    /// keep their data.
     pub fn make_filesystems(&self, plan: &Plan) -> anyhow::Result<()> {
         for fs in &plan.filesystems {
             let node = self.node(&fs.device)?;
+            if fs.keep_data {
+                eprintln!(
+                    "deployer: keeping {} {} on {} ({})",
+                    fs.fs_type.as_str(),
+                    fs.uuid,
+                    fs.device,
+                    node.display()
+                );
+                continue;
+            }
             eprintln!(
                 "deployer: making {} on {} ({})",
                 fs.fs_type.as_str(),

@@ -9,7 +9,9 @@
 //! The thin layer that touches the system comes on top: [`runner`] runs every external
 //! command (named step, stdin closed, stderr tail in the error), and [`preflight`] checks
 //! every planned disk (there, large enough, not mounted, swap, held or the running root)
-//! before the first write, as [`tools`] checks every program the deploy will run.
+//! before the first write, as [`tools`] checks every program the deploy will run, and
+//! [`kept`] reads the partition tables and filesystems a deploy keeps
+//! (`partitions_policy` verify) and checks them against the plan.
 //!
 //! Deploying uses them: [`disk`] attaches, partitions and formats the disks, [`image`]
 //! puts each image onto its mounted filesystems with its fstab and bootctl (a raw or qcow2
@@ -24,6 +26,7 @@ pub mod copy;
 pub mod disk;
 pub mod fsimage;
 pub mod image;
+pub mod kept;
 pub mod mkfs;
 pub mod osprober;
 pub mod partition;

@@ -5,7 +5,8 @@
 //! its name and attributes, so sfdisk decides nothing. [`check_table`] compares what
 //! `sfdisk -J` reads back with the plan, so a table that sfdisk adjusted (aligned,
 //! shrank, renumbered) or that another writer changed is caught before any filesystem is
-//! made on it. Both are pure.
+//! made on it. [`check_kept_table`] compares a table that the deploy keeps
+//! (`partitions_policy` verify) with the plan before anything is written. All are pure.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -123,6 +124,15 @@ fn attribute_set(attrs: Option<&str>) -> BTreeSet<&str> {
         .collect()
 }
 
+/// Which fields a table check compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// A table just written from the plan: every field.
+    Written,
+    /// A table kept from an earlier deploy: where each partition lies and what it is.
+    Kept,
+}
+
 /// Checks the partition table `sfdisk -J` reported for `disk` (its standard output,
 /// `sfdisk_json`) against the plan: a GPT with the planned first usable sector and
 /// sector size, and every partition by number with the planned start, size, type GUID,
@@ -132,6 +142,28 @@ fn attribute_set(attrs: Option<&str>) -> BTreeSet<&str> {
 /// Returns every mismatch, one line each, naming the disk (`disk vda: ...`) or the
 /// partition as the plan names devices (`partition vda#3: ...`).
 pub fn check_table(disk: &DiskPlan, sfdisk_json: &str) -> Result<(), Vec<String>> {
+    compare_table(disk, sfdisk_json, Scope::Written).map(|_| ())
+}
+
+/// Checks a partition table that a deploy keeps (`partitions_policy` verify) against the
+/// plan, as [`check_table`] does but only for what decides where the data lies and how
+/// it is read: a GPT with the planned sector size, and every partition by number with the
+/// planned start, size and type GUID, and the config's `partition_guid` where it gives
+/// one; no partition missing, none extra. The first usable sector, names, attributes and
+/// other unique GUIDs are the table's own. Returns the unique GUID of every partition
+/// found (number, GUID), or every mismatch as [`check_table`] does.
+pub fn check_kept_table(
+    disk: &DiskPlan,
+    sfdisk_json: &str,
+) -> Result<Vec<(u32, String)>, Vec<String>> {
+    compare_table(disk, sfdisk_json, Scope::Kept)
+}
+
+fn compare_table(
+    disk: &DiskPlan,
+    sfdisk_json: &str,
+    scope: Scope,
+) -> Result<Vec<(u32, String)>, Vec<String>> {
     let name = &disk.name;
     let table = match serde_json::from_str::<Dump>(sfdisk_json) {
         Ok(dump) => dump.partitiontable,
@@ -149,7 +181,7 @@ pub fn check_table(disk: &DiskPlan, sfdisk_json: &str) -> Result<(), Vec<String>
         ));
     }
     let first_lba = sectors(disk, FIRST_USABLE_MIB);
-    if table.firstlba != Some(first_lba) {
+    if scope == Scope::Written && table.firstlba != Some(first_lba) {
         errors.push(format!(
             "disk {name}: the first usable sector is {}, the plan says {first_lba}",
             shown_number(table.firstlba)
@@ -176,7 +208,7 @@ pub fn check_table(disk: &DiskPlan, sfdisk_json: &str) -> Result<(), Vec<String>
         let at = format!("partition {name}#{}", planned.number);
         match found.iter().find(|(number, _)| *number == planned.number) {
             Some((_, entry)) => errors.extend(
-                compare(disk, planned, entry)
+                compare(disk, planned, entry, scope)
                     .into_iter()
                     .map(|what| format!("{at}: {what}")),
             ),
@@ -191,7 +223,10 @@ pub fn check_table(disk: &DiskPlan, sfdisk_json: &str) -> Result<(), Vec<String>
         }
     }
     if errors.is_empty() {
-        Ok(())
+        Ok(found
+            .iter()
+            .filter_map(|(number, entry)| Some((*number, entry.uuid.clone()?)))
+            .collect())
     } else {
         Err(errors)
     }
@@ -201,8 +236,9 @@ fn shown_number(value: Option<u64>) -> String {
     value.map_or_else(|| "not reported".to_string(), |v| v.to_string())
 }
 
-/// How one partition of the table differs from its plan, one phrase per field.
-fn compare(disk: &DiskPlan, planned: &PartitionPlan, entry: &Entry) -> Vec<String> {
+/// How one partition of the table differs from its plan, one phrase per field that
+/// `scope` compares.
+fn compare(disk: &DiskPlan, planned: &PartitionPlan, entry: &Entry, scope: Scope) -> Vec<String> {
     let mut what = Vec::new();
     let start = sectors(disk, planned.start_mib);
     if entry.start != start {
@@ -224,16 +260,21 @@ fn compare(disk: &DiskPlan, planned: &PartitionPlan, entry: &Entry) -> Vec<Strin
             entry.type_guid, planned.type_guid
         ));
     }
-    if !entry
-        .uuid
-        .as_deref()
-        .is_some_and(|uuid| uuid.eq_ignore_ascii_case(&planned.partition_uuid))
+    let uuid_checked = scope == Scope::Written || planned.partition_uuid_from_config;
+    if uuid_checked
+        && !entry
+            .uuid
+            .as_deref()
+            .is_some_and(|uuid| uuid.eq_ignore_ascii_case(&planned.partition_uuid))
     {
         what.push(format!(
             "uuid is {}, the plan says {}",
             entry.uuid.as_deref().unwrap_or("none"),
             planned.partition_uuid
         ));
+    }
+    if scope == Scope::Kept {
+        return what;
     }
     // sfdisk leaves an empty name out of its output.
     let planned_name = planned.name.as_deref().filter(|n| !n.is_empty());
@@ -625,5 +666,62 @@ mod tests {
         );
         // An empty disk: sfdisk -J prints nothing and fails.
         assert_eq!(errors(&spec_example(), "").len(), 1);
+    }
+
+    #[test]
+    fn a_kept_table_is_compared_where_data_lies_and_gives_its_guids() {
+        let disk = spec_example();
+        // Another deploy's GUIDs and names, another first usable sector: all the table's own.
+        let json = SPEC_JSON
+            .replace(
+                "00000000-0000-4000-B000-00000000000",
+                "AAAAAAAA-0000-4000-B000-00000000000",
+            )
+            .replace("\"name\": \"ESP\"", "\"name\": \"EFI system\"")
+            .replace("\"firstlba\": 2048", "\"firstlba\": 34");
+        let guids = check_kept_table(&disk, &json).expect("kept as planned");
+        assert_eq!(guids.len(), 6);
+        assert_eq!(
+            guids[3],
+            (4, "AAAAAAAA-0000-4000-B000-000000000004".to_owned())
+        );
+        let moved = spec_json_with("\"start\": 135168", "\"start\": 137216");
+        assert_eq!(
+            check_kept_table(&disk, &moved),
+            Err(vec![
+                "partition vda#3: start is sector 137216, the plan says 135168".to_owned()
+            ])
+        );
+        let retyped = spec_json_with(
+            "\"type\": \"C12A7328-F81F-11D2-BA4B-00A0C93EC93B\"",
+            "\"type\": \"0FC63DAF-8483-4772-8E79-3D69D8477DE4\"",
+        );
+        assert_eq!(check_kept_table(&disk, &retyped).unwrap_err().len(), 1);
+        let missing = spec_json_with("/tmp/t/vda.img6", "/tmp/t/vda.img7");
+        assert_eq!(
+            check_kept_table(&disk, &missing).unwrap_err(),
+            [
+                "partition vda#6: missing from the table",
+                "partition vda#7: in the table but not in the plan"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_kept_table_must_have_the_guids_the_config_gives() {
+        let mut disk = spec_example();
+        disk.partitions[4].partition_uuid_from_config = true;
+        let json = spec_json_with(
+            "\"uuid\": \"00000000-0000-4000-B000-000000000005\"",
+            "\"uuid\": \"11111111-0000-4000-B000-000000000005\"",
+        );
+        assert_eq!(
+            check_kept_table(&disk, &json),
+            Err(vec![
+                "partition vda#5: uuid is 11111111-0000-4000-B000-000000000005, \
+                 the plan says 00000000-0000-4000-b000-000000000005"
+                    .to_owned()
+            ])
+        );
     }
 }

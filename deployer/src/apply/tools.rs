@@ -1,6 +1,8 @@
 //! The external programs and GRUB platform files a deploy needs, checked before the first
 //! write: a deploy that would stop at `grub-install` after partitioning is refused with
-//! the missing program's name instead.
+//! the missing program's name instead. The bootctl the images get must be the static
+//! build ([`bootctl_problem`]): a dynamically linked one needs a libc and loader the
+//! images may not have.
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
@@ -32,7 +34,23 @@ pub const GRUB_PLATFORMS: &[&str] = &["/usr/lib/grub/i386-pc", "/usr/lib/grub/x8
 /// The programs deploying `plan` with grub.cfg made the `mode` way runs, sorted.
 pub fn required_programs(plan: &Plan, mode: BootloaderConfig) -> Vec<&'static str> {
     let mut programs: BTreeSet<&'static str> = ALWAYS.iter().copied().collect();
-    programs.extend(plan.filesystems.iter().map(|fs| mkfs_program(fs.fs_type)));
+    programs.extend(
+        plan.filesystems
+            .iter()
+            .filter(|fs| !fs.keep_data)
+            .map(|fs| mkfs_program(fs.fs_type)),
+    );
+    if plan.filesystems.iter().any(|fs| fs.keep_data) {
+        programs.insert("blkid");
+    }
+    if plan
+        .filesystems
+        .iter()
+        .any(|fs| fs.fs_type == FileSystem::Vfat && fs.images.len() > 1)
+    {
+        // Lists a shared vfat filesystem filled through mtools, for the overlap report.
+        programs.insert("mdir");
+    }
     if mode == BootloaderConfig::OsProber {
         programs.extend(OS_PROBER_PROGRAMS);
     }
@@ -115,6 +133,89 @@ pub fn missing_grub_platforms() -> Vec<String> {
         .filter(|dir| !Path::new(dir).is_dir())
         .map(|dir| format!("{dir}: GRUB platform files not installed"))
         .collect()
+}
+
+/// Where `packaging/build-static-bootctl` puts the static bootctl, relative to cargo's
+/// target directory.
+const STATIC_BOOTCTL: &str = "static/x86_64-unknown-linux-gnu/release/bootctl";
+
+/// The ELF program header type of a program interpreter (the dynamic loader).
+const PT_INTERP: u32 = 3;
+
+/// Whether the ELF file `bytes` asks for a program interpreter (a `PT_INTERP` program
+/// header): a dynamically linked executable, which needs the image's own libc and
+/// loader. `None` when `bytes` is not an ELF file this reads (32 or 64 bits, either byte
+/// order) or its program headers lie outside it.
+pub fn asks_for_interpreter(bytes: &[u8]) -> Option<bool> {
+    if bytes.get(..4)? != b"\x7fELF" {
+        return None;
+    }
+    let little = match bytes.get(5)? {
+        1 => true,
+        2 => false,
+        _ => return None,
+    };
+    let field = |at: usize, len: usize| -> Option<u64> {
+        let raw = bytes.get(at..at + len)?;
+        Some(raw.iter().enumerate().fold(0u64, |value, (i, byte)| {
+            let shift = if little { i } else { len - 1 - i };
+            value | u64::from(*byte) << (8 * shift)
+        }))
+    };
+    // e_phoff, e_phentsize and e_phnum: where ELFCLASS32 and ELFCLASS64 put them.
+    let (phoff, phentsize, phnum) = match bytes.get(4)? {
+        1 => (field(0x1c, 4)?, field(0x2a, 2)?, field(0x2c, 2)?),
+        2 => (field(0x20, 8)?, field(0x36, 2)?, field(0x38, 2)?),
+        _ => return None,
+    };
+    let mut interp = false;
+    for index in 0..phnum {
+        let at = usize::try_from(phoff.checked_add(index.checked_mul(phentsize)?)?).ok()?;
+        interp |= field(at, 4)? == u64::from(PT_INTERP);
+    }
+    Some(interp)
+}
+
+/// Why the bootctl at `path` must not go into the images, in one line; `None` when it
+/// may: it exists and is not dynamically linked. (A file that is not ELF, such as a
+/// test's stand-in script, is installed as given.)
+pub fn bootctl_problem(path: &Path) -> Option<String> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Some(format!(
+                "bootctl binary {} not found (give --bootctl PATH; \
+                 packaging/build-static-bootctl builds it)",
+                path.display()
+            ))
+        }
+        Err(e) => return Some(format!("bootctl binary {}: {e}", path.display())),
+    };
+    (asks_for_interpreter(&bytes) == Some(true)).then(|| {
+        format!(
+            "bootctl binary {} is dynamically linked; the images need the static build: \
+             run packaging/build-static-bootctl and give --bootctl the path it prints",
+            path.display()
+        )
+    })
+}
+
+/// The bootctl a deploy installs when `--bootctl` is not given, for the deployer at
+/// `exe`: `bootctl` next to it, unless that is missing or dynamically linked and the
+/// static build (`packaging/build-static-bootctl`'s output under the same cargo target
+/// directory) is there. The one next to the deployer otherwise, for
+/// [`bootctl_problem`] to name.
+pub fn default_bootctl(exe: &Path) -> PathBuf {
+    let beside = exe.with_file_name("bootctl");
+    let fine = |path: &Path| bootctl_problem(path).is_none();
+    if fine(&beside) {
+        return beside;
+    }
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|target| target.join(STATIC_BOOTCTL))
+        .filter(|static_build| fine(static_build))
+        .unwrap_or(beside)
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -207,5 +308,80 @@ mod tests {
             .filter_map(|line| line.split(':').next())
             .collect();
         assert_eq!(programs, ["not-executable", "absent-tool"]);
+    }
+
+    /// A minimal ELF header and program header table: `class` 1 (32-bit) or 2 (64-bit),
+    /// little-endian, with program headers of the given types.
+    fn elf(class: u8, types: &[u32]) -> Vec<u8> {
+        let (phoff, phentsize, header): (usize, usize, usize) = if class == 2 {
+            (64, 56, 64)
+        } else {
+            (52, 32, 52)
+        };
+        let mut bytes = vec![0u8; header + phentsize * types.len()];
+        bytes[..6].copy_from_slice(&[0x7f, b'E', b'L', b'F', class, 1]);
+        let (at_phoff, at_phentsize, at_phnum) = if class == 2 {
+            (0x20, 0x36, 0x38)
+        } else {
+            (0x1c, 0x2a, 0x2c)
+        };
+        bytes[at_phoff] = u8::try_from(phoff).unwrap();
+        bytes[at_phentsize] = u8::try_from(phentsize).unwrap();
+        bytes[at_phnum] = u8::try_from(types.len()).unwrap();
+        for (i, kind) in types.iter().enumerate() {
+            let at = phoff + i * phentsize;
+            bytes[at..at + 4].copy_from_slice(&kind.to_le_bytes());
+        }
+        bytes
+    }
+
+    #[test]
+    fn an_interpreter_program_header_means_dynamically_linked() {
+        const PT_LOAD: u32 = 1;
+        const PT_DYNAMIC: u32 = 2;
+        assert_eq!(
+            asks_for_interpreter(&elf(2, &[PT_LOAD, PT_INTERP, PT_LOAD])),
+            Some(true)
+        );
+        assert_eq!(
+            asks_for_interpreter(&elf(2, &[PT_LOAD, PT_DYNAMIC])),
+            Some(false),
+            "a static-pie has PT_DYNAMIC but no interpreter"
+        );
+        assert_eq!(asks_for_interpreter(&elf(1, &[PT_INTERP])), Some(true));
+        assert_eq!(asks_for_interpreter(&elf(1, &[PT_LOAD])), Some(false));
+        assert_eq!(asks_for_interpreter(b"#!/bin/sh\n"), None);
+        let truncated = elf(2, &[PT_LOAD, PT_INTERP]);
+        assert_eq!(asks_for_interpreter(&truncated[..100]), None);
+    }
+
+    #[test]
+    fn the_static_build_is_found_when_the_bootctl_beside_the_deployer_is_not_fit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("target");
+        let exe = target.join("debug/deployer");
+        std::fs::create_dir_all(exe.parent().unwrap()).expect("mkdir");
+        let beside = target.join("debug/bootctl");
+        let static_build = target.join(STATIC_BOOTCTL);
+        assert_eq!(
+            default_bootctl(&exe),
+            beside,
+            "nothing there: named for the error"
+        );
+        std::fs::write(&beside, elf(2, &[PT_INTERP])).expect("write");
+        assert_eq!(default_bootctl(&exe), beside, "dynamic and no static build");
+        assert!(bootctl_problem(&beside).unwrap().contains(
+            "is dynamically linked; the images need the static build: run \
+                       packaging/build-static-bootctl"
+        ));
+        std::fs::create_dir_all(static_build.parent().unwrap()).expect("mkdir");
+        std::fs::write(&static_build, elf(2, &[1, 2])).expect("write");
+        assert_eq!(default_bootctl(&exe), static_build);
+        std::fs::write(&beside, elf(2, &[1])).expect("write");
+        assert_eq!(
+            default_bootctl(&exe),
+            beside,
+            "a static one beside comes first"
+        );
     }
 }

@@ -291,13 +291,13 @@ fn swap_fstab_options_and_fstab_enabled_false() {
         centos.fstab,
         "# /etc/fstab of image centos, written by deployer\n\
          UUID=00000000-0000-4000-a000-000000000003 / ext4 defaults,noatime 0 1\n\
-         UUID=00000000-0000-4000-a000-000000000007 none swap defaults 0 0\n"
+         UUID=00000000-0000-4000-a000-000000000007 none swap sw 0 0\n"
     );
     assert_eq!(
         image(&plan, "ubuntu").fstab,
         "# /etc/fstab of image ubuntu, written by deployer\n\
          UUID=00000000-0000-4000-a000-000000000004 / ext4 defaults 0 1\n\
-         UUID=00000000-0000-4000-a000-000000000007 none swap defaults 0 0\n"
+         UUID=00000000-0000-4000-a000-000000000007 none swap sw 0 0\n"
     );
     // Left out of fstab, still mounted while the image is deployed.
     let mounts: Vec<&str> = centos
@@ -621,7 +621,7 @@ fn the_lvm_example_is_planned_and_needs_device_mapper() {
         ]
     );
     assert!(centos.separate_boot);
-    assert!(centos.fstab.contains(" none swap defaults 0 0\n"));
+    assert!(centos.fstab.contains(" none swap sw 0 0\n"));
     assert!(centos.fstab.contains(" /home ext4 defaults,noatime 0 2\n"));
 }
 
@@ -666,7 +666,7 @@ fn the_raid_example_is_planned_and_needs_md() {
             .collect::<Vec<_>>(),
         ["md0", "sda#7"]
     );
-    assert!(debian.fstab.contains(" none swap defaults 0 0\n"));
+    assert!(debian.fstab.contains(" none swap sw 0 0\n"));
     let sdb = &plan.disks[1];
     use PartitionKind::*;
     assert_eq!(
@@ -719,4 +719,89 @@ fn the_tables_fit_80_columns() {
     assert!(text.contains("Disk vda (/dev/vda, 20480 MiB"));
     assert!(text.contains("GRUB for BIOS on: vda (/dev/vda)"));
     assert!(text.contains("  UUID=00000000-0000-4000-a000-000000000004 / ext4 defaults 0 1\n"));
+}
+
+#[test]
+fn verify_keeps_the_tables_and_the_volumes_that_keep_data() {
+    // two_images gives no partitions_policy: Bareon's default, verify; keep_data defaults
+    // to true.
+    let plan = plan_ok(
+        &two_images(
+            &format!(
+                r#"{ROOTS},
+                {{"type": "partition", "mount": "/srv", "size": "100", "keep_data": false}},
+                {{"type": "partition", "mount": "swap", "size": "64"}}"#
+            ),
+            "",
+        ),
+        &[disk("vda", 20 * GIB)],
+    );
+    assert_eq!(plan.partitions_policy, PartitionsPolicy::Verify);
+    assert!(plan.keeps_partition_tables());
+    let kept: Vec<(String, bool)> = plan
+        .filesystems
+        .iter()
+        .map(|fs| (fs.usage(), fs.keep_data))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("not mounted".to_owned(), false),
+            ("not mounted".to_owned(), false),
+            ("/ of centos".to_owned(), true),
+            ("/ of ubuntu".to_owned(), true),
+            ("/srv of centos".to_owned(), false),
+            ("swap of centos".to_owned(), true),
+        ],
+        "the ESP and the multiboot partition are always made anew"
+    );
+    let text = crate::render::plan_text(&plan);
+    assert!(
+        text.starts_with(
+            "Partitions policy verify: the partition tables must be as planned already\n\
+             and are kept. Filesystems that keep their data (and their UUIDs, read\n\
+             from the disks when deploying):\n  \
+             vda#4: / of centos\n  vda#5: / of ubuntu\n  vda#7: swap of centos\n\
+             Every other filesystem is made anew.\n\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains(" / (centos), kept "), "{text}");
+    for line in text.lines() {
+        assert!(line.chars().count() <= 80, "{} wide: {line}", line.len());
+    }
+    assert_eq!(
+        serde_json::to_value(&plan).unwrap()["partitions_policy"],
+        "verify"
+    );
+}
+
+#[test]
+fn clean_keeps_nothing_whatever_keep_data_says() {
+    let plan = spec_example();
+    assert_eq!(plan.partitions_policy, PartitionsPolicy::Clean);
+    assert!(!plan.keeps_partition_tables());
+    assert!(plan.filesystems.iter().all(|fs| !fs.keep_data));
+    assert!(crate::render::plan_text(&plan).starts_with(
+        "Partitions policy clean: the disks are partitioned and formatted anew;\n\
+         no data is kept.\n\n"
+    ));
+}
+
+#[test]
+fn verify_without_kept_data_still_keeps_the_tables() {
+    let plan = plan_ok(
+        &config(
+            r#"{"images": [{"name": "a", "image_pull_url": "/a", "target": "/"}],
+                "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"},
+                  "volumes": [{"type": "partition", "mount": "/", "size": "100",
+                               "keep_data": false}]}],
+                "partitions_policy": "verify"}"#,
+        ),
+        &[disk("vda", GIB)],
+    );
+    assert!(plan.keeps_partition_tables());
+    assert!(plan.filesystems.iter().all(|fs| !fs.keep_data));
+    assert!(crate::render::plan_text(&plan)
+        .contains("and are kept. No filesystem keeps its data: every one is made anew.\n"));
 }

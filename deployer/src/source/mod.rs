@@ -53,6 +53,8 @@ pub struct TargetFs {
     pub size_bytes: u64,
     /// Images deployed before this one (config order) that also get this filesystem.
     pub earlier_images: Vec<String>,
+    /// The filesystem keeps its data (`keep_data` under a policy that keeps it).
+    pub keep_data: bool,
 }
 
 /// The planned filesystem at `image`'s mount point `target`. The error is a phrase.
@@ -96,6 +98,7 @@ pub fn target_fs(plan: &Plan, image: &ImagePlan, target: &str) -> Result<TargetF
         label: filesystem.label.clone(),
         size_bytes: size_mib * MIB,
         earlier_images,
+        keep_data: filesystem.keep_data,
     })
 }
 
@@ -111,7 +114,8 @@ fn mib(bytes: u64) -> String {
 /// Whether a file of `format` (`file_len` bytes, when known) can be deployed onto
 /// `target` (the planned filesystem at the image's target, or why there is none). Tar
 /// archives always can; a raw or qcow2 image must hold the planned filesystem type, fit
-/// the partition and be the first image written there. The error is a phrase.
+/// the partition, be the first image written there and not replace a filesystem that
+/// keeps its data. The error is a phrase.
 pub fn check_fit(
     format: &FileFormat,
     file_len: Option<u64>,
@@ -129,6 +133,12 @@ pub fn check_fit(
         .as_ref()
         .map_err(|err| format!("a {what}, but {err}"))?;
     let at = &target.mount_point;
+    if target.keep_data {
+        return Err(format!(
+            "a {what} replaces the whole filesystem at {at}, whose data is kept \
+             (keep_data); give that volume \"keep_data\": false"
+        ));
+    }
     if !target.earlier_images.is_empty() {
         return Err(format!(
             "a {what} replaces the whole filesystem at {at}, which image(s) {} deploy \
@@ -435,7 +445,8 @@ mod tests {
                   {"type": "partition", "mount": "/", "size": "50", "images": ["beta"],
                    "file_system": "xfs"},
                   {"type": "partition", "mount": "/srv", "size": "320",
-                   "images": ["alpha", "beta"], "file_system": "xfs"}]}]}"#,
+                   "images": ["alpha", "beta"], "file_system": "xfs"}]}],
+              "partitions_policy": "clean"}"#,
         )
         .unwrap_or_else(|e| panic!("invalid config: {e:?}"));
         let disk = DiskInput {
@@ -481,6 +492,22 @@ mod tests {
 
     fn raw(fs_type: FileSystem, size: u64) -> FileFormat {
         FileFormat::Raw(FsImage { fs_type, size })
+    }
+
+    #[test]
+    fn a_raw_image_never_replaces_a_filesystem_that_keeps_its_data() {
+        let plan = two_images();
+        let mut root = target_fs(&plan, image(&plan, "alpha"), "/").unwrap();
+        assert!(!root.keep_data);
+        root.keep_data = true;
+        assert_eq!(
+            check_fit(&raw(FileSystem::Ext4, 64 * MIB), None, &Ok(root)),
+            Err(
+                "a raw image replaces the whole filesystem at /, whose data is kept \
+                 (keep_data); give that volume \"keep_data\": false"
+                    .to_owned()
+            )
+        );
     }
 
     #[test]

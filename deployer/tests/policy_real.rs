@@ -1,0 +1,357 @@
+//! `partitions_policy` and `keep_data` for real, as root, on disk-image files.
+//!
+//! `verify` (Bareon's default, taken when the key is absent) and `nailgun_legacy` with a
+//! volume that keeps its data keep the disks' partition tables: a disk whose table is not
+//! as planned, or whose kept filesystem is not what the plan keeps, is refused before
+//! anything is written (the whole file hashes the same after). A disk deployed before
+//! with the same layout is deployed again keeping the filesystems whose `keep_data` is
+//! true (their files and UUIDs) and making the others anew, as a disk-image file and as
+//! a block device; it then boots.
+//!
+//! A missing tool fails the test and names `scripts/setup`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use e2e::bootctl::static_bootctl;
+use e2e::disk::{LoopDisk, Mount};
+use e2e::fixture::{populate_image, FixtureImage};
+use e2e::qemu::{boot, expect_boot, Firmware};
+use e2e::tmp::TempDir;
+use e2e::tools::require_tools;
+use serde_json::{json, Value};
+
+const TOOLS: &[&str] = &[
+    "wipefs",
+    "sfdisk",
+    "partx",
+    "blkid",
+    "mkfs.ext4",
+    "mkfs.vfat",
+    "mkswap",
+    "mmd",
+    "mcopy",
+    "grub-mkimage",
+    "grub-install",
+    "mount",
+    "umount",
+    "sha256sum",
+];
+
+const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
+
+fn describe(out: &Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `deployer deploy CONFIG --disk vda=DISK --bootctl STATIC --boot-info INFO --yes`.
+fn deploy(config: &Path, disk: &Path, boot_info: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .arg("deploy")
+        .arg(config)
+        .arg("--disk")
+        .arg(format!("vda={}", disk.display()))
+        .arg("--bootctl")
+        .arg(static_bootctl())
+        .arg("--boot-info")
+        .arg(boot_info)
+        .arg("--yes")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running deployer")
+}
+
+/// SHA-256 of the whole file, by `sha256sum` (the tests' dependencies are built
+/// without optimisation, too slow to hash a disk).
+fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("running sha256sum");
+    assert!(out.status.success(), "sha256sum: {}", describe(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a digest")
+        .to_owned()
+}
+
+/// The one-image config: alpha's `/`, a `/data` and swap that keep their data unless the
+/// config says otherwise, and a `/scratch` that never does. `policy` is the
+/// `partitions_policy` (`None`: the key is absent); `data_fs` is `/data`'s filesystem.
+fn config(alpha: &Path, policy: Option<&str>, data_fs: &str) -> Value {
+    let mut config = json!({
+        "images": [{"name": "alpha", "image_pull_url": alpha, "target": "/"}],
+        "partitions": [{
+            "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "400 MiB",
+            "volumes": [
+                {"type": "partition", "mount": "/", "size": "160", "file_system": "ext4"},
+                {"type": "partition", "mount": "/data", "size": "16", "file_system": data_fs},
+                {"type": "partition", "mount": "/scratch", "size": "16", "file_system": "ext4",
+                 "keep_data": false},
+                {"type": "partition", "mount": "swap", "size": "16"}
+            ]
+        }],
+        "deploy_data": {"kernel_params": "console=ttyS0 quiet panic=-1"}
+    });
+    if let Some(policy) = policy {
+        config["partitions_policy"] = json!(policy);
+    }
+    config
+}
+
+/// `blkid -p -o export DEV` as a map.
+fn blkid(dev: &Path) -> BTreeMap<String, String> {
+    let out = Command::new("blkid")
+        .args(["-p", "-o", "export"])
+        .arg(dev)
+        .output()
+        .expect("running blkid");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn uuid_of(dev: &Path) -> String {
+    blkid(dev)
+        .remove("UUID")
+        .unwrap_or_else(|| panic!("{} has no UUID", dev.display()))
+}
+
+/// A sparse disk-image file of `size` bytes with a GPT of one 100 MiB partition.
+fn foreign_disk(path: &Path, size: u64) {
+    std::fs::File::create(path)
+        .and_then(|f| f.set_len(size))
+        .expect("creating a disk image");
+    let mut child = Command::new("sfdisk")
+        .arg("--quiet")
+        .arg(path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("running sfdisk");
+    std::io::Write::write_all(
+        &mut child.stdin.take().expect("stdin"),
+        b"label: gpt\nsize=100MiB\n",
+    )
+    .expect("writing the script");
+    assert!(child.wait().expect("sfdisk").success());
+}
+
+/// Deploys `config_text` onto `disk`, expecting a refusal (status 3) of one stderr line
+/// containing `expected`, with the disk's bytes unchanged.
+fn expect_refused(scratch: &TempDir, config_text: &str, disk: &Path, expected: &str) {
+    let config = scratch.join("refused.json");
+    std::fs::write(&config, config_text).expect("writing the config");
+    let before = sha256(disk);
+    let out = deploy(&config, disk, &scratch.join("refused-boot-info.json"));
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains(expected), "{expected}: {stderr}");
+    assert_eq!(sha256(disk), before, "the disk was written: {stderr}");
+}
+
+#[test]
+fn a_disk_not_as_planned_is_refused_byte_for_byte() {
+    require_tools(&["sfdisk", "blkid", "sha256sum"]);
+    let scratch = TempDir::new("policy-refused");
+    let alpha = scratch.join("alpha");
+    std::fs::create_dir(&alpha).expect("creating an image tree");
+    let disk = scratch.join("node.img");
+
+    let missing = config(&alpha, None, "ext4").to_string();
+    expect_missing(&scratch, &missing, &disk);
+
+    std::fs::File::create(&disk)
+        .and_then(|f| f.set_len(400 << 20))
+        .expect("creating a blank disk image");
+    expect_refused(
+        &scratch,
+        &missing,
+        &disk,
+        &format!(
+            "deployer: disk vda ({}): partitions_policy verify keeps the partition table, \
+             but it has no partition table sfdisk can read; \"partitions_policy\": \"clean\" \
+             partitions the disk anew",
+            disk.display()
+        ),
+    );
+
+    foreign_disk(&disk, 400 << 20);
+    let not_as_planned = "but it is not as planned: partition vda#1: size is 204800 sectors, \
+                          the plan says 2048 (and ";
+    expect_refused(
+        &scratch,
+        &config(&alpha, Some("verify"), "ext4").to_string(),
+        &disk,
+        not_as_planned,
+    );
+    let mut keeping_nothing = config(&alpha, Some("verify"), "ext4");
+    for volume in keeping_nothing["partitions"][0]["volumes"]
+        .as_array_mut()
+        .expect("volumes")
+    {
+        volume["keep_data"] = json!(false);
+    }
+    expect_refused(
+        &scratch,
+        &keeping_nothing.to_string(),
+        &disk,
+        not_as_planned,
+    );
+    expect_refused(
+        &scratch,
+        &config(&alpha, Some("nailgun_legacy"), "ext4").to_string(),
+        &disk,
+        "partitions_policy nailgun_legacy keeps the partition table, but it is not as planned",
+    );
+}
+
+/// A verify deploy onto a disk-image file that does not exist is refused and creates
+/// nothing.
+fn expect_missing(scratch: &TempDir, config_text: &str, disk: &Path) {
+    let config = scratch.join("missing.json");
+    std::fs::write(&config, config_text).expect("writing the config");
+    let out = deploy(&config, disk, &scratch.join("missing-boot-info.json"));
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("keeps the partition table, but it does not exist;"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!disk.exists(), "the disk image was created");
+}
+
+#[test]
+fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
+    require_tools(TOOLS);
+    let scratch = TempDir::new("policy-verify");
+    let image = FixtureImage::new("alpha");
+    let alpha = scratch.join("alpha");
+    std::fs::create_dir(&alpha).expect("creating an image tree");
+    populate_image(&alpha, &image);
+    let disk = scratch.join("node.img");
+
+    let clean = scratch.join("clean.json");
+    std::fs::write(&clean, config(&alpha, Some("clean"), "ext4").to_string())
+        .expect("writing the config");
+    let out = deploy(&clean, &disk, &scratch.join("boot-info-clean.json"));
+    assert!(out.status.success(), "clean deploy: {}", describe(&out));
+
+    // What the operator keeps: a file on every data volume; and the UUIDs.
+    let before: Vec<String> = {
+        let loop_disk = LoopDisk::attach(&disk);
+        for number in [4, 5, 6] {
+            let mount = Mount::new(
+                &loop_disk.partition(number),
+                &scratch.join(format!("write-{number}")),
+                "rw",
+            );
+            std::fs::write(
+                mount.path().join("kept.txt"),
+                format!("partition {number}\n"),
+            )
+            .expect("writing a file to keep");
+        }
+        (4..=7).map(|n| uuid_of(&loop_disk.partition(n))).collect()
+    };
+
+    // Bareon's default policy: no partitions_policy at all.
+    let verify = scratch.join("verify.json");
+    std::fs::write(&verify, config(&alpha, None, "ext4").to_string()).expect("writing the config");
+    let boot_info_path = scratch.join("boot-info-verify.json");
+    let out = deploy(&verify, &disk, &boot_info_path);
+    assert!(out.status.success(), "verify deploy: {}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("keeping the partition table of disk vda"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("already brought"), "{stderr}");
+
+    let info: Value = serde_json::from_str(
+        &std::fs::read_to_string(&boot_info_path).expect("reading boot-info.json"),
+    )
+    .expect("boot-info.json");
+    {
+        let loop_disk = LoopDisk::attach(&disk);
+        let after: Vec<String> = (4..=7).map(|n| uuid_of(&loop_disk.partition(n))).collect();
+        assert_eq!(after[0], before[0], "/ keeps its UUID");
+        assert_eq!(after[1], before[1], "/data keeps its UUID");
+        assert_ne!(after[2], before[2], "/scratch is made anew");
+        assert_eq!(after[3], before[3], "swap keeps its UUID");
+        assert_eq!(info["elements"][0]["root_uuid"], before[0].as_str());
+
+        let root = Mount::new(&loop_disk.partition(4), &scratch.join("check-root"), "ro");
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("kept.txt")).expect("the kept file on /"),
+            "partition 4\n"
+        );
+        assert!(root.path().join("usr/sbin/bootctl").is_file());
+        let fstab = std::fs::read_to_string(root.path().join("etc/fstab")).expect("fstab");
+        for (uuid, mount_point) in after.iter().zip(["/", "/data", "/scratch", "none"]) {
+            assert!(
+                fstab.contains(&format!("UUID={uuid} {mount_point} ")),
+                "{uuid} {mount_point}: {fstab}"
+            );
+        }
+        let data = Mount::new(&loop_disk.partition(5), &scratch.join("check-data"), "ro");
+        assert_eq!(
+            std::fs::read_to_string(data.path().join("kept.txt")).expect("the kept file"),
+            "partition 5\n"
+        );
+        let made = Mount::new(
+            &loop_disk.partition(6),
+            &scratch.join("check-scratch"),
+            "ro",
+        );
+        assert!(
+            !made.path().join("kept.txt").exists(),
+            "/scratch (keep_data false) was made anew"
+        );
+    }
+
+    // The same disk as a block device (a loop device, as a node's disk would be): the
+    // kept table is read through partx; / keeps its UUID and file again.
+    {
+        let loop_disk = LoopDisk::attach(&disk);
+        let out = deploy(
+            &verify,
+            loop_disk.device(),
+            &scratch.join("boot-info-blockdev.json"),
+        );
+        assert!(
+            out.status.success(),
+            "verify onto {}: {}",
+            loop_disk.device().display(),
+            describe(&out)
+        );
+        loop_disk.reread_partitions();
+        assert_eq!(uuid_of(&loop_disk.partition(4)), before[0]);
+        let root = Mount::new(&loop_disk.partition(4), &scratch.join("check-again"), "ro");
+        assert!(root.path().join("kept.txt").is_file());
+    }
+
+    // A kept filesystem that is not what the plan keeps: refused, nothing written.
+    expect_refused(
+        &scratch,
+        &config(&alpha, Some("verify"), "xfs").to_string(),
+        &disk,
+        "partition vda#5 (/data of alpha) keeps its data (keep_data), but it holds ext4, \
+         the plan keeps xfs",
+    );
+
+    let outcome = boot(&disk, Firmware::Bios, BOOT_TIMEOUT, "policy-verify-bios");
+    expect_boot(&outcome, "alpha", "boot after a verify deploy");
+}
