@@ -335,6 +335,15 @@ impl FileSystem {
         }
     }
 
+    /// The smallest filesystem its mkfs makes, in MiB: mkfs.xfs (xfsprogs 5.19 and later)
+    /// refuses anything under 300 MB; the others make filesystems of a few KiB.
+    pub fn min_size_mib(self) -> u64 {
+        match self {
+            FileSystem::Xfs => 300,
+            _ => 1,
+        }
+    }
+
     /// Parses a `file_system` value, ignoring case.
     pub fn parse(name: &str) -> Option<FileSystem> {
         FileSystem::ALL

@@ -785,6 +785,27 @@ impl<I: IdSource> Planner<'_, I> {
         }
     }
 
+    /// A volume too small for its filesystem's mkfs is a planning error, not a failure
+    /// after the disk was partitioned.
+    fn check_filesystem_size(
+        &mut self,
+        volume_path: &JsonPath,
+        fs_type: FileSystem,
+        size_mib: u64,
+    ) {
+        let min_mib = fs_type.min_size_mib();
+        if size_mib < min_mib {
+            self.errors.push(PlanError::at(
+                &volume_path.key("size"),
+                format!(
+                    "{size_mib} MiB is too small for {}: mkfs.{} needs at least {min_mib} MiB",
+                    fs_type.as_str(),
+                    fs_type.as_str()
+                ),
+            ));
+        }
+    }
+
     /// Records a filesystem on `device`: a configured volume's (mounted and listed in
     /// fstab as the volume says), or with `volume` `None` an implicit one that no image
     /// mounts.
@@ -966,6 +987,7 @@ impl<I: IdSource> Planner<'_, I> {
                         partition.partition_uuid_from_config = true;
                     }
                     if let Some(fs_type) = fs_type {
+                        self.check_filesystem_size(volume_path, fs_type, size_mib);
                         self.add_filesystem(
                             device(number),
                             fs_type,
@@ -1032,6 +1054,8 @@ impl<I: IdSource> Planner<'_, I> {
             };
             let device = Device::RaidArray { name: name.clone() };
             if let Some(fs_type) = filesystem_of(&first.fs) {
+                let size_mib = members.iter().map(|m| m.size_mib).min().unwrap_or(0);
+                self.check_filesystem_size(&first.path, fs_type, size_mib);
                 self.add_filesystem(
                     device,
                     fs_type,
@@ -1105,6 +1129,7 @@ impl<I: IdSource> Planner<'_, I> {
                 config_path: lv_path.clone(),
             });
             if let Some(fs_type) = filesystem_of(&lv.fs) {
+                self.check_filesystem_size(lv_path, fs_type, size_mib);
                 let device = Device::LogicalVolume {
                     vg: vg.id.clone(),
                     lv: lv.name.clone(),
