@@ -501,8 +501,8 @@ fn a_missing_program_is_refused_before_any_write() {
         serde_json::json!({
             "images": [{"name": "solo", "image_pull_url": tree, "target": "/"}],
             "partitions": [{
-                "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "400 MiB",
-                "volumes": [{"type": "partition", "mount": "/", "size": "100",
+                "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "600 MiB",
+                "volumes": [{"type": "partition", "mount": "/", "size": "300",
                              "file_system": "xfs"}]
             }],
             "partitions_policy": "clean"

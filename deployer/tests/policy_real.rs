@@ -346,10 +346,10 @@ fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
     // A kept filesystem that is not what the plan keeps: refused, nothing written.
     expect_refused(
         &scratch,
-        &config(&alpha, Some("verify"), "xfs").to_string(),
+        &config(&alpha, Some("verify"), "ext2").to_string(),
         &disk,
         "partition vda#5 (/data of alpha) keeps its data (keep_data), but it holds ext4, \
-         the plan keeps xfs",
+         the plan keeps ext2",
     );
 
     let outcome = boot(&disk, Firmware::Bios, BOOT_TIMEOUT, "policy-verify-bios");

@@ -245,7 +245,7 @@ fn mounts_go_by_depth_and_a_separate_boot_is_noted() {
         r#"{"type": "partition", "mount": "/usr/share/common", "size": "100", "images": ["centos"]},
            {"type": "partition", "mount": "/usr", "size": "100", "images": ["centos"]},
            {"type": "partition", "mount": "/boot", "size": "100", "images": ["centos"], "file_system": "ext2"},
-           {"type": "partition", "mount": "/", "size": "100", "images": ["centos"], "file_system": "xfs"},
+           {"type": "partition", "mount": "/", "size": "300", "images": ["centos"], "file_system": "xfs"},
            {"type": "partition", "mount": "/", "size": "100", "images": ["ubuntu"]}"#,
         "",
     );

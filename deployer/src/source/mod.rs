@@ -432,7 +432,7 @@ mod tests {
     use format::Qcow2Header;
 
     /// alpha: `/` (100 MiB, ext4, label root-a) and a shared `/srv` (xfs, 320 MiB);
-    /// beta: `/` (50 MiB, xfs) and the shared `/srv`.
+    /// beta: `/` (300 MiB, xfs) and the shared `/srv`.
     fn two_images() -> Plan {
         let config = validate(
             r#"{"images": [
@@ -442,7 +442,7 @@ mod tests {
                 "volumes": [
                   {"type": "partition", "mount": "/", "size": "100", "images": ["alpha"],
                    "file_system": "ext4", "disk_label": "root-a"},
-                  {"type": "partition", "mount": "/", "size": "50", "images": ["beta"],
+                  {"type": "partition", "mount": "/", "size": "300", "images": ["beta"],
                    "file_system": "xfs"},
                   {"type": "partition", "mount": "/srv", "size": "320",
                    "images": ["alpha", "beta"], "file_system": "xfs"}]}],
