@@ -1,9 +1,10 @@
 //! Shell completion of `bootctl switch TARGET`: the image names of the multiboot partition.
 //!
-//! The shells' scripts come from clap_complete's `CompleteEnv` (`COMPLETE=bash bootctl`
-//! prints bash's; `packaging/build` writes them into the packages): at every TAB they run
-//! bootctl again with `COMPLETE` set and the words typed so far after a `--`. clap_complete
-//! completes subcommands and options itself and asks [`image_names`] for TARGET.
+//! The shells' scripts come from clap_complete's `CompleteEnv` (`BOOTCTL_COMPLETE=bash
+//! bootctl` prints bash's; the packages install them from `packaging/completions/`): at every
+//! TAB they run bootctl again with [`VAR`] set and the words typed so far after a `--`.
+//! clap_complete completes subcommands and options itself and asks [`image_names`] for
+//! TARGET.
 //!
 //! The partition is the one those words name (`--multiboot`, `--disk`, `--boot-dir`), else the
 //! one bootctl finds by itself, opened read-only as `bootctl list` does. Completion shows no
@@ -19,6 +20,10 @@ use crate::cli::{Cli, SourceArgs};
 use crate::source::{self, Access};
 use crate::store::BootDir;
 use crate::view::{self, View};
+
+/// The environment variable that asks bootctl for completions instead of running it: named
+/// after bootctl, so that a `COMPLETE` set for some other program cannot reach it.
+pub const VAR: &str = "BOOTCTL_COMPLETE";
 
 /// The candidates for TARGET on the command line being completed.
 pub fn image_names() -> Vec<CompletionCandidate> {

@@ -6,7 +6,11 @@ use clap_complete::CompleteEnv;
 use deployer::cli::Cli;
 
 fn main() -> ExitCode {
-    // Shell completion: `COMPLETE=bash deployer` prints the script that bash runs at each TAB.
-    CompleteEnv::with_factory(Cli::command).complete();
+    // Shell completion: `DEPLOYER_COMPLETE=bash deployer` prints the script bash runs at each
+    // TAB (a variable named after the deployer, so that a `COMPLETE` meant for another program
+    // cannot reach it).
+    CompleteEnv::with_factory(Cli::command)
+        .var("DEPLOYER_COMPLETE")
+        .complete();
     deployer::cli::run(&Cli::parse())
 }

@@ -80,7 +80,7 @@ fn bash_completes_subcommands_and_values() {
 }
 
 #[test]
-fn fish_and_zsh_complete_subcommands() {
+fn fish_and_zsh_complete_subcommands_and_values() {
     let tmp = TempDir::new("shell-completion");
     install_script(
         tmp.path(),
@@ -101,5 +101,13 @@ fn fish_and_zsh_complete_subcommands() {
     assert_eq!(
         zsh_candidates(tmp.path(), "deployer deploy --bootloader-config ", &path),
         ["generated", "os-prober"]
+    );
+    let image = tmp.join("node.img");
+    e2e::fixture::write(&image, b"", 0o644);
+    let typed = format!("vda={}", tmp.join("node.i").display());
+    assert_eq!(
+        fish_candidates(tmp.path(), &format!("deployer plan --disk {typed}"), &path),
+        [format!("vda={}", image.display())],
+        "--disk NAME=PATH completes PATH as a path"
     );
 }

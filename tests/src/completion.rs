@@ -1,11 +1,11 @@
 //! The shell completion scripts in `packaging/completions/`, which the packages install.
 //!
 //! Both programs complete through clap_complete's `CompleteEnv`: the script a shell loads
-//! only registers a function that runs the program again at every TAB, with `COMPLETE` set
-//! and the words typed so far, and the program answers (for bootctl, `bootctl switch` offers
-//! the image names of the multiboot partition). The scripts are that registration, as the
-//! installed program prints it (`COMPLETE=bash /usr/sbin/bootctl`), plus what fits it to the
-//! installed system, generated here from the built programs so that a test can compare them
+//! only registers a function that runs the program again at every TAB, with
+//! `BOOTCTL_COMPLETE` (`DEPLOYER_COMPLETE`) set and the words typed so far, and the program
+//! answers (for bootctl, `bootctl switch` offers the image names of the multiboot partition).
+//! The scripts are that registration, as the installed program prints it
+//! (`BOOTCTL_COMPLETE=bash /usr/sbin/bootctl`), plus what fits it to the installed system, generated here from the built programs so that a test can compare them
 //! with the committed files.
 //!
 //! bootctl shares its name with systemd's `/usr/bin/bootctl`, whose completions bash
@@ -30,6 +30,10 @@ use crate::cmd;
 pub const BOOTCTL_PATH: &str = "/usr/sbin/bootctl";
 /// Where the installed deployer lives; the scripts call it.
 pub const DEPLOYER_PATH: &str = "/usr/sbin/deployer";
+/// The variable that asks bootctl for completions.
+const BOOTCTL_VAR: &str = "BOOTCTL_COMPLETE";
+/// The variable that asks the deployer for completions.
+const DEPLOYER_VAR: &str = "DEPLOYER_COMPLETE";
 
 /// One completion script: its path in the repository and its text.
 pub struct Script {
@@ -38,12 +42,13 @@ pub struct Script {
     pub text: String,
 }
 
-/// The registration `program` prints for `shell` when it is called as `called_as`.
-pub fn registration(program: &Path, called_as: &str, shell: &str) -> String {
+/// The registration `program` prints for `shell` when it is called as `called_as` with `var`
+/// set to the shell's name.
+pub fn registration(program: &Path, called_as: &str, var: &str, shell: &str) -> String {
     cmd::run(
         Command::new(program)
             .arg0(called_as)
-            .env("COMPLETE", shell)
+            .env(var, shell)
             .current_dir("/"),
     )
 }
@@ -75,9 +80,9 @@ pub fn bootctl_scripts(program: &Path) -> Vec<Script> {
             "/etc/bash_completion.d/multiboot-bootctl",
             UPDATE
         ),
-        registration(program, BOOTCTL_PATH, "bash").trim_start()
+        registration(program, BOOTCTL_PATH, BOOTCTL_VAR, "bash").trim_start()
     );
-    let zsh_registration = registration(program, BOOTCTL_PATH, "zsh");
+    let zsh_registration = registration(program, BOOTCTL_PATH, BOOTCTL_VAR, "zsh");
     let zsh = format!(
         "#compdef -p {BOOTCTL_PATH}\n\
          {}# -p: tried before the completion of the command's name (systemd's _bootctl), for the\n\
@@ -94,7 +99,7 @@ pub fn bootctl_scripts(program: &Path) -> Vec<Script> {
         ),
         zsh_registration.trim_end()
     );
-    let fish_registration = registration(program, BOOTCTL_PATH, "fish");
+    let fish_registration = registration(program, BOOTCTL_PATH, BOOTCTL_VAR, "fish");
     let by_name = format!("--command {BOOTCTL_PATH} ");
     assert_eq!(
         fish_registration.matches(&by_name).count(),
@@ -146,9 +151,9 @@ pub fn deployer_scripts(program: &Path) -> Vec<Script> {
             "/usr/share/bash-completion/completions/deployer",
             UPDATE
         ),
-        registration(program, DEPLOYER_PATH, "bash").trim_start()
+        registration(program, DEPLOYER_PATH, DEPLOYER_VAR, "bash").trim_start()
     );
-    let zsh_registration = registration(program, DEPLOYER_PATH, "zsh");
+    let zsh_registration = registration(program, DEPLOYER_PATH, DEPLOYER_VAR, "zsh");
     let (compdef_line, zsh_body) = zsh_registration
         .split_once('\n')
         .expect("the zsh registration has more than one line");
@@ -164,7 +169,7 @@ pub fn deployer_scripts(program: &Path) -> Vec<Script> {
     let fish = format!(
         "{}{}",
         header(&what("fish"), "vendor_completions.d/deployer.fish", UPDATE),
-        registration(program, DEPLOYER_PATH, "fish")
+        registration(program, DEPLOYER_PATH, DEPLOYER_VAR, "fish")
     );
     vec![
         Script {
