@@ -135,34 +135,36 @@ fn deployer_files(zsh_dir: &str, copyright: bool) -> Vec<Expected> {
 fn dist() -> &'static Path {
     static DIST: OnceLock<PathBuf> = OnceLock::new();
     DIST.get_or_init(|| {
-        require_tools(&[
-            "cargo-deb",
-            "cargo-generate-rpm",
-            "dpkg-deb",
-            "dpkg-shlibdeps",
-            "gzip",
-        ]);
+        require_tools(&["dpkg-deb", "dpkg-shlibdeps", "gzip"]);
         let workspace = workspace_root();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let cargo_dir = Path::new(&cargo).parent().map(Path::to_path_buf);
-        let mut build = Command::new(workspace.join("packaging/build"));
-        build
-            .current_dir(workspace)
-            // The outer cargo's settings must not leak into the builds.
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("CARGO_BUILD_TARGET")
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("CARGO_MAKEFLAGS")
-            .env_remove("MAKEFLAGS")
-            .env_remove("MFLAGS")
-            .env_remove("RUSTFLAGS");
-        if let Some(dir) = cargo_dir {
-            // The cargo that runs the tests, and the cargo-deb next to it, first on PATH.
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            let paths = std::iter::once(dir).chain(std::env::split_paths(&path));
-            build.env("PATH", std::env::join_paths(paths).expect("PATH"));
+        // The cargo that runs the tests first on PATH: `cargo install` put cargo-deb and
+        // cargo-generate-rpm next to it.
+        let cargo = PathBuf::from(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let dirs: Vec<PathBuf> = cargo
+            .parent()
+            .map(Path::to_path_buf)
+            .into_iter()
+            .chain(std::env::split_paths(&path))
+            .collect();
+        for tool in ["cargo-deb", "cargo-generate-rpm"] {
+            if !dirs.iter().any(|dir| dir.join(tool).is_file()) {
+                panic!("{tool} not found: run scripts/setup (see README)");
+            }
         }
-        cmd::run(&mut build);
+        cmd::run(
+            Command::new(workspace.join("packaging/build"))
+                .current_dir(workspace)
+                .env("PATH", std::env::join_paths(&dirs).expect("PATH"))
+                // The outer cargo's settings must not leak into the builds.
+                .env_remove("CARGO_ENCODED_RUSTFLAGS")
+                .env_remove("CARGO_BUILD_TARGET")
+                .env_remove("CARGO_TARGET_DIR")
+                .env_remove("CARGO_MAKEFLAGS")
+                .env_remove("MAKEFLAGS")
+                .env_remove("MFLAGS")
+                .env_remove("RUSTFLAGS"),
+        );
         workspace.join("target/dist")
     })
 }
