@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::ArgValueCandidates;
 
 /// List the images of a multi-image node and choose which one boots next.
 #[derive(Debug, Parser)]
@@ -34,7 +35,7 @@ lock), 130 interrupted.";
 /// Where the multiboot partition is. Without any of these, bootctl reads the partition's
 /// UUID from /etc/multiboot/boot-info.json, else looks for the filesystem labelled
 /// `multiboot`.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 #[group(multiple = false)]
 pub struct SourceArgs {
     /// Filesystem UUID of the multiboot partition.
@@ -77,6 +78,7 @@ pub enum Command {
     )]
     Switch {
         /// Image name, GRUB index, menu entry id or title.
+        #[arg(add = ArgValueCandidates::new(crate::complete::image_names))]
         target: Option<String>,
         /// Boot TARGET at the next boot only; GRUB clears the choice as it boots.
         #[arg(long)]

@@ -7,6 +7,7 @@
 
 pub mod change;
 pub mod cli;
+pub mod complete;
 pub mod exit;
 pub mod render;
 pub mod signals;

@@ -1,11 +1,14 @@
 //! Command-line definition and dispatch. One definition drives parsing and `--help`.
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use clap_complete::engine::ValueCompleter;
+use clap_complete::{ArgValueCompleter, CompletionCandidate, PathCompleter};
 use serde::Serialize;
 
 use crate::apply::boot::BootloaderConfig;
@@ -65,6 +68,7 @@ pub enum Command {
         /// The disk the config calls NAME (its id value) is PATH: a block device or a
         /// disk-image file. Give every disk of the config once.
         #[arg(long = "disk", value_name = "NAME=PATH", value_parser = parse_disk_arg)]
+        #[arg(add = ArgValueCompleter::new(complete_disk_arg))]
         disks: Vec<(String, PathBuf)>,
         /// Print the whole plan as JSON, with "version": 1; errors are printed as by
         /// validate --json, planning errors naming "path" or "disk".
@@ -96,6 +100,7 @@ pub enum Command {
         /// The disk the config calls NAME (its id value) is PATH: a block device or a
         /// disk-image file. Give every disk of the config once.
         #[arg(long = "disk", value_name = "NAME=PATH", value_parser = parse_disk_arg)]
+        #[arg(add = ArgValueCompleter::new(complete_disk_arg))]
         disks: Vec<(String, PathBuf)>,
         /// Where to write boot-info.json besides the multiboot partition and the images.
         #[arg(long, value_name = "PATH", default_value = "/tmp/boot-info.json")]
@@ -150,6 +155,18 @@ fn parse_disk_arg(arg: &str) -> Result<(String, PathBuf), String> {
             "expected NAME=PATH, such as vda=/dev/vda, not {arg:?}"
         )),
     }
+}
+
+/// Shell completion of `--disk NAME=PATH`: once `NAME=` is typed, PATH as a path.
+fn complete_disk_arg(current: &OsStr) -> Vec<CompletionCandidate> {
+    let Some((name, path)) = current.to_str().and_then(|arg| arg.split_once('=')) else {
+        return Vec::new();
+    };
+    PathCompleter::any()
+        .complete(OsStr::new(path))
+        .into_iter()
+        .map(|candidate| candidate.add_prefix(format!("{name}=")))
+        .collect()
 }
 
 const VALIDATE_HELP: &str = concat!(

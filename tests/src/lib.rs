@@ -8,6 +8,8 @@
 //! software emulation and reports which image came up, [`chain`] boots one disk several
 //! times in a row and says which boot of the chain went wrong, and [`bootctl`] runs the
 //! statically linked `bootctl` binary, the artifact that ships inside the images.
+//! [`manpage`] generates the man pages in `man/` and checks them, [`completion`] the shell
+//! completion scripts in `packaging/completions/`.
 //!
 //! Helpers panic with a message that names the failing step: they are meant for tests.
 //! Every resource they acquire (loop devices, mounts, QEMU processes, temporary
@@ -16,9 +18,11 @@
 pub mod bootctl;
 pub mod chain;
 pub mod cmd;
+pub mod completion;
 pub mod disk;
 pub mod fixture;
 pub mod grubcfg;
+pub mod manpage;
 pub mod node;
 pub mod qemu;
 pub mod tmp;
