@@ -21,6 +21,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use shared::fault;
 
 use crate::apply::boot::{install_boot, BootInputs, BootloaderConfig};
 use crate::apply::disk::AttachedDisks;
@@ -120,6 +121,7 @@ pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) ->
     let mut disks = AttachedDisks::default();
     match apply(config, plan, &sources, options, &bootctl, &work, &mut disks) {
         Ok(()) => {
+            fault::point("deploy:done");
             eprintln!(
                 "deployer: deployed {} image(s); boot-info.json written to {}",
                 plan.images.len(),
@@ -142,6 +144,7 @@ pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) ->
                     eprintln!("deployer: {problem}");
                 }
             }
+            fault::point("deploy:failed");
             Exit::Failure
         }
     }
@@ -230,6 +233,7 @@ fn apply(
         std::fs::read(bootctl).with_context(|| format!("reading {}", bootctl.display()))?;
     for disk in &plan.disks {
         disks.attach(disk)?;
+        fault::step("disk:attached")?;
     }
     for disk in &plan.disks {
         disks.partition(disk)?;

@@ -19,6 +19,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context};
 use shared::atomic::replace_file;
+use shared::fault;
 use shared::mount::{Mount, MountOptions};
 
 use crate::apply::copy::copy_tree;
@@ -148,6 +149,7 @@ pub fn deploy_image(
         // and rsync; only a config that gives Bareon's rsync_flags has it copied by rsync
         // with them, as Bareon does.
         Payload::Tree(dir) if rsync_flags.is_none() => {
+            fault::step("image:copy")?;
             let report = copy_tree(dir, &root).with_context(|| format!("copy image {name}"))?;
             let existing: Vec<String> = report
                 .overwritten
@@ -170,6 +172,7 @@ pub fn deploy_image(
                 )?;
                 report_existing(name, &existing_members(&listing, &root));
             }
+            fault::step("image:tar")?;
             run(
                 &format!("extract the tar archive of image {name}"),
                 &tar_command(&TAR_EXTRACT, path, *compression, Some(&root)),
@@ -183,6 +186,7 @@ pub fn deploy_image(
         }
     }
 
+    fault::step("image:fstab")?;
     let etc = root.join("etc");
     std::fs::create_dir_all(&etc).with_context(|| format!("image {name}: creating /etc"))?;
     replace_file(&etc.join("fstab"), image.fstab.as_bytes(), 0o644)
@@ -295,6 +299,7 @@ fn rsync_copy(
     );
     argv.push(source);
     argv.push(dir_arg(root));
+    fault::step("image:copy")?;
     let itemized = run(&format!("copy image {name}"), &argv)?;
     Ok(rsync_existing(&itemized))
 }
