@@ -309,9 +309,6 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
         .unmount()
         .context("unmount the multiboot partition")?;
 
-    fault::step("boot-info:file")?;
-    replace_file(inputs.boot_info, info_json.as_bytes(), 0o644)
-        .with_context(|| format!("write {}", inputs.boot_info.display()))?;
     for image in &plan.images {
         let Some(root) = image.mounts.iter().find(|m| m.mount_point == "/") else {
             continue;
@@ -333,6 +330,10 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
             .unmount()
             .with_context(|| format!("unmount image {}", image.name))?;
     }
+    // Last: a boot-info.json outside the disks tells that the deploy finished.
+    fault::step("boot-info:file")?;
+    replace_file(inputs.boot_info, info_json.as_bytes(), 0o644)
+        .with_context(|| format!("write {}", inputs.boot_info.display()))?;
     Ok(())
 }
 
