@@ -291,7 +291,6 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
         .iter()
         .find(|fs| fs.purpose == Purpose::Esp)
         .context("the plan has no ESP")?;
-    install_uefi(inputs, esp, &grub_dir)?;
     fault::step("write:grub.cfg")?;
     replace_file(&grub_dir.join("grub.cfg"), menu.grub_cfg.as_bytes(), 0o644)
         .context("write grub.cfg")?;
@@ -305,6 +304,9 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
         0o644,
     )
     .context("write boot-info.json on the multiboot partition")?;
+    // Last on the multiboot partition: a UEFI firmware finds BOOTX64.EFI on the ESP (a new,
+    // empty filesystem until now) only once GRUB's configuration is complete.
+    install_uefi(inputs, esp, &grub_dir)?;
     mounted
         .unmount()
         .context("unmount the multiboot partition")?;
