@@ -100,19 +100,22 @@ pub fn point(name: &str) {
 #[cfg(feature = "fault-injection")]
 pub fn step(name: &str) -> std::io::Result<()> {
     use nix::sys::signal::{raise, Signal};
-    match armed::due(name) {
-        Some(FaultAction::Kill) => {
+    let Some(spec) = armed::due(name) else {
+        return Ok(());
+    };
+    match spec.action {
+        FaultAction::Kill => {
             let _ = raise(Signal::SIGKILL);
         }
-        Some(FaultAction::Stop) => {
+        FaultAction::Stop => {
             let _ = raise(Signal::SIGSTOP);
         }
-        Some(FaultAction::Fail) => {
+        FaultAction::Fail => {
             return Err(std::io::Error::other(format!(
-                "fault injected at {name} ({FAULT_ENV})"
+                "fault injected at {}:{} ({FAULT_ENV})",
+                spec.point, spec.nth
             )))
         }
-        None => {}
     }
     Ok(())
 }
@@ -131,7 +134,7 @@ mod armed {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
 
-    use super::{FaultAction, FaultSpec, FAULT_ENV};
+    use super::{FaultSpec, FAULT_ENV};
 
     fn specs() -> &'static [(FaultSpec, AtomicU64)] {
         static SPECS: OnceLock<Vec<(FaultSpec, AtomicU64)>> = OnceLock::new();
@@ -145,16 +148,16 @@ mod armed {
         })
     }
 
-    /// Counts this arrival at `name` for every spec naming it; the action of the first
-    /// one whose count it reaches.
-    pub fn due(name: &str) -> Option<FaultAction> {
-        let mut action = None;
+    /// Counts this arrival at `name` for every spec naming it; the first one whose count
+    /// it reaches.
+    pub fn due(name: &str) -> Option<&'static FaultSpec> {
+        let mut due = None;
         for (spec, hits) in specs().iter().filter(|(spec, _)| spec.point == name) {
             if hits.fetch_add(1, Ordering::SeqCst) + 1 == spec.nth {
-                action = action.or(Some(spec.action));
+                due = due.or(Some(spec));
             }
         }
-        action
+        due
     }
 }
 
