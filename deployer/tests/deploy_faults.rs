@@ -7,6 +7,8 @@
 //! - Failed at every step: the disk attached, wipefs, sfdisk, each mkfs, the download,
 //!   the filesystem-image write, the tree copy, the tar extraction, an fstab, GRUB for
 //!   BIOS and for UEFI, grub.cfg, grubenv and every copy of boot-info.json.
+//! - The real tool of each step failing (a stand-in first on PATH fails one call and runs
+//!   the real tool otherwise): the failure line names the step and quotes the tool.
 //! - A download cut mid-stream and a checksum mismatch, from an HTTP server on 127.0.0.1
 //!   that misbehaves once.
 //! - Killed (SIGKILL) at every step.
@@ -93,11 +95,10 @@ const RELEASE_TIMEOUT: Duration = Duration::from_secs(20);
 /// for the test to look into its mount namespace.
 const FAILED_POINT: &str = "deploy:failed";
 
-/// Every step a fault is injected at, with the number of the arrival (a point inside a
-/// loop is passed once per disk, filesystem, image or chunk): everything before the last
-/// step, in deploy order. The config has one disk, six filesystems (ESP, multiboot, three
-/// roots, one shared), and images alpha (a directory tree), beta (a tar.gz over HTTP)
-/// and gamma (a raw ext4 image).
+/// Every step a fault is injected at, in deploy order, with the number of the arrival (a
+/// point inside a loop is passed once per disk, filesystem, image or chunk). The config
+/// has one disk, six filesystems (ESP, multiboot, three roots, one shared), and images
+/// alpha (a directory tree), beta (a tar.gz over HTTP) and gamma (a raw ext4 image).
 const STEPS: &[(&str, u64)] = &[
     ("disk:attached", 1),
     ("partition:wipefs", 1),
