@@ -16,6 +16,8 @@
 //! A failure after the first write unmounts everything (the guards), deletes a partial
 //! download, wipes the new partition tables so that a half-written disk never boots
 //! (unless `--preserve-on-error`), detaches the loop devices and names the failed step.
+//! What a deployer killed mid-deploy cannot clean up, its work directory, is removed by
+//! the next deploy.
 
 use std::fs::File;
 use std::io::IsTerminal;
