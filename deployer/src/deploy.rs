@@ -22,12 +22,17 @@
 //! A failure after the first write unmounts everything (the guards), deletes a partial
 //! download, wipes the new partition tables so that a half-written disk never boots
 //! (unless `--preserve-on-error`; a kept table is never wiped, it holds kept data),
-//! detaches the loop devices and names the failed step.
+//! detaches the loop devices and names the failed step. What a deployer killed
+//! mid-deploy cannot clean up, its work directory, is removed by the next deploy.
 
+use std::fs::File;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use nix::fcntl::{Flock, FlockArg};
+use shared::blockdev::parse_mountinfo;
+use shared::fault;
 
 use crate::apply::boot::{install_boot, BootInputs, BootloaderConfig};
 use crate::apply::disk::AttachedDisks;
@@ -146,6 +151,7 @@ pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) ->
     let mut disks = AttachedDisks::default();
     match apply(config, plan, &sources, options, &bootctl, &work, &mut disks) {
         Ok(()) => {
+            fault::point("deploy:done");
             eprintln!(
                 "deployer: deployed {} image(s); boot-info.json written to {}",
                 plan.images.len(),
@@ -175,6 +181,7 @@ pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) ->
                     eprintln!("deployer: {problem}");
                 }
             }
+            fault::point("deploy:failed");
             Exit::Failure
         }
     }
@@ -290,6 +297,7 @@ fn apply(
         std::fs::read(bootctl).with_context(|| format!("reading {}", bootctl.display()))?;
     for disk in &plan.disks {
         disks.attach(disk)?;
+        fault::step("disk:attached")?;
     }
     for disk in &plan.disks {
         if plan.keeps_partition_tables() {
@@ -333,33 +341,89 @@ fn apply(
 }
 
 /// The private directory under which filesystems are mounted and downloads kept while
-/// deploying (under `$TMPDIR`, else `/tmp`).
-struct WorkDir(PathBuf);
+/// deploying, `deployer-PID` under `$TMPDIR` (else `/tmp`). It is flocked while the deploy
+/// runs: a deployer that was killed leaves its directory (empty mount points, a partial
+/// download) unlocked, and the next deploy removes it.
+struct WorkDir {
+    path: PathBuf,
+    _lock: Flock<File>,
+}
 
 impl WorkDir {
     fn create() -> anyhow::Result<WorkDir> {
         use std::os::unix::fs::DirBuilderExt;
-        let path = std::env::temp_dir().join(format!("deployer-{}", std::process::id()));
+        let base = std::env::temp_dir();
+        remove_stale_work_dirs(&base);
+        let path = base.join(format!("deployer-{}", std::process::id()));
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&path)
             .with_context(|| format!("creating {}", path.display()))?;
-        Ok(WorkDir(path))
+        let locked = File::open(&path).and_then(|dir| {
+            Flock::lock(dir, FlockArg::LockExclusiveNonblock)
+                .map_err(|(_, errno)| std::io::Error::from(errno))
+        });
+        match locked {
+            Ok(lock) => Ok(WorkDir { path, _lock: lock }),
+            Err(err) => {
+                let _ = std::fs::remove_dir(&path);
+                Err(err).with_context(|| format!("locking {}", path.display()))
+            }
+        }
     }
 
     fn path(&self) -> &Path {
-        &self.0
+        &self.path
     }
 
     /// Removes the (by now empty) directory.
     fn remove(self) -> anyhow::Result<()> {
-        std::fs::remove_dir(&self.0).with_context(|| format!("removing {}", self.0.display()))
+        std::fs::remove_dir(&self.path).with_context(|| format!("removing {}", self.path.display()))
     }
 }
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
         // Never recursive: a mount left below it must not lose its files.
-        let _ = std::fs::remove_dir(&self.0);
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+/// Removes the work directories under `base` that deployers killed before they could
+/// clean up left behind: `deployer-PID` directories whose process is gone, that no
+/// deployer holds locked and below which nothing is mounted. Each one is reported.
+fn remove_stale_work_dirs(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    let mounts = std::fs::read("/proc/self/mountinfo")
+        .map(|text| parse_mountinfo(&text))
+        .unwrap_or_default();
+    for entry in entries.flatten() {
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("deployer-")) else {
+            continue;
+        };
+        let path = entry.path();
+        if !is_dir
+            || pid.parse::<u32>().is_err()
+            || Path::new("/proc").join(pid).exists()
+            || mounts.iter().any(|m| m.mount_point.starts_with(&path))
+        {
+            continue;
+        }
+        let Ok(dir) = File::open(&path) else {
+            continue;
+        };
+        if let Ok(_unlocked) = Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => eprintln!(
+                    "deployer: removed {}, left by a deployer that was killed",
+                    path.display()
+                ),
+                Err(err) => eprintln!("deployer: removing {}: {err}", path.display()),
+            }
+        }
     }
 }

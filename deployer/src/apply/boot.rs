@@ -18,6 +18,7 @@ use anyhow::{bail, Context};
 use serde_json::{Map, Value};
 use shared::atomic::replace_file;
 use shared::bootinfo::{BootElement, BootInfo};
+use shared::fault;
 use shared::grubenv::GrubEnv;
 use shared::mount::{Mount, MountOptions};
 
@@ -279,6 +280,7 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
     argv.push(boot_arg);
     argv.push("--modules=part_gpt ext2".into());
     argv.push(inputs.disks.device(&plan.boot.bios_disk)?.into());
+    fault::step("grub:bios")?;
     run(
         &format!("install GRUB for BIOS on disk {}", plan.boot.bios_disk),
         &argv,
@@ -289,23 +291,26 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
         .iter()
         .find(|fs| fs.purpose == Purpose::Esp)
         .context("the plan has no ESP")?;
-    install_uefi(inputs, esp, &grub_dir)?;
+    fault::step("write:grub.cfg")?;
     replace_file(&grub_dir.join("grub.cfg"), menu.grub_cfg.as_bytes(), 0o644)
         .context("write grub.cfg")?;
     let env_bytes = menu.grubenv.to_bytes().context("write grubenv")?;
+    fault::step("write:grubenv")?;
     replace_file(&grub_dir.join("grubenv"), &env_bytes, 0o644).context("write grubenv")?;
+    fault::step("boot-info:multiboot")?;
     replace_file(
         &mounted.path().join("boot-info.json"),
         info_json.as_bytes(),
         0o644,
     )
     .context("write boot-info.json on the multiboot partition")?;
+    // Last on the multiboot partition: a UEFI firmware finds BOOTX64.EFI on the ESP (a new,
+    // empty filesystem until now) only once GRUB's configuration is complete.
+    install_uefi(inputs, esp, &grub_dir)?;
     mounted
         .unmount()
         .context("unmount the multiboot partition")?;
 
-    replace_file(inputs.boot_info, info_json.as_bytes(), 0o644)
-        .with_context(|| format!("write {}", inputs.boot_info.display()))?;
     for image in &plan.images {
         let Some(root) = image.mounts.iter().find(|m| m.mount_point == "/") else {
             continue;
@@ -320,12 +325,17 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
         let dir = path.parent().expect("boot-info.json has a directory");
         std::fs::create_dir_all(dir)
             .with_context(|| format!("image {}: creating /etc/multiboot", image.name))?;
+        fault::step("boot-info:image")?;
         replace_file(&path, info_json.as_bytes(), 0o644)
             .with_context(|| format!("image {}: write /{IMAGE_BOOT_INFO_PATH}", image.name))?;
         mounted
             .unmount()
             .with_context(|| format!("unmount image {}", image.name))?;
     }
+    // Last: a boot-info.json outside the disks tells that the deploy finished.
+    fault::step("boot-info:file")?;
+    replace_file(inputs.boot_info, info_json.as_bytes(), 0o644)
+        .with_context(|| format!("write {}", inputs.boot_info.display()))?;
     Ok(())
 }
 
@@ -358,6 +368,7 @@ fn install_uefi(inputs: &BootInputs, esp: &FilesystemPlan, grub_dir: &Path) -> a
             efi.clone().into(),
         ];
         argv.extend(EFI_IMAGE_MODULES.iter().map(OsString::from));
+        fault::step("grub:uefi")?;
         run(&format!("{step}: build BOOTX64.EFI"), &argv)?;
         let node = inputs.disks.node(&esp.device)?;
         let mtools_image = |tool: &str| -> Vec<OsString> {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use shared::fault;
 use shared::loopdev::LoopDevice;
 
 use crate::apply::mkfs::mkfs_command;
@@ -110,10 +111,12 @@ impl AttachedDisks {
             disk.name,
             device.display()
         );
+        fault::step("partition:wipefs")?;
         run(
             &format!("wipe old signatures of disk {}", disk.name),
             &with_path(os(&["wipefs", "-a", "-q"]), &device),
         )?;
+        fault::step("partition:sfdisk")?;
         run_with_input(
             &format!("write the partition table of disk {}", disk.name),
             &with_path(
@@ -228,6 +231,7 @@ impl AttachedDisks {
                 fs.device,
                 node.display()
             );
+            fault::step("mkfs")?;
             run(
                 &format!(
                     "make the {} filesystem of {}",

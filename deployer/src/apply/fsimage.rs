@@ -20,6 +20,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use serde_json::Value;
+use shared::fault;
 
 use crate::apply::raw::write_raw;
 use crate::apply::runner::{run, StepError};
@@ -112,6 +113,7 @@ pub fn install(
             target.fs_type.as_str()
         );
     }
+    fault::step("image:fsimage")?;
     if qcow2 {
         let info_argv = argv(&["qemu-img", "info", "--output=json", "-f", "qcow2"], path);
         let json = run(

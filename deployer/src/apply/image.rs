@@ -19,6 +19,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context};
 use shared::atomic::replace_file;
+use shared::fault;
 use shared::mount::{Mount, MountOptions};
 
 use crate::apply::copy::copy_tree;
@@ -268,6 +269,7 @@ pub fn deploy_image(
         // and rsync; only a config that gives Bareon's rsync_flags has it copied by rsync
         // with them, as Bareon does.
         Payload::Tree(dir) if rsync_flags.is_none() => {
+            fault::step("image:copy")?;
             let report = copy_tree(dir, &root).with_context(|| format!("copy image {name}"))?;
             let existing: Vec<String> = report
                 .overwritten
@@ -298,6 +300,7 @@ pub fn deploy_image(
                 )?;
                 report_existing(image, shared, &existing_members(&listing, &root));
             }
+            fault::step("image:tar")?;
             run(
                 &format!("extract the tar archive of image {name}"),
                 &tar_command(&TAR_EXTRACT, path, *compression, Some(&root)),
@@ -313,6 +316,7 @@ pub fn deploy_image(
 
     mounted.fill_vfat(name, shared)?;
 
+    fault::step("image:fstab")?;
     let etc = root.join("etc");
     std::fs::create_dir_all(&etc).with_context(|| format!("image {name}: creating /etc"))?;
     replace_file(&etc.join("fstab"), image.fstab.as_bytes(), 0o644)
@@ -522,6 +526,7 @@ fn rsync_copy(
     );
     argv.push(source);
     argv.push(dir_arg(root));
+    fault::step("image:copy")?;
     let itemized = run(&format!("copy image {name}"), &argv)?;
     Ok(rsync_existing(&itemized))
 }

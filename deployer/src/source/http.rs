@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
+use shared::fault;
 
 use crate::source::format::HEAD_BYTES;
 
@@ -166,6 +167,7 @@ pub fn download(
         file.write_all(&buf[..n])
             .with_context(|| format!("image {image}: writing {}", download.path.display()))?;
         done += n as u64;
+        fault::step("image:download")?;
         if last_line.elapsed() >= PROGRESS_EVERY {
             last_line = Instant::now();
             eprintln!(
