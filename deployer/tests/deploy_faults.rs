@@ -1083,7 +1083,7 @@ fn disks_that_must_not_be_written_are_refused_and_left_unchanged() {
         }
         let path = scratch.join(name);
         let config = json!({"images": [{"name": "solo", "image_pull_url": tree, "target": "/"}],
-                            "partitions": [disk]});
+                            "partitions": [disk], "partitions_policy": "clean"});
         std::fs::write(&path, config.to_string()).expect("writing a config");
         path
     };
