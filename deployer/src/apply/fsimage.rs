@@ -98,7 +98,7 @@ pub fn install(
     node: &Path,
 ) -> anyhow::Result<()> {
     let what = if qcow2 { "qcow2" } else { "raw" };
-    eprintln!(
+    crate::info!(
         "deployer: image {image}: writing the {what} {} image onto {} ({})",
         fs.fs_type.as_str(),
         target.mount_point,

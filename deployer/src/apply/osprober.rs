@@ -167,7 +167,7 @@ pub fn os_prober_menu(
 
     let stage = Stage::create(work)?;
     stage.populate(&disks)?;
-    eprintln!("deployer: running grub-mkconfig with os-prober on the deployed disks");
+    crate::info!("deployer: running grub-mkconfig with os-prober on the deployed disks");
     let mut argv: Vec<OsString> = ["unshare", "--mount", "--propagation", "private"]
         .into_iter()
         .chain(["sh", "-euc", NAMESPACE_SCRIPT, "sh"])

@@ -11,7 +11,8 @@
 //! aligned buffer, so it goes to the device without a second copy through the page cache
 //! (the last sector is padded with zeroes); reading the next chunk overlaps writing the
 //! last one. It ends with an fsync of the destination, as `dd conv=fsync` does, so the
-//! data is on the device when it returns.
+//! data is on the device when it returns. Its progress, how far into the image it got, is
+//! shown by a [`Meter`].
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -23,6 +24,8 @@ use std::sync::mpsc;
 use anyhow::{bail, Context};
 use nix::fcntl::{fallocate, FallocateFlags};
 use nix::unistd::{lseek, Whence};
+
+use crate::progress::{bytes, Meter};
 
 /// The granularity of zero detection.
 pub const BLOCK: usize = 4096;
@@ -131,12 +134,21 @@ pub fn write_raw(image: &Path, dest: &Path) -> anyhow::Result<RawReport> {
         }
         Dest { file, sector: None }
     };
-    let written = copy_data(&source, image_bytes, &target)
+    let meter = Meter::start(
+        format!("raw image {}", image.display()),
+        "written",
+        Some(image_bytes),
+    );
+    let written = copy_data(&source, image_bytes, &target, &meter)
         .with_context(|| format!("writing {} onto {}", image.display(), dest.display()))?;
     target
         .file
         .sync_all()
         .with_context(|| format!("flushing {}", dest.display()))?;
+    meter.finish(&format!(
+        "{} of data, the rest zeroes",
+        bytes(written as f64)
+    ));
     Ok(RawReport {
         image_bytes,
         written,
@@ -250,8 +262,9 @@ impl AlignedBuf {
 
 /// Copies the non-zero blocks of the data extents of `source` (`len` bytes) to the same
 /// offsets of `dest` and zeroes everything else up to `len`; returns the bytes written.
-/// A reader thread fills one buffer while this one writes the other.
-fn copy_data(source: &File, len: u64, dest: &Dest) -> io::Result<u64> {
+/// A reader thread fills one buffer while this one writes the other. `meter` is given how
+/// far into `source` the copy got.
+fn copy_data(source: &File, len: u64, dest: &Dest, meter: &Meter) -> io::Result<u64> {
     let work = chunks(&data_extents(source, len)?);
     let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<(u64, usize, AlignedBuf)>>(1);
     let (empty_tx, empty_rx) = mpsc::channel::<AlignedBuf>();
@@ -274,6 +287,7 @@ fn copy_data(source: &File, len: u64, dest: &Dest) -> io::Result<u64> {
         });
         let mut written = 0;
         let mut zeroed_to = 0;
+        let mut reached = 0;
         for item in full_rx {
             let (offset, want, mut buf) = item?;
             let chunk = buf.get_mut();
@@ -288,8 +302,12 @@ fn copy_data(source: &File, len: u64, dest: &Dest) -> io::Result<u64> {
             }
             // The receiver may be gone when the last chunk is sent; nothing is lost.
             let _ = empty_tx.send(buf);
+            let end = (offset + want as u64).min(len);
+            meter.add(end.saturating_sub(reached));
+            reached = reached.max(end);
         }
         dest.zero(zeroed_to, dest.covered(len))?;
+        meter.add(len.saturating_sub(reached));
         Ok(written)
     })
 }
