@@ -13,8 +13,13 @@ pub struct Cli {
     pub source: SourceArgs,
 
     /// Also say which multiboot partition was used: its UUID, device and mount point.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
     pub verbose: bool,
+
+    /// Print only errors and what was asked for: switch prints nothing unless --json, and
+    /// leftovers of an interrupted bootctl are removed without a word.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -26,6 +31,7 @@ Examples:
   bootctl switch centos           boot the image named centos from the next reboot on
   bootctl switch --once 2         boot GRUB entry 2 at the next reboot only
   bootctl --disk node.img list    inspect a disk-image file offline
+  bootctl -q switch ubuntu && reboot
 
 Exit status: 0 ok, 1 I/O or other error, 2 usage, 3 target not found or ambiguous,
 4 multiboot partition not found, 5 permission denied (must be root), 6 grub.cfg, grubenv or
