@@ -59,8 +59,9 @@ pub struct SourceArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show the boot entries: GRUB index, id, title, image, OS, root UUID, and which entry
-    /// runs now, boots by default and boots next.
+    /// Show the boot entries: which entry runs now, boots by default and boots next, GRUB
+    /// index, image, OS, the start of the root UUID and title, in a table that fits the
+    /// terminal (80 columns when it is not one); --json adds the ids and whole UUIDs.
     #[command(
         after_help = "Example:\n  bootctl list --json | jq -r '.entries[] | select(.default) | .image_name'"
     )]
