@@ -95,7 +95,13 @@ impl Meter {
         let thread = {
             let counters = Arc::clone(&counters);
             let bar = bar.clone();
-            std::thread::spawn(move || show(&counters, bar.as_ref(), lines, &stopped))
+            let emit = move |line: String| {
+                if lines {
+                    eprintln!("{line}");
+                }
+                output::log(format_args!("{line}"));
+            };
+            std::thread::spawn(move || show(&counters, bar.as_ref(), LINE_EVERY, &emit, &stopped))
         };
         Meter {
             counters,
@@ -160,10 +166,16 @@ impl Drop for Meter {
     }
 }
 
-/// The meter's thread: gives the bar the counters every [`BAR_EVERY`], and every
-/// [`LINE_EVERY`] writes a plain line (to stderr with `lines`) and logs it, until `stop`.
-fn show(counters: &Counters, bar: Option<&ProgressBar>, lines: bool, stop: &mpsc::Receiver<()>) {
-    let tick = if bar.is_some() { BAR_EVERY } else { LINE_EVERY };
+/// The meter's thread: gives the bar the counters every [`BAR_EVERY`], and hands `emit` a
+/// plain line every `every`, until `stop`.
+fn show(
+    counters: &Counters,
+    bar: Option<&ProgressBar>,
+    every: Duration,
+    emit: &dyn Fn(String),
+    stop: &mpsc::Receiver<()>,
+) {
+    let tick = if bar.is_some() { BAR_EVERY } else { every };
     let mut last_line = Instant::now();
     while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(tick) {
         if let Some(bar) = bar {
@@ -173,13 +185,9 @@ fn show(counters: &Counters, bar: Option<&ProgressBar>, lines: bool, stop: &mpsc
             }
             bar.set_position(counters.done.load(Ordering::Relaxed));
         }
-        if last_line.elapsed() >= LINE_EVERY {
+        if last_line.elapsed() >= every {
             last_line = Instant::now();
-            let line = counters.line();
-            if lines {
-                eprintln!("{line}");
-            }
-            output::log(format_args!("{line}"));
+            emit(counters.line());
         }
     }
 }
@@ -310,6 +318,41 @@ mod tests {
             progress_line("copied", 3584, None, Duration::from_secs(1)),
             "copied 3.5 KiB, 3.5 KiB/s"
         );
+    }
+
+    #[test]
+    fn the_thread_writes_a_line_every_interval_until_stopped() {
+        let counters = Arc::new(Counters {
+            subject: "image a".to_owned(),
+            verb: "downloaded",
+            done: AtomicU64::new(0),
+            total: AtomicU64::new(4096),
+            total_final: AtomicBool::new(true),
+            started: Instant::now(),
+        });
+        let (stop, stopped) = mpsc::channel::<()>();
+        let (lines, emitted) = mpsc::channel::<String>();
+        let thread = {
+            let counters = Arc::clone(&counters);
+            std::thread::spawn(move || {
+                let emit = |line: String| lines.send(line).expect("the test listens");
+                show(&counters, None, Duration::from_millis(10), &emit, &stopped);
+            })
+        };
+        counters.done.store(1024, Ordering::Relaxed);
+        let first = emitted.recv().expect("a line");
+        assert!(
+            first.starts_with("deployer: image a: downloaded 1.0 KiB of 4.0 KiB (25%), "),
+            "{first}"
+        );
+        counters.done.store(2048, Ordering::Relaxed);
+        let later = emitted
+            .iter()
+            .find(|line| line.contains("(50%)"))
+            .expect("a later line");
+        assert!(later.contains("2.0 KiB of 4.0 KiB"), "{later}");
+        drop(stop);
+        thread.join().expect("the thread ends once stopped");
     }
 
     #[test]
