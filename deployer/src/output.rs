@@ -87,12 +87,12 @@ pub fn progress_bars() -> bool {
     shows_progress() && std::io::stderr().is_terminal()
 }
 
-/// Whether stderr may get colours: a terminal, not `TERM=dumb`, and no `NO_COLOR`
-/// (<https://no-color.org>: set and not empty).
+/// Whether stderr may get colours: a terminal whose `TERM` is set and not `dumb`, and no
+/// `NO_COLOR` (<https://no-color.org>: set and not empty).
 pub fn colours() -> bool {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
-    let dumb = std::env::var_os("TERM").is_some_and(|term| term == "dumb");
-    std::io::stderr().is_terminal() && !no_color && !dumb
+    let term = std::env::var_os("TERM").is_some_and(|term| !term.is_empty() && term != "dumb");
+    std::io::stderr().is_terminal() && term && !no_color
 }
 
 /// Whether there is a log file.

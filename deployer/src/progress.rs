@@ -24,6 +24,17 @@ pub const LINE_EVERY: Duration = Duration::from_secs(5);
 /// How often the bar is given the counters.
 const BAR_EVERY: Duration = Duration::from_millis(100);
 
+/// How much work there is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Total {
+    /// Known before the work starts.
+    Known(u64),
+    /// Found as the work goes on ([`Meter::more_to_do`]), known once [`Meter::all_found`].
+    Found,
+    /// Not known (a download whose server tells no length).
+    Unknown,
+}
+
 /// The counters the work adds to and the meter's thread reads.
 struct Counters {
     /// `"image alpha"`, `"tree /srv/alpha"`: what the lines are about.
@@ -70,18 +81,22 @@ pub struct Meter {
 
 impl Meter {
     /// Starts showing the progress of work on `subject` whose lines say `verb` (`"copied"`)
-    /// and that does `total` bytes (`None`: not known, or known only as the work goes on,
-    /// see [`Meter::more_to_do`]).
-    pub fn start(subject: impl Into<String>, verb: &'static str, total: Option<u64>) -> Meter {
+    /// and that does `total` bytes.
+    pub fn start(subject: impl Into<String>, verb: &'static str, total: Total) -> Meter {
+        let known = match total {
+            Total::Known(bytes) => Some(bytes),
+            Total::Found | Total::Unknown => None,
+        };
         let counters = Arc::new(Counters {
             subject: subject.into(),
             verb,
             done: AtomicU64::new(0),
-            total: AtomicU64::new(total.unwrap_or(0)),
-            total_final: AtomicBool::new(total.is_some()),
+            total: AtomicU64::new(known.unwrap_or(0)),
+            total_final: AtomicBool::new(known.is_some()),
             started: Instant::now(),
         });
-        let bar = output::progress_bars().then(|| new_bar(&counters.subject, total.is_some()));
+        let bar =
+            output::progress_bars().then(|| new_bar(&counters.subject, total != Total::Unknown));
         let lines = output::shows_progress() && bar.is_none();
         if !(bar.is_some() || lines || output::logs()) {
             return Meter {
@@ -192,8 +207,8 @@ fn show(
     }
 }
 
-/// A bar on stderr, in colour where [`output::colours`] allows: with the total, the
-/// rate and the time left when the total is known (or will be), else a spinner.
+/// A bar on stderr, in colour where [`output::colours`] allows, drawn at once: with the
+/// total, the rate and the time left when the total is known (or will be), else a spinner.
 fn new_bar(subject: &str, total_known: bool) -> ProgressBar {
     let colour = output::colours();
     let template = match (total_known, colour) {
@@ -216,6 +231,7 @@ fn new_bar(subject: &str, total_known: bool) -> ProgressBar {
         .with_style(style)
         .with_prefix(subject.to_owned());
     bar.enable_steady_tick(BAR_EVERY);
+    bar.tick();
     bar
 }
 
@@ -268,11 +284,12 @@ pub fn bytes(n: f64) -> String {
     }
 }
 
-/// `0.4 s`, `42 s`, `3 min 5 s`, `1 h 2 min`.
+/// `0.04 s`, `4.2 s`, `42 s`, `3 min 5 s`, `1 h 2 min`.
 fn duration(elapsed: Duration) -> String {
     let seconds = elapsed.as_secs();
     match seconds {
-        0..=9 => format!("{:.1} s", elapsed.as_secs_f64()),
+        0 => format!("{:.2} s", elapsed.as_secs_f64()),
+        1..=9 => format!("{:.1} s", elapsed.as_secs_f64()),
         10..=59 => format!("{seconds} s"),
         60..=3599 => format!("{} min {} s", seconds / 60, seconds % 60),
         _ => format!("{} h {} min", seconds / 3600, seconds % 3600 / 60),
@@ -357,7 +374,8 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(duration(Duration::from_millis(420)), "0.4 s");
+        assert_eq!(duration(Duration::from_millis(42)), "0.04 s");
+        assert_eq!(duration(Duration::from_millis(4200)), "4.2 s");
         assert_eq!(duration(Duration::from_secs(42)), "42 s");
         assert_eq!(duration(Duration::from_secs(185)), "3 min 5 s");
         assert_eq!(duration(Duration::from_secs(3720)), "1 h 2 min");
@@ -365,7 +383,7 @@ mod tests {
 
     #[test]
     fn a_meter_counts_what_it_is_given() {
-        let meter = Meter::start("tree /srv/a", "copied", None);
+        let meter = Meter::start("tree /srv/a", "copied", Total::Found);
         meter.more_to_do(300);
         meter.add(100);
         meter.add(200);

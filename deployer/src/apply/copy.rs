@@ -49,7 +49,7 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 
-use crate::progress::Meter;
+use crate::progress::{Meter, Total};
 
 /// What [`copy_tree`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -82,7 +82,7 @@ pub fn copy_tree(source: &Path, dest: &Path) -> anyhow::Result<CopyReport> {
         bail!("copy destination {}: not a directory", dest.display());
     }
 
-    let meter = Meter::start(format!("tree {}", source.display()), "copied", None);
+    let meter = Meter::start(format!("tree {}", source.display()), "copied", Total::Found);
     let copy = Copy {
         source,
         dest,

@@ -25,7 +25,7 @@ use anyhow::{bail, Context};
 use nix::fcntl::{fallocate, FallocateFlags};
 use nix::unistd::{lseek, Whence};
 
-use crate::progress::{bytes, Meter};
+use crate::progress::{bytes, Meter, Total};
 
 /// The granularity of zero detection.
 pub const BLOCK: usize = 4096;
@@ -137,7 +137,7 @@ pub fn write_raw(image: &Path, dest: &Path) -> anyhow::Result<RawReport> {
     let meter = Meter::start(
         format!("raw image {}", image.display()),
         "written",
-        Some(image_bytes),
+        Total::Known(image_bytes),
     );
     let written = copy_data(&source, image_bytes, &target, &meter)
         .with_context(|| format!("writing {} onto {}", image.display(), dest.display()))?;

@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 
-use crate::progress::Meter;
+use crate::progress::{Meter, Total};
 use crate::source::format::HEAD_BYTES;
 
 /// How long connecting may take.
@@ -149,7 +149,11 @@ pub fn download(
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut done: u64 = 0;
-    let meter = Meter::start(format!("image {image}"), "downloaded", length);
+    let meter = Meter::start(
+        format!("image {image}"),
+        "downloaded",
+        length.map_or(Total::Unknown, Total::Known),
+    );
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
