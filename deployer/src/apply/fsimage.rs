@@ -21,7 +21,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use serde_json::Value;
 
-use crate::apply::raw::write_raw;
+use crate::apply::raw::{convert_qcow2, write_raw};
 use crate::apply::runner::{run, StepError};
 use crate::config::FileSystem;
 use crate::source::format::FsImage;
@@ -132,12 +132,13 @@ pub fn install(
                 target.size_bytes
             );
         }
-        let mut convert = argv(
-            &["qemu-img", "convert", "-n", "-f", "qcow2", "-O", "raw"],
+        convert_qcow2(
+            &format!("write the qcow2 image of image {image}"),
+            image,
             path,
-        );
-        convert.push(node.into());
-        run(&format!("write the qcow2 image of image {image}"), &convert)?;
+            node,
+            info.virtual_size,
+        )?;
     } else {
         write_raw(path, node).with_context(|| format!("image {image}: writing the raw image"))?;
     }

@@ -11,9 +11,9 @@
 //! duration and exit status, and with the tail of its stderr when it failed.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::apply::tools;
@@ -77,7 +77,7 @@ fn last_line(tail: &str) -> String {
 /// # Panics
 /// When `argv` is empty: a step always names its program.
 pub fn run(step: &str, argv: &[OsString]) -> Result<String, StepError> {
-    run_with_stdin(step, argv, None)
+    run_with_stdin(step, argv, None, &mut |_| {})
 }
 
 /// Runs `argv` as [`run`] does, with `input` as its whole stdin (then closed): for small
@@ -86,13 +86,28 @@ pub fn run(step: &str, argv: &[OsString]) -> Result<String, StepError> {
 /// # Panics
 /// When `argv` is empty: a step always names its program.
 pub fn run_with_input(step: &str, argv: &[OsString], input: &[u8]) -> Result<String, StepError> {
-    run_with_stdin(step, argv, Some(input))
+    run_with_stdin(step, argv, Some(input), &mut |_| {})
+}
+
+/// Runs `argv` as [`run`] does, handing `report` each piece of its stdout between carriage
+/// returns and newlines as it comes: for a tool that reports its progress there, such as
+/// `qemu-img convert -p`.
+///
+/// # Panics
+/// When `argv` is empty: a step always names its program.
+pub fn run_reporting(
+    step: &str,
+    argv: &[OsString],
+    report: &mut dyn FnMut(&str),
+) -> Result<String, StepError> {
+    run_with_stdin(step, argv, None, report)
 }
 
 fn run_with_stdin(
     step: &str,
     argv: &[OsString],
     input: Option<&[u8]>,
+    report: &mut dyn FnMut(&str),
 ) -> Result<String, StepError> {
     let (program, args) = argv.split_first().expect("a step needs a program");
     let (program, shown) = resolve(program, &std::env::var("PATH").unwrap_or_default());
@@ -130,13 +145,11 @@ fn run_with_stdin(
         // A tool that exits without reading all of its input is judged by its status.
         let _ = stdin.write_all(input);
     }
-    let output = child
-        .wait_with_output()
-        .map_err(|source| StepError::Spawn {
-            step: step.to_owned(),
-            command: command.clone(),
-            source,
-        })?;
+    let output = collect(child, report).map_err(|source| StepError::Spawn {
+        step: step.to_owned(),
+        command: command.clone(),
+        source,
+    })?;
     output::detail(format_args!(
         "deployer: {step}: {}, {}",
         describe(&output.status),
@@ -157,6 +170,50 @@ fn run_with_stdin(
         });
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Waits for `child`, reading its stderr on a thread of its own and its stdout on this one,
+/// handing `report` each piece of stdout that ends with a carriage return or a newline.
+fn collect(mut child: Child, report: &mut dyn FnMut(&str)) -> io::Result<Output> {
+    let stderr = child.stderr.take().map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).map(|_| bytes)
+        })
+    });
+    let mut stdout = Vec::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        let mut buf = [0u8; 8192];
+        let mut reported = 0;
+        loop {
+            let n = match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            stdout.extend_from_slice(&buf[..n]);
+            while let Some(end) = stdout[reported..]
+                .iter()
+                .position(|&b| b == b'\r' || b == b'\n')
+            {
+                report(&String::from_utf8_lossy(&stdout[reported..reported + end]));
+                reported += end + 1;
+            }
+        }
+    }
+    let status = child.wait()?;
+    let stderr = match stderr {
+        Some(thread) => thread
+            .join()
+            .map_err(|_| io::Error::other("reading stderr failed"))??,
+        None => Vec::new(),
+    };
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
 }
 
 /// The program to start for `program`, and its name for messages: as given when it names
@@ -357,6 +414,33 @@ mod tests {
             err.to_string(),
             "install GRUB: grub-nonexistent-xyz not found, nor grub2-nonexistent-xyz: run \
              scripts/setup (see README)"
+        );
+    }
+
+    #[test]
+    fn progress_on_stdout_is_reported_as_it_comes() {
+        let mut pieces = Vec::new();
+        let out = run_reporting(
+            "report",
+            &argv(&[
+                "sh",
+                "-c",
+                "printf '  (0.00/100%%)\\r'; echo err >&2; printf '(50.00/100%%)\\rdone\\n'",
+            ]),
+            &mut |piece| pieces.push(piece.to_owned()),
+        )
+        .unwrap();
+        assert_eq!(pieces, ["  (0.00/100%)", "(50.00/100%)", "done"]);
+        assert_eq!(out, "  (0.00/100%)\r(50.00/100%)\rdone\n");
+        let err = run_reporting(
+            "fail",
+            &argv(&["sh", "-c", "echo half; echo why >&2; exit 2"]),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "fail: `sh -c 'echo half; echo why >&2; exit 2'` failed (exit 2): why"
         );
     }
 
