@@ -64,9 +64,8 @@ const AFTER_HELP: &str = concat!(
     "  deployer plan provision.json --disk vda=/dev/vda\n",
     "  deployer deploy provision.json --disk vda=/dev/vda\n",
     "  deployer -v deploy provision.json --disk vda=node.img --yes --log-file deploy.log\n\n",
-    "Exit status: 0 success, 1 a file or disk cannot be read or a deploy step failed, \
-     2 usage error, 3 invalid config, it does not fit the disks, or this host cannot \
-     deploy it."
+    exit_status!(),
+    "\nThose of deploy: deployer deploy --help."
 );
 
 #[derive(Debug, Subcommand)]
