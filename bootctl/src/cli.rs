@@ -13,8 +13,13 @@ pub struct Cli {
     pub source: SourceArgs,
 
     /// Also say which multiboot partition was used: its UUID, device and mount point.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
     pub verbose: bool,
+
+    /// Print only errors and what was asked for: switch prints nothing unless --json, and
+    /// leftovers of an interrupted bootctl are removed without a word.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -26,6 +31,7 @@ Examples:
   bootctl switch centos           boot the image named centos from the next reboot on
   bootctl switch --once 2         boot GRUB entry 2 at the next reboot only
   bootctl --disk node.img list    inspect a disk-image file offline
+  bootctl -q switch ubuntu && reboot
 
 Exit status: 0 ok, 1 I/O or other error, 2 usage, 3 target not found or ambiguous,
 4 multiboot partition not found, 5 permission denied (must be root), 6 grub.cfg, grubenv or
@@ -53,8 +59,9 @@ pub struct SourceArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show the boot entries: GRUB index, id, title, image, OS, root UUID, and which entry
-    /// runs now, boots by default and boots next.
+    /// Show the boot entries: which entry runs now, boots by default and boots next, GRUB
+    /// index, image, OS, the start of the root UUID and title, in a table that fits the
+    /// terminal (80 columns when it is not one); --json adds the ids and whole UUIDs.
     #[command(
         after_help = "Example:\n  bootctl list --json | jq -r '.entries[] | select(.default) | .image_name'"
     )]

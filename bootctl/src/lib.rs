@@ -21,7 +21,7 @@ use std::io::IsTerminal;
 use shared::atomic::Lock;
 use shared::grubcfg::{self, Menu};
 
-use crate::cli::{Cli, Command, SourceArgs};
+use crate::cli::{Cli, Command};
 use crate::exit::{fail, Code};
 use crate::render::{PartitionReport, SwitchReport};
 use crate::source::{Access, Located};
@@ -32,16 +32,19 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     signals::install()?;
     match &cli.command {
         Command::List { json } => {
-            let loaded = Loaded::open(&cli.source, Access::ReadOnly, cli.verbose, false)?;
+            let loaded = Loaded::open(cli, Access::ReadOnly, false)?;
             if *json {
                 println!("{:#}", render::list_json(&loaded.view));
             } else {
-                println!("{}", render::list_table(&loaded.view));
+                println!(
+                    "{}",
+                    render::list_table(&loaded.view, render::table_width())
+                );
             }
             loaded.located.release()
         }
         Command::Status { json } => {
-            let loaded = Loaded::open(&cli.source, Access::ReadOnly, cli.verbose, false)?;
+            let loaded = Loaded::open(cli, Access::ReadOnly, false)?;
             let partition = PartitionReport {
                 uuid: loaded.located.uuid.clone(),
                 device: loaded
@@ -83,12 +86,8 @@ struct Loaded {
 impl Loaded {
     /// Locates and reads the boot files; with `lock_first`, under the switch lock, taken
     /// before they are read (a switch whose TARGET is known reads them once).
-    fn open(
-        source: &SourceArgs,
-        access: Access,
-        verbose: bool,
-        lock_first: bool,
-    ) -> anyhow::Result<Loaded> {
+    fn open(cli: &Cli, access: Access, lock_first: bool) -> anyhow::Result<Loaded> {
+        let (source, verbose, quiet) = (&cli.source, cli.verbose, cli.quiet);
         let located = source::locate(source, access)?;
         if verbose {
             eprintln!(
@@ -103,7 +102,7 @@ impl Loaded {
         }
         let dir = BootDir::open(&located.root)?;
         let lock = if lock_first {
-            Some(lock_and_sweep(&dir)?)
+            Some(lock_and_sweep(&dir, quiet)?)
         } else {
             None
         };
@@ -119,11 +118,14 @@ impl Loaded {
     }
 }
 
-/// Takes the switch lock and removes the temp files an interrupted bootctl left.
-fn lock_and_sweep(dir: &BootDir) -> anyhow::Result<Lock> {
+/// Takes the switch lock and removes the temp files an interrupted bootctl left, saying so
+/// unless `quiet`.
+fn lock_and_sweep(dir: &BootDir, quiet: bool) -> anyhow::Result<Lock> {
     let lock = dir.lock()?;
     for stale in dir.sweep_temp_files()? {
-        eprintln!("bootctl: removed {stale}, left by an interrupted bootctl");
+        if !quiet {
+            eprintln!("bootctl: removed {stale}, left by an interrupted bootctl");
+        }
     }
     Ok(lock)
 }
@@ -163,12 +165,7 @@ fn switch(
     };
     // With TARGET given nothing waits for a person: the lock is taken before the files are
     // read, and they are read once. The picker reads first and locks after the choice.
-    let loaded = Loaded::open(
-        &cli.source,
-        access,
-        cli.verbose,
-        !dry_run && target.is_some(),
-    )?;
+    let loaded = Loaded::open(cli, access, !dry_run && target.is_some())?;
     let chosen = match target {
         Some(target) => target::resolve(&loaded.view, target)?.clone(),
         None => pick(&loaded.view)?,
@@ -187,7 +184,7 @@ fn switch(
             dry_run,
         )?
     } else {
-        let lock = lock_and_sweep(&loaded.dir)?;
+        let lock = lock_and_sweep(&loaded.dir, cli.quiet)?;
         let (files, menu, view) = read(&loaded.dir)?;
         let outcome = apply(&loaded.dir, &files, &menu, &view, &chosen, once, false)?;
         drop(lock);
@@ -195,7 +192,7 @@ fn switch(
     };
     if json {
         println!("{:#}", render::switch_json(&report));
-    } else {
+    } else if !cli.quiet {
         println!("{}", render::switch_text(&report, &after));
     }
     // The lock holds the partition's root open: it goes before the unmount.

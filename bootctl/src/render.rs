@@ -12,42 +12,59 @@ pub fn list_json(view: &View) -> Value {
     json!({ "version": JSON_VERSION, "entries": view.entries })
 }
 
-pub fn list_table(view: &View) -> String {
+/// The width `list` fits its table into: the terminal's, when stdout is a terminal that
+/// tells one of at least [`MIN_WIDTH`] columns; else [`DEFAULT_WIDTH`] (a pipe, a file, a
+/// serial console that reports 0 columns).
+pub fn table_width() -> u16 {
+    match Table::new().width() {
+        Some(width) if width >= MIN_WIDTH => width,
+        _ => DEFAULT_WIDTH,
+    }
+}
+
+/// Terminals narrower than this get the [`DEFAULT_WIDTH`] layout.
+pub const MIN_WIDTH: u16 = 40;
+
+/// The width of the table where no terminal tells one.
+pub const DEFAULT_WIDTH: u16 = 80;
+
+/// How many characters of a root UUID the table shows.
+pub const SHORT_UUID: usize = 8;
+
+/// The entries as a table `width` columns wide at most: the marks, GRUB's index, the image
+/// name, the OS, the start of the root UUID and the title (long values wrap within their
+/// column). Ids and whole UUIDs are in `status` and `--json`.
+pub fn list_table(view: &View, width: u16) -> String {
     let mut table = Table::new();
-    table.load_preset(presets::NOTHING).set_header([
-        "",
-        "INDEX",
-        "IMAGE",
-        "TITLE",
-        "OS",
-        "ROOT UUID",
-        "ID",
-    ]);
-    // Fit a terminal whose width is known; a serial console reports 0 columns, and a pipe
-    // none: there, print full lines rather than squeeze every column to one character.
-    let arrangement = match table.width() {
-        Some(width) if width >= MIN_FITTED_WIDTH => ContentArrangement::Dynamic,
-        _ => ContentArrangement::Disabled,
-    };
-    table.set_content_arrangement(arrangement);
+    table
+        .load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(width)
+        .set_header(["", "INDEX", "IMAGE", "OS", "ROOT", "TITLE"]);
     for entry in &view.entries {
         table.add_row([
             marks(entry),
             entry.index.clone(),
             entry.image_name.clone().unwrap_or_default(),
-            entry.title.clone(),
             entry.os_id.clone().unwrap_or_default(),
-            entry.root_uuid.clone().unwrap_or_default(),
-            entry.id.clone().unwrap_or_default(),
+            entry
+                .root_uuid
+                .as_deref()
+                .map(|uuid| uuid.chars().take(SHORT_UUID).collect())
+                .unwrap_or_default(),
+            entry.title.clone(),
         ]);
     }
-    format!("{table}\n\n{LEGEND}")
+    let lines: Vec<String> = table
+        .lines()
+        .map(|line| line.trim_end().to_owned())
+        .collect();
+    format!("{}\n\n{LEGEND}", lines.join("\n"))
 }
 
-/// Narrower terminals than this get unwrapped lines.
-const MIN_FITTED_WIDTH: u16 = 40;
-
-const LEGEND: &str = "R running now, D default, N next boot only";
+const LEGEND: &str =
+    "R running now, D default, N next boot only; ROOT: the start of the root UUID.\n\
+                      Ids and whole UUIDs: bootctl status, bootctl list --json.";
 
 fn marks(entry: &Entry) -> String {
     [
@@ -94,9 +111,22 @@ pub fn status_text(view: &View, partition: &PartitionReport) -> String {
         Some(entry) => format!("{} (once)", describe(Some(entry))),
         None => format!("{} (the default)", describe(view.default_entry())),
     };
+    let default = view.default_entry();
     let lines = [
         ("Running", describe(view.running_entry())),
-        ("Default", describe(view.default_entry())),
+        ("Default", describe(default)),
+        (
+            "Default id",
+            default
+                .and_then(|entry| entry.id.clone())
+                .unwrap_or_else(|| "none".into()),
+        ),
+        (
+            "Default root",
+            default
+                .and_then(|entry| entry.root_uuid.clone())
+                .unwrap_or_else(|| "unknown".into()),
+        ),
         ("Next boot", next),
         ("Default set by", view.persistent.describe(false).to_owned()),
         ("One-shot set by", one_shot.to_owned()),
@@ -168,5 +198,82 @@ pub fn switch_text(report: &SwitchReport, view: &View) -> String {
             report.changed.join(", ")
         ),
         (false, false) => format!("{what}\nwrote: {}", report.changed.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{boot_info, files, fixed_cfg, load, ROOT_A};
+
+    /// The fixtures' menu with os-prober's long titles and ids.
+    fn long_view() -> View {
+        let cfg = fixed_cfg()
+            .replace(
+                "'CentOS Linux (recovery mode)'",
+                "'Debian GNU/Linux 12 (bookworm), with Linux 6.1.0-27-amd64 (recovery mode) \
+                 (on /dev/sda4)'",
+            )
+            .replace(
+                "'img-centos-recovery'",
+                "'gnulinux-6.1.0-27-amd64-recovery-2abf123d-d52f-4f62-a351-7358221bc51f'",
+            );
+        let mut files = files(cfg, None);
+        files.boot_info = Some(boot_info());
+        load(&files, Some(ROOT_A)).1
+    }
+
+    #[test]
+    fn the_table_fits_80_columns_and_narrower_terminals() {
+        let view = long_view();
+        for width in [DEFAULT_WIDTH, 60, MIN_WIDTH] {
+            let table = list_table(&view, width);
+            let (rows, legend) = table.split_once("\n\n").expect("a legend");
+            for line in rows.lines() {
+                assert!(
+                    line.chars().count() <= usize::from(width),
+                    "{width} columns: {line:?}\n{table}"
+                );
+            }
+            for line in legend.lines() {
+                assert!(line.chars().count() <= 80, "{line:?}");
+            }
+        }
+        let table = list_table(&view, DEFAULT_WIDTH);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            ["INDEX", "IMAGE", "OS", "ROOT", "TITLE"]
+        );
+        assert_eq!(
+            lines[1].split_whitespace().collect::<Vec<_>>(),
+            [
+                "RD",
+                "0",
+                "centos-7.1.1503",
+                "centos",
+                "2abf123d",
+                "CentOS",
+                "Linux"
+            ]
+        );
+        assert_eq!(
+            lines[2].split_whitespace().take(5).collect::<Vec<_>>(),
+            ["1>0", "centos-7.1.1503", "centos", "2abf123d", "Debian"]
+        );
+        assert!(!table.contains("gnulinux-6.1.0"), "no ids: {table}");
+        assert!(
+            table.ends_with("Ids and whole UUIDs: bootctl status, bootctl list --json."),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn a_wider_terminal_gets_unwrapped_titles() {
+        let table = list_table(&long_view(), 200);
+        assert!(
+            table.contains("(recovery mode) (on /dev/sda4)"),
+            "one line: {table}"
+        );
     }
 }

@@ -12,19 +12,42 @@ use clap_complete::{ArgValueCompleter, CompletionCandidate, PathCompleter};
 use serde::Serialize;
 
 use crate::apply::boot::BootloaderConfig;
+use crate::apply::runner::quote_command;
 use crate::config::ProvisionConfig;
 use crate::deploy::{deploy, DeployOptions};
 use crate::disks::disk_input;
+use crate::output::{self, Verbosity};
 use crate::plan::{check_disk_names, names_disk, plan, DiskInput, Plan, PlanError, RandomIds};
-use crate::render::{plan_json, plan_text, JSON_VERSION};
+use crate::render::{deploy_json, plan_json, plan_text, JSON_VERSION};
 use crate::validate::{validate, ConfigError, JsonPath};
+use shared::bootinfo::BootInfo;
 
 /// Deploy several OS images from a Bareon provision.json onto one node's disks.
 #[derive(Debug, Parser)]
 #[command(name = "deployer", version, about, long_about = None, after_help = AFTER_HELP)]
 pub struct Cli {
+    /// Also show every external command deploy runs: its command line, how long it took,
+    /// its exit status and, when it failed, the end of its stderr.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Show only errors: no step lines, no progress.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// What `-v` and `-q` ask for.
+    pub fn verbosity(&self) -> Verbosity {
+        match (self.verbose, self.quiet) {
+            (true, _) => Verbosity::Verbose,
+            (_, true) => Verbosity::Quiet,
+            _ => Verbosity::Normal,
+        }
+    }
 }
 
 /// The exit statuses, shown by `--help` and `validate --help`.
@@ -35,7 +58,15 @@ macro_rules! exit_status {
     };
 }
 
-const AFTER_HELP: &str = exit_status!();
+const AFTER_HELP: &str = concat!(
+    "Examples:\n",
+    "  deployer validate provision.json\n",
+    "  deployer plan provision.json --disk vda=/dev/vda\n",
+    "  deployer deploy provision.json --disk vda=/dev/vda\n",
+    "  deployer -v deploy provision.json --disk vda=node.img --yes --log-file deploy.log\n\n",
+    exit_status!(),
+    "\nThose of deploy: deployer deploy --help."
+);
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -127,13 +158,23 @@ pub enum Command {
         /// (refused otherwise). TLS certificates are verified all the same.
         #[arg(long)]
         allow_unverified_downloads: bool,
+        /// Also write every step line, progress line and external command (as -v shows
+        /// them, whatever -v or -q say) to PATH, each with the seconds since the start.
+        #[arg(long, value_name = "PATH")]
+        log_file: Option<PathBuf>,
+        /// At the end, print a summary for scripts on stdout: {"version": 1, "exit": N,
+        /// "deployed": BOOL, "disks": [...], "images": [...], "boot_info": PATH or null,
+        /// ...}; see deployer(8).
+        #[arg(long)]
+        json: bool,
     },
 }
 
 const DEPLOY_HELP: &str = concat!(
     "Examples:\n",
     "  deployer deploy provision.json --disk vda=/dev/vda\n",
-    "  deployer deploy provision.json --disk vda=node.img --yes --boot-info node-boot-info.json\n\n",
+    "  deployer deploy provision.json --disk vda=node.img --yes --boot-info node-boot-info.json\n",
+    "  deployer -q deploy provision.json --disk vda=/dev/sda --yes --json --log-file deploy.log\n\n",
     "Exit status: 0 deployed, 1 a step failed (the disks' partition tables were wiped), \
      2 usage error or no confirmation possible, 3 invalid config, it does not fit the \
      disks, or this host cannot deploy it."
@@ -198,6 +239,14 @@ impl From<Exit> for ExitCode {
 /// Runs a parsed command line and returns the exit status. Usage errors (status 2) are
 /// clap's, before this runs.
 pub fn run(cli: &Cli) -> ExitCode {
+    let log_file = match &cli.command {
+        Command::Deploy { log_file, .. } => log_file.as_deref(),
+        _ => None,
+    };
+    if let Err(err) = output::init(cli.verbosity(), log_file, &command_line()) {
+        eprintln!("deployer: {err:#}");
+        return Exit::Failure.into();
+    }
     match &cli.command {
         Command::Validate { config, json } => validate_command(config, *json).into(),
         Command::Plan {
@@ -214,20 +263,74 @@ pub fn run(cli: &Cli) -> ExitCode {
             preserve_on_error,
             bootloader_config,
             allow_unverified_downloads,
+            log_file: _,
+            json,
         } => {
-            let (config_value, plan) = match load_plan(config, disks, false) {
-                Ok(loaded) => loaded,
-                Err(exit) => return exit.into(),
+            let exit = match load_plan(config, disks, false) {
+                Ok((config_value, plan)) => {
+                    let options = DeployOptions {
+                        boot_info: boot_info.clone(),
+                        bootctl: bootctl.clone(),
+                        yes: *yes,
+                        preserve_on_error: *preserve_on_error,
+                        bootloader_config: *bootloader_config,
+                        allow_unverified_downloads: *allow_unverified_downloads,
+                    };
+                    deploy(&config_value, &plan, &options)
+                }
+                Err(exit) => exit,
             };
-            let options = DeployOptions {
-                boot_info: boot_info.clone(),
-                bootctl: bootctl.clone(),
-                yes: *yes,
-                preserve_on_error: *preserve_on_error,
-                bootloader_config: *bootloader_config,
-                allow_unverified_downloads: *allow_unverified_downloads,
+            let exit = if *json {
+                deploy_summary(exit, disks, boot_info)
+            } else {
+                exit
             };
-            deploy(&config_value, &plan, &options).into()
+            output::log(format_args!("deployer: exit status {}", exit as u8));
+            exit.into()
+        }
+    }
+}
+
+/// The command line, shell-quoted, for the log.
+fn command_line() -> String {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    quote_command(&argv)
+}
+
+fn print_json(value: &impl Serialize) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)
+}
+
+/// Prints `deploy --json`'s summary of a deploy that ended with `exit`: after a deploy,
+/// the images as the boot-info.json it wrote at `boot_info` says. Returns the exit status,
+/// 1 when the summary cannot be made.
+fn deploy_summary(exit: Exit, disks: &[(String, PathBuf)], boot_info: &Path) -> Exit {
+    let written = if exit == Exit::Valid {
+        let read = std::fs::read_to_string(boot_info)
+            .map_err(anyhow::Error::from)
+            .and_then(|text| Ok(BootInfo::from_json(&text)?));
+        match read {
+            Ok(info) => Some(info),
+            Err(err) => {
+                crate::error!("deployer: reading back {}: {err:#}", boot_info.display());
+                return Exit::Failure;
+            }
+        }
+    } else {
+        None
+    };
+    let summary = deploy_json(
+        exit as u8,
+        disks,
+        written.as_ref().map(|info| (boot_info, info)),
+    );
+    match print_json(&summary) {
+        Ok(()) => exit,
+        Err(err) => {
+            crate::error!("deployer: cannot write the summary: {err}");
+            Exit::Failure
         }
     }
 }

@@ -152,7 +152,7 @@ pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) ->
     match apply(config, plan, &sources, options, &bootctl, &work, &mut disks) {
         Ok(()) => {
             fault::point("deploy:done");
-            eprintln!(
+            crate::info!(
                 "deployer: deployed {} image(s); boot-info.json written to {}",
                 plan.images.len(),
                 options.boot_info.display()
@@ -166,7 +166,7 @@ pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) ->
             }
         }
         Err(err) => {
-            eprintln!("deployer: deploy failed: {err:#}");
+            crate::error!("deployer: deploy failed: {err:#}");
             if options.preserve_on_error {
                 eprintln!("deployer: --preserve-on-error: the disks are left as they are");
             } else if plan.keeps_partition_tables() {
@@ -312,7 +312,7 @@ fn apply(
         let Some(source) = sources.iter().find(|s| s.image == image.name) else {
             anyhow::bail!("image {}: its source was not checked", image.name);
         };
-        eprintln!(
+        crate::info!(
             "deployer: deploying image {} from {}",
             image.name,
             source.describe()
@@ -328,7 +328,7 @@ fn apply(
             work.path(),
         )?);
     }
-    eprintln!("deployer: installing GRUB on the multiboot partition");
+    crate::info!("deployer: installing GRUB on the multiboot partition");
     install_boot(&BootInputs {
         config,
         plan,

@@ -19,6 +19,8 @@
 //! applies a plan: disks, filesystems, every image, GRUB and boot-info.json; [`source`]
 //! checks every image's source before the first write and makes it ready to deploy
 //! (directory, tar archive, raw or qcow2 filesystem image, HTTP download, rsync).
+//! [`output`] is what the deployer says besides its results (step lines, the log of the
+//! commands it runs, `-v`, `-q`, `--log-file`), [`progress`] the progress of long work.
 
 pub mod apply;
 pub mod cli;
@@ -27,7 +29,9 @@ pub mod deploy;
 pub mod disks;
 pub mod grubcfg_gen;
 pub mod kernels;
+pub mod output;
 pub mod plan;
+pub mod progress;
 pub mod render;
 pub mod size;
 pub mod source;

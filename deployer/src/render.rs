@@ -1,7 +1,11 @@
-//! `deployer plan` output: tables for people, JSON (with a version key) for scripts.
+//! `deployer plan` output: tables for people, JSON (with a version key) for scripts; the
+//! summary of `deployer deploy --json`.
+
+use std::path::{Path, PathBuf};
 
 use comfy_table::{presets, ColumnConstraint, ContentArrangement, Table, Width};
 use serde_json::{json, Value};
+use shared::bootinfo::BootInfo;
 
 use crate::config::Mount;
 use crate::plan::{Device, FilesystemPlan, Plan, Purpose};
@@ -24,6 +28,48 @@ pub fn plan_json(plan: &Plan) -> Value {
         out.extend(fields);
     }
     value
+}
+
+/// `deployer deploy --json`'s summary: the deploy's exit status, the disks as given with
+/// `--disk`, and, after a deploy, the images and the multiboot partition as `boot_info`
+/// (where boot-info.json was written, and what it says) has them.
+pub fn deploy_json(
+    exit: u8,
+    disks: &[(String, PathBuf)],
+    boot_info: Option<(&Path, &BootInfo)>,
+) -> Value {
+    let disks: Vec<Value> = disks
+        .iter()
+        .map(|(name, path)| json!({ "name": name, "path": path.display().to_string() }))
+        .collect();
+    let images: Vec<Value> = boot_info.map_or_else(Vec::new, |(_, info)| {
+        info.elements
+            .iter()
+            .enumerate()
+            .map(|(index, element)| {
+                json!({
+                    "name": element
+                        .extra
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or(&element.image_name),
+                    "image_name": element.image_name,
+                    "root_uuid": element.root_uuid,
+                    "grub_id": element.grub_id,
+                    "default": index == info.current_element,
+                })
+            })
+            .collect()
+    });
+    json!({
+        "version": JSON_VERSION,
+        "exit": exit,
+        "deployed": boot_info.is_some(),
+        "disks": disks,
+        "images": images,
+        "multiboot_partition": boot_info.map(|(_, info)| &info.multiboot_partition),
+        "boot_info": boot_info.map(|(path, _)| path.display().to_string()),
+    })
 }
 
 /// How a table shows its `UUID` column.

@@ -9,7 +9,8 @@
 //! times in a row and says which boot of the chain went wrong, and [`bootctl`] runs the
 //! statically linked `bootctl` binary, the artifact that ships inside the images.
 //! [`manpage`] generates the man pages in `man/` and checks them, [`completion`] the shell
-//! completion scripts in `packaging/completions/`.
+//! completion scripts in `packaging/completions/`, [`schema`] checks `--json` output against
+//! the JSON Schemas in `docs/schema/`.
 //!
 //! Helpers panic with a message that names the failing step: they are meant for tests.
 //! Every resource they acquire (loop devices, mounts, QEMU processes, temporary
@@ -25,6 +26,7 @@ pub mod grubcfg;
 pub mod manpage;
 pub mod node;
 pub mod qemu;
+pub mod schema;
 pub mod tmp;
 pub mod tools;
 

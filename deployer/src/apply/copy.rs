@@ -25,6 +25,10 @@
 //! copies only its data extents (`SEEK_DATA`/`SEEK_HOLE`) and gets its holes back with
 //! its size. Errors name the path at fault. The copy does not sync: unmounting the
 //! filesystems does.
+//!
+//! Its progress is shown by a [`Meter`]: the walk adds the size of each batch of files it
+//! queues to the bytes to do, each worker the size of each file it copied to the bytes
+//! done, one relaxed atomic addition each.
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::CStr;
@@ -44,6 +48,8 @@ use rustix::fs::{
     SeekFrom, Timespec, Timestamps, Uid, XattrFlags, CWD,
 };
 use rustix::io::Errno;
+
+use crate::progress::{Meter, Total};
 
 /// What [`copy_tree`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,7 +82,12 @@ pub fn copy_tree(source: &Path, dest: &Path) -> anyhow::Result<CopyReport> {
         bail!("copy destination {}: not a directory", dest.display());
     }
 
-    let copy = Copy { source, dest };
+    let meter = Meter::start(format!("tree {}", source.display()), "copied", Total::Found);
+    let copy = Copy {
+        source,
+        dest,
+        meter: &meter,
+    };
     let workers = thread::available_parallelism().map_or(1, |n| n.get());
     let (walked, mut report, mut overwritten) =
         copy.walk_and_create(Attrs::of(&source_meta), dest_meta.dev(), workers)?;
@@ -90,6 +101,7 @@ pub fn copy_tree(source: &Path, dest: &Path) -> anyhow::Result<CopyReport> {
     }
     overwritten.sort();
     report.overwritten = overwritten;
+    meter.finish(&format!("{} files", report.files));
     Ok(report)
 }
 
@@ -282,6 +294,7 @@ fn xattr_names(list: &[u8]) -> impl Iterator<Item = &CStr> {
 struct Copy<'a> {
     source: &'a Path,
     dest: &'a Path,
+    meter: &'a Meter,
 }
 
 impl Copy<'_> {
@@ -305,6 +318,7 @@ impl Copy<'_> {
                 if walked.is_err() {
                     failed.store(true, Ordering::Relaxed);
                 }
+                self.meter.all_found();
                 walked
             };
             let results: Vec<_> = handles
@@ -350,6 +364,7 @@ impl Copy<'_> {
             let read = fs::read_dir(&dir_path)
                 .with_context(|| format!("reading {}", dir_path.display()))?;
             let mut batch = Vec::new();
+            let mut batch_bytes = 0;
             for item in read {
                 let item = item.with_context(|| format!("reading {}", dir_path.display()))?;
                 let rel = dir_rel.join(item.file_name());
@@ -373,17 +388,23 @@ impl Copy<'_> {
                         continue;
                     }
                 }
+                let kind = entry_kind(&meta);
+                if let Kind::File { size, .. } = kind {
+                    batch_bytes += size;
+                }
                 batch.push(Entry {
                     rel,
-                    kind: entry_kind(&meta),
+                    kind,
                     attrs,
                     in_default_acl: default_acl,
                 });
                 if batch.len() == BATCH {
+                    self.meter.more_to_do(std::mem::take(&mut batch_bytes));
                     queue.push(std::mem::take(&mut batch));
                 }
             }
             if !batch.is_empty() {
+                self.meter.more_to_do(batch_bytes);
                 queue.push(batch);
             }
         }
@@ -441,7 +462,11 @@ impl Copy<'_> {
                 if done.is_err() {
                     failed.store(true, Ordering::Relaxed);
                 }
-                report.bytes += done?;
+                let bytes = done?;
+                if bytes > 0 {
+                    self.meter.add(bytes);
+                }
+                report.bytes += bytes;
                 report.files += 1;
             }
         }

@@ -56,7 +56,7 @@ impl AttachedDisks {
         let meta = match std::fs::metadata(path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                eprintln!(
+                crate::info!(
                     "deployer: creating disk image {} ({} MiB)",
                     path.display(),
                     disk.size_bytes >> 20
@@ -106,7 +106,7 @@ impl AttachedDisks {
             .with_context(|| format!("disk {} is not attached", disk.name))?;
         let device = attached.device.clone();
         attached.written = true;
-        eprintln!(
+        crate::info!(
             "deployer: partitioning disk {} ({})",
             disk.name,
             device.display()
@@ -139,7 +139,7 @@ impl AttachedDisks {
     /// verify): waits for the partitions and checks the table again against the plan, in
     /// case it changed since it was first read. Nothing is written.
     pub fn use_kept_table(&self, disk: &DiskPlan) -> anyhow::Result<()> {
-        eprintln!(
+        crate::info!(
             "deployer: keeping the partition table of disk {} ({})",
             disk.name,
             self.device(&disk.name)?.display()
@@ -216,7 +216,7 @@ impl AttachedDisks {
         for fs in &plan.filesystems {
             let node = self.node(&fs.device)?;
             if fs.keep_data {
-                eprintln!(
+                crate::info!(
                     "deployer: keeping {} {} on {} ({})",
                     fs.fs_type.as_str(),
                     fs.uuid,
@@ -225,7 +225,7 @@ impl AttachedDisks {
                 );
                 continue;
             }
-            eprintln!(
+            crate::info!(
                 "deployer: making {} on {} ({})",
                 fs.fs_type.as_str(),
                 fs.device,
@@ -251,7 +251,7 @@ impl AttachedDisks {
         for disk in self.disks.iter().filter(|d| d.written) {
             let step = format!("wipe the partition table of disk {}", disk.name);
             match run(&step, &with_path(os(&["wipefs", "-a", "-q"]), &disk.device)) {
-                Ok(_) => eprintln!(
+                Ok(_) => crate::info!(
                     "deployer: wiped the partition table of disk {} ({})",
                     disk.name,
                     disk.device.display()

@@ -22,7 +22,7 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 use shared::fault;
 
-use crate::apply::raw::write_raw;
+use crate::apply::raw::{convert_qcow2, write_raw};
 use crate::apply::runner::{run, StepError};
 use crate::config::FileSystem;
 use crate::source::format::FsImage;
@@ -99,7 +99,7 @@ pub fn install(
     node: &Path,
 ) -> anyhow::Result<()> {
     let what = if qcow2 { "qcow2" } else { "raw" };
-    eprintln!(
+    crate::info!(
         "deployer: image {image}: writing the {what} {} image onto {} ({})",
         fs.fs_type.as_str(),
         target.mount_point,
@@ -134,12 +134,13 @@ pub fn install(
                 target.size_bytes
             );
         }
-        let mut convert = argv(
-            &["qemu-img", "convert", "-n", "-f", "qcow2", "-O", "raw"],
+        convert_qcow2(
+            &format!("write the qcow2 image of image {image}"),
+            image,
             path,
-        );
-        convert.push(node.into());
-        run(&format!("write the qcow2 image of image {image}"), &convert)?;
+            node,
+            info.virtual_size,
+        )?;
     } else {
         write_raw(path, node).with_context(|| format!("image {image}: writing the raw image"))?;
     }

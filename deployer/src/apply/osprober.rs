@@ -96,7 +96,8 @@ mount -t tmpfs -o mode=0755 tmpfs /run
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 unset LANGUAGE LVM_SYSTEM_DIR BLKID_FILE
 export LC_ALL=C LANG=C OS_PROBER_DISABLE_DEBUG=1 PATH="$PATH:/usr/sbin:/sbin"
-exec grub-mkconfig
+if command -v grub-mkconfig >/dev/null; then exec grub-mkconfig; fi
+exec grub2-mkconfig
 "#;
 
 /// One deployed image os-prober is to find.
@@ -166,7 +167,7 @@ pub fn os_prober_menu(
 
     let stage = Stage::create(work)?;
     stage.populate(&disks)?;
-    eprintln!("deployer: running grub-mkconfig with os-prober on the deployed disks");
+    crate::info!("deployer: running grub-mkconfig with os-prober on the deployed disks");
     let mut argv: Vec<OsString> = ["unshare", "--mount", "--propagation", "private"]
         .into_iter()
         .chain(["sh", "-euc", NAMESPACE_SCRIPT, "sh"])

@@ -11,8 +11,11 @@
 //! aligned buffer, so it goes to the device without a second copy through the page cache
 //! (the last sector is padded with zeroes); reading the next chunk overlaps writing the
 //! last one. It ends with an fsync of the destination, as `dd conv=fsync` does, so the
-//! data is on the device when it returns.
+//! data is on the device when it returns. Its progress, how far into the image it got, is
+//! shown by a [`Meter`]. [`convert_qcow2`] writes a qcow2 image with `qemu-img convert`,
+//! showing the progress it reports.
 
+use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -23,6 +26,55 @@ use std::sync::mpsc;
 use anyhow::{bail, Context};
 use nix::fcntl::{fallocate, FallocateFlags};
 use nix::unistd::{lseek, Whence};
+
+use crate::apply::runner::{run_reporting, StepError};
+use crate::progress::{bytes, Meter, Total};
+
+/// Writes the qcow2 image `image` (of the deploy's image `name`) onto `dest` with
+/// `qemu-img convert` as the step `step`, showing its progress (`qemu-img -p` reports
+/// percentages on stdout) in bytes of the image's `virtual_size`.
+pub fn convert_qcow2(
+    step: &str,
+    name: &str,
+    image: &Path,
+    dest: &Path,
+    virtual_size: u64,
+) -> Result<(), StepError> {
+    let mut argv: Vec<OsString> = [
+        "qemu-img", "convert", "-p", "-n", "-f", "qcow2", "-O", "raw",
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect();
+    argv.extend([image.as_os_str().to_owned(), dest.as_os_str().to_owned()]);
+    let meter = Meter::start(
+        format!("image {name}"),
+        "converted",
+        Total::Known(virtual_size),
+    );
+    let mut reached = 0;
+    run_reporting(step, &argv, &mut |piece| {
+        if let Some(percent) = qemu_img_percent(piece) {
+            let at = (virtual_size as f64 * percent / 100.0) as u64;
+            meter.add(at.saturating_sub(reached));
+            reached = reached.max(at);
+        }
+    })?;
+    meter.add(virtual_size.saturating_sub(reached));
+    meter.finish("");
+    Ok(())
+}
+
+/// The percentage in a progress report of `qemu-img -p`: `    (12.34/100%)`.
+pub fn qemu_img_percent(piece: &str) -> Option<f64> {
+    piece
+        .trim()
+        .strip_prefix('(')?
+        .strip_suffix("/100%)")?
+        .parse()
+        .ok()
+        .filter(|percent: &f64| (0.0..=100.0).contains(percent))
+}
 
 /// The granularity of zero detection.
 pub const BLOCK: usize = 4096;
@@ -131,12 +183,21 @@ pub fn write_raw(image: &Path, dest: &Path) -> anyhow::Result<RawReport> {
         }
         Dest { file, sector: None }
     };
-    let written = copy_data(&source, image_bytes, &target)
+    let meter = Meter::start(
+        format!("raw image {}", image.display()),
+        "written",
+        Total::Known(image_bytes),
+    );
+    let written = copy_data(&source, image_bytes, &target, &meter)
         .with_context(|| format!("writing {} onto {}", image.display(), dest.display()))?;
     target
         .file
         .sync_all()
         .with_context(|| format!("flushing {}", dest.display()))?;
+    meter.finish(&format!(
+        "{} of data, the rest zeroes",
+        bytes(written as f64)
+    ));
     Ok(RawReport {
         image_bytes,
         written,
@@ -250,8 +311,9 @@ impl AlignedBuf {
 
 /// Copies the non-zero blocks of the data extents of `source` (`len` bytes) to the same
 /// offsets of `dest` and zeroes everything else up to `len`; returns the bytes written.
-/// A reader thread fills one buffer while this one writes the other.
-fn copy_data(source: &File, len: u64, dest: &Dest) -> io::Result<u64> {
+/// A reader thread fills one buffer while this one writes the other. `meter` is given how
+/// far into `source` the copy got.
+fn copy_data(source: &File, len: u64, dest: &Dest, meter: &Meter) -> io::Result<u64> {
     let work = chunks(&data_extents(source, len)?);
     let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<(u64, usize, AlignedBuf)>>(1);
     let (empty_tx, empty_rx) = mpsc::channel::<AlignedBuf>();
@@ -274,6 +336,7 @@ fn copy_data(source: &File, len: u64, dest: &Dest) -> io::Result<u64> {
         });
         let mut written = 0;
         let mut zeroed_to = 0;
+        let mut reached = 0;
         for item in full_rx {
             let (offset, want, mut buf) = item?;
             let chunk = buf.get_mut();
@@ -288,8 +351,12 @@ fn copy_data(source: &File, len: u64, dest: &Dest) -> io::Result<u64> {
             }
             // The receiver may be gone when the last chunk is sent; nothing is lost.
             let _ = empty_tx.send(buf);
+            let end = (offset + want as u64).min(len);
+            meter.add(end.saturating_sub(reached));
+            reached = reached.max(end);
         }
         dest.zero(zeroed_to, dest.covered(len))?;
+        meter.add(len.saturating_sub(reached));
         Ok(written)
     })
 }
@@ -297,6 +364,15 @@ fn copy_data(source: &File, len: u64, dest: &Dest) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn qemu_img_progress() {
+        assert_eq!(qemu_img_percent("    (12.34/100%)"), Some(12.34));
+        assert_eq!(qemu_img_percent("(100.00/100%)"), Some(100.0));
+        assert_eq!(qemu_img_percent(""), None);
+        assert_eq!(qemu_img_percent("(250.00/100%)"), None);
+        assert_eq!(qemu_img_percent("qemu-img: warning"), None);
+    }
 
     #[test]
     fn zero_blocks() {

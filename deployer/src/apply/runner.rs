@@ -4,11 +4,20 @@
 //! [`run`] never asks a tool a question it could wait on (stdin is `/dev/null`), and a
 //! failure reads as one line, ``<step>: `<command>` failed (exit N): <last stderr line>``,
 //! with the last 20 lines of stderr kept in [`StepError::Failed`] for whoever wants more.
+//!
+//! A program named without a directory is looked up in `PATH` under either of its names
+//! ([`tools::find_program`]: Fedora's `grub2-install` for `grub-install`). Every command
+//! is logged ([`output::detail`]: on stderr with `-v`, always in the log file) with its
+//! duration and exit status, and with the tail of its stderr when it failed.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::apply::tools;
+use crate::output;
 
 /// How many lines of stderr a failure keeps.
 pub const STDERR_TAIL_LINES: usize = 20;
@@ -30,8 +39,11 @@ pub enum StepError {
         /// The last [`STDERR_TAIL_LINES`] lines of stderr.
         stderr_tail: String,
     },
-    /// The program is not installed.
-    #[error("{step}: {program} not found: run scripts/setup (see README)")]
+    /// The program is not installed (under either of its names).
+    #[error(
+        "{step}: {program} not found{}: run scripts/setup (see README)",
+        tools::fedora_name(program).map(|other| format!(", nor {other}")).unwrap_or_default()
+    )]
     NotFound { step: String, program: String },
     /// The program exists but could not be started.
     #[error("{step}: cannot start `{command}`: {source}")]
@@ -65,7 +77,7 @@ fn last_line(tail: &str) -> String {
 /// # Panics
 /// When `argv` is empty: a step always names its program.
 pub fn run(step: &str, argv: &[OsString]) -> Result<String, StepError> {
-    run_with_stdin(step, argv, None)
+    run_with_stdin(step, argv, None, &mut |_| {})
 }
 
 /// Runs `argv` as [`run`] does, with `input` as its whole stdin (then closed): for small
@@ -74,28 +86,51 @@ pub fn run(step: &str, argv: &[OsString]) -> Result<String, StepError> {
 /// # Panics
 /// When `argv` is empty: a step always names its program.
 pub fn run_with_input(step: &str, argv: &[OsString], input: &[u8]) -> Result<String, StepError> {
-    run_with_stdin(step, argv, Some(input))
+    run_with_stdin(step, argv, Some(input), &mut |_| {})
+}
+
+/// Runs `argv` as [`run`] does, handing `report` each piece of its stdout between carriage
+/// returns and newlines as it comes: for a tool that reports its progress there, such as
+/// `qemu-img convert -p`.
+///
+/// # Panics
+/// When `argv` is empty: a step always names its program.
+pub fn run_reporting(
+    step: &str,
+    argv: &[OsString],
+    report: &mut dyn FnMut(&str),
+) -> Result<String, StepError> {
+    run_with_stdin(step, argv, None, report)
 }
 
 fn run_with_stdin(
     step: &str,
     argv: &[OsString],
     input: Option<&[u8]>,
+    report: &mut dyn FnMut(&str),
 ) -> Result<String, StepError> {
     let (program, args) = argv.split_first().expect("a step needs a program");
-    let command = quote_command(argv);
-    let spawn_error = |source: io::Error| match source.kind() {
-        io::ErrorKind::NotFound => StepError::NotFound {
-            step: step.to_owned(),
-            program: program.to_string_lossy().into_owned(),
-        },
-        _ => StepError::Spawn {
-            step: step.to_owned(),
-            command: command.clone(),
-            source,
-        },
+    let (program, shown) = resolve(program, &std::env::var("PATH").unwrap_or_default());
+    let command = quote_command(&[&[shown], args].concat());
+    output::detail(format_args!("deployer: {step}: running {command}"));
+    let started = Instant::now();
+    let spawn_error = |source: io::Error| {
+        output::detail(format_args!(
+            "deployer: {step}: cannot start {command}: {source}"
+        ));
+        match source.kind() {
+            io::ErrorKind::NotFound => StepError::NotFound {
+                step: step.to_owned(),
+                program: argv[0].to_string_lossy().into_owned(),
+            },
+            _ => StepError::Spawn {
+                step: step.to_owned(),
+                command: command.clone(),
+                source,
+            },
+        }
     };
-    let mut child = Command::new(program)
+    let mut child = Command::new(&program)
         .args(args)
         .stdin(if input.is_some() {
             Stdio::piped()
@@ -110,17 +145,23 @@ fn run_with_stdin(
         // A tool that exits without reading all of its input is judged by its status.
         let _ = stdin.write_all(input);
     }
-    let output = child
-        .wait_with_output()
-        .map_err(|source| StepError::Spawn {
-            step: step.to_owned(),
-            command: command.clone(),
-            source,
-        })?;
+    let output = collect(child, report).map_err(|source| StepError::Spawn {
+        step: step.to_owned(),
+        command: command.clone(),
+        source,
+    })?;
+    output::detail(format_args!(
+        "deployer: {step}: {}, {}",
+        describe(&output.status),
+        seconds(started.elapsed())
+    ));
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let lines: Vec<&str> = stderr.lines().collect();
         let tail = lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].join("\n");
+        for line in tail.lines() {
+            output::detail(format_args!("deployer: {step}: stderr: {line}"));
+        }
         return Err(StepError::Failed {
             step: step.to_owned(),
             command,
@@ -129,6 +170,75 @@ fn run_with_stdin(
         });
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Waits for `child`, reading its stderr on a thread of its own and its stdout on this one,
+/// handing `report` each piece of stdout that ends with a carriage return or a newline.
+fn collect(mut child: Child, report: &mut dyn FnMut(&str)) -> io::Result<Output> {
+    let stderr = child.stderr.take().map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).map(|_| bytes)
+        })
+    });
+    let mut stdout = Vec::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        let mut buf = [0u8; 8192];
+        let mut reported = 0;
+        loop {
+            let n = match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            stdout.extend_from_slice(&buf[..n]);
+            while let Some(end) = stdout[reported..]
+                .iter()
+                .position(|&b| b == b'\r' || b == b'\n')
+            {
+                report(&String::from_utf8_lossy(&stdout[reported..reported + end]));
+                reported += end + 1;
+            }
+        }
+    }
+    let status = child.wait()?;
+    let stderr = match stderr {
+        Some(thread) => thread
+            .join()
+            .map_err(|_| io::Error::other("reading stderr failed"))??,
+        None => Vec::new(),
+    };
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// The program to start for `program`, and its name for messages: as given when it names
+/// a directory, else the one [`tools::find_program`] finds in `path` (a `PATH` value, under
+/// Debian's or Fedora's name); as given when there is none, for the start to fail with
+/// [`StepError::NotFound`].
+fn resolve(program: &OsStr, path: &str) -> (OsString, OsString) {
+    let found = program
+        .to_str()
+        .filter(|name| !name.contains('/'))
+        .and_then(|name| tools::find_program(name, path));
+    match found {
+        Some(found) => {
+            let name = found
+                .file_name()
+                .map_or_else(|| program.to_owned(), OsStr::to_owned);
+            (found.into_os_string(), name)
+        }
+        None => (program.to_owned(), program.to_owned()),
+    }
+}
+
+/// `0.012 s`: how long a command ran.
+fn seconds(elapsed: Duration) -> String {
+    format!("{:.3} s", elapsed.as_secs_f64())
 }
 
 /// The command line as a POSIX shell would need it typed, for messages.
@@ -276,6 +386,62 @@ mod tests {
         let err = run_with_input("fail", &argv(&["sh", "-c", "cat >/dev/null; exit 4"]), b"x")
             .unwrap_err();
         assert!(err.to_string().starts_with("fail: "), "{err}");
+    }
+
+    #[test]
+    fn grub_programs_run_under_fedoras_names_where_debians_are_missing() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let shim = dir.path().join("grub2-editenv");
+        std::fs::write(&shim, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.path().display().to_string();
+        assert_eq!(
+            resolve(OsStr::new("grub-editenv"), &path),
+            (shim.into_os_string(), "grub2-editenv".into())
+        );
+        assert_eq!(
+            resolve(OsStr::new("grub-install"), &path),
+            ("grub-install".into(), "grub-install".into()),
+            "under neither name: left for the start to fail"
+        );
+        assert_eq!(
+            resolve(OsStr::new("./grub-editenv"), &path),
+            ("./grub-editenv".into(), "./grub-editenv".into())
+        );
+        let err = run("install GRUB", &argv(&["grub-nonexistent-xyz"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "install GRUB: grub-nonexistent-xyz not found, nor grub2-nonexistent-xyz: run \
+             scripts/setup (see README)"
+        );
+    }
+
+    #[test]
+    fn progress_on_stdout_is_reported_as_it_comes() {
+        let mut pieces = Vec::new();
+        let out = run_reporting(
+            "report",
+            &argv(&[
+                "sh",
+                "-c",
+                "printf '  (0.00/100%%)\\r'; echo err >&2; printf '(50.00/100%%)\\rdone\\n'",
+            ]),
+            &mut |piece| pieces.push(piece.to_owned()),
+        )
+        .unwrap();
+        assert_eq!(pieces, ["  (0.00/100%)", "(50.00/100%)", "done"]);
+        assert_eq!(out, "  (0.00/100%)\r(50.00/100%)\rdone\n");
+        let err = run_reporting(
+            "fail",
+            &argv(&["sh", "-c", "echo half; echo why >&2; exit 2"]),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "fail: `sh -c 'echo half; echo why >&2; exit 2'` failed (exit 2): why"
+        );
     }
 
     #[test]

@@ -116,13 +116,37 @@ pub fn source_programs(sources: &[CheckedSource], rsync_flags: bool) -> Vec<&'st
     programs.into_iter().collect()
 }
 
-/// One line per program of `programs` not found in `path` (a `PATH` value).
+/// The other name a distribution gives `program`: Fedora calls GRUB's programs
+/// `grub2-install`, `grub2-mkimage`, `grub2-mkconfig`, ... where Debian has `grub-install`.
+pub fn fedora_name(program: &str) -> Option<String> {
+    program
+        .strip_prefix("grub-")
+        .map(|rest| format!("grub2-{rest}"))
+}
+
+/// Where `program` (a bare name) is in `path` (a `PATH` value): the first directory that
+/// holds an executable of that name, else of its [`fedora_name`].
+pub fn find_program(program: &str, path: &str) -> Option<PathBuf> {
+    let find = |name: &str| {
+        std::env::split_paths(path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| is_executable(candidate))
+    };
+    find(program).or_else(|| fedora_name(program).and_then(|other| find(&other)))
+}
+
+/// One line per program of `programs` not found in `path` (a `PATH` value) under either
+/// of its names.
 pub fn missing(programs: &[&str], path: &str) -> Vec<String> {
-    let dirs: Vec<PathBuf> = std::env::split_paths(path).collect();
     programs
         .iter()
-        .filter(|program| !dirs.iter().any(|dir| is_executable(&dir.join(program))))
-        .map(|program| format!("{program}: program not found in PATH (see the README's setup)"))
+        .filter(|program| find_program(program, path).is_none())
+        .map(|program| match fedora_name(program) {
+            Some(other) => format!(
+                "{program}: program not found in PATH, nor {other} (see the README's setup)"
+            ),
+            None => format!("{program}: program not found in PATH (see the README's setup)"),
+        })
         .collect()
 }
 
@@ -308,6 +332,62 @@ mod tests {
             .filter_map(|line| line.split(':').next())
             .collect();
         assert_eq!(programs, ["not-executable", "absent-tool"]);
+    }
+
+    /// An executable shell script named `name` in `dir`.
+    fn shim(dir: &Path, name: &str) {
+        let path = dir.join(name);
+        std::fs::write(&path, "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    #[test]
+    fn grub_programs_are_found_under_fedoras_names_too() {
+        let fedora = tempfile::tempdir().expect("tempdir");
+        for name in [
+            "grub2-install",
+            "grub2-mkimage",
+            "grub2-mkconfig",
+            "grub2-probe",
+        ] {
+            shim(fedora.path(), name);
+        }
+        shim(fedora.path(), "sfdisk");
+        let path = fedora.path().display().to_string();
+        assert_eq!(
+            find_program("grub-install", &path),
+            Some(fedora.path().join("grub2-install"))
+        );
+        assert_eq!(
+            find_program("sfdisk", &path),
+            Some(fedora.path().join("sfdisk"))
+        );
+        assert!(missing(
+            &["grub-install", "grub-mkimage", "grub-probe", "sfdisk"],
+            &path
+        )
+        .is_empty());
+        assert_eq!(
+            missing(&["grub-editenv", "mkfs.xfs"], &path),
+            [
+                "grub-editenv: program not found in PATH, nor grub2-editenv (see the README's setup)",
+                "mkfs.xfs: program not found in PATH (see the README's setup)"
+            ]
+        );
+        assert_eq!(
+            find_program("grub2-install", &path),
+            Some(fedora.path().join("grub2-install"))
+        );
+        assert_eq!(fedora_name("sfdisk"), None);
+
+        // Debian's name comes first where a PATH has both.
+        let debian = tempfile::tempdir().expect("tempdir");
+        shim(debian.path(), "grub-install");
+        let both = std::env::join_paths([fedora.path(), debian.path()]).expect("join");
+        assert_eq!(
+            find_program("grub-install", both.to_str().expect("UTF-8")),
+            Some(debian.path().join("grub-install"))
+        );
     }
 
     /// A minimal ELF header and program header table: `class` 1 (32-bit) or 2 (64-bit),

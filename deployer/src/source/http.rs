@@ -7,28 +7,28 @@
 //! needs no certificate store. Redirects are followed (at most 5). A transfer that makes
 //! no progress for [`READ_TIMEOUT`] fails.
 //!
-//! A download shows its progress as plain lines on stderr, at most one every
-//! [`PROGRESS_EVERY`]: bytes so far, the percentage when the length is known, the rate.
+//! A download shows its progress with a [`Meter`]: a bar on a terminal, else a plain line
+//! every few seconds (bytes so far, the percentage and the time left when the length is
+//! known, the rate), and a last line saying whether the checksum was verified.
 //! A partial file never stays behind: a failed or mismatching download is deleted, and a
 //! finished one is deleted when its [`Download`] is dropped.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 use shared::fault;
 
+use crate::progress::{Meter, Total};
 use crate::source::format::HEAD_BYTES;
 
 /// How long connecting may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a read may wait for the next bytes.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
-/// The shortest time between two progress lines.
-pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 fn agent() -> ureq::Agent {
     ureq::AgentBuilder::new()
@@ -150,8 +150,11 @@ pub fn download(
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut done: u64 = 0;
-    let started = Instant::now();
-    let mut last_line = started;
+    let meter = Meter::start(
+        format!("image {image}"),
+        "downloaded",
+        length.map_or(Total::Unknown, Total::Known),
+    );
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
@@ -168,13 +171,7 @@ pub fn download(
             .with_context(|| format!("image {image}: writing {}", download.path.display()))?;
         done += n as u64;
         fault::step("image:download")?;
-        if last_line.elapsed() >= PROGRESS_EVERY {
-            last_line = Instant::now();
-            eprintln!(
-                "deployer: image {image}: {}",
-                progress(done, length, started.elapsed())
-            );
-        }
+        meter.add(n as u64);
     }
     if let Some(length) = length.filter(|&l| l != done) {
         bail!("image {image}: downloading {url}: got {done} of {length} bytes");
@@ -186,14 +183,8 @@ pub fn download(
         Some(expected) if !expected.eq_ignore_ascii_case(&got) => bail!(
             "image {image}: checksum mismatch for {url}: expected sha256 {expected}, got {got}"
         ),
-        Some(_) => eprintln!(
-            "deployer: image {image}: {}, sha256 verified",
-            progress(done, Some(done), started.elapsed())
-        ),
-        None => eprintln!(
-            "deployer: image {image}: {}, not verified (no sha256)",
-            progress(done, Some(done), started.elapsed())
-        ),
+        Some(_) => meter.finish("sha256 verified"),
+        None => meter.finish("not verified: no sha256"),
     }
     Ok(download)
 }
@@ -218,39 +209,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A progress line: `downloaded 12.0 MiB of 48.0 MiB (25%), 6.0 MiB/s`.
-pub fn progress(done: u64, total: Option<u64>, elapsed: Duration) -> String {
-    let seconds = elapsed.as_secs_f64();
-    let rate = if seconds > 0.0 {
-        format!("{}/s", bytes(done as f64 / seconds))
-    } else {
-        "-/s".to_owned()
-    };
-    match total {
-        Some(total) if total > 0 => format!(
-            "downloaded {} of {} ({}%), {rate}",
-            bytes(done as f64),
-            bytes(total as f64),
-            done.saturating_mul(100) / total
-        ),
-        _ => format!("downloaded {}, {rate}", bytes(done as f64)),
-    }
-}
-
-/// `512 B`, `3.5 KiB`, `12.0 MiB`, `1.25 GiB`.
-fn bytes(n: f64) -> String {
-    const KIB: f64 = 1024.0;
-    if n < KIB {
-        format!("{n:.0} B")
-    } else if n < KIB * KIB {
-        format!("{:.1} KiB", n / KIB)
-    } else if n < KIB * KIB * KIB {
-        format!("{:.1} MiB", n / (KIB * KIB))
-    } else {
-        format!("{:.2} GiB", n / (KIB * KIB * KIB))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,27 +224,6 @@ mod tests {
         assert_eq!(remote_length(200, None, Some(" 4096 ")), Some(4096));
         assert_eq!(remote_length(200, Some("bytes 0-1/2"), None), None);
         assert_eq!(remote_length(200, None, Some("many")), None);
-    }
-
-    #[test]
-    fn progress_lines() {
-        assert_eq!(
-            progress(12 << 20, Some(48 << 20), Duration::from_secs(2)),
-            "downloaded 12.0 MiB of 48.0 MiB (25%), 6.0 MiB/s"
-        );
-        assert_eq!(
-            progress(3 << 19, None, Duration::from_millis(500)),
-            "downloaded 1.5 MiB, 3.0 MiB/s"
-        );
-        assert_eq!(progress(0, Some(0), Duration::ZERO), "downloaded 0 B, -/s");
-        assert_eq!(
-            progress(3 << 29, Some(1 << 31), Duration::from_secs(1)),
-            "downloaded 1.50 GiB of 2.00 GiB (75%), 1.50 GiB/s"
-        );
-        assert_eq!(
-            progress(3584, None, Duration::from_secs(1)),
-            "downloaded 3.5 KiB, 3.5 KiB/s"
-        );
     }
 
     #[test]

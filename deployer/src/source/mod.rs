@@ -216,7 +216,7 @@ impl CheckedSource {
                 download: None,
             },
             SourceKind::Http { url, sha256 } => {
-                eprintln!("deployer: image {image}: downloading {url}");
+                crate::info!("deployer: image {image}: downloading {url}");
                 let file = download(image, url, sha256.as_deref(), work)?;
                 let len = std::fs::metadata(file.path()).map(|m| m.len()).ok();
                 let format = detect_file(file.path(), work)
