@@ -1,6 +1,7 @@
 //! Running external commands: stdin closed, output captured, failures named.
 
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -64,15 +65,23 @@ fn check(cmd: &Command, out: &Output) {
 /// A child process that is killed (by its own pid) and reaped when dropped.
 pub struct ChildGuard {
     child: Child,
+    /// The child was reaped: its pid no longer names its process group.
+    reaped: bool,
 }
 
 impl ChildGuard {
-    /// Spawns `cmd`, panicking if it cannot be started.
+    /// Spawns `cmd` as the leader of a process group of its own, panicking if it cannot be
+    /// started. Killing the guard kills the whole group, so that what the child started
+    /// (`flock DIR sleep 60` runs a sleep) does not outlive the test.
     pub fn spawn(cmd: &mut Command) -> Self {
         let child = cmd
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run `{}`: {e}", describe(cmd)));
-        ChildGuard { child }
+        ChildGuard {
+            child,
+            reaped: false,
+        }
     }
 
     /// The child process, to take the pipes it was spawned with.
@@ -86,7 +95,10 @@ impl ChildGuard {
         let deadline = Instant::now() + timeout;
         loop {
             match self.child.try_wait() {
-                Ok(Some(status)) => return Some(status),
+                Ok(Some(status)) => {
+                    self.reaped = true;
+                    return Some(status);
+                }
                 Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(100)),
                 Ok(None) => {
                     self.kill();
@@ -98,11 +110,13 @@ impl ChildGuard {
     }
 
     fn kill(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // Child::kill sends SIGKILL to this child's pid only.
-            let _ = self.child.kill();
+        if !self.reaped {
+            // Not reaped yet (running, or a zombie): its pid still names its group.
+            let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         }
         let _ = self.child.wait();
+        self.reaped = true;
     }
 }
 

@@ -1,6 +1,6 @@
 //! The packages `packaging/build` makes: the .deb and the .rpm of bootctl and of the
 //! deployer, unpacked (`dpkg-deb -x`, `rpm2cpio | cpio`) and checked file by file (path, mode,
-//! owner, content: the binaries of `target/dist`, the committed man pages gzipped, the
+//! owner, content: the binaries packaging/build puts out, the committed man pages gzipped, the
 //! committed completion scripts), with their declared dependencies (`dpkg-deb -f`,
 //! `rpm -qpR`). The bootctl .deb is installed with `dpkg --root` into a busybox root that
 //! has no C library and an empty package database, where the static bootctl runs under
@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use e2e::cmd;
 use e2e::completion::{bash_candidates, pointed_at, write_boot_dir, BOOTCTL_PATH};
 use e2e::fixture::{populate_image, FixtureImage};
-use e2e::tmp::TempDir;
+use e2e::tmp::{self, TempDir};
 use e2e::tools::require_tools;
 use e2e::workspace_root;
 
@@ -33,7 +33,7 @@ fn version() -> String {
 /// Where a file in a package comes from.
 #[derive(Clone, Copy, Debug)]
 enum Source {
-    /// A file of `target/dist/`, byte for byte.
+    /// A file of the dist directory, byte for byte.
     Dist(&'static str),
     /// A committed man page, gzipped.
     ManPage(&'static str),
@@ -131,7 +131,8 @@ fn deployer_files(zsh_dir: &str, copyright: bool) -> Vec<Expected> {
     files
 }
 
-/// `target/dist/`, filled by `packaging/build` once per test process.
+/// A `dist` directory of this test process's own, filled by `packaging/build` once per
+/// process (test processes run side by side, and packaging/build empties its output first).
 fn dist() -> &'static Path {
     static DIST: OnceLock<PathBuf> = OnceLock::new();
     DIST.get_or_init(|| {
@@ -152,8 +153,10 @@ fn dist() -> &'static Path {
                 panic!("{tool} not found: run scripts/setup (see README)");
             }
         }
+        let dist = tmp::process_dir().join("dist");
         cmd::run(
             Command::new(workspace.join("packaging/build"))
+                .arg(&dist)
                 .current_dir(workspace)
                 .env("PATH", std::env::join_paths(&dirs).expect("PATH"))
                 // The outer cargo's settings must not leak into the builds.
@@ -165,7 +168,7 @@ fn dist() -> &'static Path {
                 .env_remove("MFLAGS")
                 .env_remove("RUSTFLAGS"),
         );
-        workspace.join("target/dist")
+        dist
     })
 }
 
