@@ -158,6 +158,10 @@ pub enum Command {
         /// (refused otherwise). TLS certificates are verified all the same.
         #[arg(long)]
         allow_unverified_downloads: bool,
+        /// Also trust the CA certificates of FILE (PEM) for https:// images, besides the
+        /// Mozilla roots built into the deployer: an image server behind a private CA.
+        #[arg(long, value_name = "FILE")]
+        cacert: Option<PathBuf>,
         /// Also write every step line, progress line and external command (as -v shows
         /// them, whatever -v or -q say) to PATH, each with the seconds since the start.
         #[arg(long, value_name = "PATH")]
@@ -263,6 +267,7 @@ pub fn run(cli: &Cli) -> ExitCode {
             preserve_on_error,
             bootloader_config,
             allow_unverified_downloads,
+            cacert,
             log_file: _,
             json,
         } => {
@@ -275,6 +280,7 @@ pub fn run(cli: &Cli) -> ExitCode {
                         preserve_on_error: *preserve_on_error,
                         bootloader_config: *bootloader_config,
                         allow_unverified_downloads: *allow_unverified_downloads,
+                        cacert: cacert.clone(),
                     };
                     deploy(&config_value, &plan, &options)
                 }

@@ -44,7 +44,7 @@ use crate::cli::Exit;
 use crate::config::ProvisionConfig;
 use crate::plan::Plan;
 use crate::render::plan_text;
-use crate::source::{self, CheckedSource};
+use crate::source::{self, Sources};
 
 /// The deploy options besides the config and the disks.
 #[derive(Debug, Clone)]
@@ -61,6 +61,8 @@ pub struct DeployOptions {
     pub bootloader_config: BootloaderConfig,
     /// Download `http://` and `https://` sources that have no `sha256` in the config.
     pub allow_unverified_downloads: bool,
+    /// A PEM file of CA certificates HTTPS servers are trusted by, besides the built-in ones.
+    pub cacert: Option<PathBuf>,
 }
 
 /// Deploys `plan` (made from `config`) and returns the exit status; every problem is
@@ -104,10 +106,18 @@ pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) ->
             return Exit::Failure;
         }
     };
+    let client = match source::Client::new(options.cacert.as_deref()) {
+        Ok(client) => client,
+        Err(err) => {
+            eprintln!("deployer: {err:#}");
+            return Exit::Invalid;
+        }
+    };
     let sources = match source::preflight(
         config,
         plan,
         options.allow_unverified_downloads,
+        client,
         work.path(),
     ) {
         Ok(sources) => sources,
@@ -120,7 +130,7 @@ pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) ->
     };
     let path = std::env::var("PATH").unwrap_or_default();
     let missing = tools::missing(
-        &tools::source_programs(&sources, config.rsync_flags.is_some()),
+        &tools::source_programs(&sources.checked, config.rsync_flags.is_some()),
         &path,
     );
     if !missing.is_empty() {
@@ -287,7 +297,7 @@ fn confirm(plan: &Plan, yes: bool) -> Result<bool, Exit> {
 fn apply(
     config: &ProvisionConfig,
     plan: &Plan,
-    sources: &[CheckedSource],
+    sources: &Sources,
     options: &DeployOptions,
     bootctl: &Path,
     work: &WorkDir,
@@ -309,7 +319,7 @@ fn apply(
     disks.make_filesystems(plan)?;
     let mut deployed: Vec<DeployedImage> = Vec::new();
     for image in &plan.images {
-        let Some(source) = sources.iter().find(|s| s.image == image.name) else {
+        let Some(source) = sources.of(&image.name) else {
             anyhow::bail!("image {}: its source was not checked", image.name);
         };
         crate::info!(
@@ -317,7 +327,7 @@ fn apply(
             image.name,
             source.describe()
         );
-        let fetched = source.fetch(work.path())?;
+        let fetched = source.fetch(&sources.client, work.path())?;
         deployed.push(deploy_image(
             image,
             &fetched.payload(source)?,

@@ -375,6 +375,167 @@ fn an_https_source_with_a_self_signed_certificate_is_refused_before_the_first_wr
     }
 }
 
+/// `openssl s_server -WWW` serving `www` over TLS on 127.0.0.1 with a server certificate
+/// signed by a new private CA. Returns the server (killed on drop), its port and the CA
+/// certificate's PEM file.
+fn private_ca_server(scratch: &TempDir, www: &Path) -> (ChildGuard, u16, PathBuf) {
+    let file = |name: &str| scratch.join(name);
+    cmd::run(
+        Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=multiboot test CA"])
+            .arg("-keyout")
+            .arg(file("ca.key"))
+            .arg("-out")
+            .arg(file("ca.pem")),
+    );
+    cmd::run(
+        Command::new("openssl")
+            .args(["req", "-new", "-newkey", "rsa:2048", "-nodes"])
+            .args(["-subj", "/CN=127.0.0.1"])
+            .arg("-keyout")
+            .arg(file("server.key"))
+            .arg("-out")
+            .arg(file("server.csr")),
+    );
+    std::fs::write(
+        file("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
+         extendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    cmd::run(
+        Command::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-in"])
+            .arg(file("server.csr"))
+            .arg("-CA")
+            .arg(file("ca.pem"))
+            .arg("-CAkey")
+            .arg(file("ca.key"))
+            .arg("-CAcreateserial")
+            .arg("-extfile")
+            .arg(file("server.ext"))
+            .arg("-out")
+            .arg(file("server.pem")),
+    );
+    let port = free_port();
+    let server = ChildGuard::spawn(
+        Command::new("openssl")
+            .args(["s_server", "-quiet", "-WWW", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(file("server.pem"))
+            .arg("-key")
+            .arg(file("server.key"))
+            .current_dir(www)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "openssl s_server did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (server, port, file("ca.pem"))
+}
+
+#[test]
+fn an_https_source_behind_a_private_ca_deploys_with_cacert_and_only_with_it() {
+    require_tools(&["openssl", "sha256sum", "tar"]);
+    let scratch = TempDir::new("security-cacert");
+    let www = scratch.join("www");
+    let tree = scratch.join("tree");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    std::fs::create_dir_all(tree.join("boot")).unwrap();
+    std::fs::create_dir(&www).unwrap();
+    std::fs::write(tree.join("etc/marker"), "served over TLS by a private CA\n").unwrap();
+    // What the deployer's grub.cfg needs to find (this image is not booted).
+    std::fs::write(tree.join("boot/vmlinuz-6.1.0-test"), "kernel").unwrap();
+    std::fs::write(tree.join("boot/initrd.img-6.1.0-test"), "initrd").unwrap();
+    cmd::run(
+        Command::new("tar")
+            .arg("-cf")
+            .arg(www.join("image.tar"))
+            .arg("-C")
+            .arg(&tree)
+            .arg("."),
+    );
+    let (_server, port, ca) = private_ca_server(&scratch, &www);
+    let sha256 = cmd::run(Command::new("sha256sum").arg(www.join("image.tar")));
+    let config = scratch.join("provision.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({
+            "images": [{"name": "remote", "target": "/",
+                        "image_pull_url": format!("https://127.0.0.1:{port}/image.tar"),
+                        "sha256": sha256.split_whitespace().next().unwrap()}],
+            "partitions": [{
+                "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "600 MiB",
+                "volumes": [{"type": "partition", "mount": "/", "size": "160",
+                             "file_system": "ext4"}]
+            }],
+            "partitions_policy": "clean"
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let disk = scratch.join("node.img");
+    let deploy = |extra: &[&OsString]| {
+        let mut args = deploy_args(&config, &scratch);
+        args.extend(extra.iter().map(|arg| (*arg).clone()));
+        Command::new(env!("CARGO_BIN_EXE_deployer"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running deployer")
+    };
+
+    // Without --cacert the private CA is unknown; with a file that holds no certificate,
+    // the option itself is refused. Both before the first write.
+    let unknown = deploy(&[]);
+    assert_eq!(unknown.status.code(), Some(3), "{}", describe(&unknown));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("UnknownIssuer"),
+        "{}",
+        describe(&unknown)
+    );
+    let empty = scratch.join("empty.pem");
+    std::fs::write(&empty, "no certificate here\n").unwrap();
+    let refused = deploy(&[&"--cacert".into(), &empty.clone().into_os_string()]);
+    assert_eq!(refused.status.code(), Some(3), "{}", describe(&refused));
+    assert_eq!(
+        String::from_utf8_lossy(&refused.stderr).trim(),
+        format!(
+            "deployer: --cacert {}: no PEM certificate in the file",
+            empty.display()
+        )
+    );
+    assert!(
+        !disk.exists(),
+        "a refused deploy created the disk-image file"
+    );
+
+    let deployed = deploy(&[&"--cacert".into(), &ca.clone().into_os_string()]);
+    assert_eq!(deployed.status.code(), Some(0), "{}", describe(&deployed));
+    assert!(
+        String::from_utf8_lossy(&deployed.stderr).contains("sha256 verified"),
+        "{}",
+        describe(&deployed)
+    );
+    let attached = LoopDisk::attach(&disk);
+    let root = Mount::new(&attached.partition(4), &scratch.join("root"), "ro");
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("etc/marker")).unwrap(),
+        "served over TLS by a private CA\n"
+    );
+}
+
 /// Deploys the image at `url` (served from `scratch/www/image.tar`) onto a new and onto an
 /// existing disk-image file, with and without its sha256 and --allow-unverified-downloads:
 /// each time one line naming the image, the URL and the certificate `problem`, exit 3,

@@ -2,10 +2,11 @@
 //! start of the file, then downloaded into the deploy's private work directory with the
 //! SHA-256 computed as the bytes stream in.
 //!
-//! The client is ureq with rustls: certificates are always verified, against the Mozilla
-//! root certificates built into the deployer (webpki-roots), so a provisioning ramdisk
-//! needs no certificate store. Redirects are followed (at most 5). A transfer that makes
-//! no progress for [`READ_TIMEOUT`] fails.
+//! The [`Client`] is ureq with rustls: certificates are always verified, against the
+//! Mozilla root certificates built into the deployer (webpki-roots), so a provisioning
+//! ramdisk needs no certificate store, and against the certificates of `deploy --cacert`
+//! (an image server behind a private CA). Redirects are followed (at most 5). A transfer
+//! that makes no progress for [`READ_TIMEOUT`] fails.
 //!
 //! A download shows its progress with a [`Meter`]: a bar on a terminal, else a plain line
 //! every few seconds (bytes so far, the percentage and the time left when the length is
@@ -16,9 +17,12 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 use shared::fault;
 
@@ -30,17 +34,63 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a read may wait for the next bytes.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout_connect(CONNECT_TIMEOUT)
-        .timeout_read(READ_TIMEOUT)
-        .redirects(5)
-        .build()
+/// The HTTP(S) client of one deploy.
+#[derive(Clone)]
+pub struct Client {
+    agent: ureq::Agent,
 }
 
-/// `GET url`; an HTTP error status or a transport failure becomes one line.
-fn get(url: &str, range: Option<&str>) -> anyhow::Result<ureq::Response> {
-    let mut request = agent().get(url);
+impl Client {
+    /// A client that trusts the built-in Mozilla roots and, with `cacert`, every
+    /// certificate of that PEM file as well. An unreadable file, one without certificates
+    /// or with one that is not a valid CA certificate is an error naming the file.
+    pub fn new(cacert: Option<&Path>) -> anyhow::Result<Client> {
+        let mut builder = ureq::AgentBuilder::new()
+            .timeout_connect(CONNECT_TIMEOUT)
+            .timeout_read(READ_TIMEOUT)
+            .redirects(5);
+        if let Some(path) = cacert {
+            builder = builder.tls_config(Arc::new(tls_config(path)?));
+        }
+        Ok(Client {
+            agent: builder.build(),
+        })
+    }
+
+    /// `GET url`; an HTTP error status or a transport failure becomes one line.
+    fn get(&self, url: &str, range: Option<&str>) -> anyhow::Result<ureq::Response> {
+        get(&self.agent, url, range)
+    }
+}
+
+/// rustls' client configuration with the built-in roots plus the certificates of `path`.
+fn tls_config(path: &Path) -> anyhow::Result<rustls::ClientConfig> {
+    let what = || format!("--cacert {}", path.display());
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let mut added = 0;
+    for cert in CertificateDer::pem_file_iter(path).with_context(what)? {
+        let cert = cert.with_context(what)?;
+        roots
+            .add(cert)
+            .with_context(|| format!("{}: a certificate that is not a valid CA", what()))?;
+        added += 1;
+    }
+    if added == 0 {
+        bail!("{}: no PEM certificate in the file", what());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .with_context(what)?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// `GET url` through `agent`; an HTTP error status or a transport failure becomes one line.
+fn get(agent: &ureq::Agent, url: &str, range: Option<&str>) -> anyhow::Result<ureq::Response> {
+    let mut request = agent.get(url);
     if let Some(range) = range {
         request = request.set("Range", range);
     }
@@ -69,9 +119,9 @@ pub struct RemoteHead {
 /// Reads the first [`HEAD_BYTES`] of `url` with a ranged GET (a server that ignores the
 /// range sends the whole file, of which only the start is read): proof that the source
 /// answers, and the bytes its format is told by.
-pub fn probe(url: &str) -> anyhow::Result<RemoteHead> {
+pub fn probe(client: &Client, url: &str) -> anyhow::Result<RemoteHead> {
     let range = format!("bytes=0-{}", HEAD_BYTES - 1);
-    let response = get(url, Some(&range))?;
+    let response = client.get(url, Some(&range))?;
     let length = remote_length(
         response.status(),
         response.header("Content-Range"),
@@ -130,6 +180,7 @@ impl Drop for Download {
 /// SHA-256 against `sha256` (lowercase hex) when given. A mismatch deletes the file and
 /// fails naming the image and both digests.
 pub fn download(
+    client: &Client,
     image: &str,
     url: &str,
     sha256: Option<&str>,
@@ -144,7 +195,9 @@ pub fn download(
         .open(&path)
         .with_context(|| format!("image {image}: creating {}", path.display()))?;
     let download = Download { path };
-    let response = get(url, None).with_context(|| format!("image {image}: downloading"))?;
+    let response = client
+        .get(url, None)
+        .with_context(|| format!("image {image}: downloading"))?;
     let length = remote_length(response.status(), None, response.header("Content-Length"));
     let mut reader = response.into_reader();
     let mut hasher = Sha256::new();

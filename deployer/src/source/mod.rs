@@ -36,6 +36,7 @@ use crate::config::{FileSystem, ImageSource, ProvisionConfig};
 use crate::plan::{Device, ImagePlan, Plan};
 use crate::size::MIB;
 use format::{check_qcow2_header, detect, detect_file, Compression, FileFormat, FsImage};
+pub use http::Client;
 use http::{download, probe, sha256_file, Download};
 
 /// The filesystem an image's `target` mount point gets, as planned: where a raw or qcow2
@@ -166,6 +167,20 @@ pub fn check_fit(
     Ok(())
 }
 
+/// Every image's source, checked by [`preflight`], and the client that downloads them.
+pub struct Sources {
+    /// In plan order.
+    pub checked: Vec<CheckedSource>,
+    pub client: Client,
+}
+
+impl Sources {
+    /// Image `name`'s source.
+    pub fn of(&self, name: &str) -> Option<&CheckedSource> {
+        self.checked.iter().find(|source| source.image == name)
+    }
+}
+
 /// An image's source, checked by [`preflight`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckedSource {
@@ -205,7 +220,7 @@ impl CheckedSource {
     /// Makes the image ready to deploy: an HTTP source is downloaded into `work` (a
     /// private directory), its checksum verified, its format detected and checked
     /// against the target again.
-    pub fn fetch(&self, work: &Path) -> anyhow::Result<Fetched> {
+    pub fn fetch(&self, client: &Client, work: &Path) -> anyhow::Result<Fetched> {
         let image = &self.image;
         Ok(match &self.kind {
             SourceKind::Tree(path) => Fetched::Tree(path.clone()),
@@ -217,7 +232,7 @@ impl CheckedSource {
             },
             SourceKind::Http { url, sha256 } => {
                 crate::info!("deployer: image {image}: downloading {url}");
-                let file = download(image, url, sha256.as_deref(), work)?;
+                let file = download(client, image, url, sha256.as_deref(), work)?;
                 let len = std::fs::metadata(file.path()).map(|m| m.len()).ok();
                 let format = detect_file(file.path(), work)
                     .and_then(|format| check_fit(&format, len, &self.target).map(|()| format))
@@ -303,15 +318,16 @@ impl Fetched {
     }
 }
 
-/// Checks every image's source before the first write (see the module docs); `scratch`
-/// is a private directory for reading the start of qcow2 images. Returns the checked
-/// sources in plan order, or every problem, one line each naming the image.
+/// Checks every image's source before the first write (see the module docs), remote ones
+/// through `client`; `scratch` is a private directory for reading the start of qcow2
+/// images. Returns the checked sources, or every problem, one line each naming the image.
 pub fn preflight(
     config: &ProvisionConfig,
     plan: &Plan,
     allow_unverified_downloads: bool,
+    client: Client,
     scratch: &Path,
-) -> Result<Vec<CheckedSource>, Vec<String>> {
+) -> Result<Sources, Vec<String>> {
     let mut checked = Vec::new();
     let mut problems = Vec::new();
     for image_plan in &plan.images {
@@ -325,6 +341,7 @@ pub fn preflight(
             image.sha256.as_deref(),
             &target,
             allow_unverified_downloads,
+            &client,
             scratch,
         );
         match kind {
@@ -337,7 +354,7 @@ pub fn preflight(
         }
     }
     if problems.is_empty() {
-        Ok(checked)
+        Ok(Sources { checked, client })
     } else {
         Err(problems)
     }
@@ -349,6 +366,7 @@ fn check_source(
     sha256: Option<&str>,
     target: &Result<TargetFs, String>,
     allow_unverified_downloads: bool,
+    client: &Client,
     scratch: &Path,
 ) -> Result<SourceKind, String> {
     match source {
@@ -395,7 +413,8 @@ fn check_source(
                      --allow-unverified-downloads)"
                 ));
             }
-            let head = probe(url).map_err(|err| format!("source does not answer: {err:#}"))?;
+            let head =
+                probe(client, url).map_err(|err| format!("source does not answer: {err:#}"))?;
             let complete =
                 head.head.len() < format::HEAD_BYTES || head.length == Some(head.head.len() as u64);
             detect(&head.head, complete)
