@@ -363,6 +363,39 @@ fn an_lvm_config_is_refused_and_the_disk_left_unchanged() {
     assert_eq!(fingerprint(&disk), before, "the disk was written");
 }
 
+#[test]
+fn a_raid_config_is_refused_and_both_disks_left_unchanged() {
+    require_tools(&["sfdisk"]);
+    let scratch = TempDir::new("deploy-raid");
+    let (sda, scsi) = (scratch.join("sda.img"), scratch.join("scsi.img"));
+    partitioned_disk(&sda, 16 << 30);
+    partitioned_disk(&scsi, 24 << 30);
+    let before = [fingerprint(&sda), fingerprint(&scsi)];
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/raid.json");
+    let out = deployer(&[
+        "deploy".as_ref(),
+        example.as_os_str(),
+        "--disk".as_ref(),
+        format!("sda={}", sda.display()).as_ref(),
+        "--disk".as_ref(),
+        format!("6:1:0:0={}", scsi.display()).as_ref(),
+        "--bootctl".as_ref(),
+        static_bootctl().as_os_str(),
+        "--yes".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("LVM/RAID: not supported on this host (no device-mapper/md)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        [fingerprint(&sda), fingerprint(&scsi)],
+        before,
+        "a disk was written"
+    );
+}
+
 /// Runs deploy of a one-image config whose image comes from `url` onto `disk`.
 fn deploy_one(scratch: &TempDir, url: &str, disk: &Path, extra: &[&str]) -> Output {
     let config = serde_json::json!({
