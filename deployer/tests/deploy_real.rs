@@ -89,6 +89,109 @@ fn config(alpha: &str, beta: &str, alpha_uuid: &str, beta_uuid: &str) -> String 
     .to_string()
 }
 
+/// alpha has its kernel on a /boot partition of its own, named the Red Hat way
+/// (`vmlinuz-V`, `initramfs-V.img`); GRUB must load it from there, by that filesystem's
+/// UUID, and the image must mount /boot through its fstab. alpha boots by default, then
+/// beta after a switch on the disk.
+#[test]
+fn a_separate_boot_partition_and_red_hat_kernel_names_boot() {
+    require_tools(TOOLS);
+    let scratch = TempDir::new("deploy-boot-part");
+    let alpha = FixtureImage::new("alpha");
+    let beta = FixtureImage::new("beta");
+    for image in [&alpha, &beta] {
+        let root = scratch.join(&image.name);
+        std::fs::create_dir(&root).expect("creating an image tree");
+        populate_image(&root, image);
+    }
+    let boot_dir = scratch.join("alpha/boot");
+    let initrd = std::fs::read_dir(&boot_dir)
+        .expect("alpha's /boot")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .find(|name| name.starts_with("initrd.img-"))
+        .expect("an initrd in alpha's /boot");
+    let version = initrd.trim_start_matches("initrd.img-").to_owned();
+    std::fs::rename(
+        boot_dir.join(&initrd),
+        boot_dir.join(format!("initramfs-{version}.img")),
+    )
+    .expect("renaming the initrd");
+    let config_path = scratch.join("provision.json");
+    std::fs::write(
+        &config_path,
+        serde_json::json!({
+            "images": [
+                {"name": "alpha", "boot": true, "image_pull_url": scratch.join("alpha"),
+                 "target": "/"},
+                {"name": "beta", "image_pull_url": scratch.join("beta"), "target": "/"}
+            ],
+            "partitions": [{
+                "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "600 MiB",
+                "volumes": [
+                    {"type": "partition", "mount": "/", "size": "100", "images": ["alpha"]},
+                    {"type": "partition", "mount": "/boot", "size": "100", "images": ["alpha"],
+                     "file_system": "ext2"},
+                    {"type": "partition", "mount": "/", "size": "160", "images": ["beta"]}
+                ]
+            }],
+            "partitions_policy": "clean",
+            "deploy_data": {"kernel_params": KERNEL_PARAMS}
+        })
+        .to_string(),
+    )
+    .expect("writing provision.json");
+    let disk = scratch.join("node.img");
+    let out = deployer(&[
+        "deploy".as_ref(),
+        config_path.as_os_str(),
+        "--disk".as_ref(),
+        format!("vda={}", disk.display()).as_ref(),
+        "--boot-info".as_ref(),
+        scratch.join("boot-info.json").as_os_str(),
+        "--bootctl".as_ref(),
+        static_bootctl().as_os_str(),
+        "--yes".as_ref(),
+    ]);
+    assert!(out.status.success(), "deploy failed: {}", describe(&out));
+    {
+        let loop_disk = LoopDisk::attach(&disk);
+        let boot_part = blkid(&loop_disk.partition(5));
+        let root = Mount::new(&loop_disk.partition(4), &scratch.join("alpha-root"), "ro");
+        let fstab = read(&root.path().join("etc/fstab"));
+        assert_eq!(
+            Some(&fstab_uuid(&fstab, "/boot")),
+            boot_part.get("UUID"),
+            "{fstab}"
+        );
+        let boot = Mount::new(&loop_disk.partition(5), &scratch.join("alpha-boot"), "ro");
+        assert!(boot
+            .path()
+            .join(format!("initramfs-{version}.img"))
+            .is_file());
+        let multiboot = Mount::new(&loop_disk.partition(3), &scratch.join("mb"), "ro");
+        let cfg = read(&multiboot.path().join("boot/grub/grub.cfg"));
+        e2e::grubcfg::script_check(&cfg);
+        let uuid = boot_part.get("UUID").expect("the /boot UUID");
+        assert!(
+            cfg.contains(&format!("--fs-uuid --set=root '{uuid}'"))
+                && cfg.contains(&format!("initrd '/initramfs-{version}.img'")),
+            "alpha's entry loads its kernel from its /boot partition:\n{cfg}"
+        );
+    }
+
+    let first = boot(&disk, Firmware::Bios, BOOT_TIMEOUT, "deploy-boot-part-1");
+    expect_boot(
+        &first,
+        "alpha",
+        "alpha, its kernel on its own /boot partition",
+    );
+    let disk_arg = disk.display().to_string();
+    bootctl(&["--disk", &disk_arg, "switch", "beta"]).expect_code(0);
+    let second = boot(&disk, Firmware::Bios, BOOT_TIMEOUT, "deploy-boot-part-2");
+    expect_boot(&second, "beta", "beta after bootctl switch beta");
+}
+
 /// `blkid -p -o export DEV` as a map.
 fn blkid(dev: &Path) -> BTreeMap<String, String> {
     let out = Command::new("blkid")
