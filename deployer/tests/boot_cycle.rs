@@ -19,30 +19,14 @@ use std::time::{Duration, Instant};
 
 use e2e::bootctl::{marked, static_bootctl};
 use e2e::chain::{boot_chain, shown, Expect, SHOW};
-use e2e::fixture::{populate_image, FixtureImage};
+use e2e::fixture::{write_image_trees, FixtureImage};
 use e2e::qemu::{BootOutcome, Firmware};
 use e2e::tmp::TempDir;
-use e2e::tools::require_tools;
+use e2e::tools::require_deploy_tools;
 use serde_json::Value;
 
-/// What the deployer and the boots need.
-const TOOLS: &[&str] = &[
-    "wipefs",
-    "sfdisk",
-    "partx",
-    "blkid",
-    "mkfs.ext4",
-    "mkfs.vfat",
-    "mmd",
-    "mcopy",
-    "grub-mkimage",
-    "grub-install",
-    "rsync",
-    "busybox",
-    "mount",
-    "umount",
-    "qemu-system-x86_64",
-];
+/// What the deployer and the boots need besides DEPLOY_TOOLS.
+const TOOLS: &[&str] = &["rsync", "qemu-system-x86_64"];
 
 const KERNEL_PARAMS: &str = "console=ttyS0 quiet panic=-1";
 
@@ -73,14 +57,13 @@ fn deploy(
     shared: &[&str],
     extra_args: &[&str],
 ) -> Node {
-    require_tools(TOOLS);
+    require_deploy_tools(TOOLS);
     let scratch = TempDir::new(label);
     let mut entries = Vec::new();
     let mut volumes = Vec::new();
+    write_image_trees(scratch.path(), images);
     for image in images {
         let root = scratch.join(&image.name);
-        std::fs::create_dir(&root).expect("creating an image tree");
-        populate_image(&root, image);
         entries.push(serde_json::json!({
             "name": image.name, "image_name": image.image_name,
             "image_uuid": image.image_uuid, "image_pull_url": root,

@@ -40,7 +40,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::{sleep, JoinHandle};
@@ -52,36 +52,24 @@ use serde_json::{json, Value};
 use shared::fault::{FaultAction, FaultSpec, FAULT_ENV};
 
 use e2e::bootctl::static_bootctl;
+use e2e::cmd::describe_output;
 use e2e::cmd::{self, ChildGuard};
 use e2e::disk::{LoopDisk, Mount};
 use e2e::fixture::{populate_image, FixtureImage};
 use e2e::qemu::{boot, expect_boot, Firmware};
 use e2e::tmp::TempDir;
-use e2e::tools::{find_tool, require_tools};
+use e2e::tools::{find_tool, require_deploy_tools, require_tools};
 
 const TOOLS: &[&str] = &[
-    "wipefs",
-    "sfdisk",
-    "partx",
-    "blkid",
     "losetup",
-    "mkfs.ext4",
-    "mkfs.vfat",
-    "mmd",
-    "mcopy",
     "mdir",
-    "grub-mkimage",
-    "grub-install",
     "grub-script-check",
     "tar",
     "gzip",
     "e2fsck",
     "tune2fs",
     "resize2fs",
-    "busybox",
     "sha256sum",
-    "mount",
-    "umount",
 ];
 
 const KERNEL_PARAMS: &str = "console=ttyS0 quiet panic=-1";
@@ -177,15 +165,6 @@ fn spec(action: FaultAction, point: &str, nth: u64) -> String {
         nth,
     }
     .to_string()
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn read(path: &Path) -> String {
@@ -452,7 +431,7 @@ struct Node {
 
 impl Node {
     fn new(label: &str) -> Node {
-        require_tools(TOOLS);
+        require_deploy_tools(TOOLS);
         let scratch = TempDir::new(label);
         let alpha = FixtureImage::new("alpha").file("srv/common/alpha.txt", "from alpha\n", 0o644);
         let alpha_tree = scratch.join("alpha");
@@ -591,7 +570,7 @@ impl Node {
     /// the deployer's stderr.
     fn deploy_and_check(&self, what: &str) -> String {
         let out = cmd::output(&mut self.command(plain_deployer(), None));
-        assert!(out.status.success(), "{what}: {}", describe(&out));
+        assert!(out.status.success(), "{what}: {}", describe_output(&out));
         self.check_deployed(what);
         assert_eq!(names(&self.tmpdir), Vec::<String>::new(), "{what}: TMPDIR");
         assert!(
@@ -964,7 +943,7 @@ fn killed_at_every_step_a_deploy_leaves_no_mount_nor_loop_and_runs_again() {
             out.status.signal(),
             Some(9),
             "{faults}: not killed: {}",
-            describe(&out)
+            describe_output(&out)
         );
         expect_released(&node.disk, &faults);
         let tmpdir = node.tmpdir.display().to_string();
@@ -1066,7 +1045,7 @@ fn root_device() -> PathBuf {
 
 #[test]
 fn disks_that_must_not_be_written_are_refused_and_left_unchanged() {
-    require_tools(TOOLS);
+    require_deploy_tools(TOOLS);
     let scratch = TempDir::new("faults-refused");
     let tree = scratch.join("solo");
     small_tree(&tree, "solo");
@@ -1115,7 +1094,12 @@ fn disks_that_must_not_be_written_are_refused_and_left_unchanged() {
         }
         let out = cmd::output(&mut command);
         let what = format!("{} onto {}", config.display(), disk.display());
-        assert_eq!(out.status.code(), Some(code), "{what}: {}", describe(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{what}: {}",
+            describe_output(&out)
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains(expected),

@@ -16,31 +16,15 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::bootctl::{bootctl, static_bootctl};
+use e2e::cmd::describe_output;
 use e2e::disk::{LoopDisk, Mount};
-use e2e::fixture::{populate_image, FixtureImage};
+use e2e::fixture::{populate_image, write_image_trees, FixtureImage};
 use e2e::qemu::{boot, expect_boot, Firmware};
 use e2e::tmp::TempDir;
-use e2e::tools::require_tools;
+use e2e::tools::{require_deploy_tools, require_tools};
 use serde_json::Value;
 
-const TOOLS: &[&str] = &[
-    "wipefs",
-    "sfdisk",
-    "partx",
-    "blkid",
-    "mkfs.ext4",
-    "mkfs.vfat",
-    "mmd",
-    "mcopy",
-    "mdir",
-    "grub-mkimage",
-    "rsync",
-    "grub-install",
-    "grub-script-check",
-    "busybox",
-    "mount",
-    "umount",
-];
+const TOOLS: &[&str] = &["mdir", "rsync", "grub-script-check"];
 
 const KERNEL_PARAMS: &str = "console=ttyS0 quiet panic=-1";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
@@ -51,15 +35,6 @@ fn deployer(args: &[&std::ffi::OsStr]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("running deployer")
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The two-image config: alpha and beta with their own `/` of 160 MiB, a shared
@@ -95,15 +70,11 @@ fn config(alpha: &str, beta: &str, alpha_uuid: &str, beta_uuid: &str) -> String 
 /// beta after a switch on the disk.
 #[test]
 fn a_separate_boot_partition_and_red_hat_kernel_names_boot() {
-    require_tools(TOOLS);
+    require_deploy_tools(TOOLS);
     let scratch = TempDir::new("deploy-boot-part");
     let alpha = FixtureImage::new("alpha");
     let beta = FixtureImage::new("beta");
-    for image in [&alpha, &beta] {
-        let root = scratch.join(&image.name);
-        std::fs::create_dir(&root).expect("creating an image tree");
-        populate_image(&root, image);
-    }
+    write_image_trees(scratch.path(), &[&alpha, &beta]);
     let boot_dir = scratch.join("alpha/boot");
     let initrd = std::fs::read_dir(&boot_dir)
         .expect("alpha's /boot")
@@ -153,7 +124,11 @@ fn a_separate_boot_partition_and_red_hat_kernel_names_boot() {
         static_bootctl().as_os_str(),
         "--yes".as_ref(),
     ]);
-    assert!(out.status.success(), "deploy failed: {}", describe(&out));
+    assert!(
+        out.status.success(),
+        "deploy failed: {}",
+        describe_output(&out)
+    );
     {
         let loop_disk = LoopDisk::attach(&disk);
         let boot_part = blkid(&loop_disk.partition(5));
@@ -226,16 +201,12 @@ fn fstab_uuid(fstab: &str, mount_point: &str) -> String {
 
 #[test]
 fn two_images_and_a_shared_partition_deploy_and_boot() {
-    require_tools(TOOLS);
+    require_deploy_tools(TOOLS);
     let scratch = TempDir::new("deploy-real");
     let alpha =
         FixtureImage::new("alpha").file("usr/share/common/alpha.txt", "from alpha\n", 0o644);
     let beta = FixtureImage::new("beta").file("usr/share/common/beta.txt", "from beta\n", 0o644);
-    for image in [&alpha, &beta] {
-        let root = scratch.join(&image.name);
-        std::fs::create_dir(&root).expect("creating an image tree");
-        populate_image(&root, image);
-    }
+    write_image_trees(scratch.path(), &[&alpha, &beta]);
     let alpha_url = format!("file://{}", scratch.join("alpha").display());
     let beta_dir = scratch.join("beta").display().to_string();
     let config_path = scratch.join("provision.json");
@@ -259,7 +230,11 @@ fn two_images_and_a_shared_partition_deploy_and_boot() {
         static_bootctl().as_os_str(),
         "--yes".as_ref(),
     ]);
-    assert!(out.status.success(), "deploy failed: {}", describe(&out));
+    assert!(
+        out.status.success(),
+        "deploy failed: {}",
+        describe_output(&out)
+    );
     eprintln!("deploy took {:.1?}", started.elapsed());
     assert_eq!(
         std::fs::metadata(&disk).expect("the disk image").len(),
@@ -387,7 +362,7 @@ fn two_images_and_a_shared_partition_deploy_and_boot() {
         String::from_utf8_lossy(&efi_dir.stdout).trim(),
         "::/EFI/BOOT/BOOTX64.EFI",
         "the ESP: {}",
-        describe(&efi_dir)
+        describe_output(&efi_dir)
     );
     drop(loop_disk);
 
@@ -457,7 +432,7 @@ fn an_lvm_config_is_refused_and_the_disk_left_unchanged() {
         static_bootctl().as_os_str(),
         "--yes".as_ref(),
     ]);
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", describe_output(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("LVM/RAID: not supported on this host (no device-mapper/md)"),
@@ -486,7 +461,7 @@ fn a_raid_config_is_refused_and_both_disks_left_unchanged() {
         static_bootctl().as_os_str(),
         "--yes".as_ref(),
     ]);
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", describe_output(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("LVM/RAID: not supported on this host (no device-mapper/md)"),
@@ -553,7 +528,12 @@ fn sources_that_cannot_be_deployed_are_refused_before_any_write() {
         ),
     ] {
         let out = deploy_one(&scratch, &url, &disk, &["--yes"]);
-        assert_eq!(out.status.code(), Some(3), "{url}: {}", describe(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{url}: {}",
+            describe_output(&out)
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(expected), "{url}: {stderr}");
         assert!(!disk.exists(), "{url}: the disk image was created");
@@ -567,11 +547,11 @@ fn without_a_terminal_deploy_needs_yes() {
     std::fs::create_dir(&source).expect("creating a source directory");
     let disk = scratch.join("node.img");
     let out = deploy_one(&scratch, &source.display().to_string(), &disk, &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", describe_output(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("use --yes to deploy without a terminal"),
         "{}",
-        describe(&out)
+        describe_output(&out)
     );
     assert!(!disk.exists());
 }
@@ -592,7 +572,7 @@ fn a_failure_after_partitioning_wipes_the_table_and_leaves_nothing_behind() {
     std::fs::write(source.join("hello"), b"hello\n").expect("writing a file");
     let disk = scratch.join("node.img");
     let out = deploy_one(&scratch, &source.display().to_string(), &disk, &["--yes"]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", describe_output(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("deploy failed: image solo: no kernel (vmlinuz-*) in /boot"),
@@ -659,7 +639,7 @@ fn a_missing_program_is_refused_before_any_write() {
         .stdin(Stdio::null())
         .output()
         .expect("running deployer");
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", describe_output(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for program in ["grub-mkimage", "mkfs.xfs", "sfdisk"] {
         assert!(
@@ -675,15 +655,11 @@ fn a_missing_program_is_refused_before_any_write() {
 /// one, and the disk boots.
 #[test]
 fn a_block_device_deploys_twice_and_boots() {
-    require_tools(TOOLS);
+    require_deploy_tools(TOOLS);
     let scratch = TempDir::new("deploy-blockdev");
     let alpha = FixtureImage::new("alpha");
     let beta = FixtureImage::new("beta");
-    for image in [&alpha, &beta] {
-        let root = scratch.join(&image.name);
-        std::fs::create_dir(&root).expect("creating an image tree");
-        populate_image(&root, image);
-    }
+    write_image_trees(scratch.path(), &[&alpha, &beta]);
     let config_path = scratch.join("provision.json");
     std::fs::write(
         &config_path,
@@ -715,7 +691,7 @@ fn a_block_device_deploys_twice_and_boots() {
         assert!(
             out.status.success(),
             "{attempt} deploy onto {device} failed: {}",
-            describe(&out)
+            describe_output(&out)
         );
         let info: Value = serde_json::from_str(&read(&boot_info)).expect("boot-info.json");
         multiboot_uuids.push(
@@ -757,7 +733,7 @@ fn mtools(program: &str, dev: &Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("running {program}: {e}"));
-    assert!(out.status.success(), "{program}: {}", describe(&out));
+    assert!(out.status.success(), "{program}: {}", describe_output(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -801,11 +777,7 @@ fn swap_and_vfat_volumes_get_their_ids_fstab_lines_and_files() {
     let beta = FixtureImage::new("beta")
         .file("usr/share/fat/common.txt", "from beta\n", 0o644)
         .file("usr/share/fat/beta/b.txt", "b\n", 0o644);
-    for image in [&alpha, &beta] {
-        let root = scratch.join(&image.name);
-        std::fs::create_dir(&root).expect("creating an image tree");
-        populate_image(&root, image);
-    }
+    write_image_trees(scratch.path(), &[&alpha, &beta]);
     let config_path = scratch.join("provision.json");
     let config = serde_json::json!({
         "images": [
@@ -840,7 +812,11 @@ fn swap_and_vfat_volumes_get_their_ids_fstab_lines_and_files() {
         static_bootctl().as_os_str(),
         "--yes".as_ref(),
     ]);
-    assert!(out.status.success(), "deploy failed: {}", describe(&out));
+    assert!(
+        out.status.success(),
+        "deploy failed: {}",
+        describe_output(&out)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(
@@ -965,7 +941,7 @@ fn a_mount_below_an_unmountable_vfat_is_refused_before_any_write() {
         static_bootctl().as_os_str(),
         "--yes".as_ref(),
     ]);
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", describe_output(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "deployer: image solo: /boot/efi/extra is mounted below the vfat filesystem at \
@@ -1006,7 +982,7 @@ fn a_dynamically_linked_bootctl_is_refused_and_the_static_build_found() {
     // Writes solo.json, an image whose source is missing: every deploy below stops
     // before any write, at the bootctl or at the source.
     let out = deploy_one(&scratch, &missing_source, &disk, &["--yes"]);
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", describe_output(&out));
     let config = scratch.join("solo.json");
     let given = deployer(&[
         "deploy".as_ref(),
@@ -1017,11 +993,11 @@ fn a_dynamically_linked_bootctl_is_refused_and_the_static_build_found() {
         dynamic.as_os_str(),
         "--yes".as_ref(),
     ]);
-    assert_eq!(given.status.code(), Some(3), "{}", describe(&given));
+    assert_eq!(given.status.code(), Some(3), "{}", describe_output(&given));
     assert!(
         String::from_utf8_lossy(&given.stderr).contains(&refusal(dynamic)),
         "{}",
-        describe(&given)
+        describe_output(&given)
     );
 
     // A deployer in a cargo target directory of its own, without --bootctl.
@@ -1045,18 +1021,18 @@ fn a_dynamically_linked_bootctl_is_refused_and_the_static_build_found() {
             .expect("running the linked deployer")
     };
     let out = by_default();
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", describe_output(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&refusal(&beside)),
         "{}",
-        describe(&out)
+        describe_output(&out)
     );
     let static_build = target.join("static/x86_64-unknown-linux-gnu/release/bootctl");
     std::fs::create_dir_all(static_build.parent().expect("a directory"))
         .expect("creating the static build's directory");
     std::fs::copy(static_bootctl(), &static_build).expect("copying the static bootctl");
     let out = by_default();
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", describe_output(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stderr.contains("bootctl binary"),
@@ -1084,7 +1060,7 @@ fn preserve_on_error_keeps_the_table_of_a_failed_deploy() {
         &disk,
         &["--yes", "--preserve-on-error"],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", describe_output(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("deploy failed: image solo: no kernel (vmlinuz-*) in /boot"),
@@ -1218,7 +1194,7 @@ fn on_a_terminal_deploy_asks_first() {
     let disk = scratch.join("node.img");
     // Writes solo.json; the stand-in bootctl is not used below.
     let out = deploy_one(&scratch, &tree.display().to_string(), &disk, &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", describe_output(&out));
     let boot_info = scratch.join("boot-info.json");
     let args: Vec<String> = [
         "deploy".to_owned(),
@@ -1257,15 +1233,11 @@ fn on_a_terminal_deploy_asks_first() {
 /// `/tmp/boot-info.json` (no other test uses that path).
 #[test]
 fn an_image_file_deploys_twice_and_boot_info_goes_to_tmp_by_default() {
-    require_tools(TOOLS);
+    require_deploy_tools(TOOLS);
     let scratch = TempDir::new("deploy-twice");
     let alpha = FixtureImage::new("alpha");
     let beta = FixtureImage::new("beta");
-    for image in [&alpha, &beta] {
-        let root = scratch.join(&image.name);
-        std::fs::create_dir(&root).expect("creating an image tree");
-        populate_image(&root, image);
-    }
+    write_image_trees(scratch.path(), &[&alpha, &beta]);
     let config_path = scratch.join("provision.json");
     std::fs::write(
         &config_path,
@@ -1296,7 +1268,7 @@ fn an_image_file_deploys_twice_and_boot_info_goes_to_tmp_by_default() {
         }
         let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
         let out = deployer(&args);
-        assert!(out.status.success(), "deploy: {}", describe(&out));
+        assert!(out.status.success(), "deploy: {}", describe_output(&out));
         let written = boot_info.map_or(default_info, |p| p.as_path());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(

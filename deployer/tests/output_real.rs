@@ -9,25 +9,14 @@
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+use e2e::cmd::describe_output;
 use e2e::fixture::{populate_image, FixtureImage};
 use e2e::schema::check;
 use e2e::tmp::TempDir;
-use e2e::tools::require_tools;
+use e2e::tools::require_deploy_tools;
 use serde_json::Value;
 
-const TOOLS: &[&str] = &[
-    "wipefs",
-    "sfdisk",
-    "partx",
-    "mkfs.ext4",
-    "mkfs.vfat",
-    "mmd",
-    "mcopy",
-    "grub-mkimage",
-    "grub-install",
-    "busybox",
-    "script",
-];
+const TOOLS: &[&str] = &["script"];
 
 /// A one-image deploy: the image's tree, its config, a stand-in bootctl, and where the
 /// disk image and boot-info.json go.
@@ -38,7 +27,7 @@ struct Deploy {
 
 impl Deploy {
     fn new(label: &str) -> Deploy {
-        require_tools(TOOLS);
+        require_deploy_tools(TOOLS);
         let scratch = TempDir::new(label);
         let tree = scratch.join("solo");
         std::fs::create_dir(&tree).expect("creating the image tree");
@@ -91,7 +80,11 @@ impl Deploy {
             .env_remove("NO_COLOR")
             .output()
             .expect("running deployer");
-        assert!(out.status.success(), "deploy failed: {}", describe(&out));
+        assert!(
+            out.status.success(),
+            "deploy failed: {}",
+            describe_output(&out)
+        );
         out
     }
 
@@ -116,15 +109,6 @@ impl Deploy {
         assert!(out.status.success(), "deploy on a pty failed:\n{shown}");
         shown
     }
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -16,40 +16,17 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use e2e::bootctl::static_bootctl;
+use e2e::cmd::describe_output;
 use e2e::disk::{LoopDisk, Mount};
 use e2e::fixture::{populate_image, FixtureImage};
 use e2e::qemu::{boot, expect_boot, Firmware};
 use e2e::tmp::TempDir;
-use e2e::tools::require_tools;
+use e2e::tools::{require_deploy_tools, require_tools};
 use serde_json::{json, Value};
 
-const TOOLS: &[&str] = &[
-    "wipefs",
-    "sfdisk",
-    "partx",
-    "blkid",
-    "mkfs.ext4",
-    "mkfs.vfat",
-    "mkswap",
-    "mmd",
-    "mcopy",
-    "grub-mkimage",
-    "grub-install",
-    "mount",
-    "umount",
-    "sha256sum",
-];
+const TOOLS: &[&str] = &["mkswap", "sha256sum"];
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// `deployer deploy CONFIG --disk vda=DISK --bootctl STATIC --boot-info INFO --yes`.
 fn deploy(config: &Path, disk: &Path, boot_info: &Path) -> Output {
@@ -75,7 +52,7 @@ fn sha256(path: &Path) -> String {
         .arg(path)
         .output()
         .expect("running sha256sum");
-    assert!(out.status.success(), "sha256sum: {}", describe(&out));
+    assert!(out.status.success(), "sha256sum: {}", describe_output(&out));
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .next()
@@ -154,7 +131,7 @@ fn expect_refused(scratch: &TempDir, config_text: &str, disk: &Path, expected: &
     std::fs::write(&config, config_text).expect("writing the config");
     let before = sha256(disk);
     let out = deploy(&config, disk, &scratch.join("refused-boot-info.json"));
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", describe_output(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     assert!(stderr.contains(expected), "{expected}: {stderr}");
@@ -223,19 +200,19 @@ fn expect_missing(scratch: &TempDir, config_text: &str, disk: &Path) {
     let config = scratch.join("missing.json");
     std::fs::write(&config, config_text).expect("writing the config");
     let out = deploy(&config, disk, &scratch.join("missing-boot-info.json"));
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", describe_output(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr)
             .contains("keeps the partition table, but it does not exist;"),
         "{}",
-        describe(&out)
+        describe_output(&out)
     );
     assert!(!disk.exists(), "the disk image was created");
 }
 
 #[test]
 fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
-    require_tools(TOOLS);
+    require_deploy_tools(TOOLS);
     let scratch = TempDir::new("policy-verify");
     let image = FixtureImage::new("alpha");
     let alpha = scratch.join("alpha");
@@ -247,7 +224,11 @@ fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
     std::fs::write(&clean, config(&alpha, Some("clean"), "ext4").to_string())
         .expect("writing the config");
     let out = deploy(&clean, &disk, &scratch.join("boot-info-clean.json"));
-    assert!(out.status.success(), "clean deploy: {}", describe(&out));
+    assert!(
+        out.status.success(),
+        "clean deploy: {}",
+        describe_output(&out)
+    );
 
     // What the operator keeps: a file on every data volume; and the UUIDs.
     let before: Vec<String> = {
@@ -272,7 +253,11 @@ fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
     std::fs::write(&verify, config(&alpha, None, "ext4").to_string()).expect("writing the config");
     let boot_info_path = scratch.join("boot-info-verify.json");
     let out = deploy(&verify, &disk, &boot_info_path);
-    assert!(out.status.success(), "verify deploy: {}", describe(&out));
+    assert!(
+        out.status.success(),
+        "verify deploy: {}",
+        describe_output(&out)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("keeping the partition table of disk vda"),
@@ -335,7 +320,7 @@ fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
             out.status.success(),
             "verify onto {}: {}",
             loop_disk.device().display(),
-            describe(&out)
+            describe_output(&out)
         );
         loop_disk.reread_partitions();
         assert_eq!(uuid_of(&loop_disk.partition(4)), before[0]);

@@ -24,31 +24,15 @@ use std::time::{Duration, Instant};
 
 use e2e::bootctl::static_bootctl;
 use e2e::chain::{boot_chain, shown, Expect, SHOW};
+use e2e::cmd::describe_output;
 use e2e::cmd::{self, ChildGuard};
 use e2e::disk::{LoopDisk, Mount};
-use e2e::fixture::{populate_image, FixtureImage};
+use e2e::fixture::{write_image_trees, FixtureImage};
 use e2e::qemu::Firmware;
 use e2e::tmp::TempDir;
-use e2e::tools::require_tools;
+use e2e::tools::{require_deploy_tools, require_tools};
 use serde_json::Value;
 use shared::grubcfg::{self, ItemKind};
-
-/// What the deployer needs.
-const DEPLOY_TOOLS: &[&str] = &[
-    "wipefs",
-    "sfdisk",
-    "partx",
-    "blkid",
-    "mkfs.ext4",
-    "mkfs.vfat",
-    "mmd",
-    "mcopy",
-    "grub-mkimage",
-    "grub-install",
-    "busybox",
-    "mount",
-    "umount",
-];
 
 const KERNEL_PARAMS: &str = "console=ttyS0 quiet panic=-1";
 
@@ -103,10 +87,9 @@ fn write_config(
 ) -> PathBuf {
     let mut entries = Vec::new();
     let mut volumes = Vec::new();
+    write_image_trees(scratch.path(), images);
     for image in images {
         let root = scratch.join(&image.name);
-        std::fs::create_dir(&root).expect("creating an image tree");
-        populate_image(&root, image);
         entries.push(serde_json::json!({
             "name": image.name, "image_name": image.image_name,
             "image_uuid": image.image_uuid, "image_pull_url": root,
@@ -152,15 +135,6 @@ fn deploy_args(config: &Path, scratch: &TempDir) -> Vec<OsString> {
     args
 }
 
-fn describe(out: &Output) -> String {
-    format!(
-        "{}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn read_json(path: &Path) -> Value {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -183,7 +157,7 @@ fn listed(list: &Value) -> Vec<(String, String)> {
 
 #[test]
 fn hostile_titles_names_and_kernel_parameters_stay_literal_through_grub_into_the_guest() {
-    require_tools(DEPLOY_TOOLS);
+    require_deploy_tools(&[]);
     require_tools(&["grub-script-check", "qemu-system-x86_64"]);
     let scratch = TempDir::new("security-hostile");
     let show = "show list bootctl list --json\nshow cmdline cat /proc/cmdline\n";
@@ -204,7 +178,7 @@ fn hostile_titles_names_and_kernel_parameters_stay_literal_through_grub_into_the
         .stdin(Stdio::null())
         .output()
         .expect("running deployer");
-    assert!(out.status.success(), "deploy: {}", describe(&out));
+    assert!(out.status.success(), "deploy: {}", describe_output(&out));
     let disk = scratch.join("node.img");
 
     let expected = [
@@ -330,15 +304,21 @@ fn self_signed_server(scratch: &TempDir, www: &Path, leaf: bool) -> (ChildGuard,
             .args(["-addext", "extendedKeyUsage=serverAuth"]);
     }
     cmd::run(req.arg("-keyout").arg(&key).arg("-out").arg(&cert));
+    serve_tls(www, &cert, &key)
+}
+
+/// `openssl s_server -WWW` serving `www` on 127.0.0.1 with `cert` and `key`, once it
+/// listens. Returns the server (killed on drop) and its port.
+fn serve_tls(www: &Path, cert: &Path, key: &Path) -> (ChildGuard, u16) {
     let port = free_port();
     let server = ChildGuard::spawn(
         Command::new("openssl")
             .args(["s_server", "-quiet", "-WWW", "-accept"])
             .arg(format!("127.0.0.1:{port}"))
             .arg("-cert")
-            .arg(&cert)
+            .arg(cert)
             .arg("-key")
-            .arg(&key)
+            .arg(key)
             .current_dir(www)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -420,28 +400,7 @@ fn private_ca_server(scratch: &TempDir, www: &Path) -> (ChildGuard, u16, PathBuf
             .arg("-out")
             .arg(file("server.pem")),
     );
-    let port = free_port();
-    let server = ChildGuard::spawn(
-        Command::new("openssl")
-            .args(["s_server", "-quiet", "-WWW", "-accept"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("-cert")
-            .arg(file("server.pem"))
-            .arg("-key")
-            .arg(file("server.key"))
-            .current_dir(www)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "openssl s_server did not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (server, port) = serve_tls(www, &file("server.pem"), &file("server.key"));
     (server, port, file("ca.pem"))
 }
 
@@ -499,16 +458,26 @@ fn an_https_source_behind_a_private_ca_deploys_with_cacert_and_only_with_it() {
     // Without --cacert the private CA is unknown; with a file that holds no certificate,
     // the option itself is refused. Both before the first write.
     let unknown = deploy(&[]);
-    assert_eq!(unknown.status.code(), Some(3), "{}", describe(&unknown));
+    assert_eq!(
+        unknown.status.code(),
+        Some(3),
+        "{}",
+        describe_output(&unknown)
+    );
     assert!(
         String::from_utf8_lossy(&unknown.stderr).contains("UnknownIssuer"),
         "{}",
-        describe(&unknown)
+        describe_output(&unknown)
     );
     let empty = scratch.join("empty.pem");
     std::fs::write(&empty, "no certificate here\n").unwrap();
     let refused = deploy(&[&"--cacert".into(), &empty.clone().into_os_string()]);
-    assert_eq!(refused.status.code(), Some(3), "{}", describe(&refused));
+    assert_eq!(
+        refused.status.code(),
+        Some(3),
+        "{}",
+        describe_output(&refused)
+    );
     assert_eq!(
         String::from_utf8_lossy(&refused.stderr).trim(),
         format!(
@@ -522,11 +491,16 @@ fn an_https_source_behind_a_private_ca_deploys_with_cacert_and_only_with_it() {
     );
 
     let deployed = deploy(&[&"--cacert".into(), &ca.clone().into_os_string()]);
-    assert_eq!(deployed.status.code(), Some(0), "{}", describe(&deployed));
+    assert_eq!(
+        deployed.status.code(),
+        Some(0),
+        "{}",
+        describe_output(&deployed)
+    );
     assert!(
         String::from_utf8_lossy(&deployed.stderr).contains("sha256 verified"),
         "{}",
-        describe(&deployed)
+        describe_output(&deployed)
     );
     let attached = LoopDisk::attach(&disk);
     let root = Mount::new(&attached.partition(4), &scratch.join("root"), "ro");
@@ -596,7 +570,12 @@ fn refused_before_writing(scratch: &TempDir, url: &str, problem: &str) {
             disk.display()
         );
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(3), "{what}: {}", describe(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{what}: {}",
+            describe_output(&out)
+        );
         assert_eq!(stderr.lines().count(), 1, "{what}: one line: {stderr}");
         let want = format!(
             "deployer: image remote: source does not answer: {url}: Connection Failed: \
@@ -707,7 +686,7 @@ fn missing_flags(seen: &BTreeMap<String, Vec<String>>) -> Vec<String> {
 
 #[test]
 fn every_mount_of_a_deploy_and_of_bootctl_is_nosuid_nodev_noexec() {
-    require_tools(DEPLOY_TOOLS);
+    require_deploy_tools(&[]);
     require_tools(&["strace"]);
     let scratch = TempDir::new("security-mounts");
     let alpha = FixtureImage::new("alpha");
@@ -723,7 +702,7 @@ fn every_mount_of_a_deploy_and_of_bootctl_is_nosuid_nodev_noexec() {
     assert!(
         out.status.success(),
         "deploy under strace: {}",
-        describe(&out)
+        describe_output(&out)
     );
     // alpha's / and its /usr/share/common for the copy, the multiboot partition, alpha's /
     // again for its copy of boot-info.json.
@@ -739,7 +718,7 @@ fn every_mount_of_a_deploy_and_of_bootctl_is_nosuid_nodev_noexec() {
         assert!(
             out.status.success(),
             "bootctl {args:?} under strace: {}",
-            describe(&out)
+            describe_output(&out)
         );
         assert_eq!(
             seen.len(),

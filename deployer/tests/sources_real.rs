@@ -25,22 +25,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use e2e::bootctl::static_bootctl;
+use e2e::cmd::describe_output;
 use e2e::cmd::{self, ChildGuard};
 use e2e::disk::{LoopDisk, Mount};
 use e2e::tmp::{has_mounts_below, TempDir};
-use e2e::tools::require_tools;
+use e2e::tools::require_deploy_tools;
 use serde_json::{json, Value};
 
 const TOOLS: &[&str] = &[
-    "wipefs",
-    "sfdisk",
-    "partx",
-    "blkid",
-    "mkfs.ext4",
-    "mkfs.vfat",
     "mkfs.xfs",
     "rsync",
-    "grub-install",
     "tar",
     "gzip",
     "xz",
@@ -55,23 +49,12 @@ const TOOLS: &[&str] = &[
     "xfs_admin",
     "xfs_growfs",
     "losetup",
-    "mount",
-    "umount",
 ];
 
 /// The uid and gid the fixture files are owned by (no such user on the host).
 const OWNER: (u32, u32) = (1234, 5678);
 /// The user an ACL entry names.
 const ACL_USER: u32 = 4321;
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Runs `deployer deploy CONFIG --disk vda=DISK --bootctl STATIC --yes [extra]`, with
 /// `TMPDIR` set to `tmpdir` (where the deploy's private work directory goes).
@@ -564,7 +547,7 @@ fn sparse_file(path: &Path, size: u64) {
 
 #[test]
 fn tarballs_of_every_compression_from_a_path_a_file_url_and_http() {
-    require_tools(TOOLS);
+    require_deploy_tools(TOOLS);
     let scratch = TempDir::new("sources-tar");
     let names = ["t-plain", "t-gz", "t-xz", "t-zst"];
     for name in names {
@@ -609,7 +592,11 @@ fn tarballs_of_every_compression_from_a_path_a_file_url_and_http() {
     let tmpdir = scratch.join("tmp");
     let started = Instant::now();
     let out = deploy(&config, &disk, &tmpdir, &[]);
-    assert!(out.status.success(), "deploy failed: {}", describe(&out));
+    assert!(
+        out.status.success(),
+        "deploy failed: {}",
+        describe_output(&out)
+    );
     eprintln!("deploy took {:.1?}", started.elapsed());
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stderr}");
@@ -676,7 +663,7 @@ fn tarballs_of_every_compression_from_a_path_a_file_url_and_http() {
 
 #[test]
 fn raw_ext4_qcow2_over_http_and_rsync_get_the_planned_filesystems() {
-    require_tools(TOOLS);
+    require_deploy_tools(TOOLS);
     let scratch = TempDir::new("sources-fs");
     for name in ["r-raw", "q-qcow2", "t-tar", "s-rsync"] {
         build_tree(&scratch.join(format!("tree-{name}")), name);
@@ -724,7 +711,11 @@ fn raw_ext4_qcow2_over_http_and_rsync_get_the_planned_filesystems() {
     let tmpdir = scratch.join("tmp");
     let started = Instant::now();
     let out = deploy(&config, &disk, &tmpdir, &[]);
-    assert!(out.status.success(), "deploy failed: {}", describe(&out));
+    assert!(
+        out.status.success(),
+        "deploy failed: {}",
+        describe_output(&out)
+    );
     eprintln!("deploy took {:.1?}", started.elapsed());
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stderr}");
@@ -824,7 +815,7 @@ fn raw_ext4_qcow2_over_http_and_rsync_get_the_planned_filesystems() {
 
 #[test]
 fn a_checksum_mismatch_over_http_fails_and_leaves_nothing_behind() {
-    require_tools(TOOLS);
+    require_deploy_tools(TOOLS);
     let scratch = TempDir::new("sources-mismatch");
     for name in ["first", "bad"] {
         build_tree(&scratch.join(format!("tree-{name}")), name);
@@ -856,7 +847,7 @@ fn a_checksum_mismatch_over_http_fails_and_leaves_nothing_behind() {
     sparse_file(&disk, 320 << 20);
     let tmpdir = scratch.join("tmp");
     let out = deploy(&config, &disk, &tmpdir, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", describe_output(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stderr}");
     let expected = format!(
@@ -888,7 +879,7 @@ fn a_checksum_mismatch_over_http_fails_and_leaves_nothing_behind() {
 
 #[test]
 fn what_preflight_can_tell_is_refused_before_any_write() {
-    require_tools(TOOLS);
+    require_deploy_tools(TOOLS);
     let scratch = TempDir::new("sources-refused");
     let tree = scratch.join("tree");
     build_tree(&tree, "small");
@@ -935,7 +926,7 @@ fn what_preflight_can_tell_is_refused_before_any_write() {
     let before = fingerprint(&disk);
     let tmpdir = scratch.join("tmp");
     let out = deploy(&config, &disk, &tmpdir, &[]);
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", describe_output(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stderr}");
     for expected in [
@@ -996,12 +987,12 @@ fn what_preflight_can_tell_is_refused_before_any_write() {
         out.status.code(),
         Some(2),
         "it gets as far as asking: {}",
-        describe(&out)
+        describe_output(&out)
     );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("use --yes"),
         "{}",
-        describe(&out)
+        describe_output(&out)
     );
     assert_eq!(fingerprint(&disk), before, "the disk was written");
 }

@@ -15,6 +15,16 @@ pub fn describe(cmd: &Command) -> String {
         .join(" ")
 }
 
+/// A finished command's status, stdout and stderr, for assertion messages.
+pub fn describe_output(out: &Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Runs `cmd` to completion with stdin closed; panics only if it cannot be started.
 pub fn output(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null())

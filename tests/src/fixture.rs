@@ -246,6 +246,15 @@ fn busybox_path() -> PathBuf {
     path
 }
 
+/// Writes the tree of each image into a new directory `dir/NAME`, as image sources.
+pub fn write_image_trees(dir: &Path, images: &[&FixtureImage]) {
+    for image in images {
+        let root = dir.join(&image.name);
+        std::fs::create_dir(&root).unwrap_or_else(|e| panic!("creating {}: {e}", root.display()));
+        populate_image(&root, image);
+    }
+}
+
 /// Writes the bootable tree of `image` into `root` (an empty, mounted filesystem).
 pub fn populate_image(root: &Path, image: &FixtureImage) {
     tools::require_tools(&["busybox"]);

@@ -23,6 +23,7 @@ pub mod completion;
 pub mod disk;
 pub mod fixture;
 pub mod grubcfg;
+pub mod help;
 pub mod manpage;
 pub mod node;
 pub mod qemu;

@@ -31,6 +31,30 @@ pub fn require_tools(tools: &[&str]) {
     }
 }
 
+/// The programs every `deployer deploy` of a directory image runs, and `busybox` for the
+/// fixture images.
+pub const DEPLOY_TOOLS: &[&str] = &[
+    "wipefs",
+    "sfdisk",
+    "partx",
+    "blkid",
+    "mkfs.ext4",
+    "mkfs.vfat",
+    "mmd",
+    "mcopy",
+    "grub-mkimage",
+    "grub-install",
+    "busybox",
+    "mount",
+    "umount",
+];
+
+/// [`require_tools`] for a test that deploys: [`DEPLOY_TOOLS`] and `extra`.
+pub fn require_deploy_tools(extra: &[&str]) {
+    require_tools(DEPLOY_TOOLS);
+    require_tools(extra);
+}
+
 /// Panics the same way when a file that a package provides is missing.
 pub fn require_file(path: &Path) {
     if !path.exists() {
