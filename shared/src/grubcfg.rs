@@ -179,7 +179,7 @@ impl ParseError {
 
 /// Parse a grub.cfg into its menu model.
 pub fn parse(text: &str) -> Result<Menu, ParseError> {
-    if let Some(at) = text.find('\0') {
+    if let Some(at) = find_nul(text.as_bytes()) {
         let line = 1 + text[..at].bytes().filter(|&b| b == b'\n').count();
         return Err(ParseError::NulByte { line });
     }
@@ -192,6 +192,19 @@ pub fn parse(text: &str) -> Result<Menu, ParseError> {
         reads_next_entry: globals.reads_next_entry,
         loads_env: globals.loads_env,
     })
+}
+
+/// Offset of the first NUL byte. Whole chunks are checked without stopping early, which
+/// the compiler turns into vector instructions: this runs over every parsed text.
+fn find_nul(b: &[u8]) -> Option<usize> {
+    const CHUNK: usize = 64;
+    let clean = b
+        .chunks(CHUNK)
+        .take_while(|chunk| !chunk.iter().fold(false, |nul, &c| nul | (c == 0)))
+        .count()
+        .saturating_mul(CHUNK)
+        .min(b.len());
+    b[clean..].iter().position(|&c| c == 0).map(|n| clean + n)
 }
 
 impl MenuItem {
@@ -415,9 +428,12 @@ fn rest_after_separator(spec: &str) -> Option<&str> {
 }
 
 /// One word after quote removal, with what the parser needs to know about how it was written.
-#[derive(Default)]
 struct Word<'a> {
+    /// Borrowed from the source while the word's pieces are adjacent there (as they are in
+    /// most words: plain, one quoted string, one variable); owned once they are not.
     value: Cow<'a, str>,
+    /// While `value` is borrowed: where it starts in the source.
+    value_at: usize,
     /// Some part was quoted or backslash-escaped (so it is never a keyword).
     quoted: bool,
     /// Contains a variable expansion or a `$"..."` translation.
@@ -429,11 +445,16 @@ struct Word<'a> {
 }
 
 impl<'a> Word<'a> {
-    fn push(&mut self, s: &'a str) {
-        if self.value.is_empty() {
-            self.value = Cow::Borrowed(s);
-        } else {
-            self.value.to_mut().push_str(s);
+    fn new(start: usize) -> Self {
+        Word {
+            value: Cow::Borrowed(""),
+            value_at: start,
+            quoted: false,
+            expands: false,
+            refs_saved_entry: false,
+            refs_next_entry: false,
+            start,
+            end: start,
         }
     }
 }
@@ -461,17 +482,53 @@ struct Lexer<'a> {
     peeked: Option<Token<'a>>,
 }
 
-/// Bytes that end a run of plain word characters.
-const SPECIAL: [bool; 256] = {
-    let mut table = [false; 256];
-    let specials = b" \t\r\n;|&<>{}'\"$\\";
+/// What a byte is to the lexer outside quotes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// A plain word character; `#` too, which starts a comment only where a token would.
+    Plain,
+    /// Space, tab, carriage return.
+    Blank,
+    Newline,
+    /// `;`, `|`, `&`, `<`, `>`.
+    Separator,
+    Open,
+    Close,
+    /// `'`, `"`, `$`, `\`: inside a word, a quoted string, a variable or an escape.
+    Quoting,
+}
+
+const CLASS: [Class; 256] = {
+    let mut table = [Class::Plain; 256];
+    let classes: [(&[u8], Class); 6] = [
+        (b" \t\r", Class::Blank),
+        (b"\n", Class::Newline),
+        (b";|&<>", Class::Separator),
+        (b"{", Class::Open),
+        (b"}", Class::Close),
+        (b"'\"$\\", Class::Quoting),
+    ];
     let mut i = 0;
-    while i < specials.len() {
-        table[specials[i] as usize] = true;
+    while i < classes.len() {
+        let (bytes, class) = classes[i];
+        let mut j = 0;
+        while j < bytes.len() {
+            table[bytes[j] as usize] = class;
+            j += 1;
+        }
         i += 1;
     }
     table
 };
+
+/// Where the run of plain word characters starting at `from` ends.
+fn plain_run_end(b: &[u8], from: usize) -> usize {
+    let mut end = from;
+    while end < b.len() && CLASS[usize::from(b[end])] == Class::Plain {
+        end += 1;
+    }
+    end
+}
 
 /// Length of the variable reference at `b[p] == b'$'` and its name's range, if it is one.
 fn variable_at(b: &[u8], p: usize) -> Option<(usize, Range<usize>)> {
@@ -503,115 +560,152 @@ fn variable_at(b: &[u8], p: usize) -> Option<(usize, Range<usize>)> {
     }
 }
 
+/// What reading a word produces: a [`Word`] (its value and what the parser needs to know
+/// about how it was written), or nothing, for the words of a command the model ignores.
+trait WordSink<'a> {
+    /// Append `src[piece]` to the value.
+    fn push(&mut self, src: &'a str, piece: Range<usize>);
+    /// Part of the word is quoted or escaped.
+    fn quoted(&mut self);
+    /// The word expands a variable called `name`.
+    fn variable(&mut self, name: &str);
+    /// The word holds a `$"..."` translation.
+    fn translated(&mut self);
+}
+
+impl<'a> WordSink<'a> for Word<'a> {
+    #[inline(always)]
+    fn push(&mut self, src: &'a str, piece: Range<usize>) {
+        if piece.is_empty() {
+            return;
+        }
+        match &mut self.value {
+            Cow::Owned(value) => value.push_str(&src[piece]),
+            Cow::Borrowed(value) if value.is_empty() => {
+                self.value_at = piece.start;
+                self.value = Cow::Borrowed(&src[piece]);
+            }
+            Cow::Borrowed(value) if self.value_at + value.len() == piece.start => {
+                self.value = Cow::Borrowed(&src[self.value_at..piece.end]);
+            }
+            Cow::Borrowed(value) => {
+                let mut joined = String::with_capacity(value.len() + piece.len());
+                joined.push_str(value);
+                joined.push_str(&src[piece]);
+                self.value = Cow::Owned(joined);
+            }
+        }
+    }
+
+    fn quoted(&mut self) {
+        self.quoted = true;
+    }
+
+    fn variable(&mut self, name: &str) {
+        self.expands = true;
+        self.refs_saved_entry |= name == "saved_entry";
+        self.refs_next_entry |= name == "next_entry";
+    }
+
+    fn translated(&mut self) {
+        self.expands = true;
+    }
+}
+
+/// A word read only to get past it.
+struct Skipped;
+
+impl<'a> WordSink<'a> for Skipped {
+    fn push(&mut self, _: &'a str, _: Range<usize>) {}
+    fn quoted(&mut self) {}
+    fn variable(&mut self, _: &str) {}
+    fn translated(&mut self) {}
+}
+
 impl<'a> Lexer<'a> {
     fn next(&mut self) -> Result<Token<'a>, ParseError> {
         if let Some(token) = self.peeked.take() {
             return Ok(token);
         }
+        match self.punctuation() {
+            Some(token) => Ok(token),
+            None => self.word(),
+        }
+    }
+
+    /// The next token that is not a word: the words before it are read with the same rules
+    /// (and the same errors) as by [`Lexer::next`], but not kept.
+    fn skip_words(&mut self) -> Result<Token<'a>, ParseError> {
+        if let Some(token) = self.peeked.take() {
+            if !matches!(token.tok, Tok::Word(_)) {
+                return Ok(token);
+            }
+        }
+        loop {
+            if let Some(token) = self.punctuation() {
+                return Ok(token);
+            }
+            self.scan_word(&mut Skipped)?;
+        }
+    }
+
+    /// Get past blanks, comments and line continuations; then read the token there unless
+    /// it is a word (None: a word starts at `self.pos`).
+    fn punctuation(&mut self) -> Option<Token<'a>> {
         let b = self.src.as_bytes();
         loop {
             let (start, line) = (self.pos, self.line);
-            let simple = move |tok| Token { tok, line, start };
             let Some(&c) = b.get(start) else {
-                return Ok(simple(Tok::Eof));
+                return Some(Token {
+                    tok: Tok::Eof,
+                    line,
+                    start,
+                });
             };
-            match c {
-                b' ' | b'\t' | b'\r' => self.pos += 1,
-                b'\\' if b.get(start + 1) == Some(&b'\n') => {
-                    self.pos += 2;
-                    self.line += 1;
+            let tok = match CLASS[usize::from(c)] {
+                Class::Blank => {
+                    self.pos += 1;
+                    continue;
                 }
-                b'#' => {
+                Class::Newline => {
+                    self.pos += 1;
+                    self.line += 1;
+                    Tok::Newline
+                }
+                Class::Separator => {
+                    self.pos += 1;
+                    Tok::Separator
+                }
+                Class::Open => {
+                    self.pos += 1;
+                    Tok::Open
+                }
+                Class::Close => {
+                    self.pos += 1;
+                    Tok::Close
+                }
+                Class::Plain if c == b'#' => {
                     self.pos = b[start..]
                         .iter()
                         .position(|&c| c == b'\n')
                         .map_or(b.len(), |n| start + n);
+                    continue;
                 }
-                b'\n' => {
-                    let token = simple(Tok::Newline);
-                    self.pos += 1;
+                Class::Quoting if c == b'\\' && b.get(start + 1) == Some(&b'\n') => {
+                    self.pos += 2;
                     self.line += 1;
-                    return Ok(token);
+                    continue;
                 }
-                b';' | b'|' | b'&' | b'<' | b'>' => {
-                    self.pos += 1;
-                    return Ok(simple(Tok::Separator));
-                }
-                b'{' => {
-                    self.pos += 1;
-                    return Ok(simple(Tok::Open));
-                }
-                b'}' => {
-                    self.pos += 1;
-                    return Ok(simple(Tok::Close));
-                }
-                _ => return self.word(),
-            }
+                Class::Plain | Class::Quoting => return None,
+            };
+            return Some(Token { tok, line, start });
         }
     }
 
     fn word(&mut self) -> Result<Token<'a>, ParseError> {
-        let src = self.src;
-        let b = src.as_bytes();
         let (start, line) = (self.pos, self.line);
-        let mut w = Word {
-            start,
-            ..Word::default()
-        };
-        while let Some(&c) = b.get(self.pos) {
-            match c {
-                b' ' | b'\t' | b'\r' | b'\n' | b';' | b'|' | b'&' | b'<' | b'>' | b'{' | b'}' => {
-                    break
-                }
-                b'\'' => {
-                    let open = self.pos;
-                    let Some(len) = b[open + 1..].iter().position(|&c| c == b'\'') else {
-                        return Err(ParseError::UnterminatedQuote {
-                            line: self.line,
-                            quote: '\'',
-                        });
-                    };
-                    let content = &src[open + 1..open + 1 + len];
-                    self.line += content.bytes().filter(|&c| c == b'\n').count();
-                    w.push(content);
-                    w.quoted = true;
-                    self.pos = open + len + 2;
-                }
-                b'"' => {
-                    self.double_quoted(&mut w, false)?;
-                }
-                b'$' if b.get(self.pos + 1) == Some(&b'"') => {
-                    self.double_quoted(&mut w, true)?;
-                }
-                b'$' => {
-                    self.dollar(&mut w);
-                }
-                b'\\' => match src[self.pos + 1..].chars().next() {
-                    None => {
-                        w.push("\\");
-                        self.pos += 1;
-                    }
-                    Some('\n') => {
-                        self.pos += 2;
-                        self.line += 1;
-                    }
-                    Some(ch) => {
-                        w.push(&src[self.pos + 1..self.pos + 1 + ch.len_utf8()]);
-                        w.quoted = true;
-                        self.pos += 1 + ch.len_utf8();
-                    }
-                },
-                _ => {
-                    let run_start = self.pos;
-                    let run_len = b[run_start..]
-                        .iter()
-                        .position(|&c| SPECIAL[usize::from(c)])
-                        .unwrap_or(b.len() - run_start);
-                    self.pos = run_start + run_len;
-                    w.push(&src[run_start..self.pos]);
-                }
-            }
-        }
+        let mut w = Word::new(start);
+        self.scan_word(&mut w)?;
         w.end = self.pos;
         Ok(Token {
             tok: Tok::Word(w),
@@ -620,20 +714,66 @@ impl<'a> Lexer<'a> {
         })
     }
 
+    /// Read the word starting at `self.pos` into `sink`: quotes removed, escapes resolved,
+    /// variables kept as written.
+    fn scan_word<S: WordSink<'a>>(&mut self, sink: &mut S) -> Result<(), ParseError> {
+        let src = self.src;
+        let b = src.as_bytes();
+        loop {
+            let run_start = self.pos;
+            self.pos = plain_run_end(b, run_start);
+            sink.push(src, run_start..self.pos);
+            match b.get(self.pos) {
+                Some(b'\'') => {
+                    let open = self.pos;
+                    let Some(len) = b[open + 1..].iter().position(|&c| c == b'\'') else {
+                        return Err(ParseError::UnterminatedQuote {
+                            line: self.line,
+                            quote: '\'',
+                        });
+                    };
+                    let content = open + 1..open + 1 + len;
+                    self.line += b[content.clone()].iter().filter(|&&c| c == b'\n').count();
+                    sink.push(src, content);
+                    sink.quoted();
+                    self.pos = open + len + 2;
+                }
+                Some(b'"') => self.double_quoted(sink, false)?,
+                Some(b'$') if b.get(self.pos + 1) == Some(&b'"') => {
+                    self.double_quoted(sink, true)?;
+                }
+                Some(b'$') => self.dollar(sink),
+                Some(b'\\') => match src[self.pos + 1..].chars().next() {
+                    None => {
+                        sink.push(src, self.pos..self.pos + 1);
+                        self.pos += 1;
+                    }
+                    Some('\n') => {
+                        self.pos += 2;
+                        self.line += 1;
+                    }
+                    Some(ch) => {
+                        let escaped = self.pos + 1..self.pos + 1 + ch.len_utf8();
+                        self.pos = escaped.end;
+                        sink.push(src, escaped);
+                        sink.quoted();
+                    }
+                },
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// A `$` outside single quotes: a variable reference kept as written, or a literal `$`.
-    fn dollar(&mut self, w: &mut Word<'a>) {
-        let b = self.src.as_bytes();
-        match variable_at(b, self.pos) {
+    fn dollar<S: WordSink<'a>>(&mut self, sink: &mut S) {
+        match variable_at(self.src.as_bytes(), self.pos) {
             Some((len, name)) => {
-                let name = &self.src[name];
-                w.expands = true;
-                w.refs_saved_entry |= name == "saved_entry";
-                w.refs_next_entry |= name == "next_entry";
-                w.push(&self.src[self.pos..self.pos + len]);
+                sink.variable(&self.src[name]);
+                sink.push(self.src, self.pos..self.pos + len);
                 self.pos += len;
             }
             None => {
-                w.push("$");
+                sink.push(self.src, self.pos..self.pos + 1);
                 self.pos += 1;
             }
         }
@@ -641,11 +781,17 @@ impl<'a> Lexer<'a> {
 
     /// A double-quoted string, or with `translated` a `$"..."` string, which GRUB translates:
     /// kept untranslated and marked as expanding; inside it `$` is literal and `\\` stays.
-    fn double_quoted(&mut self, w: &mut Word<'a>, translated: bool) -> Result<(), ParseError> {
+    fn double_quoted<S: WordSink<'a>>(
+        &mut self,
+        sink: &mut S,
+        translated: bool,
+    ) -> Result<(), ParseError> {
         let (src, b) = (self.src, self.src.as_bytes());
         let line = self.line;
-        w.quoted = true;
-        w.expands |= translated;
+        sink.quoted();
+        if translated {
+            sink.translated();
+        }
         self.pos += if translated { 2 } else { 1 };
         let stops = |c: u8| matches!(c, b'"' | b'\\' | b'\n') || (c == b'$' && !translated);
         loop {
@@ -655,38 +801,42 @@ impl<'a> Lexer<'a> {
                 .position(|&c| stops(c))
                 .unwrap_or(b.len() - run_start);
             self.pos = run_start + run_len;
-            w.push(&src[run_start..self.pos]);
-            match b.get(self.pos) {
+            sink.push(src, run_start..self.pos);
+            let at = self.pos;
+            match b.get(at) {
                 None => return Err(ParseError::UnterminatedQuote { line, quote: '"' }),
                 Some(b'"') => {
                     self.pos += 1;
                     return Ok(());
                 }
                 Some(b'\n') => {
-                    w.push("\n");
+                    sink.push(src, at..at + 1);
                     self.pos += 1;
                     self.line += 1;
                 }
-                Some(b'$') => self.dollar(w),
-                Some(_) => match b.get(self.pos + 1) {
+                Some(b'$') => self.dollar(sink),
+                Some(_) => match b.get(at + 1) {
                     Some(b'\n') => {
                         self.pos += 2;
                         self.line += 1;
                     }
+                    // `\\` stays as written.
                     Some(b'\\') if translated => {
-                        w.push("\\\\");
+                        sink.push(src, at..at + 2);
                         self.pos += 2;
                     }
+                    // The escaped character alone.
                     Some(b'"') => {
-                        w.push("\"");
+                        sink.push(src, at + 1..at + 2);
                         self.pos += 2;
                     }
                     Some(b'$' | b'\\') if !translated => {
-                        w.push(&src[self.pos + 1..self.pos + 2]);
+                        sink.push(src, at + 1..at + 2);
                         self.pos += 2;
                     }
+                    // A literal backslash.
                     _ => {
-                        w.push("\\");
+                        sink.push(src, at..at + 1);
                         self.pos += 1;
                     }
                 },
@@ -846,6 +996,16 @@ fn item_args(args: &[Word<'_>]) -> ItemArgs {
         }
     }
     out
+}
+
+/// What a simple command means to the model, by its first word.
+enum Command {
+    /// `menuentry` or `submenu`.
+    Item(&'static str),
+    /// The first `linux` command of a menu entry.
+    Kernel,
+    /// Anything else.
+    Other,
 }
 
 struct Parser<'a, 'g> {
@@ -1020,13 +1180,25 @@ impl<'a, 'g> Parser<'a, 'g> {
         line: usize,
         out: &mut Block,
     ) -> Result<(), ParseError> {
+        let kind = match &*first.value {
+            "menuentry" => Command::Item("menuentry"),
+            "submenu" => Command::Item("submenu"),
+            "linux" | "linux16" | "linuxefi" if mode == Mode::Entry && out.kernel.is_none() => {
+                Command::Kernel
+            }
+            _ => Command::Other,
+        };
         self.words.clear();
         self.words.push(first);
-        let end = loop {
-            let token = self.lex.next()?;
-            match token.tok {
-                Tok::Word(w) => self.words.push(w),
-                _ => break token,
+        let end = if matches!(kind, Command::Other) && !mode.records_globals() {
+            self.lex.skip_words()?
+        } else {
+            loop {
+                let token = self.lex.next()?;
+                match token.tok {
+                    Tok::Word(w) => self.words.push(w),
+                    _ => break token,
+                }
             }
         };
         let block_start = match end.tok {
@@ -1041,13 +1213,8 @@ impl<'a, 'g> Parser<'a, 'g> {
             self.record_globals(line);
         }
         let words = &self.words;
-        match &*words[0].value {
-            name @ ("menuentry" | "submenu") => {
-                let keyword = if name == "menuentry" {
-                    "menuentry"
-                } else {
-                    "submenu"
-                };
+        match kind {
+            Command::Item(keyword) => {
                 let args = item_args(&words[1..]);
                 let item = self.menu_item(keyword, args, depth, line, block_start)?;
                 if mode.collects_items() {
@@ -1055,7 +1222,7 @@ impl<'a, 'g> Parser<'a, 'g> {
                 }
                 return Ok(());
             }
-            "linux" | "linux16" | "linuxefi" if mode == Mode::Entry && out.kernel.is_none() => {
+            Command::Kernel => {
                 if let Some(kernel) = words.get(1) {
                     let root = words[2..]
                         .iter()
@@ -1063,7 +1230,7 @@ impl<'a, 'g> Parser<'a, 'g> {
                     out.kernel = Some((kernel.value.to_string(), root.map(str::to_owned)));
                 }
             }
-            _ => {}
+            Command::Other => {}
         }
         if block_start.is_some() {
             self.nested(Mode::Other, depth + 1, line, "{")?;
