@@ -581,7 +581,7 @@ impl<'a> WordSink<'a> for Word<'a> {
         }
         match &mut self.value {
             Cow::Owned(value) => value.push_str(&src[piece]),
-            Cow::Borrowed(value) if value.is_empty() => {
+            Cow::Borrowed("") => {
                 self.value_at = piece.start;
                 self.value = Cow::Borrowed(&src[piece]);
             }
