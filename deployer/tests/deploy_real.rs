@@ -64,6 +64,26 @@ fn config(alpha: &str, beta: &str, alpha_uuid: &str, beta_uuid: &str) -> String 
     .to_string()
 }
 
+/// Plain alpha and beta trees in `scratch` and the two-image [`config`] that deploys them,
+/// written to `scratch/provision.json`; returns that path.
+fn write_plain_two_image_config(scratch: &TempDir) -> PathBuf {
+    let alpha = FixtureImage::new("alpha");
+    let beta = FixtureImage::new("beta");
+    write_image_trees(scratch.path(), &[&alpha, &beta]);
+    let config_path = scratch.join("provision.json");
+    std::fs::write(
+        &config_path,
+        config(
+            &scratch.join("alpha").display().to_string(),
+            &scratch.join("beta").display().to_string(),
+            &alpha.image_uuid,
+            &beta.image_uuid,
+        ),
+    )
+    .expect("writing provision.json");
+    config_path
+}
+
 /// alpha has its kernel on a /boot partition of its own, named the Red Hat way
 /// (`vmlinuz-V`, `initramfs-V.img`); GRUB must load it from there, by that filesystem's
 /// UUID, and the image must mount /boot through its fstab. alpha boots by default, then
@@ -657,20 +677,7 @@ fn a_missing_program_is_refused_before_any_write() {
 fn a_block_device_deploys_twice_and_boots() {
     require_deploy_tools(TOOLS);
     let scratch = TempDir::new("deploy-blockdev");
-    let alpha = FixtureImage::new("alpha");
-    let beta = FixtureImage::new("beta");
-    write_image_trees(scratch.path(), &[&alpha, &beta]);
-    let config_path = scratch.join("provision.json");
-    std::fs::write(
-        &config_path,
-        config(
-            &scratch.join("alpha").display().to_string(),
-            &scratch.join("beta").display().to_string(),
-            &alpha.image_uuid,
-            &beta.image_uuid,
-        ),
-    )
-    .expect("writing provision.json");
+    let config_path = write_plain_two_image_config(&scratch);
     let image_file = scratch.join("node.img");
     let loop_disk = LoopDisk::create(&image_file, 600 << 20);
     let device = loop_disk.device().display().to_string();
@@ -1235,20 +1242,7 @@ fn on_a_terminal_deploy_asks_first() {
 fn an_image_file_deploys_twice_and_boot_info_goes_to_tmp_by_default() {
     require_deploy_tools(TOOLS);
     let scratch = TempDir::new("deploy-twice");
-    let alpha = FixtureImage::new("alpha");
-    let beta = FixtureImage::new("beta");
-    write_image_trees(scratch.path(), &[&alpha, &beta]);
-    let config_path = scratch.join("provision.json");
-    std::fs::write(
-        &config_path,
-        config(
-            &scratch.join("alpha").display().to_string(),
-            &scratch.join("beta").display().to_string(),
-            &alpha.image_uuid,
-            &beta.image_uuid,
-        ),
-    )
-    .expect("writing provision.json");
+    let config_path = write_plain_two_image_config(&scratch);
     let disk = scratch.join("node.img");
     let first_info = scratch.join("boot-info-first.json");
     let default_info = Path::new("/tmp/boot-info.json");
