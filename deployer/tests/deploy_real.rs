@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use e2e::bootctl::{bootctl, static_bootctl};
 use e2e::cmd::describe_output;
-use e2e::disk::{LoopDisk, Mount};
+use e2e::disk::{gpt_disk_file, LoopDisk, Mount};
 use e2e::fixture::{populate_image, write_image_trees, FixtureImage};
 use e2e::qemu::{boot, expect_boot, Firmware};
 use e2e::tmp::TempDir;
@@ -411,32 +411,12 @@ fn fingerprint(path: &Path) -> (u64, std::time::SystemTime, u64) {
     (meta.len(), meta.modified().expect("mtime"), hasher.finish())
 }
 
-/// A sparse disk-image file of `size` bytes with a GPT of one partition.
-fn partitioned_disk(path: &Path, size: u64) {
-    std::fs::File::create(path)
-        .and_then(|f| f.set_len(size))
-        .expect("creating a disk image");
-    let mut child = Command::new("sfdisk")
-        .arg("--quiet")
-        .arg(path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("running sfdisk");
-    std::io::Write::write_all(
-        &mut child.stdin.take().expect("stdin"),
-        b"label: gpt\nsize=100MiB\n",
-    )
-    .expect("writing the script");
-    assert!(child.wait().expect("sfdisk").success());
-}
-
 #[test]
 fn an_lvm_config_is_refused_and_the_disk_left_unchanged() {
     require_tools(&["sfdisk"]);
     let scratch = TempDir::new("deploy-lvm");
     let disk = scratch.join("node.img");
-    partitioned_disk(&disk, 8 << 30);
+    gpt_disk_file(&disk, 8 << 30);
     let before = fingerprint(&disk);
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lvm.json");
     let out = deployer(&[
@@ -466,8 +446,8 @@ fn a_raid_config_is_refused_and_both_disks_left_unchanged() {
     require_tools(&["sfdisk"]);
     let scratch = TempDir::new("deploy-raid");
     let (sda, scsi) = (scratch.join("sda.img"), scratch.join("scsi.img"));
-    partitioned_disk(&sda, 16 << 30);
-    partitioned_disk(&scsi, 24 << 30);
+    gpt_disk_file(&sda, 16 << 30);
+    gpt_disk_file(&scsi, 24 << 30);
     let before = [fingerprint(&sda), fingerprint(&scsi)];
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/raid.json");
     let out = deployer(&[

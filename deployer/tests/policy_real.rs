@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use e2e::bootctl::static_bootctl;
 use e2e::cmd::describe_output;
-use e2e::disk::{LoopDisk, Mount};
+use e2e::disk::{gpt_disk_file, LoopDisk, Mount};
 use e2e::fixture::{populate_image, FixtureImage};
 use e2e::qemu::{boot, expect_boot, Firmware};
 use e2e::tmp::TempDir;
@@ -104,26 +104,6 @@ fn uuid_of(dev: &Path) -> String {
         .unwrap_or_else(|| panic!("{} has no UUID", dev.display()))
 }
 
-/// A sparse disk-image file of `size` bytes with a GPT of one 100 MiB partition.
-fn foreign_disk(path: &Path, size: u64) {
-    std::fs::File::create(path)
-        .and_then(|f| f.set_len(size))
-        .expect("creating a disk image");
-    let mut child = Command::new("sfdisk")
-        .arg("--quiet")
-        .arg(path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("running sfdisk");
-    std::io::Write::write_all(
-        &mut child.stdin.take().expect("stdin"),
-        b"label: gpt\nsize=100MiB\n",
-    )
-    .expect("writing the script");
-    assert!(child.wait().expect("sfdisk").success());
-}
-
 /// Deploys `config_text` onto `disk`, expecting a refusal (status 3) of one stderr line
 /// containing `expected`, with the disk's bytes unchanged.
 fn expect_refused(scratch: &TempDir, config_text: &str, disk: &Path, expected: &str) {
@@ -164,7 +144,7 @@ fn a_disk_not_as_planned_is_refused_byte_for_byte() {
         ),
     );
 
-    foreign_disk(&disk, 400 << 20);
+    gpt_disk_file(&disk, 400 << 20);
     let not_as_planned = "but it is not as planned: partition vda#1: size is 204800 sectors, \
                           the plan says 2048 (and ";
     expect_refused(

@@ -191,6 +191,18 @@ impl MountedPartition {
     }
 }
 
+/// A sparse disk-image file of `size` bytes holding a GPT with one 100 MiB partition: a
+/// disk that something else partitioned.
+pub fn gpt_disk_file(path: &Path, size: u64) {
+    fs::File::create(path)
+        .and_then(|f| f.set_len(size))
+        .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+    cmd::run_with_input(
+        Command::new("sfdisk").arg("--quiet").arg(path),
+        "label: gpt\nsize=100MiB\n",
+    );
+}
+
 /// Every regular file and symlink below `root`, by relative path, with its contents
 /// (a symlink's target for a symlink), for before/after comparisons.
 pub fn snapshot_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
