@@ -54,7 +54,7 @@ use shared::fault::{FaultAction, FaultSpec, FAULT_ENV};
 use e2e::bootctl::static_bootctl;
 use e2e::cmd::describe_output;
 use e2e::cmd::{self, ChildGuard};
-use e2e::disk::{LoopDisk, Mount};
+use e2e::disk::{blkid, sha256, LoopDisk, Mount};
 use e2e::fixture::{populate_image, FixtureImage};
 use e2e::qemu::{boot, expect_boot, Firmware};
 use e2e::tmp::TempDir;
@@ -169,22 +169,6 @@ fn spec(action: FaultAction, point: &str, nth: u64) -> String {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-}
-
-/// The SHA-256 of the whole file.
-fn sha256(path: &Path) -> String {
-    let out = cmd::run(Command::new("sha256sum").arg(path));
-    out.split_whitespace().next().expect("a digest").to_owned()
-}
-
-/// `blkid -p -o export DEV` as a map.
-fn blkid(dev: &Path) -> BTreeMap<String, String> {
-    let out = cmd::output(Command::new("blkid").args(["-p", "-o", "export"]).arg(dev));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
 }
 
 /// The loop devices backed by `file`.

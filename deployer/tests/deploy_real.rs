@@ -8,8 +8,7 @@
 //! A missing tool fails the test and names `scripts/setup`.
 
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use e2e::bootctl::{bootctl, static_bootctl};
 use e2e::cmd::describe_output;
-use e2e::disk::{gpt_disk_file, LoopDisk, Mount};
+use e2e::disk::{blkid, fingerprint, fstab_uuid, gpt_disk_file, LoopDisk, Mount};
 use e2e::fixture::{populate_image, write_image_trees, FixtureImage};
 use e2e::qemu::{boot, expect_boot, Firmware};
 use e2e::tmp::TempDir;
@@ -187,36 +186,8 @@ fn a_separate_boot_partition_and_red_hat_kernel_names_boot() {
     expect_boot(&second, "beta", "beta after bootctl switch beta");
 }
 
-/// `blkid -p -o export DEV` as a map.
-fn blkid(dev: &Path) -> BTreeMap<String, String> {
-    let out = Command::new("blkid")
-        .args(["-p", "-o", "export"])
-        .arg(dev)
-        .output()
-        .expect("running blkid");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-}
-
-/// The fstab line of the filesystem mounted at `mount_point`: its UUID.
-fn fstab_uuid(fstab: &str, mount_point: &str) -> String {
-    fstab
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .find_map(|l| {
-            let fields: Vec<&str> = l.split_whitespace().collect();
-            (fields.get(1) == Some(&mount_point))
-                .then(|| fields[0].strip_prefix("UUID=").map(str::to_owned))
-                .flatten()
-        })
-        .unwrap_or_else(|| panic!("no UUID= line for {mount_point} in fstab:\n{fstab}"))
 }
 
 #[test]
@@ -395,20 +366,6 @@ fn two_images_and_a_shared_partition_deploy_and_boot() {
     bootctl(&["--disk", &disk_arg, "switch", "alpha"]).expect_code(0);
     let second = boot(&disk, Firmware::Bios, BOOT_TIMEOUT, "deploy-real-bios-2");
     expect_boot(&second, "alpha", "boot after bootctl switch alpha");
-}
-
-/// Length, modification time and the first and last 2 MiB (where a GPT lives) of a file.
-fn fingerprint(path: &Path) -> (u64, std::time::SystemTime, u64) {
-    let meta = std::fs::metadata(path).expect("the disk image");
-    let mut file = std::fs::File::open(path).expect("opening the disk image");
-    let mut hasher = DefaultHasher::new();
-    let mut buf = vec![0u8; 2 << 20];
-    for from in [SeekFrom::Start(0), SeekFrom::End(-(2 << 20))] {
-        file.seek(from).expect("seeking");
-        file.read_exact(&mut buf).expect("reading");
-        buf.hash(&mut hasher);
-    }
-    (meta.len(), meta.modified().expect("mtime"), hasher.finish())
 }
 
 #[test]

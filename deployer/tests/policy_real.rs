@@ -10,14 +10,13 @@
 //!
 //! A missing tool fails the test and names `scripts/setup`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use e2e::bootctl::static_bootctl;
 use e2e::cmd::describe_output;
-use e2e::disk::{gpt_disk_file, LoopDisk, Mount};
+use e2e::disk::{fs_uuid, gpt_disk_file, sha256, LoopDisk, Mount};
 use e2e::fixture::{populate_image, FixtureImage};
 use e2e::qemu::{boot, expect_boot, Firmware};
 use e2e::tmp::TempDir;
@@ -45,21 +44,6 @@ fn deploy(config: &Path, disk: &Path, boot_info: &Path) -> Output {
         .expect("running deployer")
 }
 
-/// SHA-256 of the whole file, by `sha256sum` (the tests' dependencies are built
-/// without optimisation, too slow to hash a disk).
-fn sha256(path: &Path) -> String {
-    let out = Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .expect("running sha256sum");
-    assert!(out.status.success(), "sha256sum: {}", describe_output(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .expect("a digest")
-        .to_owned()
-}
-
 /// The one-image config: alpha's `/`, a `/data` and swap that keep their data unless the
 /// config says otherwise, and a `/scratch` that never does. `policy` is the
 /// `partitions_policy` (`None`: the key is absent); `data_fs` is `/data`'s filesystem.
@@ -82,26 +66,6 @@ fn config(alpha: &Path, policy: Option<&str>, data_fs: &str) -> Value {
         config["partitions_policy"] = json!(policy);
     }
     config
-}
-
-/// `blkid -p -o export DEV` as a map.
-fn blkid(dev: &Path) -> BTreeMap<String, String> {
-    let out = Command::new("blkid")
-        .args(["-p", "-o", "export"])
-        .arg(dev)
-        .output()
-        .expect("running blkid");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
-fn uuid_of(dev: &Path) -> String {
-    blkid(dev)
-        .remove("UUID")
-        .unwrap_or_else(|| panic!("{} has no UUID", dev.display()))
 }
 
 /// Deploys `config_text` onto `disk`, expecting a refusal (status 3) of one stderr line
@@ -225,7 +189,7 @@ fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
             )
             .expect("writing a file to keep");
         }
-        (4..=7).map(|n| uuid_of(&loop_disk.partition(n))).collect()
+        (4..=7).map(|n| fs_uuid(&loop_disk.partition(n))).collect()
     };
 
     // Bareon's default policy: no partitions_policy at all.
@@ -251,7 +215,7 @@ fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
     .expect("boot-info.json");
     {
         let loop_disk = LoopDisk::attach(&disk);
-        let after: Vec<String> = (4..=7).map(|n| uuid_of(&loop_disk.partition(n))).collect();
+        let after: Vec<String> = (4..=7).map(|n| fs_uuid(&loop_disk.partition(n))).collect();
         assert_eq!(after[0], before[0], "/ keeps its UUID");
         assert_eq!(after[1], before[1], "/data keeps its UUID");
         assert_ne!(after[2], before[2], "/scratch is made anew");
@@ -303,7 +267,7 @@ fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
             describe_output(&out)
         );
         loop_disk.reread_partitions();
-        assert_eq!(uuid_of(&loop_disk.partition(4)), before[0]);
+        assert_eq!(fs_uuid(&loop_disk.partition(4)), before[0]);
         let root = Mount::new(&loop_disk.partition(4), &scratch.join("check-again"), "ro");
         assert!(root.path().join("kept.txt").is_file());
     }

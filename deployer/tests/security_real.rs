@@ -26,7 +26,7 @@ use e2e::bootctl::static_bootctl;
 use e2e::chain::{boot_chain, shown, Expect, SHOW};
 use e2e::cmd::describe_output;
 use e2e::cmd::{self, ChildGuard};
-use e2e::disk::{LoopDisk, Mount};
+use e2e::disk::{sha256, LoopDisk, Mount};
 use e2e::fixture::{write_image_trees, FixtureImage};
 use e2e::qemu::Firmware;
 use e2e::tmp::TempDir;
@@ -426,14 +426,14 @@ fn an_https_source_behind_a_private_ca_deploys_with_cacert_and_only_with_it() {
             .arg("."),
     );
     let (_server, port, ca) = private_ca_server(&scratch, &www);
-    let sha256 = cmd::run(Command::new("sha256sum").arg(www.join("image.tar")));
+    let sha256 = sha256(&www.join("image.tar"));
     let config = scratch.join("provision.json");
     std::fs::write(
         &config,
         serde_json::json!({
             "images": [{"name": "remote", "target": "/",
                         "image_pull_url": format!("https://127.0.0.1:{port}/image.tar"),
-                        "sha256": sha256.split_whitespace().next().unwrap()}],
+                        "sha256": sha256}],
             "partitions": [{
                 "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "600 MiB",
                 "volumes": [{"type": "partition", "mount": "/", "size": "160",
@@ -515,10 +515,7 @@ fn an_https_source_behind_a_private_ca_deploys_with_cacert_and_only_with_it() {
 /// each time one line naming the image, the URL and the certificate `problem`, exit 3,
 /// no disk-image file created and the existing one untouched.
 fn refused_before_writing(scratch: &TempDir, url: &str, problem: &str) {
-    let sha256 = {
-        let out = cmd::run(Command::new("sha256sum").arg(scratch.join("www/image.tar")));
-        out.split_whitespace().next().unwrap().to_owned()
-    };
+    let sha256 = sha256(&scratch.join("www/image.tar"));
     let config = |with_sha: bool| {
         let mut image = serde_json::json!({
             "name": "remote", "image_pull_url": url, "target": "/"

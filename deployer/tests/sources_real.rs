@@ -12,8 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -27,7 +26,7 @@ use std::time::{Duration, Instant};
 use e2e::bootctl::static_bootctl;
 use e2e::cmd::describe_output;
 use e2e::cmd::{self, ChildGuard};
-use e2e::disk::{LoopDisk, Mount};
+use e2e::disk::{blkid, fingerprint, fstab_uuid, gpt_disk_file, sha256, LoopDisk, Mount};
 use e2e::tmp::{has_mounts_below, TempDir};
 use e2e::tools::require_deploy_tools;
 use serde_json::{json, Value};
@@ -79,11 +78,6 @@ fn deploy(config: &Path, disk: &Path, tmpdir: &Path, extra: &[&str]) -> Output {
 
 fn run(cmd: &mut Command) -> String {
     cmd::run(cmd)
-}
-
-fn sha256(path: &Path) -> String {
-    let out = run(Command::new("sha256sum").arg(path));
-    out.split_whitespace().next().expect("a digest").to_owned()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -406,34 +400,6 @@ impl RsyncDaemon {
 // ---------------------------------------------------------------------------------------
 // Checks.
 
-/// `blkid -p -o export DEV` as a map.
-fn blkid(dev: &Path) -> BTreeMap<String, String> {
-    let out = Command::new("blkid")
-        .args(["-p", "-o", "export"])
-        .arg(dev)
-        .output()
-        .expect("running blkid");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
-/// The UUID= of the fstab line mounted at `mount_point`.
-fn fstab_uuid(fstab: &str, mount_point: &str) -> String {
-    fstab
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .find_map(|l| {
-            let fields: Vec<&str> = l.split_whitespace().collect();
-            (fields.get(1) == Some(&mount_point))
-                .then(|| fields[0].strip_prefix("UUID=").map(str::to_owned))
-                .flatten()
-        })
-        .unwrap_or_else(|| panic!("no UUID= line for {mount_point} in fstab:\n{fstab}"))
-}
-
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
@@ -497,20 +463,6 @@ fn check_tree(root: &Path, name: &str, acls: bool) {
 /// Whether the loop devices of the host have any backed by `file`.
 fn attached_loops(file: &Path) -> String {
     run(Command::new("losetup").arg("-j").arg(file))
-}
-
-/// Length, modification time and the first and last 2 MiB of a file.
-fn fingerprint(path: &Path) -> (u64, std::time::SystemTime, u64) {
-    let meta = std::fs::metadata(path).expect("the disk image");
-    let mut file = std::fs::File::open(path).expect("opening the disk image");
-    let mut hasher = DefaultHasher::new();
-    let mut buf = vec![0u8; 2 << 20];
-    for from in [SeekFrom::Start(0), SeekFrom::End(-(2 << 20))] {
-        file.seek(from).expect("seeking");
-        file.read_exact(&mut buf).expect("reading");
-        buf.hash(&mut hasher);
-    }
-    (meta.len(), meta.modified().expect("mtime"), hasher.finish())
 }
 
 fn partition(mount: &str, size_mib: u32, images: &[&str], fs: &str, label: Option<&str>) -> Value {
@@ -917,12 +869,7 @@ fn what_preflight_can_tell_is_refused_before_any_write() {
         json!({}),
     );
     let disk = scratch.join("node.img");
-    sparse_file(&disk, 1 << 30);
-    run(Command::new("sh")
-        .arg("-c")
-        .arg("printf 'label: gpt\\nsize=100MiB\\n' | sfdisk --quiet \"$1\"")
-        .arg("sh")
-        .arg(&disk));
+    gpt_disk_file(&disk, 1 << 30);
     let before = fingerprint(&disk);
     let tmpdir = scratch.join("tmp");
     let out = deploy(&config, &disk, &tmpdir, &[]);

@@ -1,4 +1,5 @@
-//! Disk images on loop devices, mounts, and file-tree snapshots.
+//! Disk images on loop devices, mounts, what the real tools say about a disk or a
+//! filesystem (blkid, sha256sum, fstab), and file-tree snapshots.
 //!
 //! There is no udev on the machines these tests run on: after a partition table is
 //! written, [`LoopDisk::partition`] asks the kernel to re-read it (`partx`) and polls for
@@ -6,10 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::{cmd, tools};
 
@@ -201,6 +204,78 @@ pub fn gpt_disk_file(path: &Path, size: u64) {
         Command::new("sfdisk").arg("--quiet").arg(path),
         "label: gpt\nsize=100MiB\n",
     );
+}
+
+/// `blkid -p -o export DEV` (a low-level probe, no cache) as a map: `TYPE`, `UUID`,
+/// `LABEL`, `PTTYPE`... Empty when blkid finds nothing.
+pub fn blkid(dev: &Path) -> BTreeMap<String, String> {
+    let out = cmd::output(Command::new("blkid").args(["-p", "-o", "export"]).arg(dev));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// The filesystem UUID of `dev`, by [`blkid`]; panics when it has none.
+pub fn fs_uuid(dev: &Path) -> String {
+    blkid(dev)
+        .remove("UUID")
+        .unwrap_or_else(|| panic!("{} has no UUID", dev.display()))
+}
+
+/// The SHA-256 of the whole file, by `sha256sum` (the tests' dependencies are built
+/// without optimisation, too slow to hash a disk).
+pub fn sha256(path: &Path) -> String {
+    cmd::run(Command::new("sha256sum").arg(path))
+        .split_whitespace()
+        .next()
+        .unwrap_or_else(|| panic!("sha256sum {} printed no digest", path.display()))
+        .to_owned()
+}
+
+/// What tells whether a disk-image file was written, cheaply: its length, modification
+/// time and a hash of its first and last 2 MiB (where a partition table lives).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub len: u64,
+    pub modified: SystemTime,
+    pub ends_hash: u64,
+}
+
+/// The [`Fingerprint`] of the disk-image file at `path` (at least 2 MiB long).
+pub fn fingerprint(path: &Path) -> Fingerprint {
+    let meta = fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut file =
+        fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    let mut hasher = DefaultHasher::new();
+    let mut buf = vec![0u8; 2 << 20];
+    for from in [SeekFrom::Start(0), SeekFrom::End(-(2 << 20))] {
+        file.seek(from)
+            .and_then(|_| file.read_exact(&mut buf))
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        buf.hash(&mut hasher);
+    }
+    Fingerprint {
+        len: meta.len(),
+        modified: meta.modified().expect("the file's modification time"),
+        ends_hash: hasher.finish(),
+    }
+}
+
+/// The UUID of the `UUID=` line of `fstab` (comments skipped) mounted at `mount_point`;
+/// panics, showing the fstab, when there is none.
+pub fn fstab_uuid(fstab: &str, mount_point: &str) -> String {
+    fstab
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .find_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            (fields.get(1) == Some(&mount_point))
+                .then(|| fields[0].strip_prefix("UUID=").map(str::to_owned))
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("no UUID= line for {mount_point} in fstab:\n{fstab}"))
 }
 
 /// Every regular file and symlink below `root`, by relative path, with its contents
