@@ -35,15 +35,12 @@
 //! A missing tool fails the test and names `scripts/setup`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::thread::{sleep, JoinHandle};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -56,6 +53,7 @@ use e2e::cmd::describe_output;
 use e2e::cmd::{self, ChildGuard};
 use e2e::disk::{blkid, sha256, LoopDisk, Mount};
 use e2e::fixture::{populate_image, FixtureImage};
+use e2e::http::{HttpServer, Mischief};
 use e2e::qemu::{boot, expect_boot, Firmware};
 use e2e::tmp::TempDir;
 use e2e::tools::{find_tool, require_deploy_tools, require_tools};
@@ -235,141 +233,6 @@ fn names(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-// ---------------------------------------------------------------------------------------
-// An HTTP server on 127.0.0.1 that can misbehave once.
-
-/// What the server does to the next whole-file GET (ranged GETs, which the deployer's
-/// preflight makes, are always served right).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mischief {
-    None,
-    /// Sends the full Content-Length, then half the body, then closes the connection.
-    Cut,
-    /// Sends the whole body with one byte changed.
-    Corrupt,
-}
-
-/// Serves files (by name, at `/NAME`) over HTTP/1.1 on 127.0.0.1, honouring a
-/// `Range: bytes=A-B` request; stops when dropped.
-struct HttpServer {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    mischief: Arc<Mutex<Mischief>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl HttpServer {
-    fn serve(files: BTreeMap<String, Vec<u8>>) -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1");
-        let addr = listener.local_addr().expect("the server's address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let mischief = Arc::new(Mutex::new(Mischief::None));
-        let (stopping, next) = (Arc::clone(&stop), Arc::clone(&mischief));
-        let thread = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stopping.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(stream) = stream {
-                    // A client that goes away early is not the server's failure.
-                    let _ = answer(stream, &files, &next);
-                }
-            }
-        });
-        HttpServer {
-            addr,
-            stop,
-            mischief,
-            thread: Some(thread),
-        }
-    }
-
-    fn url(&self, name: &str) -> String {
-        format!("http://{}/{name}", self.addr)
-    }
-
-    /// Misbehaves at the next whole-file GET.
-    fn misbehave(&self, mischief: Mischief) {
-        *self.mischief.lock().expect("the mischief lock") = mischief;
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn answer(
-    stream: TcpStream,
-    files: &BTreeMap<String, Vec<u8>>,
-    mischief: &Mutex<Mischief>,
-) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request = String::new();
-    reader.read_line(&mut request)?;
-    let mut range = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((key, value)) = line.split_once(':') {
-            if key.trim().eq_ignore_ascii_case("range") {
-                range = value.trim().strip_prefix("bytes=").map(str::to_owned);
-            }
-        }
-    }
-    let mut stream = stream;
-    let path = request.split_whitespace().nth(1).unwrap_or("/");
-    let Some(body) = files.get(path.trim_start_matches('/')) else {
-        return stream.write_all(
-            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        );
-    };
-    if let Some(range) = range {
-        let (a, b) = range.split_once('-').unwrap_or(("0", ""));
-        let a: usize = a.parse().unwrap_or(0).min(body.len());
-        let b: usize = b.parse().unwrap_or(usize::MAX).min(body.len() - 1).max(a);
-        write!(
-            stream,
-            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\n\
-             Content-Range: bytes {a}-{b}/{}\r\nConnection: close\r\n\r\n",
-            b + 1 - a,
-            body.len()
-        )?;
-        return stream.write_all(&body[a..=b]);
-    }
-    let now = std::mem::replace(
-        &mut *mischief.lock().expect("the mischief lock"),
-        Mischief::None,
-    );
-    write!(
-        stream,
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    match now {
-        Mischief::None => stream.write_all(body),
-        Mischief::Cut => {
-            stream.write_all(&body[..body.len() / 2])?;
-            stream.flush()?;
-            stream.shutdown(std::net::Shutdown::Both)
-        }
-        Mischief::Corrupt => {
-            let mut changed = body.clone();
-            let middle = changed.len() / 2;
-            changed[middle] ^= 0xff;
-            stream.write_all(&changed)
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -28,6 +27,7 @@ use e2e::cmd::describe_output;
 use e2e::cmd::{self, ChildGuard};
 use e2e::disk::{sha256, LoopDisk, Mount};
 use e2e::fixture::{write_image_trees, FixtureImage};
+use e2e::http::serve_tls;
 use e2e::qemu::Firmware;
 use e2e::tmp::TempDir;
 use e2e::tools::{require_deploy_tools, require_tools};
@@ -268,15 +268,6 @@ fn hostile_titles_names_and_kernel_parameters_stay_literal_through_grub_into_the
     );
 }
 
-/// A port on 127.0.0.1 nobody listens on (a race with other tests is possible but
-/// harmless: the server then fails to start and the test says so).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("binding a free port")
-}
-
 /// The first and last MiB of a disk-image file: where a partition table would be written.
 fn ends(path: &Path) -> Vec<u8> {
     use std::io::{Seek, SeekFrom};
@@ -305,34 +296,6 @@ fn self_signed_server(scratch: &TempDir, www: &Path, leaf: bool) -> (ChildGuard,
     }
     cmd::run(req.arg("-keyout").arg(&key).arg("-out").arg(&cert));
     serve_tls(www, &cert, &key)
-}
-
-/// `openssl s_server -WWW` serving `www` on 127.0.0.1 with `cert` and `key`, once it
-/// listens. Returns the server (killed on drop) and its port.
-fn serve_tls(www: &Path, cert: &Path, key: &Path) -> (ChildGuard, u16) {
-    let port = free_port();
-    let server = ChildGuard::spawn(
-        Command::new("openssl")
-            .args(["s_server", "-quiet", "-WWW", "-accept"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("-cert")
-            .arg(cert)
-            .arg("-key")
-            .arg(key)
-            .current_dir(www)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "openssl s_server did not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (server, port)
 }
 
 #[test]

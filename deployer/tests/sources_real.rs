@@ -6,27 +6,25 @@
 //! files brought twice). A checksum mismatch fails the deploy and leaves nothing behind;
 //! what preflight can tell is refused before any write.
 //!
-//! The HTTP server is a `TcpListener` thread on 127.0.0.1 and the rsync daemon a real
+//! The HTTP server is e2e's `HttpServer` on 127.0.0.1 and the rsync daemon a real
 //! `rsync --daemon` on 127.0.0.1, both started by the test and stopped by their guards.
 //! A missing tool fails the test and names `scripts/setup`.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use e2e::bootctl::static_bootctl;
 use e2e::cmd::describe_output;
 use e2e::cmd::{self, ChildGuard};
 use e2e::disk::{blkid, fingerprint, fstab_uuid, gpt_disk_file, sha256, LoopDisk, Mount};
+use e2e::http::HttpServer;
+use e2e::net::{free_port, wait_until_listening};
 use e2e::tmp::{has_mounts_below, TempDir};
 use e2e::tools::require_deploy_tools;
 use serde_json::{json, Value};
@@ -245,108 +243,7 @@ fn xfs_qcow2(scratch: &TempDir, tree: &Path, out: &Path) {
 }
 
 // ---------------------------------------------------------------------------------------
-// An HTTP server on 127.0.0.1 and an rsync daemon.
-
-/// Serves files (by name, at `/NAME`) over HTTP/1.1 on 127.0.0.1, honouring a
-/// `Range: bytes=A-B` request; stops when dropped.
-struct HttpServer {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl HttpServer {
-    fn serve(files: BTreeMap<String, Vec<u8>>) -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1");
-        let addr = listener.local_addr().expect("the server's address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stopping.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(stream) = stream {
-                    // A client that goes away early is not the server's failure.
-                    let _ = answer(stream, &files);
-                }
-            }
-        });
-        HttpServer {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn url(&self, name: &str) -> String {
-        format!("http://{}/{name}", self.addr)
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn answer(stream: TcpStream, files: &BTreeMap<String, Vec<u8>>) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request = String::new();
-    reader.read_line(&mut request)?;
-    let mut range = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((key, value)) = line.split_once(':') {
-            if key.trim().eq_ignore_ascii_case("range") {
-                range = value.trim().strip_prefix("bytes=").map(str::to_owned);
-            }
-        }
-    }
-    let mut stream = stream;
-    let path = request.split_whitespace().nth(1).unwrap_or("/");
-    let Some(body) = files.get(path.trim_start_matches('/')) else {
-        return stream.write_all(
-            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        );
-    };
-    let bounds = range.and_then(|r| {
-        let (a, b) = r.split_once('-')?;
-        let a: usize = a.parse().ok()?;
-        let b: usize = b.parse::<usize>().ok()?.min(body.len().checked_sub(1)?);
-        (a <= b).then_some((a, b))
-    });
-    let (status, extra, slice) = match bounds {
-        Some((a, b)) => (
-            "206 Partial Content",
-            format!("Content-Range: bytes {a}-{b}/{}\r\n", body.len()),
-            &body[a..=b],
-        ),
-        None => ("200 OK", String::new(), &body[..]),
-    };
-    write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
-        slice.len()
-    )?;
-    stream.write_all(slice)
-}
-
-/// A free TCP port on 127.0.0.1 (free when asked; the daemon binds it right after).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
+// An rsync daemon on 127.0.0.1.
 
 /// `rsync --daemon` on 127.0.0.1 serving `dir` as module `images`, as root with numeric
 /// ids; killed when dropped.
@@ -378,14 +275,7 @@ impl RsyncDaemon {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
         );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the rsync daemon did not listen on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until_listening(port, "the rsync daemon", Duration::from_secs(10));
         RsyncDaemon {
             port,
             _child: child,

@@ -10,7 +10,8 @@
 //! statically linked `bootctl` binary, the artifact that ships inside the images.
 //! [`manpage`] generates the man pages in `man/` and checks them, [`completion`] the shell
 //! completion scripts in `packaging/completions/`, [`schema`] checks `--json` output against
-//! the JSON Schemas in `docs/schema/`.
+//! the JSON Schemas in `docs/schema/`. [`http`] serves download sources on 127.0.0.1
+//! (plain HTTP that can misbehave once, and HTTPS), on ports from [`net`].
 //!
 //! Helpers panic with a message that names the failing step: they are meant for tests.
 //! Every resource they acquire (loop devices, mounts, QEMU processes, temporary
@@ -24,7 +25,9 @@ pub mod disk;
 pub mod fixture;
 pub mod grubcfg;
 pub mod help;
+pub mod http;
 pub mod manpage;
+pub mod net;
 pub mod node;
 pub mod qemu;
 pub mod schema;
