@@ -28,12 +28,95 @@ const TOOLS: &[&str] = &["mdir", "rsync", "grub-script-check"];
 const KERNEL_PARAMS: &str = "console=ttyS0 quiet panic=-1";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
 
-fn deployer(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deployer"))
-        .args(args)
+/// `deployer deploy CONFIG --disk NAME=PATH... --bootctl BOOTCTL [--boot-info INFO]
+/// EXTRA...`.
+fn deploy(
+    config: &Path,
+    disks: &[(&str, &Path)],
+    bootctl: &Path,
+    boot_info: Option<&Path>,
+    extra: &[&str],
+) -> Output {
+    let mut deploy = Command::new(env!("CARGO_BIN_EXE_deployer"));
+    deploy.arg("deploy").arg(config);
+    for (name, path) in disks {
+        deploy
+            .arg("--disk")
+            .arg(format!("{name}={}", path.display()));
+    }
+    deploy.arg("--bootctl").arg(bootctl);
+    if let Some(path) = boot_info {
+        deploy.arg("--boot-info").arg(path);
+    }
+    deploy
+        .args(extra)
         .stdin(Stdio::null())
         .output()
         .expect("running deployer")
+}
+
+/// [`deploy`] of `config` onto disk `vda` at `disk` with the static bootctl and `--yes`,
+/// boot-info.json going to `boot_info` (the deployer's default place when `None`); panics,
+/// naming `what`, unless it succeeds.
+fn deploy_vda(config: &Path, disk: &Path, boot_info: Option<&Path>, what: &str) -> Output {
+    let out = deploy(
+        config,
+        &[("vda", disk)],
+        static_bootctl(),
+        boot_info,
+        &["--yes"],
+    );
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        describe_output(&out)
+    );
+    out
+}
+
+/// A deploy refused before any write: status 3 and `expected` in its stderr.
+fn assert_refused(out: &Output, expected: &str) {
+    assert_eq!(out.status.code(), Some(3), "{}", describe_output(out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(expected), "{stderr}");
+}
+
+/// `sfdisk -J DISK`: the partition table, and the sizes of its partitions in MiB.
+fn partition_table(disk: &Path) -> (Value, Vec<u64>) {
+    let table: Value = serde_json::from_slice(
+        &Command::new("sfdisk")
+            .arg("-J")
+            .arg(disk)
+            .output()
+            .expect("sfdisk -J")
+            .stdout,
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "sfdisk -J {}: no partition table as JSON: {e}",
+            disk.display()
+        )
+    });
+    let sizes = table["partitiontable"]["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|p| p["size"].as_u64().expect("size") / 2048)
+        .collect();
+    (table, sizes)
+}
+
+/// The boot-info.json at `path`.
+fn read_boot_info(path: &Path) -> Value {
+    serde_json::from_str(&read(path)).expect("boot-info.json")
+}
+
+/// The multiboot partition's filesystem UUID a boot-info.json names.
+fn multiboot_uuid(info: &Value) -> String {
+    info["multiboot_partition"]
+        .as_str()
+        .expect("uuid")
+        .to_owned()
 }
 
 /// The two-image config: alpha and beta with their own `/` of 160 MiB, a shared
@@ -132,21 +215,11 @@ fn a_separate_boot_partition_and_red_hat_kernel_names_boot() {
     )
     .expect("writing provision.json");
     let disk = scratch.join("node.img");
-    let out = deployer(&[
-        "deploy".as_ref(),
-        config_path.as_os_str(),
-        "--disk".as_ref(),
-        format!("vda={}", disk.display()).as_ref(),
-        "--boot-info".as_ref(),
-        scratch.join("boot-info.json").as_os_str(),
-        "--bootctl".as_ref(),
-        static_bootctl().as_os_str(),
-        "--yes".as_ref(),
-    ]);
-    assert!(
-        out.status.success(),
-        "deploy failed: {}",
-        describe_output(&out)
+    deploy_vda(
+        &config_path,
+        &disk,
+        Some(&scratch.join("boot-info.json")),
+        "deploy",
     );
     {
         let loop_disk = LoopDisk::attach(&disk);
@@ -210,22 +283,7 @@ fn two_images_and_a_shared_partition_deploy_and_boot() {
     let boot_info_path = scratch.join("boot-info.json");
 
     let started = Instant::now();
-    let out = deployer(&[
-        "deploy".as_ref(),
-        config_path.as_os_str(),
-        "--disk".as_ref(),
-        format!("vda={}", disk.display()).as_ref(),
-        "--boot-info".as_ref(),
-        boot_info_path.as_os_str(),
-        "--bootctl".as_ref(),
-        static_bootctl().as_os_str(),
-        "--yes".as_ref(),
-    ]);
-    assert!(
-        out.status.success(),
-        "deploy failed: {}",
-        describe_output(&out)
-    );
+    deploy_vda(&config_path, &disk, Some(&boot_info_path), "deploy");
     eprintln!("deploy took {:.1?}", started.elapsed());
     assert_eq!(
         std::fs::metadata(&disk).expect("the disk image").len(),
@@ -233,27 +291,12 @@ fn two_images_and_a_shared_partition_deploy_and_boot() {
     );
 
     // The partition table.
-    let table: Value = serde_json::from_slice(
-        &Command::new("sfdisk")
-            .arg("-J")
-            .arg(&disk)
-            .output()
-            .expect("sfdisk -J")
-            .stdout,
-    )
-    .expect("sfdisk -J is JSON");
-    let parts = table["partitiontable"]["partitions"]
-        .as_array()
-        .expect("partitions");
-    let sizes: Vec<u64> = parts
-        .iter()
-        .map(|p| p["size"].as_u64().expect("size") / 2048)
-        .collect();
+    let (table, sizes) = partition_table(&disk);
     assert_eq!(sizes, [1, 64, 100, 160, 160, 32], "{table}");
     assert_eq!(table["partitiontable"]["label"], "gpt");
 
     // boot-info.json, at --boot-info.
-    let info: Value = serde_json::from_str(&read(&boot_info_path)).expect("boot-info.json");
+    let info = read_boot_info(&boot_info_path);
     let elements = info["elements"].as_array().expect("elements");
     assert_eq!(elements.len(), 2, "{info}");
     for (i, (element, image)) in elements.iter().zip([&alpha, &beta]).enumerate() {
@@ -265,10 +308,7 @@ fn two_images_and_a_shared_partition_deploy_and_boot() {
         assert_eq!(element["boot_name"], image.title.as_str());
     }
     assert_eq!(info["current_element"], 1, "beta is the default: {info}");
-    let multiboot_uuid = info["multiboot_partition"]
-        .as_str()
-        .expect("uuid")
-        .to_owned();
+    let multiboot_uuid = multiboot_uuid(&info);
 
     // Filesystems, and what each image holds.
     let loop_disk = LoopDisk::attach(&disk);
@@ -368,6 +408,9 @@ fn two_images_and_a_shared_partition_deploy_and_boot() {
     expect_boot(&second, "alpha", "boot after bootctl switch alpha");
 }
 
+/// How a deploy of LVM or RAID is refused on this host.
+const NO_LVM_RAID: &str = "LVM/RAID: not supported on this host (no device-mapper/md)";
+
 #[test]
 fn an_lvm_config_is_refused_and_the_disk_left_unchanged() {
     require_tools(&["sfdisk"]);
@@ -376,25 +419,14 @@ fn an_lvm_config_is_refused_and_the_disk_left_unchanged() {
     gpt_disk_file(&disk, 8 << 30);
     let before = fingerprint(&disk);
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lvm.json");
-    let out = deployer(&[
-        "deploy".as_ref(),
-        example.as_os_str(),
-        "--disk".as_ref(),
-        format!(
-            "disk/by-path/pci-0000:00:07.0-virtio-pci-virtio3={}",
-            disk.display()
-        )
-        .as_ref(),
-        "--bootctl".as_ref(),
-        static_bootctl().as_os_str(),
-        "--yes".as_ref(),
-    ]);
-    assert_eq!(out.status.code(), Some(3), "{}", describe_output(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("LVM/RAID: not supported on this host (no device-mapper/md)"),
-        "{stderr}"
+    let out = deploy(
+        &example,
+        &[("disk/by-path/pci-0000:00:07.0-virtio-pci-virtio3", &disk)],
+        static_bootctl(),
+        None,
+        &["--yes"],
     );
+    assert_refused(&out, NO_LVM_RAID);
     assert_eq!(fingerprint(&disk), before, "the disk was written");
 }
 
@@ -407,23 +439,14 @@ fn a_raid_config_is_refused_and_both_disks_left_unchanged() {
     gpt_disk_file(&scsi, 24 << 30);
     let before = [fingerprint(&sda), fingerprint(&scsi)];
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/raid.json");
-    let out = deployer(&[
-        "deploy".as_ref(),
-        example.as_os_str(),
-        "--disk".as_ref(),
-        format!("sda={}", sda.display()).as_ref(),
-        "--disk".as_ref(),
-        format!("6:1:0:0={}", scsi.display()).as_ref(),
-        "--bootctl".as_ref(),
-        static_bootctl().as_os_str(),
-        "--yes".as_ref(),
-    ]);
-    assert_eq!(out.status.code(), Some(3), "{}", describe_output(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("LVM/RAID: not supported on this host (no device-mapper/md)"),
-        "{stderr}"
+    let out = deploy(
+        &example,
+        &[("sda", &sda), ("6:1:0:0", &scsi)],
+        static_bootctl(),
+        None,
+        &["--yes"],
     );
+    assert_refused(&out, NO_LVM_RAID);
     assert_eq!(
         [fingerprint(&sda), fingerprint(&scsi)],
         before,
@@ -446,17 +469,7 @@ fn deploy_one(scratch: &TempDir, url: &str, disk: &Path, extra: &[&str]) -> Outp
     std::fs::write(&path, config.to_string()).expect("writing the config");
     let bootctl = scratch.join("bootctl");
     std::fs::write(&bootctl, b"#!/bin/sh\n").expect("writing a stand-in bootctl");
-    let mut args: Vec<PathBuf> = vec![
-        "deploy".into(),
-        path,
-        "--disk".into(),
-        format!("vda={}", disk.display()).into(),
-        "--bootctl".into(),
-        bootctl,
-    ];
-    args.extend(extra.iter().map(PathBuf::from));
-    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    deployer(&args)
+    deploy(&path, &[("vda", disk)], &bootctl, None, extra)
 }
 
 #[test]
@@ -551,16 +564,7 @@ fn a_failure_after_partitioning_wipes_the_table_and_leaves_nothing_behind() {
     );
     // The deployer mounts in a private namespace that ends with it; its loop device
     // must be gone too.
-    let backing = disk.display().to_string();
-    for entry in std::fs::read_dir("/sys/block")
-        .expect("/sys/block")
-        .flatten()
-    {
-        let file = entry.path().join("loop/backing_file");
-        if let Ok(name) = std::fs::read_to_string(&file) {
-            assert_ne!(name.trim(), backing, "{} is still attached", file.display());
-        }
-    }
+    assert_not_attached(&disk);
 }
 
 #[test]
@@ -621,29 +625,13 @@ fn a_block_device_deploys_twice_and_boots() {
     let mut multiboot_uuids = Vec::new();
     for attempt in ["first", "second"] {
         let boot_info = scratch.join(format!("boot-info-{attempt}.json"));
-        let out = deployer(&[
-            "deploy".as_ref(),
-            config_path.as_os_str(),
-            "--disk".as_ref(),
-            format!("vda={device}").as_ref(),
-            "--boot-info".as_ref(),
-            boot_info.as_os_str(),
-            "--bootctl".as_ref(),
-            static_bootctl().as_os_str(),
-            "--yes".as_ref(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{attempt} deploy onto {device} failed: {}",
-            describe_output(&out)
+        deploy_vda(
+            &config_path,
+            Path::new(&device),
+            Some(&boot_info),
+            &format!("{attempt} deploy onto {device}"),
         );
-        let info: Value = serde_json::from_str(&read(&boot_info)).expect("boot-info.json");
-        multiboot_uuids.push(
-            info["multiboot_partition"]
-                .as_str()
-                .expect("uuid")
-                .to_owned(),
-        );
+        multiboot_uuids.push(multiboot_uuid(&read_boot_info(&boot_info)));
     }
     assert_ne!(
         multiboot_uuids[0], multiboot_uuids[1],
@@ -697,23 +685,7 @@ fn fstab_fields(fstab: &str, mount_point: &str) -> Vec<String> {
 /// vfat), beta's copy of a file alpha brought too being reported.
 #[test]
 fn swap_and_vfat_volumes_get_their_ids_fstab_lines_and_files() {
-    require_tools(&[
-        "wipefs",
-        "sfdisk",
-        "partx",
-        "blkid",
-        "mkfs.ext4",
-        "mkfs.vfat",
-        "mkswap",
-        "mmd",
-        "mcopy",
-        "mdir",
-        "mtype",
-        "grub-mkimage",
-        "grub-install",
-        "mount",
-        "umount",
-    ]);
+    require_deploy_tools(&["mkswap", "mdir", "mtype"]);
     let scratch = TempDir::new("deploy-vfat");
     let alpha = FixtureImage::new("alpha")
         .file("boot/efi/EFI/alpha/grubx64.efi", "alpha loader\n", 0o644)
@@ -745,21 +717,11 @@ fn swap_and_vfat_volumes_get_their_ids_fstab_lines_and_files() {
     });
     std::fs::write(&config_path, config.to_string()).expect("writing provision.json");
     let disk = scratch.join("node.img");
-    let out = deployer(&[
-        "deploy".as_ref(),
-        config_path.as_os_str(),
-        "--disk".as_ref(),
-        format!("vda={}", disk.display()).as_ref(),
-        "--boot-info".as_ref(),
-        scratch.join("boot-info.json").as_os_str(),
-        "--bootctl".as_ref(),
-        static_bootctl().as_os_str(),
-        "--yes".as_ref(),
-    ]);
-    assert!(
-        out.status.success(),
-        "deploy failed: {}",
-        describe_output(&out)
+    let out = deploy_vda(
+        &config_path,
+        &disk,
+        Some(&scratch.join("boot-info.json")),
+        "deploy",
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -876,15 +838,13 @@ fn a_mount_below_an_unmountable_vfat_is_refused_before_any_write() {
     )
     .expect("writing the config");
     let disk = scratch.join("node.img");
-    let out = deployer(&[
-        "deploy".as_ref(),
-        config.as_os_str(),
-        "--disk".as_ref(),
-        format!("vda={}", disk.display()).as_ref(),
-        "--bootctl".as_ref(),
-        static_bootctl().as_os_str(),
-        "--yes".as_ref(),
-    ]);
+    let out = deploy(
+        &config,
+        &[("vda", &disk)],
+        static_bootctl(),
+        None,
+        &["--yes"],
+    );
     assert_eq!(out.status.code(), Some(3), "{}", describe_output(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
@@ -928,21 +888,8 @@ fn a_dynamically_linked_bootctl_is_refused_and_the_static_build_found() {
     let out = deploy_one(&scratch, &missing_source, &disk, &["--yes"]);
     assert_eq!(out.status.code(), Some(3), "{}", describe_output(&out));
     let config = scratch.join("solo.json");
-    let given = deployer(&[
-        "deploy".as_ref(),
-        config.as_os_str(),
-        "--disk".as_ref(),
-        format!("vda={}", disk.display()).as_ref(),
-        "--bootctl".as_ref(),
-        dynamic.as_os_str(),
-        "--yes".as_ref(),
-    ]);
-    assert_eq!(given.status.code(), Some(3), "{}", describe_output(&given));
-    assert!(
-        String::from_utf8_lossy(&given.stderr).contains(&refusal(dynamic)),
-        "{}",
-        describe_output(&given)
-    );
+    let given = deploy(&config, &[("vda", &disk)], dynamic, None, &["--yes"]);
+    assert_refused(&given, &refusal(dynamic));
 
     // A deployer in a cargo target directory of its own, without --bootctl.
     let target = scratch.join("target");
@@ -964,13 +911,7 @@ fn a_dynamically_linked_bootctl_is_refused_and_the_static_build_found() {
             .output()
             .expect("running the linked deployer")
     };
-    let out = by_default();
-    assert_eq!(out.status.code(), Some(3), "{}", describe_output(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&refusal(&beside)),
-        "{}",
-        describe_output(&out)
-    );
+    assert_refused(&by_default(), &refusal(&beside));
     let static_build = target.join("static/x86_64-unknown-linux-gnu/release/bootctl");
     std::fs::create_dir_all(static_build.parent().expect("a directory"))
         .expect("creating the static build's directory");
@@ -1015,22 +956,12 @@ fn preserve_on_error_keeps_the_table_of_a_failed_deploy() {
         "{stderr}"
     );
     assert!(!stderr.contains("wiped the partition table"), "{stderr}");
-    let table: Value = serde_json::from_slice(
-        &Command::new("sfdisk")
-            .arg("-J")
-            .arg(&disk)
-            .output()
-            .expect("sfdisk -J")
-            .stdout,
-    )
-    .expect("the planned table survived");
-    let sizes: Vec<u64> = table["partitiontable"]["partitions"]
-        .as_array()
-        .expect("partitions")
-        .iter()
-        .map(|p| p["size"].as_u64().expect("size") / 2048)
-        .collect();
-    assert_eq!(sizes, [1, 64, 100, 100], "{table}");
+    let (table, sizes) = partition_table(&disk);
+    assert_eq!(
+        sizes,
+        [1, 64, 100, 100],
+        "the planned table survived: {table}"
+    );
     let loop_disk = LoopDisk::attach(&disk);
     assert_eq!(
         blkid(&loop_disk.partition(4))
@@ -1167,8 +1098,7 @@ fn on_a_terminal_deploy_asks_first() {
     let (status, shown) = deploy_on_a_terminal(&args, "y");
     assert_eq!(status, Some(0), "{shown}");
     assert!(shown.contains("deployed 1 image(s)"), "{shown}");
-    let info: Value = serde_json::from_str(&read(&boot_info)).expect("boot-info.json");
-    assert_eq!(info["elements"][0]["name"], "solo");
+    assert_eq!(read_boot_info(&boot_info)["elements"][0]["name"], "solo");
     assert_not_attached(&disk);
 }
 
@@ -1184,35 +1114,15 @@ fn an_image_file_deploys_twice_and_boot_info_goes_to_tmp_by_default() {
     let first_info = scratch.join("boot-info-first.json");
     let default_info = Path::new("/tmp/boot-info.json");
     let mut multiboot_uuids = Vec::new();
-    for boot_info in [Some(&first_info), None] {
-        let mut args: Vec<std::ffi::OsString> = vec![
-            "deploy".into(),
-            config_path.clone().into(),
-            "--disk".into(),
-            format!("vda={}", disk.display()).into(),
-            "--bootctl".into(),
-            static_bootctl().into(),
-            "--yes".into(),
-        ];
-        if let Some(path) = boot_info {
-            args.extend(["--boot-info".into(), path.into()]);
-        }
-        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-        let out = deployer(&args);
-        assert!(out.status.success(), "deploy: {}", describe_output(&out));
-        let written = boot_info.map_or(default_info, |p| p.as_path());
+    for boot_info in [Some(first_info.as_path()), None] {
+        let out = deploy_vda(&config_path, &disk, boot_info, "deploy");
+        let written = boot_info.unwrap_or(default_info);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains(&format!("boot-info.json written to {}", written.display())),
             "{stderr}"
         );
-        let info: Value = serde_json::from_str(&read(written)).expect("boot-info.json");
-        multiboot_uuids.push(
-            info["multiboot_partition"]
-                .as_str()
-                .expect("uuid")
-                .to_owned(),
-        );
+        multiboot_uuids.push(multiboot_uuid(&read_boot_info(written)));
     }
     assert_ne!(multiboot_uuids[0], multiboot_uuids[1]);
     assert_eq!(std::fs::metadata(&disk).expect("the disk").len(), 600 << 20);
