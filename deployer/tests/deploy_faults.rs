@@ -127,28 +127,7 @@ fn heavy() -> MutexGuard<'static, ()> {
 /// own target directory, `<workspace>/target/fault`.
 fn fault_deployer() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let workspace = e2e::workspace_root();
-        let target_dir = workspace.join("target/fault");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        cmd::run(
-            Command::new(cargo)
-                .current_dir(workspace)
-                .args(["build", "-p", "deployer", "--features", "fault-injection"])
-                .env("CARGO_TARGET_DIR", &target_dir)
-                .env_remove("CARGO_ENCODED_RUSTFLAGS")
-                .env_remove("CARGO_MAKEFLAGS")
-                .env_remove("MAKEFLAGS")
-                .env_remove("MFLAGS"),
-        );
-        let binary = target_dir.join("debug/deployer");
-        assert!(
-            binary.is_file(),
-            "cargo build did not produce {}",
-            binary.display()
-        );
-        binary
-    })
+    BINARY.get_or_init(|| e2e::build::with_fault_injection("deployer", false))
 }
 
 /// The deployer as shipped: no fault points.

@@ -21,39 +21,12 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 pub fn static_bootctl() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let workspace = crate::workspace_root();
-        let target_dir = workspace.join("target").join("static");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .current_dir(workspace)
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "bootctl",
-                "--target",
-                STATIC_TARGET,
-            ])
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .env("RUSTFLAGS", "-C target-feature=+crt-static")
-            // The outer cargo's settings must not leak into this build.
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("CARGO_BUILD_TARGET")
-            .env_remove("CARGO_MAKEFLAGS")
-            .env_remove("MAKEFLAGS")
-            .env_remove("MFLAGS");
-        cmd::run(&mut build);
-        let binary = target_dir
-            .join(STATIC_TARGET)
-            .join("release")
-            .join("bootctl");
-        assert!(
-            binary.is_file(),
-            "cargo build did not produce {}",
-            binary.display()
-        );
-        binary
+        crate::build::cargo_build(
+            "static",
+            &["--release", "-p", "bootctl", "--target", STATIC_TARGET],
+            &[("RUSTFLAGS", "-C target-feature=+crt-static")],
+            &format!("{STATIC_TARGET}/release/bootctl"),
+        )
     })
 }
 

@@ -18,6 +18,7 @@
 //! directories) is released by a guard's `Drop`, also when a test panics.
 
 pub mod bootctl;
+pub mod build;
 pub mod chain;
 pub mod cmd;
 pub mod completion;

@@ -26,7 +26,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use e2e::bootctl::{bootctl, static_bootctl};
-use e2e::cmd::{self, ChildGuard};
+use e2e::cmd::ChildGuard;
 use e2e::disk::LoopDisk;
 use e2e::fixture::FixtureImage;
 use e2e::grubcfg::MenuStyle;
@@ -47,29 +47,7 @@ const TOOLS: &[&str] = &["sfdisk", "partx", "losetup", "mkfs.ext4", "grub-instal
 /// the shipped one) in its own target directory, `<workspace>/target/fault`.
 fn fault_bootctl() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let workspace = e2e::workspace_root();
-        let target_dir = workspace.join("target/fault");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        cmd::run(
-            Command::new(cargo)
-                .current_dir(workspace)
-                .args(["build", "--release", "-p", "bootctl"])
-                .args(["--features", "fault-injection"])
-                .env("CARGO_TARGET_DIR", &target_dir)
-                .env_remove("CARGO_ENCODED_RUSTFLAGS")
-                .env_remove("CARGO_MAKEFLAGS")
-                .env_remove("MAKEFLAGS")
-                .env_remove("MFLAGS"),
-        );
-        let binary = target_dir.join("release/bootctl");
-        assert!(
-            binary.is_file(),
-            "cargo build did not produce {}",
-            binary.display()
-        );
-        binary
-    })
+    BINARY.get_or_init(|| e2e::build::with_fault_injection("bootctl", true))
 }
 
 /// A node disk of three images with the given menu style, built once per style and copied
