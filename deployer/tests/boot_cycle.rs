@@ -13,13 +13,13 @@
 //!
 //! A missing tool fails the test and names `scripts/setup`.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use e2e::bootctl::{marked, static_bootctl};
+use e2e::bootctl::marked;
 use e2e::chain::{boot_chain, shown, Expect, SHOW};
-use e2e::fixture::{write_image_trees, FixtureImage};
+use e2e::deploy::{deploy_command, write_images_config, SHARED_MOUNT};
+use e2e::fixture::FixtureImage;
 use e2e::qemu::{BootOutcome, Firmware};
 use e2e::tmp::TempDir;
 use e2e::tools::require_deploy_tools;
@@ -34,7 +34,7 @@ const KERNEL_PARAMS: &str = "console=ttyS0 quiet panic=-1";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Where the partition that images share is mounted (by their fstabs).
-const COMMON: &str = "/usr/share/common";
+const COMMON: &str = SHARED_MOUNT;
 
 /// A disk-image file made by `deployer deploy`.
 struct Node {
@@ -59,56 +59,19 @@ fn deploy(
 ) -> Node {
     require_deploy_tools(TOOLS);
     let scratch = TempDir::new(label);
-    let mut entries = Vec::new();
-    let mut volumes = Vec::new();
-    write_image_trees(scratch.path(), images);
-    for image in images {
-        let root = scratch.join(&image.name);
-        entries.push(serde_json::json!({
-            "name": image.name, "image_name": image.image_name,
-            "image_uuid": image.image_uuid, "image_pull_url": root,
-            "target": "/", "boot": image.name == default
-        }));
-        volumes.push(serde_json::json!({
-            "type": "partition", "mount": "/", "size": "160", "images": [image.name],
-            "file_system": "ext4"
-        }));
-    }
-    if !shared.is_empty() {
-        volumes.push(serde_json::json!({
-            "type": "partition", "mount": COMMON, "size": "32", "images": shared,
-            "file_system": "ext4"
-        }));
-    }
-    let config = serde_json::json!({
-        "images": entries,
-        "partitions": [{
-            "type": "disk", "id": {"type": "name", "value": "vda"},
-            "size": format!("{} MiB", 240 + 160 * images.len()),
-            "volumes": volumes
-        }],
-        "partitions_policy": "clean",
-        "deploy_data": {"kernel_params": KERNEL_PARAMS}
-    });
-    let config_path = scratch.join("provision.json");
-    std::fs::write(&config_path, config.to_string()).expect("writing provision.json");
+    let config_path =
+        write_images_config(scratch.path(), images, default, shared, KERNEL_PARAMS, 240);
     let disk = scratch.join("node.img");
     let boot_info = scratch.join("boot-info.json");
 
     let started = Instant::now();
-    let mut deploy = Command::new(env!("CARGO_BIN_EXE_deployer"));
-    deploy
-        .arg("deploy")
-        .arg(&config_path)
-        .arg("--disk")
-        .arg(format!("vda={}", disk.display()))
-        .arg("--boot-info")
-        .arg(&boot_info)
-        .arg("--bootctl")
-        .arg(static_bootctl())
-        .arg("--yes")
-        .args(extra_args)
-        .stdin(Stdio::null());
+    let mut deploy = deploy_command(
+        Path::new(env!("CARGO_BIN_EXE_deployer")),
+        &config_path,
+        &disk,
+        &boot_info,
+    );
+    deploy.args(extra_args);
     let out = deploy.output().expect("running deployer");
     assert!(
         out.status.success(),

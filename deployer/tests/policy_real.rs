@@ -11,11 +11,11 @@
 //! A missing tool fails the test and names `scripts/setup`.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
-use e2e::bootctl::static_bootctl;
 use e2e::cmd::describe_output;
+use e2e::deploy::deploy_command;
 use e2e::disk::{fs_uuid, gpt_disk_file, sha256, LoopDisk, Mount};
 use e2e::fixture::{populate_image, FixtureImage};
 use e2e::qemu::{boot, expect_boot, Firmware};
@@ -29,19 +29,14 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// `deployer deploy CONFIG --disk vda=DISK --bootctl STATIC --boot-info INFO --yes`.
 fn deploy(config: &Path, disk: &Path, boot_info: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deployer"))
-        .arg("deploy")
-        .arg(config)
-        .arg("--disk")
-        .arg(format!("vda={}", disk.display()))
-        .arg("--bootctl")
-        .arg(static_bootctl())
-        .arg("--boot-info")
-        .arg(boot_info)
-        .arg("--yes")
-        .stdin(Stdio::null())
-        .output()
-        .expect("running deployer")
+    deploy_command(
+        Path::new(env!("CARGO_BIN_EXE_deployer")),
+        config,
+        disk,
+        boot_info,
+    )
+    .output()
+    .expect("running deployer")
 }
 
 /// The one-image config: alpha's `/`, a `/data` and swap that keep their data unless the

@@ -25,8 +25,9 @@ use e2e::bootctl::static_bootctl;
 use e2e::chain::{boot_chain, shown, Expect, SHOW};
 use e2e::cmd::describe_output;
 use e2e::cmd::{self, ChildGuard};
+use e2e::deploy::write_images_config;
 use e2e::disk::{sha256, LoopDisk, Mount};
-use e2e::fixture::{write_image_trees, FixtureImage};
+use e2e::fixture::FixtureImage;
 use e2e::http::serve_tls;
 use e2e::qemu::Firmware;
 use e2e::tmp::TempDir;
@@ -76,8 +77,9 @@ fn sh_quote(s: &str) -> String {
 }
 
 /// The image trees of `images` in `scratch` and a provision.json deploying each onto a
-/// `/` of its own, `default` booting by default, with `kernel_params`; a `/usr/share/common`
-/// partition that every image shares when `shared` is set. Returns the config's path.
+/// `/` of its own, `default` booting by default, with `kernel_params`; a
+/// `/usr/share/common` partition that every image shares when `shared` is set. Returns the
+/// config's path.
 fn write_config(
     scratch: &TempDir,
     images: &[&FixtureImage],
@@ -85,41 +87,9 @@ fn write_config(
     kernel_params: &str,
     shared: bool,
 ) -> PathBuf {
-    let mut entries = Vec::new();
-    let mut volumes = Vec::new();
-    write_image_trees(scratch.path(), images);
-    for image in images {
-        let root = scratch.join(&image.name);
-        entries.push(serde_json::json!({
-            "name": image.name, "image_name": image.image_name,
-            "image_uuid": image.image_uuid, "image_pull_url": root,
-            "target": "/", "boot": image.name == default
-        }));
-        volumes.push(serde_json::json!({
-            "type": "partition", "mount": "/", "size": "160", "images": [image.name],
-            "file_system": "ext4"
-        }));
-    }
-    if shared {
-        let names: Vec<&str> = images.iter().map(|i| i.name.as_str()).collect();
-        volumes.push(serde_json::json!({
-            "type": "partition", "mount": "/usr/share/common", "size": "32",
-            "images": names, "file_system": "ext4"
-        }));
-    }
-    let config = serde_json::json!({
-        "images": entries,
-        "partitions": [{
-            "type": "disk", "id": {"type": "name", "value": "vda"},
-            "size": format!("{} MiB", 280 + 160 * images.len()),
-            "volumes": volumes
-        }],
-        "partitions_policy": "clean",
-        "deploy_data": {"kernel_params": kernel_params}
-    });
-    let path = scratch.join("provision.json");
-    std::fs::write(&path, config.to_string()).expect("writing provision.json");
-    path
+    let names: Vec<&str> = images.iter().map(|i| i.name.as_str()).collect();
+    let shared = if shared { names.as_slice() } else { &[] };
+    write_images_config(scratch.path(), images, default, shared, kernel_params, 280)
 }
 
 /// The arguments of `deployer deploy CONFIG` onto `scratch/node.img`, with boot-info.json

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use e2e::bootctl::static_bootctl;
 use e2e::cmd::describe_output;
 use e2e::cmd::{self, ChildGuard};
+use e2e::deploy::deploy_command;
 use e2e::disk::{blkid, fingerprint, fstab_uuid, gpt_disk_file, sha256, LoopDisk, Mount};
 use e2e::http::HttpServer;
 use e2e::net::{free_port, wait_until_listening};
@@ -57,21 +58,16 @@ const ACL_USER: u32 = 4321;
 /// `TMPDIR` set to `tmpdir` (where the deploy's private work directory goes).
 fn deploy(config: &Path, disk: &Path, tmpdir: &Path, extra: &[&str]) -> Output {
     std::fs::create_dir_all(tmpdir).expect("creating the deploy's TMPDIR");
-    Command::new(env!("CARGO_BIN_EXE_deployer"))
-        .arg("deploy")
-        .arg(config)
-        .arg("--disk")
-        .arg(format!("vda={}", disk.display()))
-        .arg("--bootctl")
-        .arg(static_bootctl())
-        .arg("--boot-info")
-        .arg(tmpdir.with_extension("boot-info.json"))
-        .arg("--yes")
-        .args(extra)
-        .env("TMPDIR", tmpdir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running deployer")
+    deploy_command(
+        Path::new(env!("CARGO_BIN_EXE_deployer")),
+        config,
+        disk,
+        &tmpdir.with_extension("boot-info.json"),
+    )
+    .args(extra)
+    .env("TMPDIR", tmpdir)
+    .output()
+    .expect("running deployer")
 }
 
 fn run(cmd: &mut Command) -> String {

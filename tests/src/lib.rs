@@ -11,7 +11,9 @@
 //! [`manpage`] generates the man pages in `man/` and checks them, [`completion`] the shell
 //! completion scripts in `packaging/completions/`, [`schema`] checks `--json` output against
 //! the JSON Schemas in `docs/schema/`. [`http`] serves download sources on 127.0.0.1
-//! (plain HTTP that can misbehave once, and HTTPS), on ports from [`net`].
+//! (plain HTTP that can misbehave once, and HTTPS), on ports from [`net`]. [`deploy`]
+//! writes provision.json configs of fixture images and the deployer's command line;
+//! [`build`] makes the static and fault-injection builds the tests run.
 //!
 //! Helpers panic with a message that names the failing step: they are meant for tests.
 //! Every resource they acquire (loop devices, mounts, QEMU processes, temporary
@@ -22,6 +24,7 @@ pub mod build;
 pub mod chain;
 pub mod cmd;
 pub mod completion;
+pub mod deploy;
 pub mod disk;
 pub mod fixture;
 pub mod grubcfg;

@@ -1,0 +1,85 @@
+//! What the deployer's tests give `deployer deploy`: a provision.json for fixture images,
+//! and the command line that deploys one onto disk `vda`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::bootctl::static_bootctl;
+use crate::fixture::{write_image_trees, FixtureImage};
+
+/// Where [`write_images_config`] mounts the partition that images share.
+pub const SHARED_MOUNT: &str = "/usr/share/common";
+
+/// Writes the tree of every image of `images` into `dir` and `dir/provision.json`, which
+/// deploys each onto an ext4 `/` of 160 MiB of its own on disk `vda`, `default` booting
+/// by default, the images named in `shared` (if any) sharing a 32 MiB ext4 partition at
+/// [`SHARED_MOUNT`], with `kernel_params`; the disk is `spare_mib` MiB besides the roots.
+/// Returns the config's path.
+pub fn write_images_config(
+    dir: &Path,
+    images: &[&FixtureImage],
+    default: &str,
+    shared: &[&str],
+    kernel_params: &str,
+    spare_mib: usize,
+) -> PathBuf {
+    write_image_trees(dir, images);
+    let entries: Vec<serde_json::Value> = images
+        .iter()
+        .map(|image| {
+            serde_json::json!({
+                "name": image.name, "image_name": image.image_name,
+                "image_uuid": image.image_uuid, "image_pull_url": dir.join(&image.name),
+                "target": "/", "boot": image.name == default
+            })
+        })
+        .collect();
+    let mut volumes: Vec<serde_json::Value> = images
+        .iter()
+        .map(|image| {
+            serde_json::json!({
+                "type": "partition", "mount": "/", "size": "160", "images": [image.name],
+                "file_system": "ext4"
+            })
+        })
+        .collect();
+    if !shared.is_empty() {
+        volumes.push(serde_json::json!({
+            "type": "partition", "mount": SHARED_MOUNT, "size": "32", "images": shared,
+            "file_system": "ext4"
+        }));
+    }
+    let config = serde_json::json!({
+        "images": entries,
+        "partitions": [{
+            "type": "disk", "id": {"type": "name", "value": "vda"},
+            "size": format!("{} MiB", spare_mib + 160 * images.len()),
+            "volumes": volumes
+        }],
+        "partitions_policy": "clean",
+        "deploy_data": {"kernel_params": kernel_params}
+    });
+    let path = dir.join("provision.json");
+    std::fs::write(&path, config.to_string())
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    path
+}
+
+/// `DEPLOYER deploy CONFIG --disk vda=DISK --bootctl STATIC --boot-info BOOT_INFO --yes`
+/// with stdin closed, the static bootctl ([`static_bootctl`]) going into the images; a
+/// caller adds arguments or environment and runs it.
+pub fn deploy_command(deployer: &Path, config: &Path, disk: &Path, boot_info: &Path) -> Command {
+    let mut deploy = Command::new(deployer);
+    deploy
+        .arg("deploy")
+        .arg(config)
+        .arg("--disk")
+        .arg(format!("vda={}", disk.display()))
+        .arg("--bootctl")
+        .arg(static_bootctl())
+        .arg("--boot-info")
+        .arg(boot_info)
+        .arg("--yes")
+        .stdin(Stdio::null());
+    deploy
+}
