@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use e2e::bootctl::{bootctl, static_bootctl};
 use e2e::cmd::describe_output;
+use e2e::deploy::one_image_config;
 use e2e::disk::{blkid, fingerprint, fstab_uuid, gpt_disk_file, LoopDisk, Mount};
 use e2e::fixture::{populate_image, write_image_trees, FixtureImage};
 use e2e::qemu::{boot, expect_boot, Firmware};
@@ -454,19 +455,35 @@ fn a_raid_config_is_refused_and_both_disks_left_unchanged() {
     );
 }
 
+/// Writes `scratch/FILE`, a config deploying the image `solo` from `url` onto disk `vda`
+/// of `disk_size` holding `volumes`; returns its path.
+fn write_solo_config(
+    scratch: &TempDir,
+    file: &str,
+    url: &str,
+    disk_size: &str,
+    volumes: Value,
+) -> PathBuf {
+    let config = one_image_config(
+        serde_json::json!({"name": "solo", "image_pull_url": url, "target": "/"}),
+        disk_size,
+        volumes,
+    );
+    let path = scratch.join(file);
+    std::fs::write(&path, config.to_string()).expect("writing the config");
+    path
+}
+
 /// Runs deploy of a one-image config whose image comes from `url` onto `disk`.
 fn deploy_one(scratch: &TempDir, url: &str, disk: &Path, extra: &[&str]) -> Output {
-    let config = serde_json::json!({
-        "images": [{"name": "solo", "image_pull_url": url, "target": "/"}],
-        "partitions": [{
-            "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "400 MiB",
-            "volumes": [{"type": "partition", "mount": "/", "size": "100",
-                         "file_system": "ext4"}]
-        }],
-        "partitions_policy": "clean"
-    });
-    let path = scratch.join("solo.json");
-    std::fs::write(&path, config.to_string()).expect("writing the config");
+    let path = write_solo_config(
+        scratch,
+        "solo.json",
+        url,
+        "400 MiB",
+        serde_json::json!([{"type": "partition", "mount": "/", "size": "100",
+                            "file_system": "ext4"}]),
+    );
     let bootctl = scratch.join("bootctl");
     std::fs::write(&bootctl, b"#!/bin/sh\n").expect("writing a stand-in bootctl");
     deploy(&path, &[("vda", disk)], &bootctl, None, extra)
@@ -572,21 +589,14 @@ fn a_missing_program_is_refused_before_any_write() {
     let scratch = TempDir::new("deploy-path");
     let tree = scratch.join("tree");
     std::fs::create_dir(&tree).expect("creating an image tree");
-    let config = scratch.join("solo.json");
-    std::fs::write(
-        &config,
-        serde_json::json!({
-            "images": [{"name": "solo", "image_pull_url": tree, "target": "/"}],
-            "partitions": [{
-                "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "600 MiB",
-                "volumes": [{"type": "partition", "mount": "/", "size": "300",
-                             "file_system": "xfs"}]
-            }],
-            "partitions_policy": "clean"
-        })
-        .to_string(),
-    )
-    .expect("writing the config");
+    let config = write_solo_config(
+        &scratch,
+        "solo.json",
+        &tree.display().to_string(),
+        "600 MiB",
+        serde_json::json!([{"type": "partition", "mount": "/", "size": "300",
+                            "file_system": "xfs"}]),
+    );
     let disk = scratch.join("node.img");
     let out = Command::new(env!("CARGO_BIN_EXE_deployer"))
         .arg("deploy")
@@ -818,25 +828,18 @@ fn a_mount_below_an_unmountable_vfat_is_refused_before_any_write() {
     let scratch = TempDir::new("deploy-vfat-nested");
     let tree = scratch.join("tree");
     std::fs::create_dir(&tree).expect("creating an image tree");
-    let config = scratch.join("nested.json");
-    std::fs::write(
-        &config,
-        serde_json::json!({
-            "images": [{"name": "solo", "image_pull_url": tree, "target": "/"}],
-            "partitions": [{
-                "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "400 MiB",
-                "volumes": [
-                    {"type": "partition", "mount": "/", "size": "100"},
-                    {"type": "partition", "mount": "/boot/efi", "size": "40",
-                     "file_system": "vfat"},
-                    {"type": "partition", "mount": "/boot/efi/extra", "size": "40"}
-                ]
-            }],
-            "partitions_policy": "clean"
-        })
-        .to_string(),
-    )
-    .expect("writing the config");
+    let config = write_solo_config(
+        &scratch,
+        "nested.json",
+        &tree.display().to_string(),
+        "400 MiB",
+        serde_json::json!([
+            {"type": "partition", "mount": "/", "size": "100"},
+            {"type": "partition", "mount": "/boot/efi", "size": "40",
+             "file_system": "vfat"},
+            {"type": "partition", "mount": "/boot/efi/extra", "size": "40"}
+        ]),
+    );
     let disk = scratch.join("node.img");
     let out = deploy(
         &config,

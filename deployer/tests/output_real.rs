@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use e2e::cmd::describe_output;
+use e2e::deploy::one_image_config;
 use e2e::fixture::{populate_image, FixtureImage};
 use e2e::schema::check;
 use e2e::tmp::TempDir;
@@ -32,15 +33,12 @@ impl Deploy {
         let tree = scratch.join("solo");
         std::fs::create_dir(&tree).expect("creating the image tree");
         populate_image(&tree, &FixtureImage::new("solo"));
-        let config = serde_json::json!({
-            "images": [{"name": "solo", "image_pull_url": tree, "target": "/"}],
-            "partitions": [{
-                "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "400 MiB",
-                "volumes": [{"type": "partition", "mount": "/", "size": "150",
-                             "file_system": "ext4"}]
-            }],
-            "partitions_policy": "clean"
-        });
+        let config = one_image_config(
+            serde_json::json!({"name": "solo", "image_pull_url": tree, "target": "/"}),
+            "400 MiB",
+            serde_json::json!([{"type": "partition", "mount": "/", "size": "150",
+                                "file_system": "ext4"}]),
+        );
         e2e::fixture::write(
             &scratch.join("solo.json"),
             config.to_string().as_bytes(),

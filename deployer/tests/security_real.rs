@@ -25,7 +25,7 @@ use e2e::bootctl::static_bootctl;
 use e2e::chain::{boot_chain, shown, Expect, SHOW};
 use e2e::cmd::describe_output;
 use e2e::cmd::{self, ChildGuard};
-use e2e::deploy::write_images_config;
+use e2e::deploy::{one_image_config, write_images_config};
 use e2e::disk::{sha256, LoopDisk, Mount};
 use e2e::fixture::FixtureImage;
 use e2e::http::serve_tls;
@@ -90,6 +90,17 @@ fn write_config(
     let names: Vec<&str> = images.iter().map(|i| i.name.as_str()).collect();
     let shared = if shared { names.as_slice() } else { &[] };
     write_images_config(scratch.path(), images, default, shared, kernel_params, 280)
+}
+
+/// The config of the HTTPS tests: the downloaded `image` (its config entry) onto a `/` of
+/// 160 MiB on a 600 MiB disk.
+fn remote_config(image: Value) -> Value {
+    one_image_config(
+        image,
+        "600 MiB",
+        serde_json::json!([{"type": "partition", "mount": "/", "size": "160",
+                            "file_system": "ext4"}]),
+    )
 }
 
 /// The arguments of `deployer deploy CONFIG` onto `scratch/node.img`, with boot-info.json
@@ -363,17 +374,10 @@ fn an_https_source_behind_a_private_ca_deploys_with_cacert_and_only_with_it() {
     let config = scratch.join("provision.json");
     std::fs::write(
         &config,
-        serde_json::json!({
-            "images": [{"name": "remote", "target": "/",
-                        "image_pull_url": format!("https://127.0.0.1:{port}/image.tar"),
-                        "sha256": sha256}],
-            "partitions": [{
-                "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "600 MiB",
-                "volumes": [{"type": "partition", "mount": "/", "size": "160",
-                             "file_system": "ext4"}]
-            }],
-            "partitions_policy": "clean"
-        })
+        remote_config(serde_json::json!({
+            "name": "remote", "target": "/",
+            "image_pull_url": format!("https://127.0.0.1:{port}/image.tar"), "sha256": sha256
+        }))
         .to_string(),
     )
     .unwrap();
@@ -456,17 +460,8 @@ fn refused_before_writing(scratch: &TempDir, url: &str, problem: &str) {
         if with_sha {
             image["sha256"] = sha256.clone().into();
         }
-        let config = serde_json::json!({
-            "images": [image],
-            "partitions": [{
-                "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "600 MiB",
-                "volumes": [{"type": "partition", "mount": "/", "size": "160",
-                             "file_system": "ext4"}]
-            }],
-            "partitions_policy": "clean"
-        });
         let path = scratch.join(format!("provision-{with_sha}.json"));
-        std::fs::write(&path, config.to_string()).unwrap();
+        std::fs::write(&path, remote_config(image).to_string()).unwrap();
         path
     };
     let existing = scratch.join("existing.img");

@@ -83,3 +83,21 @@ pub fn deploy_command(deployer: &Path, config: &Path, disk: &Path, boot_info: &P
         .stdin(Stdio::null());
     deploy
 }
+
+/// A provision.json deploying the one image `image` (its entry in `images`) onto disk
+/// `vda` of `disk_size` (as the config writes it: `"400 MiB"`) holding `volumes`, with
+/// `partitions_policy` clean.
+pub fn one_image_config(
+    image: serde_json::Value,
+    disk_size: &str,
+    volumes: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "images": [image],
+        "partitions": [{
+            "type": "disk", "id": {"type": "name", "value": "vda"}, "size": disk_size,
+            "volumes": volumes
+        }],
+        "partitions_policy": "clean"
+    })
+}
