@@ -31,14 +31,14 @@ fn version() -> String {
 }
 
 /// Where a file in a package comes from.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Source {
     /// A file of the dist directory, byte for byte.
     Dist(&'static str),
     /// A committed man page, gzipped.
-    ManPage(&'static str),
+    ManPage(String),
     /// A committed file, byte for byte.
-    Repo(&'static str),
+    Repo(String),
     /// The Debian copyright file cargo-deb writes.
     Copyright,
 }
@@ -50,40 +50,40 @@ fn file(path: impl Into<String>, mode: u32, source: Source) -> Expected {
     (path.into(), mode, source)
 }
 
-/// What the bootctl packages hold: zsh's directory is the distribution's, and only the .deb
-/// has a copyright file.
-fn bootctl_files(zsh_dir: &str, copyright: bool) -> Vec<Expected> {
-    let mut files = vec![
-        file("/usr/sbin/bootctl", 0o755, Source::Dist("bootctl")),
+/// The committed man page `man/PAGE` (`bootctl.8`), gzipped into its section's directory.
+fn man_page(page: &str) -> Expected {
+    let section = page.rsplit('.').next().expect("a section");
+    file(
+        format!("/usr/share/man/man{section}/{page}.gz"),
+        0o644,
+        Source::ManPage(format!("man/{page}")),
+    )
+}
+
+/// The committed completion scripts of one program: bash's `bash` installed into
+/// `bash_dir`, zsh's `zsh` into the distribution's `zsh_dir`, fish's `fish` into fish's
+/// vendor directory.
+fn completions(bash_dir: &str, bash: &str, zsh_dir: &str, zsh: &str, fish: &str) -> [Expected; 3] {
+    [
+        ("bash", bash_dir, bash),
+        ("zsh", zsh_dir, zsh),
+        ("fish", "/usr/share/fish/vendor_completions.d", fish),
+    ]
+    .map(|(shell, dir, name)| {
         file(
-            "/usr/share/man/man8/bootctl.8.gz",
+            format!("{dir}/{name}"),
             0o644,
-            Source::ManPage("man/bootctl.8"),
-        ),
-        file(
-            "/usr/share/man/man5/boot-info.json.5.gz",
-            0o644,
-            Source::ManPage("man/boot-info.json.5"),
-        ),
-        file(
-            "/etc/bash_completion.d/multiboot-bootctl",
-            0o644,
-            Source::Repo("packaging/completions/bash/multiboot-bootctl"),
-        ),
-        file(
-            format!("{zsh_dir}/_multiboot_bootctl"),
-            0o644,
-            Source::Repo("packaging/completions/zsh/_multiboot_bootctl"),
-        ),
-        file(
-            "/usr/share/fish/vendor_completions.d/bootctl.fish",
-            0o644,
-            Source::Repo("packaging/completions/fish/bootctl.fish"),
-        ),
-    ];
+            Source::Repo(format!("packaging/completions/{shell}/{name}")),
+        )
+    })
+}
+
+/// `files`, and the Debian copyright file of `package` when the package has one (only the
+/// .deb does).
+fn with_copyright(mut files: Vec<Expected>, package: &str, copyright: bool) -> Vec<Expected> {
     if copyright {
         files.push(file(
-            "/usr/share/doc/multiboot-bootctl/copyright",
+            format!("/usr/share/doc/{package}/copyright"),
             0o644,
             Source::Copyright,
         ));
@@ -91,44 +91,43 @@ fn bootctl_files(zsh_dir: &str, copyright: bool) -> Vec<Expected> {
     files
 }
 
+/// What the bootctl packages hold: zsh's directory is the distribution's, and only the .deb
+/// has a copyright file.
+fn bootctl_files(zsh_dir: &str, copyright: bool) -> Vec<Expected> {
+    let mut files = vec![
+        file("/usr/sbin/bootctl", 0o755, Source::Dist("bootctl")),
+        man_page("bootctl.8"),
+        man_page("boot-info.json.5"),
+    ];
+    files.extend(completions(
+        "/etc/bash_completion.d",
+        "multiboot-bootctl",
+        zsh_dir,
+        "_multiboot_bootctl",
+        "bootctl.fish",
+    ));
+    with_copyright(files, "multiboot-bootctl", copyright)
+}
+
 /// What the deployer packages hold, as [`bootctl_files`].
 fn deployer_files(zsh_dir: &str, copyright: bool) -> Vec<Expected> {
     let mut files = vec![
         file("/usr/sbin/deployer", 0o755, Source::Dist("deployer")),
-        file(
-            "/usr/share/man/man8/deployer.8.gz",
-            0o644,
-            Source::ManPage("man/deployer.8"),
-        ),
-        file(
-            "/usr/share/bash-completion/completions/deployer",
-            0o644,
-            Source::Repo("packaging/completions/bash/deployer"),
-        ),
-        file(
-            format!("{zsh_dir}/_deployer"),
-            0o644,
-            Source::Repo("packaging/completions/zsh/_deployer"),
-        ),
-        file(
-            "/usr/share/fish/vendor_completions.d/deployer.fish",
-            0o644,
-            Source::Repo("packaging/completions/fish/deployer.fish"),
-        ),
-        file(
-            "/usr/share/doc/multiboot-deployer/examples/multi-image.json",
-            0o644,
-            Source::Repo("deployer/examples/multi-image.json"),
-        ),
+        man_page("deployer.8"),
     ];
-    if copyright {
-        files.push(file(
-            "/usr/share/doc/multiboot-deployer/copyright",
-            0o644,
-            Source::Copyright,
-        ));
-    }
-    files
+    files.extend(completions(
+        "/usr/share/bash-completion/completions",
+        "deployer",
+        zsh_dir,
+        "_deployer",
+        "deployer.fish",
+    ));
+    files.push(file(
+        "/usr/share/doc/multiboot-deployer/examples/multi-image.json",
+        0o644,
+        Source::Repo("deployer/examples/multi-image.json".to_owned()),
+    ));
+    with_copyright(files, "multiboot-deployer", copyright)
 }
 
 /// A `dist` directory of this test process's own, filled by `packaging/build` once per
