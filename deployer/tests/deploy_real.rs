@@ -474,6 +474,25 @@ fn write_solo_config(
     path
 }
 
+/// [`write_solo_config`] for an image that is the empty directory `scratch/tree`, for
+/// deploys refused before they read it.
+fn write_empty_solo_config(
+    scratch: &TempDir,
+    file: &str,
+    disk_size: &str,
+    volumes: Value,
+) -> PathBuf {
+    let tree = scratch.join("tree");
+    std::fs::create_dir(&tree).expect("creating an image tree");
+    write_solo_config(
+        scratch,
+        file,
+        &tree.display().to_string(),
+        disk_size,
+        volumes,
+    )
+}
+
 /// Runs deploy of a one-image config whose image comes from `url` onto `disk`.
 fn deploy_one(scratch: &TempDir, url: &str, disk: &Path, extra: &[&str]) -> Output {
     let path = write_solo_config(
@@ -527,6 +546,19 @@ fn sources_that_cannot_be_deployed_are_refused_before_any_write() {
     }
 }
 
+/// [`deploy_one`] of `source`, an image tree without a kernel, which must fail after
+/// partitioning (status 1) naming the missing kernel; returns its stderr.
+fn deploy_without_kernel(scratch: &TempDir, source: &Path, disk: &Path, extra: &[&str]) -> String {
+    let out = deploy_one(scratch, &source.display().to_string(), disk, extra);
+    assert_eq!(out.status.code(), Some(1), "{}", describe_output(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        stderr.contains("deploy failed: image solo: no kernel (vmlinuz-*) in /boot"),
+        "{stderr}"
+    );
+    stderr
+}
+
 #[test]
 fn without_a_terminal_deploy_needs_yes() {
     let scratch = TempDir::new("deploy-noyes");
@@ -558,26 +590,15 @@ fn a_failure_after_partitioning_wipes_the_table_and_leaves_nothing_behind() {
     std::fs::create_dir_all(source.join("boot")).expect("creating an image without a kernel");
     std::fs::write(source.join("hello"), b"hello\n").expect("writing a file");
     let disk = scratch.join("node.img");
-    let out = deploy_one(&scratch, &source.display().to_string(), &disk, &["--yes"]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe_output(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("deploy failed: image solo: no kernel (vmlinuz-*) in /boot"),
-        "{stderr}"
-    );
+    let stderr = deploy_without_kernel(&scratch, &source, &disk, &["--yes"]);
     assert!(
         stderr.contains("wiped the partition table of disk vda"),
         "{stderr}"
     );
-    let probe = Command::new("blkid")
-        .args(["-p", "-o", "export"])
-        .arg(&disk)
-        .output()
-        .expect("running blkid");
+    let probe = blkid(&disk);
     assert!(
-        !String::from_utf8_lossy(&probe.stdout).contains("PTTYPE"),
-        "a partition table survived: {}",
-        String::from_utf8_lossy(&probe.stdout)
+        !probe.contains_key("PTTYPE"),
+        "a partition table survived: {probe:?}"
     );
     // The deployer mounts in a private namespace that ends with it; its loop device
     // must be gone too.
@@ -587,12 +608,9 @@ fn a_failure_after_partitioning_wipes_the_table_and_leaves_nothing_behind() {
 #[test]
 fn a_missing_program_is_refused_before_any_write() {
     let scratch = TempDir::new("deploy-path");
-    let tree = scratch.join("tree");
-    std::fs::create_dir(&tree).expect("creating an image tree");
-    let config = write_solo_config(
+    let config = write_empty_solo_config(
         &scratch,
         "solo.json",
-        &tree.display().to_string(),
         "600 MiB",
         serde_json::json!([{"type": "partition", "mount": "/", "size": "300",
                             "file_system": "xfs"}]),
@@ -826,12 +844,9 @@ fn a_mount_below_an_unmountable_vfat_is_refused_before_any_write() {
         "this test expects a kernel that cannot mount vfat, as environment.md describes"
     );
     let scratch = TempDir::new("deploy-vfat-nested");
-    let tree = scratch.join("tree");
-    std::fs::create_dir(&tree).expect("creating an image tree");
-    let config = write_solo_config(
+    let config = write_empty_solo_config(
         &scratch,
         "nested.json",
-        &tree.display().to_string(),
         "400 MiB",
         serde_json::json!([
             {"type": "partition", "mount": "/", "size": "100"},
@@ -942,18 +957,7 @@ fn preserve_on_error_keeps_the_table_of_a_failed_deploy() {
     let source = scratch.join("solo");
     std::fs::create_dir_all(source.join("boot")).expect("creating an image without a kernel");
     let disk = scratch.join("node.img");
-    let out = deploy_one(
-        &scratch,
-        &source.display().to_string(),
-        &disk,
-        &["--yes", "--preserve-on-error"],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", describe_output(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("deploy failed: image solo: no kernel (vmlinuz-*) in /boot"),
-        "{stderr}"
-    );
+    let stderr = deploy_without_kernel(&scratch, &source, &disk, &["--yes", "--preserve-on-error"]);
     assert!(
         stderr.contains("--preserve-on-error: the disks are left as they are"),
         "{stderr}"
