@@ -537,6 +537,8 @@ struct Checker {
     /// target" would then be a guess.
     mounts_incomplete: bool,
     raids: HashMap<String, RaidFirst>,
+    /// The first raid member giving each md device name (without `/dev/`), and its mount.
+    md_names: HashMap<String, (JsonPath, String)>,
     disk_ids: HashMap<String, JsonPath>,
     guids: HashMap<String, JsonPath>,
     /// `(vg path, vg id)` of every pv with a readable `vg`.
@@ -1272,6 +1274,24 @@ impl Checker {
         let mut images = fs.images.clone();
         images.sort();
         let Some(first) = self.raids.get(&key) else {
+            if let Some(name) = name {
+                let device = name.strip_prefix("/dev/").unwrap_or(name);
+                match self.md_names.get(device) {
+                    Some((other, other_key)) => {
+                        let message = format!(
+                            "md device {} is already the array of the raid members with mount \
+                             {} ({other}): each array needs a name of its own",
+                            quote(device),
+                            quote(other_key)
+                        );
+                        self.fail(&path.key("name"), message);
+                    }
+                    None => {
+                        self.md_names
+                            .insert(device.to_string(), (path.clone(), key.clone()));
+                    }
+                }
+            }
             self.raids.insert(
                 key,
                 RaidFirst {
@@ -1916,6 +1936,33 @@ mod tests {
             ]
         );
         assert!(validate(&text.replace("/dev/md0", "md0")).is_ok());
+    }
+
+    #[test]
+    fn two_raid_arrays_cannot_share_an_md_name() {
+        // Found by fuzzing (fuzz/artifacts-kept/provision/crash-24e21ba7...): the members
+        // of "/" and of swap both named md0 were planned as two arrays /dev/md0, each
+        // with a filesystem; the second mdadm --create would fail after partitioning.
+        let text = r#"{"images": [{"name": "a", "image_pull_url": "/a", "target": "/"}],
+            "partitions": [
+              {"type": "disk", "id": {"type": "name", "value": "sda"}, "volumes": [
+                 {"type": "raid", "mount": "/", "size": "4000", "name": "md0"},
+                 {"type": "raid", "mount": "swap", "size": "1000", "name": "/dev/md0"}]},
+              {"type": "disk", "id": {"type": "name", "value": "sdb"}, "volumes": [
+                 {"type": "raid", "mount": "/", "size": "4000", "name": "md0"},
+                 {"type": "raid", "mount": "/srv", "size": "1000", "name": "md0"}]}]}"#;
+        assert_eq!(
+            errors(text),
+            [
+                r#"partitions[0].volumes[1].name: md device "md0" is already the array of the raid members with mount "/" (partitions[0].volumes[0]): each array needs a name of its own"#,
+                r#"partitions[1].volumes[1].name: md device "md0" is already the array of the raid members with mount "/" (partitions[0].volumes[0]): each array needs a name of its own"#,
+            ]
+        );
+        assert!(validate(&text.replace(r#""/dev/md0""#, r#""md1""#).replace(
+            r#""/srv", "size": "1000", "name": "md0""#,
+            r#""/srv", "size": "1000", "name": "md/srv""#
+        ))
+        .is_ok());
     }
 
     #[test]

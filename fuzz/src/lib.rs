@@ -15,21 +15,35 @@
 //! - [`grubenv`]: only a block of exactly 1024 bytes parses; a parsed block writes back to
 //!   1024 bytes that parse to the same environment; `set` and `unset` do what they say,
 //!   refuse what grub cannot store, and never leave an environment that does not round trip.
-//! - [`bootinfo`]: a parsed document writes back to JSON that parses to the same document
-//!   and writes the same text again, and the serde derives agree with it.
-//! - [`provision`]: a rejected config gives at least one error, each in one line; a valid
-//!   config keeps the promises of `deployer::config`, plans the same twice on fixed disks,
-//!   and a plan's partitions fit their disk without overlapping; its JSON and text render.
+//! - [`bootinfo`]: JSON naming a key twice in one object is refused as malformed, other
+//!   JSON never is; a parsed document writes back to JSON that says the same as the text
+//!   read, parses to the same document and writes the same text again; the serde derives
+//!   agree with it, and the deployer's `deploy --json` summary lists its elements.
+//! - [`provision`]: a rejected config gives at least one error, each in one line (a byte
+//!   order mark exactly one, naming it); a valid config keeps the promises of
+//!   `deployer::config` (and its kernel parameters hold no quote or backslash, and no
+//!   volume takes the multiboot partition's label), plans the same twice on fixed disks,
+//!   and a plan's partitions fit their disk without overlapping, its filesystems are large
+//!   enough for their mkfs, data is kept only as the policy allows, its fstabs have six
+//!   fields a line, and the UUIDs read from kept filesystems replace the planned ones
+//!   everywhere; its JSON and text render.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::ptr;
 
-use deployer::config::{DiskVolume, FsVolume, ProvisionConfig, StorageEntry};
-use deployer::plan::{self, DiskInput, Plan, SequentialIds, BACKUP_GPT_MIB, FIRST_USABLE_MIB};
+use deployer::config::{
+    DiskVolume, FileSystem, FsVolume, PartitionsPolicy, ProvisionConfig, StorageEntry,
+};
+use deployer::plan::{
+    self, Device, DiskInput, Plan, Purpose, SequentialIds, BACKUP_GPT_MIB, FIRST_USABLE_MIB,
+    MULTIBOOT_LABEL,
+};
 use deployer::render;
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
-use shared::bootinfo::BootInfo;
+use shared::bootinfo::{BootInfo, BootInfoError};
 use shared::grubcfg::{self, ItemKind, Menu, MenuItem};
 use shared::grubenv::{GrubEnv, GrubEnvError, BLOCK_SIZE};
 
@@ -385,13 +399,36 @@ fn check_env_round_trip(env: &GrubEnv) {
     }
 }
 
-/// boot-info.json: `shared::bootinfo::BootInfo::{from_json, to_json}` (input lossily UTF-8).
+/// boot-info.json: `shared::bootinfo::BootInfo::{from_json, to_json}`, and
+/// `deployer::render::deploy_json` of what it accepts (input lossily UTF-8).
 pub fn bootinfo(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
+    let repeated = serde_json::from_str::<RepeatedKey>(&text)
+        .ok()
+        .and_then(|RepeatedKey(key)| key);
     let info = match BootInfo::from_json(&text) {
         Ok(info) => info,
-        Err(err) => return check_one_line("boot-info.json", &err.to_string()),
+        Err(err) => {
+            check_one_line("boot-info.json", &err.to_string());
+            let malformed = matches!(err, BootInfoError::Syntax { .. });
+            if let Some(key) = repeated {
+                let named = format!("duplicate key {}", Value::from(key));
+                assert!(
+                    malformed && err.to_string().contains(&named),
+                    "a document with a repeated key is refused as {err:?}, not for {named}"
+                );
+            } else {
+                assert!(
+                    !malformed || serde_json::from_str::<Value>(&text).is_err(),
+                    "JSON without a repeated key is refused as malformed: {err}"
+                );
+            }
+            return;
+        }
     };
+    if let Some(key) = repeated {
+        panic!("a document naming {key:?} twice in one object is accepted");
+    }
     assert!(
         !info.multiboot_partition.is_empty(),
         "an empty multiboot_partition is accepted"
@@ -403,6 +440,12 @@ pub fn bootinfo(data: &[u8]) {
         info.elements.len()
     );
     let json = info.to_json();
+    let read: Value = serde_json::from_str(&text).expect("an accepted document is JSON");
+    let written: Value = serde_json::from_str(&json).expect("to_json is JSON");
+    assert_eq!(
+        written, read,
+        "to_json says something else than the text read"
+    );
     let again = BootInfo::from_json(&json)
         .unwrap_or_else(|err| panic!("to_json gives a document that does not parse: {err}"));
     assert_eq!(again, info, "to_json then from_json changes it");
@@ -414,8 +457,98 @@ pub fn bootinfo(data: &[u8]) {
         "the serde derive reads to_json differently"
     );
     let serialized = serde_json::to_value(&info).expect("the serde derive serialises");
-    let written: Value = serde_json::from_str(&json).expect("to_json is JSON");
     assert_eq!(serialized, written, "the serde derive writes differently");
+    check_deploy_summary(&info);
+}
+
+/// `deploy --json`'s summary of a deploy that wrote `info`: one image per element, in
+/// order, the element at `current_element` the only default, and its multiboot partition.
+fn check_deploy_summary(info: &BootInfo) {
+    let summary = render::deploy_json(0, &[], Some((Path::new("/boot-info.json"), info)));
+    let images = summary["images"].as_array().expect("images is an array");
+    assert_eq!(images.len(), info.elements.len(), "deploy summary images");
+    for (index, (image, element)) in images.iter().zip(&info.elements).enumerate() {
+        assert_eq!(image["image_name"], element.image_name.as_str());
+        assert_eq!(image["root_uuid"], element.root_uuid.as_str());
+        assert_eq!(image["grub_id"], element.grub_id);
+        assert_eq!(
+            image["default"],
+            index == info.current_element,
+            "deploy summary image {index} default"
+        );
+    }
+    assert_eq!(
+        summary["multiboot_partition"],
+        info.multiboot_partition.as_str()
+    );
+}
+
+/// A JSON document read without refusing anything, keeping the first key that an object
+/// names a second time (keys compared after unescaping), in document order: the model of
+/// what boot-info.json's strict reader must refuse.
+struct RepeatedKey(Option<String>);
+
+impl<'de> Deserialize<'de> for RepeatedKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RepeatedKeyVisitor)
+    }
+}
+
+struct RepeatedKeyVisitor;
+
+impl<'de> Visitor<'de> for RepeatedKeyVisitor {
+    type Value = RepeatedKey;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<RepeatedKey, E> {
+        Ok(RepeatedKey(None))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<RepeatedKey, E> {
+        Ok(RepeatedKey(None))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<RepeatedKey, E> {
+        Ok(RepeatedKey(None))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<RepeatedKey, E> {
+        Ok(RepeatedKey(None))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<RepeatedKey, E> {
+        Ok(RepeatedKey(None))
+    }
+
+    fn visit_unit<E>(self) -> Result<RepeatedKey, E> {
+        Ok(RepeatedKey(None))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RepeatedKey, A::Error> {
+        let mut first = None;
+        while let Some(RepeatedKey(inner)) = seq.next_element()? {
+            first = first.or(inner);
+        }
+        Ok(RepeatedKey(first))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RepeatedKey, A::Error> {
+        let mut first = None;
+        let mut keys = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if keys.contains(&key) {
+                first = first.or(Some(key));
+            } else {
+                keys.insert(key);
+            }
+            let RepeatedKey(inner) = map.next_value()?;
+            first = first.or(inner);
+        }
+        Ok(RepeatedKey(first))
+    }
 }
 
 /// provision.json: `deployer::validate`, then for a valid config `deployer::plan` on
@@ -430,9 +563,19 @@ pub fn provision(data: &[u8]) {
             for error in &errors {
                 check_one_line("provision.json", &error.to_string());
             }
+            if text.starts_with('\u{feff}') {
+                assert!(
+                    errors.len() == 1 && errors[0].to_string().contains("byte order mark"),
+                    "a text starting with a byte order mark is refused with {errors:?}"
+                );
+            }
             return;
         }
     };
+    assert!(
+        !text.starts_with('\u{feff}'),
+        "a text starting with a byte order mark is accepted"
+    );
     check_config(&config);
     serde_json::to_string(&config).expect("a valid config serialises");
     for size_bytes in DISK_SIZES {
@@ -474,7 +617,29 @@ fn check_config(config: &ProvisionConfig) {
         for image in &volume.images {
             assert!(names.contains(image.as_str()), "unknown image {image:?}");
         }
+        assert!(
+            volume.label.as_deref() != Some(MULTIBOOT_LABEL),
+            "a volume labelled {MULTIBOOT_LABEL:?}, the multiboot partition's label"
+        );
     }
+    if let Some(params) = &config.kernel_params {
+        assert!(
+            !params.contains(['"', '\'', '\\']),
+            "kernel_params {params:?} with a quote or backslash, which GRUB would escape"
+        );
+    }
+}
+
+/// Whether some volume of `config` keeps its data (`keep_data`).
+fn some_volume_keeps_data(config: &ProvisionConfig) -> bool {
+    config.partitions.iter().any(|entry| match entry {
+        StorageEntry::Disk(disk) => disk.volumes.iter().any(|volume| match volume {
+            DiskVolume::Partition(p) => p.fs.keep_data,
+            DiskVolume::Raid(r) => r.fs.keep_data,
+            _ => false,
+        }),
+        StorageEntry::VolumeGroup(vg) => vg.volumes.iter().any(|lv| lv.fs.keep_data),
+    })
 }
 
 /// Plans `config` on disks of `size_bytes` each, twice: the same result both times; its
@@ -505,6 +670,8 @@ fn check_plan(config: &ProvisionConfig, size_bytes: u64) {
         }
     };
     check_layout(&plan, size_bytes);
+    check_filesystems(config, &plan);
+    check_kept_uuids(&plan);
     let json = render::plan_json(&plan);
     assert_eq!(
         json["version"],
@@ -541,9 +708,19 @@ fn check_layout(plan: &Plan, size_bytes: u64) {
             );
         }
     }
+    let mut arrays = HashSet::new();
+    for array in &plan.raid_arrays {
+        assert!(arrays.insert(&array.name), "md array {} twice", array.name);
+    }
     let mut uuids = HashSet::new();
+    let mut devices = HashSet::new();
     for fs in &plan.filesystems {
         assert!(uuids.insert(&fs.uuid), "filesystem UUID {} twice", fs.uuid);
+        assert!(
+            devices.insert(format!("{:?}", fs.device)),
+            "two filesystems on {}",
+            fs.device
+        );
     }
     let boot = &plan.boot;
     assert!(
@@ -566,6 +743,158 @@ fn check_layout(plan: &Plan, size_bytes: u64) {
                 "image {:?} mounts {} twice",
                 image.name,
                 mount.mount_point
+            );
+        }
+    }
+}
+
+/// The smallest filesystem mkfs makes of each type, in MiB: mkfs.xfs (xfsprogs 5.19 and
+/// later) refuses anything under 300 MB; the others make filesystems of a few KiB.
+fn mkfs_minimum_mib(fs_type: FileSystem) -> u64 {
+    match fs_type {
+        FileSystem::Xfs => 300,
+        _ => 1,
+    }
+}
+
+/// The size of the block device `device` of `plan`, in MiB.
+fn device_size_mib(plan: &Plan, device: &Device) -> u64 {
+    let size = match device {
+        Device::Partition { disk, number } => plan
+            .disks
+            .iter()
+            .filter(|d| d.name == *disk)
+            .flat_map(|d| &d.partitions)
+            .find(|p| p.number == *number)
+            .map(|p| p.size_mib),
+        Device::LogicalVolume { vg, lv } => plan
+            .volume_groups
+            .iter()
+            .filter(|g| g.name == *vg)
+            .flat_map(|g| &g.logical_volumes)
+            .find(|l| l.name == *lv)
+            .map(|l| l.size_mib),
+        Device::RaidArray { name } => plan
+            .raid_arrays
+            .iter()
+            .find(|a| a.name == *name)
+            .map(|a| a.size_mib),
+    };
+    size.unwrap_or_else(|| panic!("filesystem on {device}, which the plan does not have"))
+}
+
+/// Every filesystem fits its mkfs's minimum; data is kept only from a configured volume
+/// that keeps it, never under the `clean` policy; only the multiboot partition has its
+/// label; every fstab line has its six fields.
+fn check_filesystems(config: &ProvisionConfig, plan: &Plan) {
+    assert_eq!(
+        plan.partitions_policy, config.partitions_policy,
+        "the plan's partitions policy"
+    );
+    let keeps_any = some_volume_keeps_data(config);
+    for fs in &plan.filesystems {
+        let size_mib = device_size_mib(plan, &fs.device);
+        let minimum = mkfs_minimum_mib(fs.fs_type);
+        assert!(
+            size_mib >= minimum,
+            "{} on {} of {size_mib} MiB, under mkfs's {minimum} MiB",
+            fs.fs_type.as_str(),
+            fs.device
+        );
+        if fs.keep_data {
+            assert!(
+                config.partitions_policy != PartitionsPolicy::Clean,
+                "{} keeps its data under the clean policy",
+                fs.device
+            );
+            assert!(
+                keeps_any && matches!(fs.purpose, Purpose::Volume(_)),
+                "{} keeps its data, which no volume asks for",
+                fs.device
+            );
+        }
+        assert_eq!(
+            fs.label.as_deref() == Some(MULTIBOOT_LABEL),
+            fs.purpose == Purpose::Multiboot,
+            "{} is labelled {:?}",
+            fs.device,
+            fs.label
+        );
+    }
+    for image in &plan.images {
+        for line in image.fstab.lines().filter(|line| !line.starts_with('#')) {
+            assert_eq!(
+                line.split_whitespace().count(),
+                6,
+                "image {:?}: fstab line {line:?} has not six fields",
+                image.name
+            );
+        }
+    }
+}
+
+/// What a deploy that keeps filesystems does to the plan (`Plan::with_existing`): given
+/// the plan's own GUIDs and UUIDs it changes nothing; given new UUIDs for the kept
+/// filesystems on partitions, each image's mounts, root, boot and fstab name the new UUID
+/// and never the planned one.
+fn check_kept_uuids(plan: &Plan) {
+    let own_partitions: Vec<(String, u32, String)> = plan
+        .disks
+        .iter()
+        .flat_map(|disk| {
+            disk.partitions
+                .iter()
+                .map(|p| (disk.name.clone(), p.number, p.partition_uuid.clone()))
+        })
+        .collect();
+    let own_filesystems: Vec<(Device, String)> = plan
+        .filesystems
+        .iter()
+        .map(|fs| (fs.device.clone(), fs.uuid.clone()))
+        .collect();
+    assert_eq!(
+        &plan
+            .clone()
+            .with_existing(&own_partitions, &own_filesystems),
+        plan,
+        "with_existing of the plan's own GUIDs and UUIDs changes it"
+    );
+    let kept: Vec<(Device, String, String)> = plan
+        .filesystems
+        .iter()
+        .filter(|fs| fs.keep_data && matches!(fs.device, Device::Partition { .. }))
+        .enumerate()
+        .map(|(i, fs)| {
+            let found = format!("f0f0f0f0-0000-4000-8000-{:012x}", i + 1);
+            (fs.device.clone(), fs.uuid.clone(), found)
+        })
+        .collect();
+    if kept.is_empty() {
+        return;
+    }
+    let found: Vec<(Device, String)> = kept
+        .iter()
+        .map(|(device, _, uuid)| (device.clone(), uuid.clone()))
+        .collect();
+    let after = plan.clone().with_existing(&[], &found);
+    for (device, planned, found) in &kept {
+        let fs = after.filesystems.iter().find(|fs| fs.device == *device);
+        assert_eq!(
+            fs.map(|fs| &fs.uuid),
+            Some(found),
+            "kept filesystem {device}"
+        );
+        for image in &after.images {
+            for mount in image.mounts.iter().filter(|m| m.device == *device) {
+                assert_eq!(&mount.uuid, found, "image {:?} mounts {device}", image.name);
+            }
+            for uuid in [&image.root_uuid, &image.boot_uuid].into_iter().flatten() {
+                assert_ne!(uuid, planned, "image {:?} boots {device}", image.name);
+            }
+            assert!(
+                !image.fstab.contains(&format!("UUID={planned} ")),
+                "image {:?}: fstab names {device} by its planned UUID",
+                image.name
             );
         }
     }
