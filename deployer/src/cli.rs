@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use clap_complete::engine::ValueCompleter;
 use clap_complete::{ArgValueCompleter, CompletionCandidate, PathCompleter};
+use nix::unistd::Uid;
 use serde::Serialize;
 
 use crate::apply::boot::BootloaderConfig;
@@ -181,7 +182,7 @@ const DEPLOY_HELP: &str = concat!(
     "  deployer -q deploy provision.json --disk vda=/dev/sda --yes --json --log-file deploy.log\n\n",
     "Exit status: 0 deployed, 1 a step failed (the disks' partition tables were wiped), \
      2 usage error or no confirmation possible, 3 invalid config, it does not fit the \
-     disks, or this host cannot deploy it."
+     disks, or this host cannot deploy it, 4 not run as root."
 );
 
 const PLAN_HELP: &str = concat!(
@@ -232,6 +233,8 @@ pub enum Exit {
     Usage = 2,
     /// The config has errors.
     Invalid = 3,
+    /// `deploy` was run by a user other than root.
+    NotRoot = 4,
 }
 
 impl From<Exit> for ExitCode {
@@ -271,20 +274,28 @@ pub fn run(cli: &Cli) -> ExitCode {
             log_file: _,
             json,
         } => {
-            let exit = match load_plan(config, disks, false) {
-                Ok((config_value, plan)) => {
-                    let options = DeployOptions {
-                        boot_info: boot_info.clone(),
-                        bootctl: bootctl.clone(),
-                        yes: *yes,
-                        preserve_on_error: *preserve_on_error,
-                        bootloader_config: *bootloader_config,
-                        allow_unverified_downloads: *allow_unverified_downloads,
-                        cacert: cacert.clone(),
-                    };
-                    deploy(&config_value, &plan, &options)
+            let exit = if !Uid::effective().is_root() {
+                crate::error!(
+                    "deployer: deploy must be run as root (it partitions disks and mounts \
+                     filesystems); validate and plan need no privileges"
+                );
+                Exit::NotRoot
+            } else {
+                match load_plan(config, disks, false) {
+                    Ok((config_value, plan)) => {
+                        let options = DeployOptions {
+                            boot_info: boot_info.clone(),
+                            bootctl: bootctl.clone(),
+                            yes: *yes,
+                            preserve_on_error: *preserve_on_error,
+                            bootloader_config: *bootloader_config,
+                            allow_unverified_downloads: *allow_unverified_downloads,
+                            cacert: cacert.clone(),
+                        };
+                        deploy(&config_value, &plan, &options)
+                    }
+                    Err(exit) => exit,
                 }
-                Err(exit) => exit,
             };
             let exit = if *json {
                 deploy_summary(exit, disks, boot_info)

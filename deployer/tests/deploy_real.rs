@@ -575,6 +575,58 @@ fn without_a_terminal_deploy_needs_yes() {
     assert!(!disk.exists());
 }
 
+/// A user other than root: deploy exits 4 with one line saying so and creates nothing;
+/// validate and plan of the same config work without privileges.
+#[test]
+fn deploy_as_non_root_exits_4_while_validate_and_plan_work() {
+    require_tools(&["setpriv"]);
+    let scratch = TempDir::new("deploy-non-root");
+    let config = write_empty_solo_config(
+        &scratch,
+        "solo.json",
+        "400 MiB",
+        serde_json::json!([{"type": "partition", "mount": "/", "size": "100"}]),
+    );
+    let disk = scratch.join("node.img");
+    let disk_arg = format!("vda={}", disk.display());
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_deployer"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running setpriv")
+    };
+    let config_arg = config.to_str().expect("a UTF-8 path");
+    let out = as_nobody(&[
+        "deploy",
+        config_arg,
+        "--disk",
+        &disk_arg,
+        "--bootctl",
+        config_arg,
+        "--yes",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", describe_output(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr,
+        "deployer: deploy must be run as root (it partitions disks and mounts filesystems); \
+         validate and plan need no privileges\n"
+    );
+    assert!(!disk.exists(), "the disk image was created");
+    let validate = as_nobody(&["validate", config_arg]);
+    assert_eq!(
+        validate.status.code(),
+        Some(0),
+        "{}",
+        describe_output(&validate)
+    );
+    let plan = as_nobody(&["plan", config_arg, "--disk", &disk_arg]);
+    assert_eq!(plan.status.code(), Some(0), "{}", describe_output(&plan));
+}
+
 #[test]
 fn a_failure_after_partitioning_wipes_the_table_and_leaves_nothing_behind() {
     require_tools(&[
