@@ -26,8 +26,8 @@ use e2e::chain::{boot_chain, shown, Expect, SHOW};
 use e2e::cmd::describe_output;
 use e2e::cmd::{self, ChildGuard};
 use e2e::deploy::{one_image_config, write_images_config};
-use e2e::disk::{sha256, LoopDisk, Mount};
-use e2e::fixture::FixtureImage;
+use e2e::disk::{sha256, LoopDisk, Mount, MountedPartition};
+use e2e::fixture::{write_image_trees, FixtureImage};
 use e2e::http::serve_tls;
 use e2e::qemu::Firmware;
 use e2e::tmp::TempDir;
@@ -607,6 +607,85 @@ fn missing_flags(seen: &BTreeMap<String, Vec<String>>) -> Vec<String> {
             (!missing.is_empty()).then(|| format!("{point} lacks {missing:?}: {options:?}"))
         })
         .collect()
+}
+
+/// Links in an image's tree lead inside the image, never to the host. The image's
+/// /usr/sbin is an absolute link to /usr/bin (the /usr/sbin merge) where another program's
+/// bootctl lives, and its /etc/multiboot an absolute link to /var/lib/multiboot: the
+/// deployer's bootctl and boot-info.json land in the image's /usr/bin and
+/// /var/lib/multiboot, one line says what bootctl replaced, and the host's /usr/bin/bootctl
+/// and /var/lib/multiboot are as they were.
+#[test]
+fn links_in_an_image_lead_inside_it_never_to_the_host() {
+    use std::os::unix::fs::symlink;
+    require_deploy_tools(&[]);
+    let scratch = TempDir::new("security-links");
+    let alpha = FixtureImage::new("alpha")
+        .file("usr/bin/bootctl", "#!/bin/sh\necho systemd-boot\n", 0o755)
+        .file("var/lib/multiboot/README", "kept by the image\n", 0o644);
+    write_image_trees(scratch.path(), &[&alpha]);
+    let tree = scratch.join("alpha");
+    std::fs::remove_dir_all(tree.join("usr/sbin")).expect("removing the image's /usr/sbin");
+    symlink("/usr/bin", tree.join("usr/sbin")).expect("linking /usr/sbin");
+    symlink("/var/lib/multiboot", tree.join("etc/multiboot")).expect("linking /etc/multiboot");
+    let host_bootctl = || std::fs::read("/usr/bin/bootctl").ok();
+    let host_var = || std::fs::symlink_metadata("/var/lib/multiboot").is_ok();
+    let (bootctl_before, var_before) = (host_bootctl(), host_var());
+    let config = scratch.join("provision.json");
+    let text = one_image_config(
+        serde_json::json!({"name": "alpha", "image_pull_url": tree, "target": "/"}),
+        "400 MiB",
+        serde_json::json!([{"type": "partition", "mount": "/", "size": "160",
+                            "file_system": "ext4"}]),
+    );
+    std::fs::write(&config, text.to_string()).expect("writing provision.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .args(deploy_args(&config, &scratch))
+        .stdin(Stdio::null())
+        .output()
+        .expect("running deployer");
+    assert!(out.status.success(), "deploy: {}", describe_output(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "deployer: image alpha: /usr/sbin/bootctl (/usr/bin/bootctl there) is another \
+             program, such as systemd's bootctl where /usr/sbin is /usr/bin; replaced by \
+             multiboot's bootctl"
+        ),
+        "{}",
+        describe_output(&out)
+    );
+    assert_eq!(
+        host_bootctl(),
+        bootctl_before,
+        "the host's /usr/bin/bootctl"
+    );
+    assert_eq!(host_var(), var_before, "the host's /var/lib/multiboot");
+
+    let root = MountedPartition::new(
+        &scratch.join("node.img"),
+        MULTIBOOT_PARTITION + 1,
+        &scratch.join("root"),
+        true,
+    );
+    let image = root.path();
+    assert_eq!(
+        std::fs::read(image.join("usr/bin/bootctl")).expect("the image's /usr/bin/bootctl"),
+        std::fs::read(static_bootctl()).expect("the static bootctl"),
+    );
+    assert_eq!(
+        std::fs::read_link(image.join("usr/sbin")).expect("/usr/sbin is still a link"),
+        Path::new("/usr/bin")
+    );
+    assert_eq!(
+        std::fs::read_link(image.join("etc/multiboot")).expect("/etc/multiboot is still a link"),
+        Path::new("/var/lib/multiboot")
+    );
+    let info = read_json(&image.join("var/lib/multiboot/boot-info.json"));
+    assert_eq!(info["elements"][0]["name"], "alpha");
+    assert_eq!(
+        std::fs::read_to_string(image.join("var/lib/multiboot/README")).expect("README"),
+        "kept by the image\n"
+    );
 }
 
 #[test]

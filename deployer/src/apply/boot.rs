@@ -23,7 +23,7 @@ use shared::grubenv::GrubEnv;
 use shared::mount::{Mount, MountOptions};
 
 use crate::apply::disk::AttachedDisks;
-use crate::apply::image::{DeployedImage, MountedImage};
+use crate::apply::image::{file_in_image, DeployedImage, MountedImage};
 use crate::apply::osprober::{os_prober_menu, OsProberImage};
 use crate::apply::runner::run;
 use crate::config::ProvisionConfig;
@@ -321,10 +321,8 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
             inputs.disks,
             inputs.work,
         )?;
-        let path = mounted.root().join(IMAGE_BOOT_INFO_PATH);
-        let dir = path.parent().expect("boot-info.json has a directory");
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("image {}: creating /etc/multiboot", image.name))?;
+        let path = file_in_image(mounted.root(), Path::new(IMAGE_BOOT_INFO_PATH))
+            .with_context(|| format!("image {}: write /{IMAGE_BOOT_INFO_PATH}", image.name))?;
         fault::step("boot-info:image")?;
         replace_file(&path, info_json.as_bytes(), 0o644)
             .with_context(|| format!("image {}: write /{IMAGE_BOOT_INFO_PATH}", image.name))?;

@@ -22,6 +22,7 @@ use shared::atomic::replace_file;
 use shared::fault;
 use shared::mount::{Mount, MountOptions};
 
+use crate::apply::boot::IMAGE_BOOT_INFO_PATH;
 use crate::apply::copy::copy_tree;
 use crate::apply::disk::AttachedDisks;
 use crate::apply::fsimage;
@@ -317,15 +318,22 @@ pub fn deploy_image(
     mounted.fill_vfat(name, shared)?;
 
     fault::step("image:fstab")?;
-    let etc = root.join("etc");
-    std::fs::create_dir_all(&etc).with_context(|| format!("image {name}: creating /etc"))?;
-    replace_file(&etc.join("fstab"), image.fstab.as_bytes(), 0o644)
+    let fstab = file_in_image(&root, Path::new("etc/fstab"))
         .with_context(|| format!("image {name}: writing /etc/fstab"))?;
-    let bootctl_path = root.join(BOOTCTL_PATH);
-    let sbin = bootctl_path
-        .parent()
-        .expect("bootctl's path has a directory");
-    std::fs::create_dir_all(sbin).with_context(|| format!("image {name}: creating /usr/sbin"))?;
+    replace_file(&fstab, image.fstab.as_bytes(), 0o644)
+        .with_context(|| format!("image {name}: writing /etc/fstab"))?;
+    let bootctl_path = file_in_image(&root, Path::new(BOOTCTL_PATH))
+        .with_context(|| format!("image {name}: installing /{BOOTCTL_PATH}"))?;
+    if holds_another_program(&bootctl_path) {
+        eprintln!(
+            "deployer: image {name}: /{BOOTCTL_PATH} (/{} there) is another program, such \
+             as systemd's bootctl where /usr/sbin is /usr/bin; replaced by multiboot's bootctl",
+            bootctl_path
+                .strip_prefix(&root)
+                .unwrap_or(&bootctl_path)
+                .display()
+        );
+    }
     replace_file(&bootctl_path, bootctl, 0o755)
         .with_context(|| format!("image {name}: installing /{BOOTCTL_PATH}"))?;
 
@@ -673,6 +681,46 @@ pub fn resolve_in(root: &Path, rel: &Path, follow_last: bool) -> Option<PathBuf>
         }
     }
     Some(at)
+}
+
+/// Where to write the file `rel` (such as `etc/fstab`) into the image whose root is
+/// mounted at `root`, as the image itself sees that path: the symlinks among its
+/// directories are followed inside `root` (an absolute link names the image's own path,
+/// never the host's), missing directories are created, and a symlink in the file's own
+/// place is left to be replaced, not followed.
+pub fn file_in_image(root: &Path, rel: &Path) -> anyhow::Result<PathBuf> {
+    let name = rel.file_name().context("not a file path")?;
+    let mut dir = PathBuf::new();
+    for part in rel.parent().into_iter().flat_map(Path::components) {
+        let next = dir.join(part);
+        if std::fs::symlink_metadata(root.join(&next)).is_err() {
+            std::fs::create_dir(root.join(&next))
+                .with_context(|| format!("creating /{}", next.display()))?;
+            dir = next;
+            continue;
+        }
+        dir = resolve_in(root, &next, true)
+            .filter(|resolved| root.join(resolved).is_dir())
+            .with_context(|| {
+                format!(
+                    "/{} is not a directory, nor a symlink to one inside the image",
+                    next.display()
+                )
+            })?;
+    }
+    Ok(root.join(dir).join(name))
+}
+
+/// Whether `path` is a file that is not a multiboot bootctl of any version (every one
+/// reads `/etc/multiboot/boot-info.json`): in an image whose /usr/sbin is a link to
+/// /usr/bin, systemd's bootctl.
+fn holds_another_program(path: &Path) -> bool {
+    let marker = format!("/{IMAGE_BOOT_INFO_PATH}");
+    std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_file())
+        && std::fs::read(path).is_ok_and(|old| {
+            !old.windows(marker.len())
+                .any(|window| window == marker.as_bytes())
+        })
 }
 
 /// Pushes the components of `path` onto `pending` so that the first is popped first:
@@ -1181,5 +1229,58 @@ mod tests {
             ]
             .map(OsString::from)
         );
+    }
+
+    #[test]
+    fn files_are_written_where_the_image_sees_them_never_on_the_host() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path();
+        let root = host.join("root");
+        std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+        std::fs::create_dir_all(host.join("usr/bin")).unwrap();
+        std::fs::create_dir_all(host.join("host-etc")).unwrap();
+        // /usr/sbin merged into /usr/bin, by an absolute link: the image's /usr/bin.
+        symlink("/usr/bin", root.join("usr/sbin")).unwrap();
+        let at = |rel: &str| file_in_image(&root, Path::new(rel)).map_err(|e| e.to_string());
+        assert_eq!(at("usr/sbin/bootctl"), Ok(root.join("usr/bin/bootctl")));
+        // Missing directories are made inside the image.
+        assert_eq!(
+            at("etc/multiboot/boot-info.json"),
+            Ok(root.join("etc/multiboot/boot-info.json"))
+        );
+        assert!(root.join("etc/multiboot").is_dir());
+        // A link to a host directory by its absolute path is the image's path, which it
+        // lacks: refused, nothing made on the host or in the image.
+        std::fs::remove_dir_all(root.join("etc")).unwrap();
+        let host_etc = host.join("host-etc");
+        symlink(&host_etc, root.join("etc")).unwrap();
+        assert_eq!(
+            at("etc/fstab"),
+            Err("/etc is not a directory, nor a symlink to one inside the image".to_owned())
+        );
+        assert_eq!(std::fs::read_dir(&host_etc).unwrap().count(), 0);
+        // Climbing out with .. stops at the image's root.
+        std::fs::remove_file(root.join("etc")).unwrap();
+        symlink("../../../..", root.join("etc")).unwrap();
+        assert_eq!(at("etc/fstab"), Ok(root.join("fstab")));
+        // A file where a directory must be.
+        std::fs::remove_file(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc"), b"").unwrap();
+        assert_eq!(
+            at("etc/fstab"),
+            Err("/etc is not a directory, nor a symlink to one inside the image".to_owned())
+        );
+    }
+
+    #[test]
+    fn another_program_in_bootctls_place_is_told_from_any_multiboot_bootctl() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bootctl");
+        assert!(!holds_another_program(&path), "nothing there");
+        std::fs::write(&path, b"\x7fELF systemd-boot tool").unwrap();
+        assert!(holds_another_program(&path));
+        std::fs::write(&path, b"\x7fELF ... /etc/multiboot/boot-info.json ...").unwrap();
+        assert!(!holds_another_program(&path), "an older multiboot bootctl");
     }
 }
