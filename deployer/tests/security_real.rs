@@ -688,6 +688,70 @@ fn links_in_an_image_lead_inside_it_never_to_the_host() {
     );
 }
 
+/// An image (a tar archive) that has a symlink to a host directory where its vfat
+/// filesystem goes (vfat is filled through mtools here, from what the extraction left at
+/// the mount point): the deploy fails naming the mount point, and the host directory keeps
+/// its files.
+#[test]
+fn a_symlink_at_a_vfat_mount_point_never_empties_the_host_directory_it_names() {
+    use std::os::unix::fs::symlink;
+    require_deploy_tools(&["mdir"]);
+    let scratch = TempDir::new("security-vfat-link");
+    let host_dir = scratch.join("host-dir");
+    std::fs::create_dir(&host_dir).expect("creating the host directory");
+    std::fs::write(host_dir.join("precious.txt"), "the host's\n").expect("writing a host file");
+    let alpha = FixtureImage::new("alpha");
+    write_image_trees(scratch.path(), &[&alpha]);
+    let tree = scratch.join("alpha");
+    std::fs::create_dir_all(tree.join("usr/share")).expect("creating /usr/share");
+    symlink(&host_dir, tree.join("usr/share/fat")).expect("linking /usr/share/fat");
+    // A tar archive: the directory copy refuses a symlink over a directory by itself.
+    let tarball = scratch.join("alpha.tar");
+    cmd::run(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&tree)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg("."),
+    );
+    let config = scratch.join("provision.json");
+    let text = one_image_config(
+        serde_json::json!({"name": "alpha", "image_pull_url": tarball, "target": "/"}),
+        "400 MiB",
+        serde_json::json!([
+            {"type": "partition", "mount": "/", "size": "160", "file_system": "ext4"},
+            {"type": "partition", "mount": "/usr/share/fat", "size": "40",
+             "file_system": "vfat"}
+        ]),
+    );
+    std::fs::write(&config, text.to_string()).expect("writing provision.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .args(deploy_args(&config, &scratch))
+        .stdin(Stdio::null())
+        .output()
+        .expect("running deployer");
+    assert_eq!(out.status.code(), Some(1), "{}", describe_output(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "image alpha: /usr/share/fat, where its vfat filesystem goes, is not a directory \
+             in the image (a symlink?)"
+        ),
+        "{}",
+        describe_output(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("precious.txt")).expect("the host file"),
+        "the host's\n"
+    );
+    assert_eq!(
+        std::fs::read_dir(&host_dir)
+            .expect("the host directory")
+            .count(),
+        1
+    );
+}
+
 #[test]
 fn every_mount_of_a_deploy_and_of_bootctl_is_nosuid_nodev_noexec() {
     require_deploy_tools(&[]);

@@ -176,6 +176,14 @@ impl MountedImage {
     pub fn fill_vfat(&self, image: &str, shared: &[String]) -> anyhow::Result<()> {
         for (mount_point, node) in &self.vfat_by_mtools {
             let staged_dir = self.root().join(mount_point.trim_start_matches('/'));
+            // The image's copy may have put a symlink there: followed, it would move the
+            // files of whatever it names, on the host, onto the vfat filesystem.
+            if !std::fs::symlink_metadata(&staged_dir).is_ok_and(|meta| meta.is_dir()) {
+                bail!(
+                    "image {image}: {mount_point}, where its vfat filesystem goes, is not a \
+                     directory in the image (a symlink?)"
+                );
+            }
             let mut entries: Vec<PathBuf> = std::fs::read_dir(&staged_dir)
                 .and_then(|dir| dir.map(|entry| entry.map(|e| e.path())).collect())
                 .with_context(|| format!("image {image}: reading {}", staged_dir.display()))?;
