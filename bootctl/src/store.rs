@@ -52,10 +52,41 @@ impl BootDir {
                     ),
                 )
             })?;
-        Ok(BootDir {
+        let dir = BootDir {
             root: root.to_owned(),
             grub_dir,
-        })
+        };
+        dir.check_inside()?;
+        Ok(dir)
+    }
+
+    /// The grub directory and the boot files must resolve inside the tree: a symlink that
+    /// leads out of it (to the running system's files, once the partition is mounted)
+    /// would have `switch` write there.
+    fn check_inside(&self) -> anyhow::Result<()> {
+        let root = fs::canonicalize(&self.root)
+            .with_context(|| format!("reading {}", self.root.display()))?;
+        for path in [
+            self.grub_dir.clone(),
+            self.grub_cfg(),
+            self.grubenv(),
+            self.boot_info(),
+        ] {
+            if let Ok(real) = fs::canonicalize(&path) {
+                if !real.starts_with(&root) {
+                    return Err(fail(
+                        Code::Config,
+                        format!(
+                            "{}: a symlink that leads out of {} (to {})",
+                            path.display(),
+                            self.root.display(),
+                            real.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn grub_cfg(&self) -> PathBuf {

@@ -4,7 +4,7 @@
 //! every failure nothing on the partition changes.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -198,6 +198,53 @@ fn switch_as_non_root_exits_5_while_list_works() {
         list.stderr
     );
     assert_eq!(snapshot_tree(tree.path()), before);
+}
+
+/// A multiboot tree whose grub directory, or one of whose boot files, is a symlink out of
+/// the tree (to the running system's files once mounted): refused with exit 6 naming it,
+/// for list and for switch, and nothing written on either side of the link.
+#[test]
+fn boot_files_that_lead_out_of_the_tree_are_refused() {
+    let outside = TempDir::new("host-outside");
+    fs::create_dir_all(outside.join("grub")).unwrap();
+    fs::write(outside.join("grub/grub.cfg"), TWO_ENTRIES).unwrap();
+    let info = serde_json::json!({
+        "elements": [{"grub_id": 0, "image_name": "a", "os_id": "fixture", "image_uuid": "",
+                      "boot_name": "A", "root_uuid": "2abf123d-d52f-4f62-a351-7358221bc51f"}],
+        "current_element": 0,
+        "multiboot_partition": "5d8a7b63-4c1e-4f8e-9a55-0c3a1b2d4e6f"
+    });
+    fs::write(outside.join("boot-info.json"), info.to_string()).unwrap();
+    let links: [(&str, PathBuf); 3] = [
+        ("boot/grub", outside.join("grub")),
+        (GRUB_CFG_PATH, outside.join("grub/grub.cfg")),
+        ("boot-info.json", outside.join("boot-info.json")),
+    ];
+    for (link, target) in links {
+        let tree = boot_tree("host-link-out", TWO_ENTRIES);
+        let at = tree.join(link);
+        if at.is_dir() {
+            fs::remove_dir_all(&at).unwrap();
+        } else if at.exists() {
+            fs::remove_file(&at).unwrap();
+        }
+        std::os::unix::fs::symlink(&target, &at).unwrap();
+        let (tree_before, outside_before) =
+            (snapshot_tree(tree.path()), snapshot_tree(outside.path()));
+        for args in [&["list"][..], &["switch", "b"]] {
+            let run = run_in(&tree, args);
+            assert_eq!(run.code, 6, "{link} {args:?}: {}", run.stderr);
+            assert!(
+                run.stderr
+                    .contains(&format!("{link}: a symlink that leads out of")),
+                "{link} {args:?}: {}",
+                run.stderr
+            );
+            assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        }
+        assert_eq!(snapshot_tree(tree.path()), tree_before, "{link}");
+        assert_eq!(snapshot_tree(outside.path()), outside_before, "{link}");
+    }
 }
 
 /// A multiboot tree with something broken: its grub.cfg, and optionally one more file.
