@@ -609,6 +609,23 @@ fn missing_flags(seen: &BTreeMap<String, Vec<String>>) -> Vec<String> {
         .collect()
 }
 
+/// Deploys the one image alpha from `source` onto `volumes` of a 400 MiB disk
+/// `scratch/node.img` (as [`deploy_args`] says).
+fn deploy_alpha(scratch: &TempDir, source: &Path, volumes: Value) -> Output {
+    let config = scratch.join("provision.json");
+    let text = one_image_config(
+        serde_json::json!({"name": "alpha", "image_pull_url": source, "target": "/"}),
+        "400 MiB",
+        volumes,
+    );
+    std::fs::write(&config, text.to_string()).expect("writing provision.json");
+    Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .args(deploy_args(&config, scratch))
+        .stdin(Stdio::null())
+        .output()
+        .expect("running deployer")
+}
+
 /// Links in an image's tree lead inside the image, never to the host. The image's
 /// /usr/sbin is an absolute link to /usr/bin (the /usr/sbin merge) where another program's
 /// bootctl lives, and its /etc/multiboot an absolute link to /var/lib/multiboot: the
@@ -631,19 +648,12 @@ fn links_in_an_image_lead_inside_it_never_to_the_host() {
     let host_bootctl = || std::fs::read("/usr/bin/bootctl").ok();
     let host_var = || std::fs::symlink_metadata("/var/lib/multiboot").is_ok();
     let (bootctl_before, var_before) = (host_bootctl(), host_var());
-    let config = scratch.join("provision.json");
-    let text = one_image_config(
-        serde_json::json!({"name": "alpha", "image_pull_url": tree, "target": "/"}),
-        "400 MiB",
+    let out = deploy_alpha(
+        &scratch,
+        &tree,
         serde_json::json!([{"type": "partition", "mount": "/", "size": "160",
                             "file_system": "ext4"}]),
     );
-    std::fs::write(&config, text.to_string()).expect("writing provision.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_deployer"))
-        .args(deploy_args(&config, &scratch))
-        .stdin(Stdio::null())
-        .output()
-        .expect("running deployer");
     assert!(out.status.success(), "deploy: {}", describe_output(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(
@@ -715,22 +725,15 @@ fn a_symlink_at_a_vfat_mount_point_never_empties_the_host_directory_it_names() {
             .arg(&tarball)
             .arg("."),
     );
-    let config = scratch.join("provision.json");
-    let text = one_image_config(
-        serde_json::json!({"name": "alpha", "image_pull_url": tarball, "target": "/"}),
-        "400 MiB",
+    let out = deploy_alpha(
+        &scratch,
+        &tarball,
         serde_json::json!([
             {"type": "partition", "mount": "/", "size": "160", "file_system": "ext4"},
             {"type": "partition", "mount": "/usr/share/fat", "size": "40",
              "file_system": "vfat"}
         ]),
     );
-    std::fs::write(&config, text.to_string()).expect("writing provision.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_deployer"))
-        .args(deploy_args(&config, &scratch))
-        .stdin(Stdio::null())
-        .output()
-        .expect("running deployer");
     assert_eq!(out.status.code(), Some(1), "{}", describe_output(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(
