@@ -1,7 +1,7 @@
 //! Finding block devices and the filesystems on them without udev or libblkid.
 //!
 //! Everything here reads the kernel's own views (`/proc/partitions`, `/proc/self/mountinfo`,
-//! `/sys/dev/block`) and the first 64 KiB of devices, so it works the same on a full system, in
+//! `/sys/dev/block`) and the first few KiB of devices, so it works the same on a full system, in
 //! a provisioning ramdisk and in a static busybox guest.
 
 use std::ffi::OsString;
@@ -13,8 +13,11 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{major, minor};
 
-/// How many bytes of a device [`probe`] reads: enough for every superblock it knows.
+/// How many bytes of a device [`probe`] reads at most: enough for every superblock it knows.
 pub const PROBE_BYTES: usize = 64 * 1024;
+/// What [`probe`] reads first: every superblock it knows lies in the first 4 KiB, except the
+/// signature of swap space made on a machine with pages larger than 4 KiB.
+const FIRST_READ: usize = 4096;
 
 /// A filesystem identified from its superblock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,24 +30,39 @@ pub struct FsInfo {
     pub label: Option<String>,
 }
 
-/// Reads the first 64 KiB of a block device or image file and identifies the filesystem on it.
+/// Reads the first bytes of a block device or image file and identifies the filesystem on
+/// it: 4 KiB, and up to 64 KiB only when they hold a swap header whose signature ends a
+/// larger page. This runs for every device bootctl passes on its way to the multiboot
+/// partition, and each read of a device whose last user closed it goes to the disk.
 pub fn probe(dev: &Path) -> io::Result<Option<FsInfo>> {
     let mut file =
         File::open(dev).map_err(|e| with_context(e, format!("opening {}", dev.display())))?;
-    // One read of the whole window (a device answers it in one go), not read_to_end's
-    // growing buffer of four: this runs for every device on every bootctl start.
     let mut head = vec![0u8; PROBE_BYTES];
+    let mut filled = read_into(&mut file, &mut head[..FIRST_READ])
+        .map_err(|e| with_context(e, format!("reading {}", dev.display())))?;
+    if let Some(info) = probe_bytes(&head[..filled]) {
+        return Ok(Some(info));
+    }
+    if filled < FIRST_READ || !swap_header_version(&head) {
+        return Ok(None);
+    }
+    filled += read_into(&mut file, &mut head[FIRST_READ..])
+        .map_err(|e| with_context(e, format!("reading {}", dev.display())))?;
+    Ok(probe_bytes(&head[..filled]))
+}
+
+/// Fills `buf` from `file` as far as the file goes; returns how many bytes were read.
+fn read_into(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
-    while filled < head.len() {
-        match file.read(&mut head[filled..]) {
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(with_context(e, format!("reading {}", dev.display()))),
+            Err(e) => return Err(e),
         }
     }
-    head.truncate(filled);
-    Ok(probe_bytes(&head))
+    Ok(filled)
 }
 
 /// Identifies the filesystem whose first bytes are `head` (ext2/3/4, xfs, swap, vfat).
@@ -117,9 +135,7 @@ fn probe_swap(head: &[u8]) -> Option<FsInfo> {
     if !found {
         return None;
     }
-    // Header after 1024 boot bytes: version, last_page, nr_badpages, uuid[16], volume_name[16].
-    let version = le32(head, 1024)?;
-    if version != 1 && version != 1u32.swap_bytes() {
+    if !swap_header_version(head) {
         return None;
     }
     Some(FsInfo {
@@ -127,6 +143,12 @@ fn probe_swap(head: &[u8]) -> Option<FsInfo> {
         uuid: uuid_at(head, 1024 + 12),
         label: label_at(head, 1024 + 28, 16),
     })
+}
+
+/// Whether the swap header after the 1024 boot bytes (version, last_page, nr_badpages,
+/// uuid[16], volume_name[16]) has version 1, in either byte order.
+fn swap_header_version(head: &[u8]) -> bool {
+    le32(head, 1024).is_some_and(|version| version == 1 || version == 1u32.swap_bytes())
 }
 
 fn probe_vfat(head: &[u8]) -> Option<FsInfo> {
@@ -256,15 +278,47 @@ fn parse_proc_partitions(text: &str) -> Vec<(u32, PathBuf)> {
 }
 
 /// Every device of `/proc/partitions` that can be read, with the filesystem found on it,
-/// probed lazily in the kernel's order; floppies and CD-ROMs are skipped.
+/// probed lazily: partitions and disks without partitions in the kernel's order, then the
+/// disks that hold partitions (a partition table, seldom a filesystem); floppies and
+/// CD-ROMs are skipped.
 fn probe_all() -> io::Result<impl Iterator<Item = (PathBuf, FsInfo)>> {
-    Ok(read_proc_partitions()?
+    let devices: Vec<PathBuf> = read_proc_partitions()?
         .into_iter()
         .filter(|(major, _)| !REMOVABLE_MAJORS.contains(major))
-        .filter_map(|(_, dev)| match probe(&dev) {
+        .map(|(_, dev)| dev)
+        .collect();
+    Ok(partitioned_disks_last(devices)
+        .into_iter()
+        .filter_map(|dev| match probe(&dev) {
             Ok(Some(info)) => Some((dev, info)),
             _ => None,
         }))
+}
+
+/// `devices` with every disk that has a partition among them moved to the end, the order
+/// otherwise kept. A partition is named by the kernel's rule: the disk's name and the
+/// partition number, with a `p` between them when the disk's name ends in a digit (`sda1`,
+/// `loop0p1`, `nvme0n1p1`; `loop10` is no partition of `loop1`).
+fn partitioned_disks_last(devices: Vec<PathBuf>) -> Vec<PathBuf> {
+    let name = |dev: &Path| dev.to_string_lossy().into_owned();
+    let names: Vec<String> = devices.iter().map(|dev| name(dev)).collect();
+    let has_partitions = |disk: &str| {
+        let number_after = if disk.ends_with(|c: char| c.is_ascii_digit()) {
+            "p"
+        } else {
+            ""
+        };
+        names.iter().any(|other| {
+            other
+                .strip_prefix(disk)
+                .and_then(|rest| rest.strip_prefix(number_after))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+        })
+    };
+    let (disks, rest): (Vec<PathBuf>, Vec<PathBuf>) = devices
+        .into_iter()
+        .partition(|dev| has_partitions(&name(dev)));
+    rest.into_iter().chain(disks).collect()
 }
 
 /// Finds a filesystem by UUID (case-insensitive): through `/dev/disk/by-uuid` when udev made it
@@ -593,6 +647,81 @@ mod tests {
                 (104, PathBuf::from("/dev/cciss/c0d0")),
                 (2, PathBuf::from("/dev/fd0")),
             ]
+        );
+    }
+
+    #[test]
+    fn disks_holding_partitions_are_probed_after_every_partition() {
+        let devices = |names: &[&str]| -> Vec<PathBuf> {
+            names
+                .iter()
+                .map(|n| PathBuf::from(format!("/dev/{n}")))
+                .collect()
+        };
+        assert_eq!(
+            partitioned_disks_last(devices(&[
+                "sda",
+                "sda1",
+                "sda2",
+                "sdb",
+                "loop0",
+                "loop0p1",
+                "loop1",
+                "loop10",
+                "nvme0n1",
+                "nvme0n1p1",
+                "mmcblk0",
+                "cciss/c0d0",
+                "cciss/c0d0p1",
+                "vda",
+            ])),
+            devices(&[
+                "sda1",
+                "sda2",
+                "sdb",
+                "loop0p1",
+                "loop1",
+                "loop10",
+                "nvme0n1p1",
+                "mmcblk0",
+                "cciss/c0d0p1",
+                "vda",
+                "sda",
+                "loop0",
+                "nvme0n1",
+                "cciss/c0d0",
+            ])
+        );
+    }
+
+    /// A file holding `head` followed by zeros up to `len` bytes.
+    fn image_file(head: &[u8], len: usize) -> tempfile::NamedTempFile {
+        let mut bytes = head.to_vec();
+        bytes.resize(len.max(head.len()), 0);
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, &bytes).unwrap();
+        file
+    }
+
+    #[test]
+    fn probe_reads_past_4_kib_only_for_swap_of_larger_pages() {
+        let swap_info = info("swap", Some(UUID_TEXT), Some("swap0"));
+        for page in [4096, 16384, 65536] {
+            let file = image_file(&swap(page), 1 << 20);
+            assert_eq!(probe(file.path()).unwrap(), swap_info, "page {page}");
+        }
+        let ext4 = image_file(&ext(0x003c, 0x02c2, 0x046b), 1 << 20);
+        assert_eq!(probe(ext4.path()).unwrap().unwrap().fstype, "ext4");
+        let mut not_swap = swap(65536);
+        put(&mut not_swap, 1024, &2u32.to_le_bytes());
+        assert_eq!(probe(image_file(&not_swap, 1 << 20).path()).unwrap(), None);
+        assert_eq!(probe(image_file(&[], 100).path()).unwrap(), None);
+        assert_eq!(
+            probe(image_file(&fat(true), 512).path())
+                .unwrap()
+                .unwrap()
+                .fstype,
+            "vfat"
         );
     }
 
