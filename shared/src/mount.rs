@@ -1,7 +1,10 @@
-//! Mount guards and a private mount namespace.
+//! Mount guards: mounts on a directory, detached mounts, and a private mount namespace.
 
+use std::ffi::{CStr, CString};
 use std::fs::DirBuilder;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -143,6 +146,131 @@ impl Drop for Mount {
         }
         let _ = self.remove_dir();
     }
+}
+
+/// A filesystem mounted where no path names it: `fsopen`, `fsconfig` and `fsmount` (Linux 5.2)
+/// make a mount that belongs to no mount namespace and is reached only through its file
+/// descriptor, as `/proc/self/fd/N`. No other process sees it, no directory is made for it,
+/// and the kernel unmounts it when the descriptor is closed, also when the process is
+/// killed. Mounted with nosuid, nodev, noexec and noatime (and read-only if asked), as
+/// [`Mount`] is.
+#[derive(Debug)]
+pub struct DetachedMount {
+    root: OwnedFd,
+    path: PathBuf,
+}
+
+impl DetachedMount {
+    /// Mounts `dev`, a `fstype` filesystem. `Ok(None)` when this kernel has no such calls or
+    /// something (a seccomp filter, a missing capability) forbids them: the caller can fall
+    /// back to [`Mount`], which says what is wrong if that fails too.
+    pub fn new(dev: &Path, fstype: &str, read_only: bool) -> io::Result<Option<DetachedMount>> {
+        let mounted = match detached_mount(dev, fstype, read_only) {
+            // Small kernels may serve ext2/ext3 through the ext4 driver only.
+            Err(Errno::ENODEV) if fstype == "ext2" || fstype == "ext3" => {
+                detached_mount(dev, "ext4", read_only)
+            }
+            other => other,
+        };
+        match mounted {
+            Ok(root) => {
+                let path = PathBuf::from(format!("/proc/self/fd/{}", root.as_raw_fd()));
+                Ok(Some(DetachedMount { root, path }))
+            }
+            Err(Errno::ENOSYS | Errno::EPERM) => Ok(None),
+            Err(e) => Err(context(
+                e.into(),
+                format!("mounting {} ({fstype})", dev.display()),
+            )),
+        }
+    }
+
+    /// The mount's root, for this process only.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Unmounts now: closes the descriptor, and the kernel unmounts the filesystem before
+    /// `close` returns, unless a file in it is still open (then when the last one closes).
+    pub fn unmount(self) {
+        drop(self.root);
+    }
+}
+
+/// `fsopen` + `fsconfig` + `fsmount` of `dev`; the new mount's descriptor.
+fn detached_mount(dev: &Path, fstype: &str, read_only: bool) -> Result<OwnedFd, Errno> {
+    let fstype = CString::new(fstype).map_err(|_| Errno::EINVAL)?;
+    let source = CString::new(dev.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: fsopen takes a NUL-terminated string and flags; it returns a new descriptor,
+    // owned from here on.
+    let context = owned_fd(unsafe {
+        libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), libc::FSOPEN_CLOEXEC)
+    })?;
+    fsconfig(
+        &context,
+        libc::FSCONFIG_SET_STRING,
+        c"source",
+        Some(&source),
+    )?;
+    if read_only {
+        fsconfig(&context, libc::FSCONFIG_SET_FLAG, c"ro", None)?;
+    }
+    fsconfig(&context, libc::FSCONFIG_CMD_CREATE, c"", None)?;
+    // noatime: reading a file must not dirty its inode, which would cost a journal write at
+    // unmount on every read-write use.
+    let mut attributes = libc::MOUNT_ATTR_NOSUID
+        | libc::MOUNT_ATTR_NODEV
+        | libc::MOUNT_ATTR_NOEXEC
+        | libc::MOUNT_ATTR_NOATIME;
+    if read_only {
+        attributes |= libc::MOUNT_ATTR_RDONLY;
+    }
+    // SAFETY: fsmount takes the filesystem context's descriptor, flags and attributes; it
+    // returns a new descriptor, owned from here on.
+    owned_fd(unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            context.as_raw_fd(),
+            libc::FSMOUNT_CLOEXEC,
+            attributes,
+        )
+    })
+}
+
+/// One `fsconfig` call on the filesystem context `context`: `key` and, for a string
+/// parameter, `value`; a command takes an empty key.
+fn fsconfig(
+    context: &OwnedFd,
+    command: libc::c_uint,
+    key: &CStr,
+    value: Option<&CStr>,
+) -> Result<(), Errno> {
+    let key = if key.is_empty() {
+        std::ptr::null()
+    } else {
+        key.as_ptr()
+    };
+    let value = value.map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: the key and value are NUL-terminated strings (or null, where the command
+    // takes none) that outlive the call; the context is an open descriptor.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            context.as_raw_fd(),
+            command,
+            key,
+            value,
+            0,
+        )
+    };
+    Errno::result(result).map(drop)
+}
+
+/// The descriptor a system call returned, or its error.
+fn owned_fd(result: libc::c_long) -> Result<OwnedFd, Errno> {
+    let fd = RawFd::try_from(Errno::result(result)?).map_err(|_| Errno::EBADF)?;
+    // SAFETY: the call succeeded, so `fd` is a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Mounts `dev` (a `fstype` filesystem) on `target` with nosuid, nodev, noexec and noatime

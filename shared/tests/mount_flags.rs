@@ -1,6 +1,7 @@
 //! Every mount made through `shared::mount` (both programs mount only through it) carries
 //! nosuid, nodev, noexec and noatime, read back from /proc/self/mountinfo while the mount
-//! exists: for a fresh private directory and an existing one, read-only and read-write.
+//! exists: for a fresh private directory and an existing one, read-only and read-write. A
+//! detached mount, which mountinfo does not list, is checked through statvfs.
 //! The deployer's and bootctl's own runs are checked the same way in
 //! deployer/tests/security_real.rs.
 
@@ -12,7 +13,8 @@ use e2e::cmd;
 use e2e::disk::LoopDisk;
 use e2e::tmp::TempDir;
 use e2e::tools::require_tools;
-use shared::mount::{Mount, MountOptions};
+use nix::sys::statvfs::{statvfs, FsFlags};
+use shared::mount::{DetachedMount, Mount, MountOptions};
 
 /// The flags every mount must have.
 const REQUIRED: [&str; 4] = ["nosuid", "nodev", "noexec", "noatime"];
@@ -86,5 +88,46 @@ fn mounts_are_nosuid_nodev_noexec_and_noatime() {
             .unwrap_or_else(|e| panic!("mounting at {}: {e}", target.display()));
         check_flags(&target, read_only);
         at.unmount().expect("unmounting");
+    }
+}
+
+#[test]
+fn a_detached_mount_has_the_same_flags_is_seen_by_no_one_and_goes_with_its_descriptor() {
+    require_tools(&["mkfs.ext4"]);
+    let dir = TempDir::new("detached-mount");
+    let disk = LoopDisk::create(&dir.join("fs.img"), 16 << 20);
+    cmd::run(
+        Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(disk.device()),
+    );
+    let name = disk.device().file_name().expect("device name").to_owned();
+    // ext4 lists every filesystem it has mounted (a live superblock) here.
+    let live = Path::new("/sys/fs/ext4").join(&name);
+    for read_only in [false, true] {
+        let mount = DetachedMount::new(disk.device(), "ext4", read_only)
+            .expect("mounting")
+            .expect("this kernel has fsmount");
+        let flags = statvfs(mount.path()).expect("statvfs").flags();
+        let required =
+            FsFlags::ST_NOSUID | FsFlags::ST_NODEV | FsFlags::ST_NOEXEC | FsFlags::ST_NOATIME;
+        assert!(flags.contains(required), "{flags:?}");
+        assert_eq!(flags.contains(FsFlags::ST_RDONLY), read_only, "{flags:?}");
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let device = disk.device().to_str().unwrap();
+        assert!(
+            !mountinfo.contains(&format!(" {device} ")),
+            "the detached mount shows in mountinfo: {mountinfo}"
+        );
+        assert!(live.exists(), "{} is not mounted", device);
+        if read_only {
+            let content = fs::read_to_string(mount.path().join("written")).unwrap();
+            assert_eq!(content, "through the descriptor");
+            assert!(fs::write(mount.path().join("other"), "x").is_err());
+        } else {
+            fs::write(mount.path().join("written"), "through the descriptor").unwrap();
+        }
+        mount.unmount();
+        assert!(!live.exists(), "{} still mounted after unmount", device);
     }
 }
