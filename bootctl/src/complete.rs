@@ -45,7 +45,7 @@ fn completing_source() -> SourceArgs {
 
 fn image_names_at(source_args: &SourceArgs) -> anyhow::Result<Vec<CompletionCandidate>> {
     let located = source::locate(source_args, Access::ReadOnly)?;
-    let files = BootDir::open(&located.root)?.read()?;
+    let files = BootDir::open(&located.root, located.shown_root().as_deref())?.read()?;
     located.release()?;
     let menu = grubcfg::parse(&files.grub_cfg)?;
     Ok(candidates(&view::build(&files, &menu, None)))

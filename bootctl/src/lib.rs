@@ -52,7 +52,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
                     .device
                     .as_ref()
                     .map(|device| device.display().to_string()),
-                boot_dir: loaded.dir.grub_dir.display().to_string(),
+                boot_dir: if loaded.located.mounted_privately() {
+                    // A mount of this run only: where the files lie in the filesystem.
+                    loaded.dir.relative(&loaded.dir.grub_dir)
+                } else {
+                    loaded.dir.grub_dir.display().to_string()
+                },
             };
             if *json {
                 println!("{:#}", render::status_json(&loaded.view, &partition));
@@ -91,16 +96,20 @@ impl Loaded {
         let located = source::locate(source, access)?;
         if verbose {
             eprintln!(
-                "bootctl: multiboot partition {} on {} at {}",
+                "bootctl: multiboot partition {} on {} {}",
                 located.uuid.as_deref().unwrap_or("(uuid unknown)"),
                 located
                     .device
                     .as_ref()
                     .map_or("(no device)".into(), |d| d.display().to_string()),
-                located.root.display()
+                if located.mounted_privately() {
+                    "mounted for this run only".to_owned()
+                } else {
+                    format!("at {}", located.root.display())
+                }
             );
         }
-        let dir = BootDir::open(&located.root)?;
+        let dir = BootDir::open(&located.root, located.shown_root().as_deref())?;
         let lock = if lock_first {
             Some(lock_and_sweep(&dir, quiet)?)
         } else {
@@ -132,8 +141,12 @@ fn lock_and_sweep(dir: &BootDir, quiet: bool) -> anyhow::Result<Lock> {
 
 fn read(dir: &BootDir) -> anyhow::Result<(BootFiles, Menu, View)> {
     let files = dir.read()?;
-    let menu = grubcfg::parse(&files.grub_cfg)
-        .map_err(|err| fail(Code::Config, format!("{}: {err}", dir.grub_cfg().display())))?;
+    let menu = grubcfg::parse(&files.grub_cfg).map_err(|err| {
+        fail(
+            Code::Config,
+            format!("{}: {err}", dir.shown(&dir.grub_cfg())),
+        )
+    })?;
     let view = view::build(&files, &menu, source::running_root_uuid());
     Ok((files, menu, view))
 }

@@ -1,6 +1,8 @@
 //! Finding and mounting the multiboot partition. Everything mounted or attached here is
-//! undone when the returned [`Located`] is dropped; bootctl also runs in a private mount
-//! namespace, so the kernel drops its mounts even if it is killed.
+//! undone when the returned [`Located`] is dropped. A partition bootctl mounts itself is a
+//! detached mount, which no path names and no other process sees, or, on kernels before
+//! 5.6, a mount in bootctl's own private mount namespace: either way the kernel drops it
+//! even if bootctl is killed.
 
 use std::fs;
 use std::io;
@@ -11,7 +13,7 @@ use anyhow::Context;
 use shared::blockdev::{self, FsInfo};
 use shared::bootinfo::BootInfo;
 use shared::loopdev::LoopDevice;
-use shared::mount::{self, Mount, MountOptions};
+use shared::mount::{self, DetachedMount, Mount, MountOptions};
 
 use crate::cli::SourceArgs;
 use crate::exit::{fail, Code};
@@ -21,7 +23,8 @@ use crate::store;
 pub const IMAGE_BOOT_INFO: &str = "/etc/multiboot/boot-info.json";
 /// The label the deployer gives the multiboot filesystem.
 pub const MULTIBOOT_LABEL: &str = "multiboot";
-/// Where bootctl mounts the partition when it is not mounted yet.
+/// Where bootctl mounts the partition, in its private mount namespace, when the kernel
+/// cannot give it a detached mount.
 const MOUNT_BASE: &str = "/run/bootctl";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,18 +41,43 @@ pub struct Located {
     pub uuid: Option<String>,
     pub device: Option<PathBuf>,
     /// Declared before `disk` so the mount goes before the loop device.
-    mount: Option<Mount>,
+    mount: Option<OwnMount>,
     disk: Option<LoopDevice>,
 }
 
+/// A mount bootctl made for this run.
+#[derive(Debug)]
+enum OwnMount {
+    Detached(DetachedMount),
+    InNamespace(Mount),
+}
+
 impl Located {
+    /// Whether bootctl mounted the partition for this run only (its root is then a path
+    /// that means nothing outside this run).
+    pub fn mounted_privately(&self) -> bool {
+        self.mount.is_some()
+    }
+
+    /// How messages name the tree: the device where bootctl mounted it for this run only
+    /// (the root is then a path that means nothing outside it), else `None` (its path).
+    pub fn shown_root(&self) -> Option<String> {
+        self.mounted_privately()
+            .then(|| self.device.as_ref().map(|d| d.display().to_string()))
+            .flatten()
+    }
+
     /// Unmount and detach now, reporting failures that Drop could only swallow.
     pub fn release(mut self) -> anyhow::Result<()> {
-        if let Some(mount) = self.mount.take() {
-            let path = mount.path().to_owned();
-            mount
-                .unmount()
-                .with_context(|| format!("unmounting {}", path.display()))?;
+        match self.mount.take() {
+            Some(OwnMount::Detached(mount)) => mount.unmount(),
+            Some(OwnMount::InNamespace(mount)) => {
+                let path = mount.path().to_owned();
+                mount
+                    .unmount()
+                    .with_context(|| format!("unmounting {}", path.display()))?;
+            }
+            None => {}
         }
         drop(self.disk.take());
         Ok(())
@@ -194,17 +222,10 @@ fn mount_device(
             ),
         ));
     }
-    mount::enter_private_namespace()
-        .map_err(|err| permission_or(err, "entering a private mount namespace".into()))?;
-    let base = Path::new(MOUNT_BASE);
-    fs::create_dir_all(base).with_context(|| format!("creating {}", base.display()))?;
-    let options = MountOptions {
-        read_only: access == Access::ReadOnly,
-        fstype: Some(found.fstype),
-    };
-    let mount = Mount::new_temp(&device, base, &options).map_err(|err| {
+    let read_only = access == Access::ReadOnly;
+    let mount = mount_privately(&device, &found.fstype, read_only).map_err(|err| {
         let what = format!("mounting the multiboot partition {}", device.display());
-        if access == Access::ReadWrite && blockdev::is_read_only(&device) {
+        if !read_only && blockdev::is_read_only(&device) {
             fail(
                 Code::Failure,
                 format!("{what} to write: the device is read-only"),
@@ -213,8 +234,12 @@ fn mount_device(
             permission_or(err, what)
         }
     })?;
+    let root = match &mount {
+        OwnMount::Detached(mount) => mount.path().to_owned(),
+        OwnMount::InNamespace(mount) => mount.path().to_owned(),
+    };
     Ok(Located {
-        root: mount.path().to_owned(),
+        root,
         uuid: found.uuid,
         device: Some(device),
         mount: Some(mount),
@@ -222,9 +247,29 @@ fn mount_device(
     })
 }
 
+/// Mounts `device` for this run only: detached where the kernel can both make such a mount
+/// and check paths beneath it, else in a private mount namespace under [`MOUNT_BASE`].
+fn mount_privately(device: &Path, fstype: &str, read_only: bool) -> io::Result<OwnMount> {
+    if store::can_resolve_beneath() {
+        if let Some(mount) = DetachedMount::new(device, fstype, read_only)? {
+            return Ok(OwnMount::Detached(mount));
+        }
+    }
+    mount::enter_private_namespace()?;
+    let base = Path::new(MOUNT_BASE);
+    fs::create_dir_all(base)
+        .map_err(|err| io::Error::new(err.kind(), format!("creating {}: {err}", base.display())))?;
+    let options = MountOptions {
+        read_only,
+        fstype: Some(fstype.to_owned()),
+    };
+    Mount::new_temp(device, base, &options).map(OwnMount::InNamespace)
+}
+
 fn read_boot_info(path: &Path) -> anyhow::Result<Option<BootInfo>> {
-    store::read_boot_file(path)?
-        .map(|bytes| store::parse_boot_info(path, bytes))
+    let shown = path.display().to_string();
+    store::read_boot_file(path, &shown)?
+        .map(|bytes| store::parse_boot_info(&shown, bytes))
         .transpose()
 }
 

@@ -3,11 +3,14 @@
 
 use std::fs;
 use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use nix::errno::Errno;
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use shared::atomic::{self, Lock, LockError};
 use shared::bootinfo::BootInfo;
 use shared::grubenv::GrubEnv;
@@ -34,38 +37,74 @@ const LOCK_STEP: Duration = Duration::from_millis(200);
 pub struct BootDir {
     pub root: PathBuf,
     pub grub_dir: PathBuf,
+    /// How messages name the tree when `root` means nothing to the reader (a mount of
+    /// bootctl's own run): the device, its files as `DEVICE:PATH`.
+    shown_root: Option<String>,
 }
 
 impl BootDir {
-    pub fn open(root: &Path) -> anyhow::Result<BootDir> {
-        let grub_dir = ["boot/grub", "grub"]
+    /// The tree at `root`, named `shown_root` in messages if given (else by `root`).
+    pub fn open(root: &Path, shown_root: Option<&str>) -> anyhow::Result<BootDir> {
+        let candidates = ["boot/grub", "grub"].map(|dir| root.join(dir));
+        // Any kind of file: one that is not a regular file is refused when it is read. A
+        // symlink that leads nowhere inside the tree is looked at too, so that one leading
+        // out of it is named as such.
+        let grub_dir = candidates
             .iter()
-            .map(|dir| root.join(dir))
-            // Any kind of file: one that is not a regular file is refused when it is read.
             .find(|dir| dir.join("grub.cfg").exists())
-            .ok_or_else(|| {
-                fail(
-                    Code::NotFound,
-                    format!(
-                        "{} holds no boot/grub/grub.cfg: not a multiboot partition",
-                        root.display()
-                    ),
-                )
-            })?;
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .find(|dir| fs::symlink_metadata(dir.join("grub.cfg")).is_ok())
+            })
+            .cloned();
+        let shown = shown_root.map_or_else(|| root.display().to_string(), str::to_owned);
+        let not_multiboot = || {
+            fail(
+                Code::NotFound,
+                format!("{shown} holds no boot/grub/grub.cfg: not a multiboot partition"),
+            )
+        };
         let dir = BootDir {
             root: root.to_owned(),
-            grub_dir,
+            grub_dir: grub_dir.ok_or_else(not_multiboot)?,
+            shown_root: shown_root.map(str::to_owned),
         };
         dir.check_inside()?;
+        if !dir.grub_cfg().exists() {
+            return Err(not_multiboot());
+        }
         Ok(dir)
     }
 
     /// The grub directory and the boot files must resolve inside the tree: a symlink that
     /// leads out of it (to the running system's files, once the partition is mounted)
-    /// would have `switch` write there.
+    /// would have `switch` write there. The kernel resolves each path beneath the tree's
+    /// root (`openat2` with `RESOLVE_BENEATH`, Linux 5.6), which refuses absolute links and
+    /// `..` above the root; older kernels get the same answer from the canonical paths.
     fn check_inside(&self) -> anyhow::Result<()> {
+        let root = fs::File::open(&self.root)
+            .with_context(|| format!("reading {}", self.shown(&self.root)))?;
+        for path in [
+            self.grub_dir.clone(),
+            self.grub_cfg(),
+            self.grubenv(),
+            self.boot_info(),
+        ] {
+            let inside = path.strip_prefix(&self.root).unwrap_or(&path);
+            match resolve_beneath(&root, inside) {
+                Err(Errno::EXDEV) => return Err(self.leads_out(&path, None)),
+                Err(Errno::ENOSYS) => return self.check_inside_by_canonical_paths(),
+                // Missing files, and any other trouble, are met where the file is read.
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn check_inside_by_canonical_paths(&self) -> anyhow::Result<()> {
         let root = fs::canonicalize(&self.root)
-            .with_context(|| format!("reading {}", self.root.display()))?;
+            .with_context(|| format!("reading {}", self.shown(&self.root)))?;
         for path in [
             self.grub_dir.clone(),
             self.grub_cfg(),
@@ -74,19 +113,23 @@ impl BootDir {
         ] {
             if let Ok(real) = fs::canonicalize(&path) {
                 if !real.starts_with(&root) {
-                    return Err(fail(
-                        Code::Config,
-                        format!(
-                            "{}: a symlink that leads out of {} (to {})",
-                            path.display(),
-                            self.root.display(),
-                            real.display()
-                        ),
-                    ));
+                    return Err(self.leads_out(&path, Some(&real)));
                 }
             }
         }
         Ok(())
+    }
+
+    fn leads_out(&self, path: &Path, to: Option<&Path>) -> anyhow::Error {
+        let to = to.map_or(String::new(), |to| format!(" (to {})", to.display()));
+        fail(
+            Code::Config,
+            format!(
+                "{}: a symlink that leads out of {}{to}",
+                self.shown(path),
+                self.shown(&self.root)
+            ),
+        )
     }
 
     pub fn grub_cfg(&self) -> PathBuf {
@@ -109,24 +152,35 @@ impl BootDir {
             .to_string()
     }
 
+    /// A path in the tree as messages name it: `DEVICE:PATH` (the device alone for the
+    /// root) in a mount of bootctl's own run, else the path itself.
+    pub fn shown(&self, path: &Path) -> String {
+        match &self.shown_root {
+            Some(root) if path == self.root => root.clone(),
+            Some(root) => format!("{root}:{}", self.relative(path)),
+            None => path.display().to_string(),
+        }
+    }
+
     pub fn read(&self) -> anyhow::Result<BootFiles> {
-        let grub_cfg_path = self.grub_cfg();
-        let grub_cfg = read_boot_file(&grub_cfg_path)?.ok_or_else(|| {
+        let grub_cfg_shown = self.shown(&self.grub_cfg());
+        let grub_cfg = read_boot_file(&self.grub_cfg(), &grub_cfg_shown)?.ok_or_else(|| {
             fail(
                 Code::Config,
-                format!("{}: vanished while bootctl ran", grub_cfg_path.display()),
+                format!("{grub_cfg_shown}: vanished while bootctl ran"),
             )
         })?;
-        let grub_cfg = utf8_text(&grub_cfg_path, grub_cfg)?;
-        let grubenv = read_boot_file(&self.grubenv())?
+        let grub_cfg = utf8_text(&grub_cfg_shown, grub_cfg)?;
+        let grubenv_shown = self.shown(&self.grubenv());
+        let grubenv = read_boot_file(&self.grubenv(), &grubenv_shown)?
             .map(|bytes| {
-                GrubEnv::parse(&bytes).map_err(|err| {
-                    fail(Code::Config, format!("{}: {err}", self.grubenv().display()))
-                })
+                GrubEnv::parse(&bytes)
+                    .map_err(|err| fail(Code::Config, format!("{grubenv_shown}: {err}")))
             })
             .transpose()?;
-        let boot_info = read_boot_file(&self.boot_info())?
-            .map(|bytes| parse_boot_info(&self.boot_info(), bytes))
+        let boot_info_shown = self.shown(&self.boot_info());
+        let boot_info = read_boot_file(&self.boot_info(), &boot_info_shown)?
+            .map(|bytes| parse_boot_info(&boot_info_shown, bytes))
             .transpose()?;
         Ok(BootFiles {
             grub_cfg,
@@ -152,7 +206,7 @@ impl BootDir {
                         Code::Busy,
                         format!(
                             "busy: another bootctl is switching {} (waited {LOCK_TIMEOUT:?}); try again",
-                            self.root.display()
+                            self.shown(&self.root)
                         ),
                     ))
                 }
@@ -170,9 +224,11 @@ impl BootDir {
                 continue;
             };
             let prefix = format!(".{}.", name.to_string_lossy());
-            for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+            for entry in
+                fs::read_dir(dir).with_context(|| format!("listing {}", self.shown(dir)))?
+            {
                 let path = entry
-                    .with_context(|| format!("listing {}", dir.display()))?
+                    .with_context(|| format!("listing {}", self.shown(dir)))?
                     .path();
                 let file_name = path
                     .file_name()
@@ -180,7 +236,7 @@ impl BootDir {
                     .unwrap_or_default();
                 if file_name.starts_with(&prefix) && file_name.ends_with(".tmp") {
                     fs::remove_file(&path)
-                        .with_context(|| format!("removing {}", path.display()))?;
+                        .with_context(|| format!("removing {}", self.shown(&path)))?;
                     removed.push(self.relative(&path));
                 }
             }
@@ -228,14 +284,46 @@ impl BootDir {
             .map(|meta| meta.permissions().mode() & 0o7777)
             .unwrap_or(0o644);
         atomic::replace_file(path, contents, mode)
-            .with_context(|| format!("writing {}", path.display()))
+            .with_context(|| format!("writing {}", self.shown(path)))
     }
 }
+
+/// Whether this kernel resolves paths beneath a directory (`openat2`, Linux 5.6), which
+/// [`BootDir`] needs to check a tree that has no path of its own (a detached mount).
+pub fn can_resolve_beneath() -> bool {
+    let here = fs::File::open("/");
+    here.is_ok_and(|dir| resolve_beneath(&dir, Path::new(".")) != Err(Errno::ENOSYS))
+}
+
+/// Resolves `path` beneath the directory `dir` as the kernel would open it, following
+/// symlinks that stay inside: `EXDEV` if it leads out, `ENOSYS` on a kernel without
+/// `openat2`.
+fn resolve_beneath(dir: &fs::File, path: &Path) -> Result<(), Errno> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let mut result = Err(Errno::EAGAIN);
+    // EAGAIN: a rename elsewhere in the filesystem during the walk; walk again, a few times.
+    for _ in 0..RESOLVE_ATTEMPTS {
+        result = openat2(dir.as_raw_fd(), path, how).map(|fd| {
+            // SAFETY: openat2 returned a new descriptor that nothing else owns.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        });
+        if result != Err(Errno::EAGAIN) {
+            break;
+        }
+    }
+    result
+}
+
+/// How often [`resolve_beneath`] walks a path that renames keep disturbing.
+const RESOLVE_ATTEMPTS: u32 = 16;
 
 /// The bytes of one of the boot files, `None` if it does not exist. A file that is not a
 /// regular file (a FIFO would block, a device may never end) or that is larger than
 /// [`MAX_BOOT_FILE_BYTES`] is refused with exit status 6, without reading it whole.
-pub fn read_boot_file(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+/// Messages name the file `shown`.
+pub fn read_boot_file(path: &Path, shown: &str) -> anyhow::Result<Option<Vec<u8>>> {
     let file = match fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
@@ -243,29 +331,23 @@ pub fn read_boot_file(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
     {
         Ok(file) => file,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => {
-            return Err(anyhow::Error::new(err).context(format!("reading {}", path.display())))
-        }
+        Err(err) => return Err(anyhow::Error::new(err).context(format!("reading {shown}"))),
     };
     let meta = file
         .metadata()
-        .with_context(|| format!("reading {}", path.display()))?;
+        .with_context(|| format!("reading {shown}"))?;
     if !meta.is_file() {
-        return Err(fail(
-            Code::Config,
-            format!("{}: not a regular file", path.display()),
-        ));
+        return Err(fail(Code::Config, format!("{shown}: not a regular file")));
     }
     let mut bytes = Vec::new();
     file.take(MAX_BOOT_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .with_context(|| format!("reading {}", path.display()))?;
+        .with_context(|| format!("reading {shown}"))?;
     if bytes.len() as u64 > MAX_BOOT_FILE_BYTES {
         return Err(fail(
             Code::Config,
             format!(
-                "{}: larger than {} MiB, the most bootctl reads of a boot file",
-                path.display(),
+                "{shown}: larger than {} MiB, the most bootctl reads of a boot file",
                 MAX_BOOT_FILE_BYTES >> 20
             ),
         ));
@@ -274,7 +356,7 @@ pub fn read_boot_file(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
 }
 
 /// `bytes` as text; not UTF-8 is exit status 6, naming the first bad byte and its line.
-fn utf8_text(path: &Path, bytes: Vec<u8>) -> anyhow::Result<String> {
+fn utf8_text(shown: &str, bytes: Vec<u8>) -> anyhow::Result<String> {
     String::from_utf8(bytes).map_err(|err| {
         let offset = err.utf8_error().valid_up_to();
         let line = 1 + err.as_bytes()[..offset]
@@ -283,18 +365,14 @@ fn utf8_text(path: &Path, bytes: Vec<u8>) -> anyhow::Result<String> {
             .count();
         fail(
             Code::Config,
-            format!(
-                "{}: not UTF-8 text (invalid byte at offset {offset}, line {line})",
-                path.display()
-            ),
+            format!("{shown}: not UTF-8 text (invalid byte at offset {offset}, line {line})"),
         )
     })
 }
 
 /// boot-info.json read from `bytes`: UTF-8 JSON that [`BootInfo::from_json`] accepts, else
-/// exit status 6 naming the file.
-pub fn parse_boot_info(path: &Path, bytes: Vec<u8>) -> anyhow::Result<BootInfo> {
-    let text = utf8_text(path, bytes)?;
-    BootInfo::from_json(&text)
-        .map_err(|err| fail(Code::Config, format!("{}: {err}", path.display())))
+/// exit status 6 naming the file `shown`.
+pub fn parse_boot_info(shown: &str, bytes: Vec<u8>) -> anyhow::Result<BootInfo> {
+    let text = utf8_text(shown, bytes)?;
+    BootInfo::from_json(&text).map_err(|err| fail(Code::Config, format!("{shown}: {err}")))
 }

@@ -9,8 +9,9 @@
 //! - an `https://` image source whose certificate is self-signed is refused before the
 //!   first write, with one line naming the certificate problem, also with
 //!   `--allow-unverified-downloads`.
-//! - every mount the deployer makes while it deploys, and bootctl's while it lists and
-//!   switches, is read back from the program's own mountinfo: nosuid, nodev, noexec.
+//! - every mount the deployer makes while it deploys is read back from the program's own
+//!   mountinfo, and bootctl's detached mount, while it lists and switches, through statvfs
+//!   of the descriptor it holds: nosuid, nodev, noexec (and noatime, read-only for list).
 //!
 //! A missing tool fails the test and names `scripts/setup`.
 
@@ -32,6 +33,7 @@ use e2e::http::serve_tls;
 use e2e::qemu::Firmware;
 use e2e::tmp::TempDir;
 use e2e::tools::{require_deploy_tools, require_tools};
+use nix::sys::statvfs::{statvfs, FsFlags};
 use serde_json::Value;
 use shared::grubcfg::{self, ItemKind};
 
@@ -521,24 +523,20 @@ fn refused_before_writing(scratch: &TempDir, url: &str, problem: &str) {
     }
 }
 
-/// Runs `program args` under strace, which holds every `umount2` call for a moment, and
-/// reads the program's own mountinfo (its mount namespace) while it runs. Returns the
-/// per-mount options of every mount seen below `under`, by mount point, and the output.
-fn mounts_while_running(
+/// Runs `program args` under strace with `strace_args` (which hold some system call for a
+/// moment) and calls `look` with the program's pid every 20 ms while it runs. Returns the
+/// program's output.
+fn watch_while_running(
     program: &Path,
     args: &[OsString],
     envs: &[(&str, &Path)],
-    under: &Path,
-) -> (BTreeMap<String, Vec<String>>, Output) {
+    strace_args: &[&str],
+    mut look: impl FnMut(&str),
+) -> Output {
     let mut command = Command::new("strace");
     command
         .args(["-f", "-qq", "--seccomp-bpf", "-o", "/dev/null"])
-        .args([
-            "-e",
-            "trace=umount2",
-            "-e",
-            "inject=umount2:delay_enter=500000",
-        ])
+        .args(strace_args)
         .arg(program)
         .args(args)
         .stdin(Stdio::null())
@@ -560,8 +558,6 @@ fn mounts_while_running(
     };
     let stdout = drain(guard.child_mut().stdout.take().map(|p| Box::new(p) as _));
     let stderr = drain(guard.child_mut().stderr.take().map(|p| Box::new(p) as _));
-    let under = under.to_str().expect("UTF-8 path").to_owned();
-    let mut seen = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(600);
     let status = loop {
         if let Some(status) = guard.child_mut().try_wait().expect("waiting for strace") {
@@ -575,24 +571,77 @@ fn mounts_while_running(
         let children = std::fs::read_to_string(format!("/proc/{strace}/task/{strace}/children"))
             .unwrap_or_default();
         if let Some(pid) = children.split_whitespace().next() {
-            let mountinfo =
-                std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
-            for fields in mountinfo.lines().map(|l| l.split(' ').collect::<Vec<_>>()) {
-                if let (Some(point), Some(options)) = (fields.get(4), fields.get(5)) {
-                    if point.starts_with(&under) {
-                        let options = options.split(',').map(str::to_owned).collect();
-                        seen.insert((*point).to_owned(), options);
-                    }
-                }
-            }
+            look(pid);
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let output = Output {
+    Output {
         status,
         stdout: stdout.join().expect("stdout reader"),
         stderr: stderr.join().expect("stderr reader"),
-    };
+    }
+}
+
+/// Runs `program args` under strace, which holds every `umount2` call for a moment, and
+/// reads the program's own mountinfo (its mount namespace) while it runs. Returns the
+/// per-mount options of every mount seen below `under`, by mount point, and the output.
+fn mounts_while_running(
+    program: &Path,
+    args: &[OsString],
+    envs: &[(&str, &Path)],
+    under: &Path,
+) -> (BTreeMap<String, Vec<String>>, Output) {
+    let under = under.to_str().expect("UTF-8 path").to_owned();
+    let mut seen = BTreeMap::new();
+    let strace_args = [
+        "-e",
+        "trace=umount2",
+        "-e",
+        "inject=umount2:delay_enter=500000",
+    ];
+    let output = watch_while_running(program, args, envs, &strace_args, |pid| {
+        let mountinfo =
+            std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+        for fields in mountinfo.lines().map(|l| l.split(' ').collect::<Vec<_>>()) {
+            if let (Some(point), Some(options)) = (fields.get(4), fields.get(5)) {
+                if point.starts_with(&under) {
+                    let options = options.split(',').map(str::to_owned).collect();
+                    seen.insert((*point).to_owned(), options);
+                }
+            }
+        }
+    });
+    (seen, output)
+}
+
+/// Runs `program args` under strace, which holds every `fsmount` call for a moment after it
+/// returned, and reads the mount flags (statvfs) of every directory the program holds open
+/// meanwhile: the detached mounts it made, which no mountinfo lists. Returns the flags by
+/// pid and descriptor, and the output.
+fn detached_mounts_while_running(
+    program: &Path,
+    args: &[OsString],
+) -> (BTreeMap<String, FsFlags>, Output) {
+    let mut seen = BTreeMap::new();
+    let strace_args = [
+        "-e",
+        "trace=fsmount",
+        "-e",
+        "inject=fsmount:delay_exit=500000",
+    ];
+    let output = watch_while_running(program, args, &[], &strace_args, |pid| {
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|dir| dir.filter_map(|entry| entry.ok()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        for fd in fds {
+            let path = fd.path();
+            if std::fs::metadata(&path).is_ok_and(|meta| meta.is_dir()) {
+                if let Ok(stat) = statvfs(&path) {
+                    seen.insert(format!("{pid}:{}", path.display()), stat.flags());
+                }
+            }
+        }
+    });
     (seen, output)
 }
 
@@ -781,11 +830,10 @@ fn every_mount_of_a_deploy_and_of_bootctl_is_nosuid_nodev_noexec() {
     assert_eq!(missing_flags(&seen), Vec::<String>::new());
 
     let disk = scratch.join("node.img");
-    let run_dir = Path::new("/run/bootctl");
-    for args in [&["list"][..], &["switch", "alpha"]] {
+    for (args, read_only) in [(&["list"][..], true), (&["switch", "alpha"], false)] {
         let mut full: Vec<OsString> = vec!["--disk".into(), disk.clone().into()];
         full.extend(args.iter().map(OsString::from));
-        let (seen, out) = mounts_while_running(static_bootctl(), &full, &[], run_dir);
+        let (seen, out) = detached_mounts_while_running(static_bootctl(), &full);
         assert!(
             out.status.success(),
             "bootctl {args:?} under strace: {}",
@@ -796,10 +844,15 @@ fn every_mount_of_a_deploy_and_of_bootctl_is_nosuid_nodev_noexec() {
             1,
             "bootctl {args:?}: its mounts seen: {seen:#?}"
         );
-        assert_eq!(
-            missing_flags(&seen),
-            Vec::<String>::new(),
-            "bootctl {args:?}"
-        );
+        let required =
+            FsFlags::ST_NOSUID | FsFlags::ST_NODEV | FsFlags::ST_NOEXEC | FsFlags::ST_NOATIME;
+        for flags in seen.values() {
+            assert!(flags.contains(required), "bootctl {args:?}: {flags:?}");
+            assert_eq!(
+                flags.contains(FsFlags::ST_RDONLY),
+                read_only,
+                "bootctl {args:?}: {flags:?}"
+            );
+        }
     }
 }

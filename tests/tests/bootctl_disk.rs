@@ -438,3 +438,43 @@ fn the_boot_dir_is_the_multiboot_root() {
             .unwrap();
     assert_eq!(info["current_element"], disk.facts.element_index("c"));
 }
+
+/// On a partition bootctl mounts itself (a detached mount, which has no path of its own),
+/// a grub.cfg that is a symlink out of the partition is refused, absolute or by `..`, and
+/// the file it names is never written.
+#[test]
+fn a_grub_cfg_linking_out_of_the_partition_is_refused() {
+    let outside = TempDir::new("disk-link-outside");
+    let host_cfg = outside.join("grub.cfg");
+    // As many `..` as it takes from boot/grub to the host's / and more: beyond the root of
+    // the partition whatever its mount point.
+    let climb = "../".repeat(host_cfg.components().count() + 4);
+    let relative = format!("{climb}{}", host_cfg.display());
+    for (how, target) in [
+        ("absolute", host_cfg.display().to_string()),
+        ("relative", relative),
+    ] {
+        let (dir, disk) = Kind::FixedNext.fresh(&format!("link-out-{how}"));
+        {
+            let mounted = disk.mount_multiboot(&dir.join("mnt"), false);
+            let cfg = mounted.path().join(GRUB_CFG_PATH);
+            std::fs::copy(&cfg, &host_cfg).unwrap();
+            std::fs::remove_file(&cfg).unwrap();
+            std::os::unix::fs::symlink(&target, &cfg).unwrap();
+        }
+        let before = std::fs::read(&host_cfg).unwrap();
+        for args in [&["list"][..], &["switch", "fixture-c"]] {
+            let refused = run(&disk, args);
+            refused.expect_code(6);
+            assert!(
+                refused
+                    .stderr
+                    .contains("boot/grub/grub.cfg: a symlink that leads out of"),
+                "{how} {args:?}: {}",
+                refused.stderr
+            );
+            assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+        }
+        assert_eq!(std::fs::read(&host_cfg).unwrap(), before, "{how}");
+    }
+}

@@ -9,8 +9,8 @@
 //!
 //! After every kill the multiboot partition is mounted read-only by the test and checked
 //! with the shared parsers: grub.cfg, grubenv and boot-info.json parse, grubenv is 1024
-//! bytes, and the default is the old choice or the new one, never anything else. The next
-//! switch must then succeed (the lock is not stuck) and leave no temp file behind. A sample
+//! bytes, and the default is the old choice or the new one, never anything else; the killed
+//! bootctl left no mount directory behind. The next switch must then succeed (the lock is not stuck) and leave no temp file behind. A sample
 //! of the killed disks is booted in QEMU: the default image comes up.
 
 use std::io;
@@ -168,8 +168,9 @@ fn read_text(path: &Path) -> String {
 }
 
 /// Mounts `device` read-only under `base`. A killed bootctl's read-write mount of the same
-/// filesystem goes away with its mount namespace, shortly after the process: until then a
-/// read-only mount is refused with EBUSY, so that is retried for a bounded time.
+/// filesystem goes away with its last descriptor (or its mount namespace), shortly after
+/// the process: until then a read-only mount is refused with EBUSY, so that is retried for
+/// a bounded time.
 fn mount_read_only(device: &Path, base: &Path) -> Mount {
     let options = MountOptions {
         read_only: true,
@@ -188,6 +189,20 @@ fn mount_read_only(device: &Path, base: &Path) -> Mount {
             Err(e) => panic!("mounting {} read-only: {e}", device.display()),
         }
     }
+}
+
+/// The entries of /run/bootctl named after the process `pid` (where bootctl mounts the
+/// partition in a private mount namespace when the kernel cannot give it a detached mount,
+/// which leaves nothing behind even when bootctl is killed).
+fn mount_dirs_of(pid: u32) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/run/bootctl") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(&format!("-{pid}-")))
+        .collect()
 }
 
 /// The next image after `image` in the cycle a, b, c.
@@ -228,12 +243,21 @@ fn kill_at_every_point(style: MenuStyle, label: &str) -> usize {
         for nth in [1, 2] {
             let target = next(&current);
             let spec = format!("{point}:{nth}");
-            let out = node
+            let child = node
                 .switch_command(binary, target)
                 .env(FAULT_ENV, &spec)
-                .output()
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
                 .expect("running bootctl");
+            let pid = child.id();
+            let out = child.wait_with_output().expect("waiting for bootctl");
             let killed = out.status.signal() == Some(9);
+            assert_eq!(
+                mount_dirs_of(pid),
+                Vec::<String>::new(),
+                "{spec}: bootctl left directories behind"
+            );
             assert!(
                 killed || out.status.success(),
                 "{spec}: bootctl neither died nor succeeded: {} {}",
