@@ -85,12 +85,7 @@ impl BootDir {
     fn check_inside(&self) -> anyhow::Result<()> {
         let root = fs::File::open(&self.root)
             .with_context(|| format!("reading {}", self.shown(&self.root)))?;
-        for path in [
-            self.grub_dir.clone(),
-            self.grub_cfg(),
-            self.grubenv(),
-            self.boot_info(),
-        ] {
+        for path in self.checked_paths() {
             let inside = path.strip_prefix(&self.root).unwrap_or(&path);
             match resolve_beneath(&root, inside) {
                 Err(Errno::EXDEV) => return Err(self.leads_out(&path, None)),
@@ -102,15 +97,20 @@ impl BootDir {
         Ok(())
     }
 
-    fn check_inside_by_canonical_paths(&self) -> anyhow::Result<()> {
-        let root = fs::canonicalize(&self.root)
-            .with_context(|| format!("reading {}", self.shown(&self.root)))?;
-        for path in [
+    /// What [`BootDir::check_inside`] checks: the grub directory and the boot files.
+    fn checked_paths(&self) -> [PathBuf; 4] {
+        [
             self.grub_dir.clone(),
             self.grub_cfg(),
             self.grubenv(),
             self.boot_info(),
-        ] {
+        ]
+    }
+
+    fn check_inside_by_canonical_paths(&self) -> anyhow::Result<()> {
+        let root = fs::canonicalize(&self.root)
+            .with_context(|| format!("reading {}", self.shown(&self.root)))?;
+        for path in self.checked_paths() {
             if let Ok(real) = fs::canonicalize(&path) {
                 if !real.starts_with(&root) {
                     return Err(self.leads_out(&path, Some(&real)));
