@@ -10,8 +10,9 @@
 //! After every kill the multiboot partition is mounted read-only by the test and checked
 //! with the shared parsers: grub.cfg, grubenv and boot-info.json parse, grubenv is 1024
 //! bytes, and the default is the old choice or the new one, never anything else; the killed
-//! bootctl left no mount directory behind. The next switch must then succeed (the lock is not stuck) and leave no temp file behind. A sample
-//! of the killed disks is booted in QEMU: the default image comes up.
+//! bootctl left no mount directory behind. The next switch must then succeed (the lock is
+//! not stuck) and leave no temp file behind. A sample of the killed disks is booted in
+//! QEMU: the default image comes up.
 
 use std::io;
 use std::os::unix::process::ExitStatusExt;

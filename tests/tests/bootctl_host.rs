@@ -143,15 +143,16 @@ fn a_failed_switch_unmounts_at_once_without_waiting_for_its_own_lock() {
             .next()
             .and_then(|r| r.trim().parse::<i32>().ok())
     };
-    let mount = calls
+    let (mounted_at, mount) = calls
         .lines()
-        .find(|line| line.contains("fsmount("))
-        .and_then(result)
+        .enumerate()
+        .find(|(_, line)| line.contains("fsmount("))
+        .and_then(|(n, line)| Some((n, result(line)?)))
         .unwrap_or_else(|| panic!("bootctl made no detached mount:\n{calls}"));
     let through_mount = format!("\"/proc/self/fd/{mount}");
     let mut open_in_mount = Vec::new();
     let mut closed_at = None;
-    for (n, line) in calls.lines().enumerate() {
+    for (n, line) in calls.lines().enumerate().skip(mounted_at + 1) {
         if line.contains("openat(") && line.contains(&through_mount) {
             open_in_mount.extend(result(line).filter(|fd| *fd >= 0));
         } else if line.contains(&format!("close({mount})")) && closed_at.is_none() {
