@@ -1,7 +1,8 @@
 //! The shipped static bootctl finding the multiboot partition on the host (by UUID on an
-//! attached disk, reusing an existing mount), and its documented exit codes for what goes
-//! wrong: partition not found (4), not root (5), unreadable boot files (6), busy (7). In
-//! every failure nothing on the partition changes.
+//! attached disk, reusing an existing mount; on kernels without fsmount or openat2, which
+//! strace stands in for, through a private mount namespace), and its documented exit codes
+//! for what goes wrong: partition not found (4), not root (5), unreadable boot files (6),
+//! busy (7). In every failure nothing on the partition changes.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -449,5 +450,96 @@ fn temp_files_of_an_interrupted_switch_are_swept_by_the_next() {
     assert!(
         tree.join("boot/grub/.grub.cfg.notes").exists(),
         "only temp files go"
+    );
+}
+
+/// bootctl run under strace, which answers `syscall` with ENOSYS as a kernel without it
+/// would and writes the calls `traced` make to a trace file. Returns the exit code, the
+/// standard error and the trace.
+fn without_syscall(
+    syscall: &str,
+    traced: &str,
+    args: &[&str],
+    dir: &TempDir,
+) -> (i32, String, String) {
+    let trace = dir.join(format!("without-{syscall}.trace"));
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&trace)
+        .args(["-e", &format!("trace={syscall},{traced}")])
+        .args(["-e", &format!("inject={syscall}:error=ENOSYS")])
+        .arg(static_bootctl())
+        .args(args)
+        .output()
+        .expect("running bootctl under strace");
+    let calls = fs::read_to_string(&trace).expect("reading the trace");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        calls,
+    )
+}
+
+/// On a kernel without fsmount (before 5.2) or without openat2 (before 5.6) bootctl mounts
+/// the partition in a private mount namespace on a directory of its own under /run/bootctl,
+/// unmounts it and removes the directory, and checks links by their canonical paths.
+#[test]
+fn without_fsmount_or_openat2_bootctl_mounts_in_a_namespace_and_still_checks_links() {
+    require_tools(&["strace"]);
+    let dir = TempDir::new("host-old-kernel");
+    let disk = two_image_disk(&dir);
+    let image = disk.path.to_str().unwrap();
+    for (syscall, target) in [("fsopen", "b"), ("openat2", "a")] {
+        let (code, stderr, calls) = without_syscall(
+            syscall,
+            "mount,umount2,rmdir",
+            &["--disk", image, "switch", target],
+            &dir,
+        );
+        assert_eq!(code, 0, "without {syscall}: {stderr}");
+        let mounted: Vec<&str> = calls
+            .lines()
+            .filter(|line| line.contains("mount(\"/dev/") && line.contains("\"/run/bootctl/"))
+            .collect();
+        assert_eq!(mounted.len(), 1, "without {syscall}: {calls}");
+        assert!(
+            mounted[0].contains("MS_NOSUID|MS_NODEV|MS_NOEXEC"),
+            "{calls}"
+        );
+        for call in ["umount2(\"/run/bootctl/", "rmdir(\"/run/bootctl/"] {
+            assert!(
+                calls
+                    .lines()
+                    .any(|line| line.contains(call) && line.ends_with("= 0")),
+                "without {syscall}: no {call}: {calls}"
+            );
+        }
+        let list = bootctl(&["--disk", image, "list", "--json"]).json();
+        assert_eq!(
+            marked(&list, "default", "id"),
+            [format!("fixture-{target}")]
+        );
+    }
+
+    let outside = TempDir::new("host-old-kernel-outside");
+    fs::write(outside.join("grub.cfg"), TWO_ENTRIES).unwrap();
+    let tree = boot_tree("host-old-kernel-link", TWO_ENTRIES);
+    fs::remove_file(tree.join(GRUB_CFG_PATH)).unwrap();
+    std::os::unix::fs::symlink(outside.join("grub.cfg"), tree.join(GRUB_CFG_PATH)).unwrap();
+    let boot_dir = tree.path().to_str().unwrap();
+    let (code, stderr, _) = without_syscall(
+        "openat2",
+        "openat",
+        &["--boot-dir", boot_dir, "switch", "b"],
+        &dir,
+    );
+    assert_eq!(code, 6, "{stderr}");
+    assert!(
+        stderr.contains("grub.cfg: a symlink that leads out of") && stderr.contains("(to "),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::read_to_string(outside.join("grub.cfg")).unwrap(),
+        TWO_ENTRIES
     );
 }
