@@ -52,6 +52,15 @@ enum OwnMount {
     InNamespace(Mount),
 }
 
+impl OwnMount {
+    fn path(&self) -> &Path {
+        match self {
+            OwnMount::Detached(mount) => mount.path(),
+            OwnMount::InNamespace(mount) => mount.path(),
+        }
+    }
+}
+
 impl Located {
     /// Whether bootctl mounted the partition for this run only (its root is then a path
     /// that means nothing outside this run).
@@ -234,12 +243,8 @@ fn mount_device(
             permission_or(err, what)
         }
     })?;
-    let root = match &mount {
-        OwnMount::Detached(mount) => mount.path().to_owned(),
-        OwnMount::InNamespace(mount) => mount.path().to_owned(),
-    };
     Ok(Located {
-        root,
+        root: mount.path().to_owned(),
         uuid: found.uuid,
         device: Some(device),
         mount: Some(mount),

@@ -58,16 +58,22 @@ fn check_flags(mount_point: &Path, read_only: bool) {
     );
 }
 
-#[test]
-fn mounts_are_nosuid_nodev_noexec_and_noatime() {
+/// A 16 MiB ext4 filesystem on a loop device, in a scratch directory named after `label`.
+fn ext4_disk(label: &str) -> (TempDir, LoopDisk) {
     require_tools(&["mkfs.ext4"]);
-    let dir = TempDir::new("mount-flags");
+    let dir = TempDir::new(label);
     let disk = LoopDisk::create(&dir.join("fs.img"), 16 << 20);
     cmd::run(
         Command::new("mkfs.ext4")
             .args(["-q", "-F"])
             .arg(disk.device()),
     );
+    (dir, disk)
+}
+
+#[test]
+fn mounts_are_nosuid_nodev_noexec_and_noatime() {
+    let (dir, disk) = ext4_disk("mount-flags");
     for read_only in [true, false] {
         let options = MountOptions {
             read_only,
@@ -93,14 +99,7 @@ fn mounts_are_nosuid_nodev_noexec_and_noatime() {
 
 #[test]
 fn a_detached_mount_has_the_same_flags_is_seen_by_no_one_and_goes_with_its_descriptor() {
-    require_tools(&["mkfs.ext4"]);
-    let dir = TempDir::new("detached-mount");
-    let disk = LoopDisk::create(&dir.join("fs.img"), 16 << 20);
-    cmd::run(
-        Command::new("mkfs.ext4")
-            .args(["-q", "-F"])
-            .arg(disk.device()),
-    );
+    let (_dir, disk) = ext4_disk("detached-mount");
     let name = disk.device().file_name().expect("device name").to_owned();
     // ext4 lists every filesystem it has mounted (a live superblock) here.
     let live = Path::new("/sys/fs/ext4").join(&name);
