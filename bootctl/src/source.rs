@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use anyhow::Context;
 use shared::blockdev::{self, FsInfo};
 use shared::bootinfo::BootInfo;
+use shared::layout::{IMAGE_BOOT_INFO, MULTIBOOT_LABEL};
 use shared::loopdev::LoopDevice;
 use shared::mount::{self, DetachedMount, Mount, MountOptions};
 
@@ -19,10 +20,6 @@ use crate::cli::SourceArgs;
 use crate::exit::{fail, Code};
 use crate::store;
 
-/// The copy of boot-info.json the deployer puts into every image.
-pub const IMAGE_BOOT_INFO: &str = "/etc/multiboot/boot-info.json";
-/// The label the deployer gives the multiboot filesystem.
-pub const MULTIBOOT_LABEL: &str = "multiboot";
 /// Where bootctl mounts the partition, in its private mount namespace, when the kernel
 /// cannot give it a detached mount.
 const MOUNT_BASE: &str = "/run/bootctl";

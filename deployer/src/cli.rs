@@ -20,6 +20,7 @@ use crate::disks::disk_input;
 use crate::output::{self, Verbosity};
 use crate::plan::{check_disk_names, names_disk, plan, DiskInput, Plan, PlanError, RandomIds};
 use crate::render::{deploy_json, plan_json, plan_text, JSON_VERSION};
+use crate::text::plural;
 use crate::validate::{validate, ConfigError, JsonPath};
 use shared::bootinfo::BootInfo;
 
@@ -370,14 +371,6 @@ fn read_config(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn plural(count: usize, noun: &str) -> String {
-    if count == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{count} {noun}s")
-    }
-}
-
 /// Reads and validates the config; `None` when it cannot be read (already reported).
 fn load_config(path: &Path) -> Option<Result<ProvisionConfig, Vec<ConfigError>>> {
     let bytes = match read_config(path) {
@@ -550,13 +543,6 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn plurals() {
-        assert_eq!(plural(1, "disk"), "1 disk");
-        assert_eq!(plural(0, "image"), "0 images");
-        assert_eq!(plural(3, "volume"), "3 volumes");
     }
 
     #[test]

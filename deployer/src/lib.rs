@@ -35,6 +35,7 @@ pub mod progress;
 pub mod render;
 pub mod size;
 pub mod source;
+pub mod text;
 pub mod validate;
 
 pub use config::ProvisionConfig;

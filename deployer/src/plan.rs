@@ -42,7 +42,9 @@ use crate::config::{
     VolumeGroup,
 };
 use crate::size::{Size, MIB};
+use crate::text::{format_percent, quote};
 use crate::validate::JsonPath;
+use shared::layout::{ESP_LABEL, MULTIBOOT_LABEL};
 
 /// The first usable MiB of a disk: everything before it is the protective MBR and the GPT.
 pub const FIRST_USABLE_MIB: u64 = 1;
@@ -54,10 +56,6 @@ pub const BIOS_GRUB_MIB: u64 = 1;
 pub const ESP_MIB: u64 = 64;
 /// The implicit multiboot partition (the specification's "100 Mb partition").
 pub const MULTIBOOT_MIB: u64 = 100;
-/// The filesystem label of the implicit EFI system partition.
-pub const ESP_LABEL: &str = "ESP";
-/// The filesystem label of the implicit multiboot partition.
-pub const MULTIBOOT_LABEL: &str = "multiboot";
 /// Space an LVM physical volume keeps for metadata when `lvm_meta_size` is not given.
 pub const DEFAULT_LVM_META_BYTES: u64 = 64 * MIB;
 
@@ -474,10 +472,6 @@ impl PlanError {
     }
 }
 
-fn quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| s.to_string())
-}
-
 /// Whether a `--disk` NAME names the disk whose id is `id` (`/dev/` ignored on both).
 pub fn names_disk<'a>(name: &'a str, id: &'a str) -> bool {
     let without_dev = |s: &'a str| s.strip_prefix("/dev/").unwrap_or(s);
@@ -660,7 +654,7 @@ fn allocate(
                     errors.push(PlanError::at(
                         &request.path.key("size"),
                         format!(
-                            "{}% of {container} is less than 1 MiB",
+                            "{} of {container} is less than 1 MiB",
                             format_percent(hundredths)
                         ),
                     ));
@@ -704,15 +698,6 @@ fn allocate(
         sizes[remaining] += free_mib - need;
     }
     Ok(sizes)
-}
-
-fn format_percent(hundredths: u32) -> String {
-    let whole = hundredths / 100;
-    match hundredths % 100 {
-        0 => whole.to_string(),
-        part if part % 10 == 0 => format!("{whole}.{}", part / 10),
-        part => format!("{whole}.{part:02}"),
-    }
 }
 
 /// What a configured disk volume becomes.

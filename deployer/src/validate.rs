@@ -19,8 +19,9 @@ use crate::config::{
     LogicalVolume, LvmMetaPool, Mount, Partition, PartitionsPolicy, PhysicalVolume,
     ProvisionConfig, Raid, StorageEntry, VolumeGroup,
 };
-use crate::plan::MULTIBOOT_LABEL;
 use crate::size::{Size, MIB};
+use crate::text::{format_percent, quote};
+use shared::layout::MULTIBOOT_LABEL;
 
 /// A location in the JSON document. Displays as `partitions[0].volumes[2].images[1]`;
 /// the document itself is `$`; keys that are not plain identifiers are written `["a b"]`.
@@ -138,11 +139,6 @@ fn parse_json(text: &str) -> Result<Value, ConfigError> {
     })
 }
 
-/// A string as JSON writes it: quoted, with control characters escaped.
-fn quote(s: &str) -> String {
-    Value::from(s).to_string()
-}
-
 fn describe(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -186,11 +182,6 @@ fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Opt
 
 fn did_you_mean(suggestion: Option<&str>) -> String {
     suggestion.map_or_else(String::new, |s| format!(" (did you mean {}?)", quote(s)))
-}
-
-fn format_percent(hundredths: u32) -> String {
-    let text = format!("{}.{:02}", hundredths / 100, hundredths % 100);
-    format!("{}%", text.trim_end_matches('0').trim_end_matches('.'))
 }
 
 fn has_control(s: &str) -> bool {

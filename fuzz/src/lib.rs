@@ -38,7 +38,6 @@ use deployer::config::{
 };
 use deployer::plan::{
     self, Device, DiskInput, Plan, Purpose, SequentialIds, BACKUP_GPT_MIB, FIRST_USABLE_MIB,
-    MULTIBOOT_LABEL,
 };
 use deployer::render;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -46,6 +45,7 @@ use serde_json::Value;
 use shared::bootinfo::{BootInfo, BootInfoError};
 use shared::grubcfg::{self, ItemKind, Menu, MenuItem};
 use shared::grubenv::{GrubEnv, GrubEnvError, BLOCK_SIZE};
+use shared::layout::MULTIBOOT_LABEL;
 
 /// A property check: panics when the input breaks a property.
 pub type Check = fn(&[u8]);

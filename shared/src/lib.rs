@@ -1,10 +1,10 @@
 //! Formats and OS primitives shared by the deployer and bootctl.
 //!
 //! Pure formats: [`bootinfo`] (boot-info.json), [`grubcfg`] (grub.cfg menu model),
-//! [`grubenv`] (grub's environment block), [`json`] (JSON without duplicate keys). OS
-//! primitives: [`atomic`] (crash-safe file replacement and locking), [`blockdev`] (finding
-//! filesystems by UUID or label without udev), [`loopdev`] (attaching disk-image files),
-//! [`mount`] (mount guards). Test-only: [`fault`] (points where the crash tests kill the
+//! [`grubenv`] (grub's environment block), [`json`] (JSON without duplicate keys),
+//! [`layout`] (the names and paths both programs agree on). OS primitives: [`atomic`]
+//! (crash-safe file replacement and locking), [`blockdev`] (finding filesystems by UUID or
+//! label without udev), [`loopdev`] (attaching disk-image files), [`mount`] (mount guards). Test-only: [`fault`] (points where the crash tests kill the
 //! process).
 
 pub mod atomic;
@@ -14,5 +14,6 @@ pub mod fault;
 pub mod grubcfg;
 pub mod grubenv;
 pub mod json;
+pub mod layout;
 pub mod loopdev;
 pub mod mount;

@@ -20,6 +20,7 @@ use shared::atomic::replace_file;
 use shared::bootinfo::{BootElement, BootInfo};
 use shared::fault;
 use shared::grubenv::GrubEnv;
+use shared::layout::{in_image, IMAGE_BOOT_INFO};
 use shared::mount::{Mount, MountOptions};
 
 use crate::apply::disk::AttachedDisks;
@@ -43,9 +44,6 @@ const EFI_IMAGE_MODULES: &[&str] = &[
     "search_fs_uuid",
     "normal",
 ];
-
-/// Where each image keeps its copy of boot-info.json, for bootctl.
-pub const IMAGE_BOOT_INFO_PATH: &str = "etc/multiboot/boot-info.json";
 
 /// Where grub.cfg comes from (`--bootloader-config`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -321,11 +319,11 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
             inputs.disks,
             inputs.work,
         )?;
-        let path = file_in_image(mounted.root(), Path::new(IMAGE_BOOT_INFO_PATH))
-            .with_context(|| format!("image {}: write /{IMAGE_BOOT_INFO_PATH}", image.name))?;
+        let path = file_in_image(mounted.root(), in_image(IMAGE_BOOT_INFO))
+            .with_context(|| format!("image {}: write {IMAGE_BOOT_INFO}", image.name))?;
         fault::step("boot-info:image")?;
         replace_file(&path, info_json.as_bytes(), 0o644)
-            .with_context(|| format!("image {}: write /{IMAGE_BOOT_INFO_PATH}", image.name))?;
+            .with_context(|| format!("image {}: write {IMAGE_BOOT_INFO}", image.name))?;
         mounted
             .unmount()
             .with_context(|| format!("unmount image {}", image.name))?;

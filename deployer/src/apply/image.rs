@@ -20,9 +20,9 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context};
 use shared::atomic::replace_file;
 use shared::fault;
+use shared::layout::{in_image, BOOTCTL, IMAGE_BOOT_INFO};
 use shared::mount::{Mount, MountOptions};
 
-use crate::apply::boot::IMAGE_BOOT_INFO_PATH;
 use crate::apply::copy::copy_tree;
 use crate::apply::disk::AttachedDisks;
 use crate::apply::fsimage;
@@ -32,9 +32,6 @@ use crate::kernels::{newest_kernel, KernelPair};
 use crate::plan::{ImagePlan, MountPlan, Plan};
 use crate::source::format::Compression;
 use crate::source::Payload;
-
-/// Where bootctl goes inside every image.
-pub const BOOTCTL_PATH: &str = "usr/sbin/bootctl";
 
 /// What a deployed image brings to its boot entry and boot-info.json.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -330,11 +327,11 @@ pub fn deploy_image(
         .with_context(|| format!("image {name}: writing /etc/fstab"))?;
     replace_file(&fstab, image.fstab.as_bytes(), 0o644)
         .with_context(|| format!("image {name}: writing /etc/fstab"))?;
-    let bootctl_path = file_in_image(&root, Path::new(BOOTCTL_PATH))
-        .with_context(|| format!("image {name}: installing /{BOOTCTL_PATH}"))?;
+    let bootctl_path = file_in_image(&root, in_image(BOOTCTL))
+        .with_context(|| format!("image {name}: installing {BOOTCTL}"))?;
     if holds_another_program(&bootctl_path) {
         eprintln!(
-            "deployer: image {name}: /{BOOTCTL_PATH} (/{} there) is another program, such \
+            "deployer: image {name}: {BOOTCTL} (/{} there) is another program, such \
              as systemd's bootctl where /usr/sbin is /usr/bin; replaced by multiboot's bootctl",
             bootctl_path
                 .strip_prefix(&root)
@@ -343,7 +340,7 @@ pub fn deploy_image(
         );
     }
     replace_file(&bootctl_path, bootctl, 0o755)
-        .with_context(|| format!("image {name}: installing /{BOOTCTL_PATH}"))?;
+        .with_context(|| format!("image {name}: installing {BOOTCTL}"))?;
 
     let os_release = read_os_release(&root);
     // /boot as the image sees it: a symlink to "/boot" must not list the host's kernels.
@@ -723,11 +720,10 @@ pub fn file_in_image(root: &Path, rel: &Path) -> anyhow::Result<PathBuf> {
 /// reads `/etc/multiboot/boot-info.json`): in an image whose /usr/sbin is a link to
 /// /usr/bin, systemd's bootctl.
 fn holds_another_program(path: &Path) -> bool {
-    let marker = format!("/{IMAGE_BOOT_INFO_PATH}");
     std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_file())
         && std::fs::read(path).is_ok_and(|old| {
-            !old.windows(marker.len())
-                .any(|window| window == marker.as_bytes())
+            !old.windows(IMAGE_BOOT_INFO.len())
+                .any(|window| window == IMAGE_BOOT_INFO.as_bytes())
         })
 }
 
