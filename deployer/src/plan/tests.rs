@@ -1,5 +1,10 @@
+use std::path::PathBuf;
+
 use super::*;
+use crate::config::{FileSystem, Mount, PartitionsPolicy};
+use crate::size::MIB;
 use crate::validate::validate;
+use uuid::Uuid;
 
 const GIB: u64 = 1 << 30;
 

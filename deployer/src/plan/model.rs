@@ -1,0 +1,356 @@
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::config::{FileSystem, Mount, PartitionsPolicy};
+use crate::size::MIB;
+use crate::validate::JsonPath;
+
+use super::planner::{fstab, uuid_at};
+
+/// The first usable MiB of a disk: everything before it is the protective MBR and the GPT.
+pub const FIRST_USABLE_MIB: u64 = 1;
+/// MiB left free at the end of every disk for the backup GPT.
+pub const BACKUP_GPT_MIB: u64 = 1;
+/// The implicit BIOS boot partition, where grub-install embeds GRUB's core image.
+pub const BIOS_GRUB_MIB: u64 = 1;
+/// The implicit EFI system partition.
+pub const ESP_MIB: u64 = 64;
+/// The implicit multiboot partition (the specification's "100 Mb partition").
+pub const MULTIBOOT_MIB: u64 = 100;
+/// Space an LVM physical volume keeps for metadata when `lvm_meta_size` is not given.
+pub const DEFAULT_LVM_META_BYTES: u64 = 64 * MIB;
+
+/// The smallest first disk: the GPTs and the three implicit partitions.
+pub const MIN_FIRST_DISK_MIB: u64 =
+    FIRST_USABLE_MIB + BIOS_GRUB_MIB + ESP_MIB + MULTIBOOT_MIB + BACKUP_GPT_MIB;
+
+/// One `--disk NAME=PATH`, resolved: the disk the config calls `name` is `path`, and this
+/// large.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiskInput {
+    /// The disk's `id.value` in the config (a leading `/dev/` on either side is ignored).
+    pub name: String,
+    /// A block device or a disk-image file.
+    pub path: PathBuf,
+    pub size_bytes: u64,
+    /// The logical sector size (512 for image files).
+    pub sector_size: u32,
+}
+
+/// Everything a deployment will do to the disks, decided up front.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// The disks in config order, each with its partition table.
+    pub disks: Vec<DiskPlan>,
+    /// md arrays built from `raid` volumes.
+    pub raid_arrays: Vec<RaidArrayPlan>,
+    /// LVM volume groups built from `pv` volumes.
+    pub volume_groups: Vec<VolumeGroupPlan>,
+    /// Every filesystem and swap area to create, in creation order.
+    pub filesystems: Vec<FilesystemPlan>,
+    /// The images in config order.
+    pub images: Vec<ImagePlan>,
+    pub boot: BootPlan,
+    /// LVM is used: deploying needs the kernel's device-mapper.
+    pub needs_device_mapper: bool,
+    /// md RAID is used: deploying needs the kernel's md driver.
+    pub needs_md: bool,
+    /// The config's `partitions_policy`.
+    pub partitions_policy: PartitionsPolicy,
+}
+
+impl Plan {
+    /// The disks' partition tables are kept, not written: the `verify` policy, or
+    /// `nailgun_legacy` with a filesystem that keeps its data (as Bareon skips
+    /// partitioning then). Deploying needs every table to be as planned already.
+    pub fn keeps_partition_tables(&self) -> bool {
+        match self.partitions_policy {
+            PartitionsPolicy::Verify => true,
+            PartitionsPolicy::NailgunLegacy => self.filesystems.iter().any(|fs| fs.keep_data),
+            PartitionsPolicy::Clean => false,
+        }
+    }
+
+    /// The plan for disks whose kept partition tables and filesystems were read: every
+    /// partition of `partition_uuids` (disk, number, unique GUID) gets the GUID it has,
+    /// every filesystem of `filesystem_uuids` the UUID it has, and each image's mounts,
+    /// root and boot UUIDs and fstab follow.
+    pub fn with_existing(
+        mut self,
+        partition_uuids: &[(String, u32, String)],
+        filesystem_uuids: &[(Device, String)],
+    ) -> Plan {
+        for disk in &mut self.disks {
+            for partition in &mut disk.partitions {
+                if let Some((_, _, uuid)) = partition_uuids
+                    .iter()
+                    .find(|(name, number, _)| *name == disk.name && *number == partition.number)
+                {
+                    partition.partition_uuid = uuid.to_lowercase();
+                }
+            }
+        }
+        for fs in &mut self.filesystems {
+            if let Some((_, uuid)) = filesystem_uuids.iter().find(|(d, _)| *d == fs.device) {
+                fs.uuid = uuid.clone();
+            }
+        }
+        for image in &mut self.images {
+            for mount in &mut image.mounts {
+                if let Some(fs) = self.filesystems.iter().find(|fs| fs.device == mount.device) {
+                    mount.uuid = fs.uuid.clone();
+                }
+            }
+            image.root_uuid = uuid_at(&image.mounts, "/");
+            image.boot_uuid = uuid_at(&image.mounts, "/boot").or_else(|| image.root_uuid.clone());
+            let own: Vec<&FilesystemPlan> = self
+                .filesystems
+                .iter()
+                .filter(|fs| fs.images.contains(&image.name))
+                .collect();
+            image.fstab = fstab(&image.name, &own);
+        }
+        self
+    }
+}
+
+/// One disk's GPT.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiskPlan {
+    /// The disk's `id.value` in the config.
+    pub name: String,
+    /// The disk's entry in the config, `partitions[i]`.
+    pub config_path: JsonPath,
+    pub path: PathBuf,
+    pub size_bytes: u64,
+    pub sector_size: u32,
+    pub partitions: Vec<PartitionPlan>,
+}
+
+/// One GPT partition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartitionPlan {
+    /// The partition number, from 1.
+    pub number: u32,
+    pub start_mib: u64,
+    pub size_mib: u64,
+    pub kind: PartitionKind,
+    /// The GPT partition type GUID of `kind`.
+    pub type_guid: &'static str,
+    /// The unique partition GUID: the config's `partition_guid`, else a new one.
+    pub partition_uuid: String,
+    /// The GUID is the config's `partition_guid`: a kept partition table must have it.
+    pub partition_uuid_from_config: bool,
+    /// The GPT partition name.
+    pub name: Option<String>,
+    /// GPT attribute bit 2, "legacy BIOS bootable".
+    pub legacy_bios_bootable: bool,
+    pub purpose: Purpose,
+}
+
+/// Why a partition or filesystem exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// The implicit BIOS boot partition of the first disk.
+    BiosGrub,
+    /// The implicit EFI system partition of the first disk.
+    Esp,
+    /// The implicit partition that holds GRUB and grub.cfg for every image.
+    Multiboot,
+    /// The configured volume at this JSON path (for an md array, its first member).
+    Volume(JsonPath),
+}
+
+/// A GPT partition type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionKind {
+    BiosBoot,
+    EfiSystem,
+    LinuxFilesystem,
+    LinuxSwap,
+    MicrosoftBasicData,
+    LinuxLvm,
+    LinuxRaid,
+}
+
+impl PartitionKind {
+    /// The partition type GUID, as sfdisk and sgdisk write it.
+    pub fn type_guid(self) -> &'static str {
+        match self {
+            PartitionKind::BiosBoot => "21686148-6449-6E6F-744E-656564454649",
+            PartitionKind::EfiSystem => "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+            PartitionKind::LinuxFilesystem => "0FC63DAF-8483-4772-8E79-3D69D8477DE4",
+            PartitionKind::LinuxSwap => "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F",
+            PartitionKind::MicrosoftBasicData => "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7",
+            PartitionKind::LinuxLvm => "E6D6D379-F507-44C2-A23C-238F2A3DF928",
+            PartitionKind::LinuxRaid => "A19D880F-05FC-4D3B-A006-743F0F84911E",
+        }
+    }
+
+    /// gdisk's short code for the type (`EF02`, `8300`, ...).
+    pub fn gdisk_code(self) -> &'static str {
+        match self {
+            PartitionKind::BiosBoot => "EF02",
+            PartitionKind::EfiSystem => "EF00",
+            PartitionKind::LinuxFilesystem => "8300",
+            PartitionKind::LinuxSwap => "8200",
+            PartitionKind::MicrosoftBasicData => "0700",
+            PartitionKind::LinuxLvm => "8E00",
+            PartitionKind::LinuxRaid => "FD00",
+        }
+    }
+}
+
+/// The block device a filesystem is made on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Device {
+    /// Partition `number` of the disk the config calls `disk`.
+    Partition { disk: String, number: u32 },
+    /// A logical volume.
+    LogicalVolume { vg: String, lv: String },
+    /// An md array, by its name under /dev (`md0`, `md/data`).
+    RaidArray { name: String },
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Partition { disk, number } => write!(f, "{disk}#{number}"),
+            Device::LogicalVolume { vg, lv } => write!(f, "{vg}/{lv}"),
+            Device::RaidArray { name } => f.write_str(name),
+        }
+    }
+}
+
+/// An md array.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RaidArrayPlan {
+    /// The name under /dev: the members' `name`, else the first free `mdN`.
+    pub name: String,
+    /// Always `raid1`, Bareon's default level.
+    pub level: &'static str,
+    pub members: Vec<Device>,
+    /// The smallest member's size.
+    pub size_mib: u64,
+    /// The first member's config entry.
+    pub config_path: JsonPath,
+}
+
+/// An LVM volume group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VolumeGroupPlan {
+    pub name: String,
+    /// The `vg` entry, `partitions[i]`.
+    pub config_path: JsonPath,
+    pub physical_volumes: Vec<PhysicalVolumePlan>,
+    /// The space for logical volumes: the pvs' sizes minus their metadata.
+    pub size_mib: u64,
+    pub logical_volumes: Vec<LogicalVolumePlan>,
+}
+
+/// A partition used as an LVM physical volume.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhysicalVolumePlan {
+    pub device: Device,
+    pub metadata_mib: u64,
+}
+
+/// An LVM logical volume.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogicalVolumePlan {
+    pub name: String,
+    pub size_mib: u64,
+    pub config_path: JsonPath,
+}
+
+/// A filesystem or swap area to create.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FilesystemPlan {
+    pub device: Device,
+    pub fs_type: FileSystem,
+    pub label: Option<String>,
+    /// The UUID mkfs is given; for vfat an 8-hex-digit volume id `XXXX-XXXX`.
+    pub uuid: String,
+    /// Where the images mount it (`none` for the ESP and the multiboot partition, which
+    /// no image mounts).
+    pub mount: Mount,
+    /// The images it belongs to, in config order of the volume's `images`.
+    pub images: Vec<String>,
+    /// Listed in those images' fstab.
+    pub fstab_enabled: bool,
+    pub fstab_options: String,
+    pub purpose: Purpose,
+    /// Its data is kept: the volume's `keep_data` under a policy that keeps the partition
+    /// tables (never under `clean`). A kept filesystem is not made again, and keeps the
+    /// UUID it has on the disk ([`Plan::with_existing`]).
+    pub keep_data: bool,
+}
+
+impl FilesystemPlan {
+    /// Where the images use it, in a few words: `/srv of alpha, beta`, `swap of alpha`.
+    pub fn usage(&self) -> String {
+        let place = match &self.mount {
+            Mount::Path(path) => path.as_str(),
+            Mount::Swap => "swap",
+            Mount::None => "not mounted",
+        };
+        if self.images.is_empty() {
+            place.to_owned()
+        } else {
+            format!("{place} of {}", self.images.join(", "))
+        }
+    }
+}
+
+/// One image: where its filesystems are mounted while it is deployed, and how it boots.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImagePlan {
+    pub name: String,
+    /// `images[i]`.
+    pub config_path: JsonPath,
+    /// The id of the image's GRUB menu entry: `multiboot-NAME`.
+    pub grub_menu_id: String,
+    /// The UUID of the filesystem mounted at `/`, for `root=UUID=`; `None` for an image
+    /// without `/` (a utility image), which gets no boot entry.
+    pub root_uuid: Option<String>,
+    /// A filesystem of its own is mounted at `/boot`.
+    pub separate_boot: bool,
+    /// The filesystem GRUB reads the kernel from: the separate `/boot`, else the root.
+    pub boot_uuid: Option<String>,
+    /// `deploy_data.kernel_params`.
+    pub kernel_params: Option<String>,
+    /// Its mounts in mounting order: by mount-point depth, then by path.
+    pub mounts: Vec<MountPlan>,
+    /// The image's `/etc/fstab`.
+    pub fstab: String,
+}
+
+/// One filesystem mounted into an image.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MountPlan {
+    pub mount_point: String,
+    pub device: Device,
+    pub fs_type: FileSystem,
+    pub uuid: String,
+}
+
+/// The bootloader layout.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BootPlan {
+    /// The multiboot partition's filesystem UUID (boot-info.json's `multiboot_partition`).
+    pub multiboot_uuid: String,
+    /// The ESP's vfat volume id.
+    pub esp_uuid: String,
+    /// The first disk, where grub-install puts GRUB for BIOS.
+    pub bios_disk: String,
+    pub bios_disk_path: PathBuf,
+    /// The image that boots by default: the `boot: true` one, else the first bootable one.
+    pub default_image: String,
+    /// The images that get a boot entry (those with `/`), in config order.
+    pub entries: Vec<String>,
+}
