@@ -13,10 +13,11 @@ use nix::unistd::Uid;
 use serde::Serialize;
 
 use crate::apply::boot::BootloaderConfig;
-use crate::apply::runner::quote_command;
 use crate::config::ProvisionConfig;
 use crate::deploy::{deploy, DeployOptions};
 use crate::disks::disk_input;
+use crate::exec::quote_command;
+use crate::exit::Exit;
 use crate::output::{self, Verbosity};
 use crate::plan::{check_disk_names, names_disk, plan, DiskInput, Plan, PlanError, RandomIds};
 use crate::render::{deploy_json, plan_json, plan_text, JSON_VERSION};
@@ -223,27 +224,6 @@ const VALIDATE_HELP: &str = concat!(
     exit_status!()
 );
 
-/// The documented exit statuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// The config is valid.
-    Valid = 0,
-    /// The config file cannot be read, or the report cannot be written.
-    Failure = 1,
-    /// Usage error, or a deploy that cannot be confirmed.
-    Usage = 2,
-    /// The config has errors.
-    Invalid = 3,
-    /// `deploy` was run by a user other than root.
-    NotRoot = 4,
-}
-
-impl From<Exit> for ExitCode {
-    fn from(exit: Exit) -> ExitCode {
-        ExitCode::from(exit as u8)
-    }
-}
-
 /// Runs a parsed command line and returns the exit status. Usage errors (status 2) are
 /// clap's, before this runs.
 pub fn run(cli: &Cli) -> ExitCode {
@@ -325,7 +305,7 @@ fn print_json(value: &impl Serialize) -> std::io::Result<()> {
 /// the images as the boot-info.json it wrote at `boot_info` says. Returns the exit status,
 /// 1 when the summary cannot be made.
 fn deploy_summary(exit: Exit, disks: &[(String, PathBuf)], boot_info: &Path) -> Exit {
-    let written = if exit == Exit::Valid {
+    let written = if exit == Exit::Success {
         let read = std::fs::read_to_string(boot_info)
             .map_err(anyhow::Error::from)
             .and_then(|text| Ok(BootInfo::from_json(&text)?));
@@ -401,7 +381,7 @@ fn validate_command(path: &Path, json: bool) -> Exit {
         return Exit::Failure;
     }
     if result.is_ok() {
-        Exit::Valid
+        Exit::Success
     } else {
         Exit::Invalid
     }
@@ -467,7 +447,7 @@ fn plan_command(path: &Path, disk_args: &[(String, PathBuf)], json: bool) -> Exi
         write!(std::io::stdout(), "{}", plan_text(&plan))
     };
     match written {
-        Ok(()) => Exit::Valid,
+        Ok(()) => Exit::Success,
         Err(err) => {
             eprintln!("deployer: cannot write the plan: {err}");
             Exit::Failure

@@ -40,8 +40,8 @@ use crate::apply::image::{
     deploy_image, kernel_mounts_vfat, shared_mount_points, vfat_nesting, DeployedImage,
 };
 use crate::apply::{kept, preflight, tools};
-use crate::cli::Exit;
 use crate::config::ProvisionConfig;
+use crate::exit::Exit;
 use crate::plan::Plan;
 use crate::render::plan_text;
 use crate::source::{self, Sources};
@@ -168,7 +168,7 @@ pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) ->
                 options.boot_info.display()
             );
             match work.remove() {
-                Ok(()) => Exit::Valid,
+                Ok(()) => Exit::Success,
                 Err(err) => {
                     eprintln!("deployer: {err:#}");
                     Exit::Failure

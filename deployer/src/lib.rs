@@ -27,6 +27,8 @@ pub mod cli;
 pub mod config;
 pub mod deploy;
 pub mod disks;
+pub mod exec;
+pub mod exit;
 pub mod grubcfg_gen;
 pub mod kernels;
 pub mod output;

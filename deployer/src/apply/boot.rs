@@ -26,8 +26,8 @@ use shared::mount::{Mount, MountOptions};
 use crate::apply::disk::AttachedDisks;
 use crate::apply::image::{file_in_image, DeployedImage, MountedImage};
 use crate::apply::osprober::{os_prober_menu, OsProberImage};
-use crate::apply::runner::run;
 use crate::config::ProvisionConfig;
+use crate::exec::run;
 use crate::grubcfg_gen::{generate, MenuEntrySpec};
 use crate::plan::{FilesystemPlan, ImagePlan, Plan, Purpose};
 

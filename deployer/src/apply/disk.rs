@@ -14,7 +14,7 @@ use shared::loopdev::LoopDevice;
 
 use crate::apply::mkfs::mkfs_command;
 use crate::apply::partition::{check_kept_table, check_table, sfdisk_script};
-use crate::apply::runner::{run, run_with_input};
+use crate::exec::{run, run_with_input};
 use crate::plan::{Device, DiskPlan, Plan};
 
 /// How long the partition nodes of a block device are awaited after re-reading its table.

@@ -23,8 +23,8 @@ use serde_json::Value;
 use shared::fault;
 
 use crate::apply::raw::{convert_qcow2, write_raw};
-use crate::apply::runner::{run, StepError};
 use crate::config::FileSystem;
+use crate::exec::{run, StepError};
 use crate::source::format::FsImage;
 use crate::source::TargetFs;
 

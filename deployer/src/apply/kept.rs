@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 
 use crate::apply::partition::check_kept_table;
-use crate::apply::runner::{run, StepError};
+use crate::exec::{run, StepError};
 use crate::plan::{Device, DiskPlan, FilesystemPlan, Plan};
 use crate::size::MIB;
 

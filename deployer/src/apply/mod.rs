@@ -6,7 +6,7 @@
 //! `sfdisk -J` reads back against the plan; [`mkfs`] gives the mkfs command of a planned
 //! filesystem, with its UUID and label fixed before the filesystem exists.
 //!
-//! The thin layer that touches the system comes on top: [`runner`] runs every external
+//! The thin layer that touches the system comes on top: [`crate::exec`] runs every external
 //! command (named step, stdin closed, stderr tail in the error), and [`preflight`] checks
 //! every planned disk (there, large enough, not mounted, swap, held or the running root)
 //! before the first write, as [`tools`] checks every program the deploy will run, and
@@ -32,5 +32,4 @@ pub mod osprober;
 pub mod partition;
 pub mod preflight;
 pub mod raw;
-pub mod runner;
 pub mod tools;

@@ -55,7 +55,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use anyhow::{bail, Context};
 use shared::grubcfg::{self, ItemKind, MenuItem};
 
-use crate::apply::runner::run;
+use crate::exec::run;
 use crate::plan::ImagePlan;
 
 /// The host's grub.d scripts the run keeps: the header and os-prober's, nothing else.

@@ -583,7 +583,7 @@ mod tests {
 
         let disk = LoopDisk::attach(&image);
         let part = disk.partition(1);
-        let mkfs = crate::apply::runner::run(
+        let mkfs = crate::exec::run(
             "make test filesystem",
             &[
                 "mkfs.ext4".into(),

@@ -27,7 +27,7 @@ use anyhow::{bail, Context};
 use nix::fcntl::{fallocate, FallocateFlags};
 use nix::unistd::{lseek, Whence};
 
-use crate::apply::runner::{run_reporting, StepError};
+use crate::exec::{run_reporting, StepError};
 use crate::progress::{bytes, Meter, Total};
 
 /// Writes the qcow2 image `image` (of the deploy's image `name`) onto `dest` with

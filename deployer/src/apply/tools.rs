@@ -5,13 +5,13 @@
 //! images may not have.
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::apply::boot::BootloaderConfig;
 use crate::apply::mkfs::mkfs_program;
 use crate::apply::osprober::OS_PROBER_PROGRAMS;
 use crate::config::FileSystem;
+use crate::exec::{fedora_name, find_program};
 use crate::plan::Plan;
 use crate::source::format::{Compression, FileFormat};
 use crate::source::{CheckedSource, SourceKind};
@@ -117,24 +117,6 @@ pub fn source_programs(sources: &[CheckedSource], rsync_flags: bool) -> Vec<&'st
 }
 
 /// The other name a distribution gives `program`: Fedora calls GRUB's programs
-/// `grub2-install`, `grub2-mkimage`, `grub2-mkconfig`, ... where Debian has `grub-install`.
-pub fn fedora_name(program: &str) -> Option<String> {
-    program
-        .strip_prefix("grub-")
-        .map(|rest| format!("grub2-{rest}"))
-}
-
-/// Where `program` (a bare name) is in `path` (a `PATH` value): the first directory that
-/// holds an executable of that name, else of its [`fedora_name`].
-pub fn find_program(program: &str, path: &str) -> Option<PathBuf> {
-    let find = |name: &str| {
-        std::env::split_paths(path)
-            .map(|dir| dir.join(name))
-            .find(|candidate| is_executable(candidate))
-    };
-    find(program).or_else(|| fedora_name(program).and_then(|other| find(&other)))
-}
-
 /// One line per program of `programs` not found in `path` (a `PATH` value) under either
 /// of its names.
 pub fn missing(programs: &[&str], path: &str) -> Vec<String> {
@@ -242,13 +224,10 @@ pub fn default_bootctl(exe: &Path) -> PathBuf {
         .unwrap_or(beside)
 }
 
-fn is_executable(path: &Path) -> bool {
-    std::fs::metadata(path)
-        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
     use crate::plan::{plan, DiskInput, SequentialIds};
     use crate::validate::validate;

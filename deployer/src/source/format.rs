@@ -19,8 +19,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context};
 
-use crate::apply::runner::run;
 use crate::config::FileSystem;
+use crate::exec::run;
 
 /// How many bytes of a file [`sniff`] and [`detect`] look at: enough for every magic and
 /// for the start of a compressed tar archive to decompress.

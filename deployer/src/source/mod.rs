@@ -31,8 +31,8 @@ pub mod http;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::apply::runner::run;
 use crate::config::{FileSystem, ImageSource, ProvisionConfig};
+use crate::exec::run;
 use crate::plan::{Device, ImagePlan, Plan};
 use crate::size::MIB;
 use format::{check_qcow2_header, detect, detect_file, Compression, FileFormat, FsImage};

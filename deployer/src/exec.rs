@@ -6,7 +6,7 @@
 //! with the last 20 lines of stderr kept in [`StepError::Failed`] for whoever wants more.
 //!
 //! A program named without a directory is looked up in `PATH` under either of its names
-//! ([`tools::find_program`]: Fedora's `grub2-install` for `grub-install`). Every command
+//! ([`find_program`]: Fedora's `grub2-install` for `grub-install`). Every command
 //! is logged ([`output::detail`]: on stderr with `-v`, always in the log file) with its
 //! duration and exit status, and with the tail of its stderr when it failed.
 
@@ -16,7 +16,9 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::apply::tools;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
 use crate::output;
 
 /// How many lines of stderr a failure keeps.
@@ -42,7 +44,7 @@ pub enum StepError {
     /// The program is not installed (under either of its names).
     #[error(
         "{step}: {program} not found{}: run scripts/setup (see README)",
-        tools::fedora_name(program).map(|other| format!(", nor {other}")).unwrap_or_default()
+        fedora_name(program).map(|other| format!(", nor {other}")).unwrap_or_default()
     )]
     NotFound { step: String, program: String },
     /// The program exists but could not be started.
@@ -217,14 +219,14 @@ fn collect(mut child: Child, report: &mut dyn FnMut(&str)) -> io::Result<Output>
 }
 
 /// The program to start for `program`, and its name for messages: as given when it names
-/// a directory, else the one [`tools::find_program`] finds in `path` (a `PATH` value, under
+/// a directory, else the one [`find_program`] finds in `path` (a `PATH` value, under
 /// Debian's or Fedora's name); as given when there is none, for the start to fail with
 /// [`StepError::NotFound`].
 fn resolve(program: &OsStr, path: &str) -> (OsString, OsString) {
     let found = program
         .to_str()
         .filter(|name| !name.contains('/'))
-        .and_then(|name| tools::find_program(name, path));
+        .and_then(|name| find_program(name, path));
     match found {
         Some(found) => {
             let name = found
@@ -257,6 +259,29 @@ fn quote(arg: &OsStr) -> String {
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))
     }
+}
+
+/// `grub2-install`, `grub2-mkimage`, `grub2-mkconfig`, ... where Debian has `grub-install`.
+pub fn fedora_name(program: &str) -> Option<String> {
+    program
+        .strip_prefix("grub-")
+        .map(|rest| format!("grub2-{rest}"))
+}
+
+/// Where `program` (a bare name) is in `path` (a `PATH` value): the first directory that
+/// holds an executable of that name, else of its [`fedora_name`].
+pub fn find_program(program: &str, path: &str) -> Option<PathBuf> {
+    let find = |name: &str| {
+        std::env::split_paths(path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| is_executable(candidate))
+    };
+    find(program).or_else(|| fedora_name(program).and_then(|other| find(&other)))
+}
+
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]
