@@ -19,8 +19,8 @@ use crate::disks::disk_input;
 use crate::exec::quote_command;
 use crate::exit::Exit;
 use crate::output::{self, Verbosity};
-use crate::plan::{check_disk_names, names_disk, plan, DiskInput, Plan, PlanError, RandomIds};
-use crate::render::{deploy_json, plan_json, plan_text, JSON_VERSION};
+use crate::plan::{disk_requests, plan, DiskInput, Plan, PlanError, RandomIds};
+use crate::render::{deploy_json, plan_json, plan_text, DeployOutcome, JSON_VERSION};
 use crate::text::plural;
 use crate::validate::{validate, ConfigError, JsonPath};
 use shared::bootinfo::BootInfo;
@@ -232,7 +232,7 @@ pub fn run(cli: &Cli) -> ExitCode {
         _ => None,
     };
     if let Err(err) = output::init(cli.verbosity(), log_file, &command_line()) {
-        eprintln!("deployer: {err:#}");
+        crate::error!("deployer: {err:#}");
         return Exit::Failure.into();
     }
     match &cli.command {
@@ -263,7 +263,7 @@ pub fn run(cli: &Cli) -> ExitCode {
                 Exit::NotRoot
             } else {
                 match load_plan(config, disks, false) {
-                    Ok((config_value, plan)) => {
+                    Ok(plan) => {
                         let options = DeployOptions {
                             boot_info: boot_info.clone(),
                             bootctl: bootctl.clone(),
@@ -273,7 +273,7 @@ pub fn run(cli: &Cli) -> ExitCode {
                             allow_unverified_downloads: *allow_unverified_downloads,
                             cacert: cacert.clone(),
                         };
-                        deploy(&config_value, &plan, &options)
+                        deploy(&plan, &options)
                     }
                     Err(exit) => exit,
                 }
@@ -319,11 +319,15 @@ fn deploy_summary(exit: Exit, disks: &[(String, PathBuf)], boot_info: &Path) -> 
     } else {
         None
     };
-    let summary = deploy_json(
-        exit as u8,
+    let errors = output::errors();
+    let failed_step = output::failed_step();
+    let summary = deploy_json(&DeployOutcome {
+        exit: exit as u8,
         disks,
-        written.as_ref().map(|info| (boot_info, info)),
-    );
+        boot_info: written.as_ref().map(|info| (boot_info, info)),
+        errors: &errors,
+        failed_step: failed_step.as_deref(),
+    });
     match print_json(&summary) {
         Ok(()) => exit,
         Err(err) => {
@@ -356,7 +360,7 @@ fn load_config(path: &Path) -> Option<Result<ProvisionConfig, Vec<ConfigError>>>
     let bytes = match read_config(path) {
         Ok(bytes) => bytes,
         Err(err) => {
-            eprintln!("deployer: {err:#}");
+            crate::error!("deployer: {err:#}");
             return None;
         }
     };
@@ -377,7 +381,7 @@ fn validate_command(path: &Path, json: bool) -> Exit {
         return Exit::Failure;
     };
     if let Err(err) = report(path, &result, json) {
-        eprintln!("deployer: cannot write the report: {err}");
+        crate::error!("deployer: cannot write the report: {err}");
         return Exit::Failure;
     }
     if result.is_ok() {
@@ -389,11 +393,7 @@ fn validate_command(path: &Path, json: bool) -> Exit {
 
 /// Reads, validates and plans; errors are reported (as JSON with `json`) and become the
 /// exit status.
-fn load_plan(
-    path: &Path,
-    disk_args: &[(String, PathBuf)],
-    json: bool,
-) -> Result<(ProvisionConfig, Plan), Exit> {
+fn load_plan(path: &Path, disk_args: &[(String, PathBuf)], json: bool) -> Result<Plan, Exit> {
     let Some(result) = load_config(path) else {
         return Err(Exit::Failure);
     };
@@ -403,39 +403,30 @@ fn load_plan(
             return Err(match report(path, &Err(errors), json) {
                 Ok(()) => Exit::Invalid,
                 Err(err) => {
-                    eprintln!("deployer: cannot write the report: {err}");
+                    crate::error!("deployer: cannot write the report: {err}");
                     Exit::Failure
                 }
             });
         }
     };
-    let errors = check_disk_names(&config, disk_args.iter().map(|(name, _)| name.as_str()));
-    if !errors.is_empty() {
-        return Err(plan_errors(&errors, json));
-    }
+    let requests =
+        disk_requests(&config, disk_args).map_err(|errors| plan_errors(&errors, json))?;
     let mut disks: Vec<DiskInput> = Vec::new();
-    for (name, disk_path) in disk_args {
-        let configured_size = config
-            .disks()
-            .find(|disk| names_disk(name, &disk.id.value))
-            .and_then(|disk| disk.size);
-        match disk_input(name, disk_path, configured_size) {
+    for request in &requests {
+        match disk_input(request) {
             Ok(disk) => disks.push(disk),
             Err(err) => {
-                eprintln!("deployer: --disk {name}: {err}");
+                crate::error!("deployer: --disk {}: {err}", request.name);
                 return Err(Exit::Failure);
             }
         }
     }
-    match plan(&config, &disks, &mut RandomIds) {
-        Ok(plan) => Ok((config, plan)),
-        Err(errors) => Err(plan_errors(&errors, json)),
-    }
+    plan(&config, &disks, &mut RandomIds).map_err(|errors| plan_errors(&errors, json))
 }
 
 fn plan_command(path: &Path, disk_args: &[(String, PathBuf)], json: bool) -> Exit {
     let plan = match load_plan(path, disk_args, json) {
-        Ok((_, plan)) => plan,
+        Ok(plan) => plan,
         Err(exit) => return exit,
     };
     let written = if json {
@@ -449,7 +440,7 @@ fn plan_command(path: &Path, disk_args: &[(String, PathBuf)], json: bool) -> Exi
     match written {
         Ok(()) => Exit::Success,
         Err(err) => {
-            eprintln!("deployer: cannot write the plan: {err}");
+            crate::error!("deployer: cannot write the plan: {err}");
             Exit::Failure
         }
     }
@@ -472,13 +463,13 @@ fn plan_errors(errors: &[PlanError], json: bool) -> Exit {
             .map_err(std::io::Error::from)
             .and_then(|()| writeln!(out))
     } else {
-        let mut err = std::io::stderr().lock();
-        errors.iter().try_for_each(|error| writeln!(err, "{error}"))
+        errors.iter().for_each(|error| crate::error!("{error}"));
+        Ok(())
     };
     match written {
         Ok(()) => Exit::Invalid,
         Err(err) => {
-            eprintln!("deployer: cannot write the report: {err}");
+            crate::error!("deployer: cannot write the report: {err}");
             Exit::Failure
         }
     }
@@ -509,8 +500,8 @@ fn report(
             plural(config.volume_count(), "volume"),
         ),
         Err(errors) => {
-            let mut err = std::io::stderr().lock();
-            errors.iter().try_for_each(|error| writeln!(err, "{error}"))
+            errors.iter().for_each(|error| crate::error!("{error}"));
+            Ok(())
         }
     }
 }

@@ -36,13 +36,11 @@ use shared::fault;
 
 use crate::apply::boot::{install_boot, BootInputs, BootloaderConfig};
 use crate::apply::disk::AttachedDisks;
-use crate::apply::image::{
-    deploy_image, kernel_mounts_vfat, shared_mount_points, vfat_nesting, DeployedImage,
-};
-use crate::apply::{kept, preflight, tools};
-use crate::config::ProvisionConfig;
+use crate::apply::image::{deploy_image, kernel_mounts_vfat, vfat_nesting, DeployedImage};
+use crate::apply::{preflight, tools};
+use crate::exec::StepError;
 use crate::exit::Exit;
-use crate::plan::Plan;
+use crate::plan::{ImageLayout, Plan};
 use crate::render::plan_text;
 use crate::source::{self, Sources};
 
@@ -65,101 +63,29 @@ pub struct DeployOptions {
     pub cacert: Option<PathBuf>,
 }
 
-/// Deploys `plan` (made from `config`) and returns the exit status; every problem is
-/// reported on stderr.
-pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) -> Exit {
-    let bootctl = match options.bootctl.clone().map_or_else(default_bootctl, Ok) {
-        Ok(path) => path,
-        Err(err) => {
-            eprintln!("deployer: {err}");
-            return Exit::Invalid;
-        }
-    };
-    let refusals = refusals(plan, &bootctl, options.bootloader_config);
-    if !refusals.is_empty() {
-        for refusal in refusals {
-            eprintln!("deployer: {refusal}");
-        }
-        return Exit::Invalid;
-    }
-    let kept_plan;
-    let plan = if plan.keeps_partition_tables() {
-        match kept::read_existing(plan) {
-            Ok(existing) => {
-                kept_plan = existing;
-                &kept_plan
+/// Deploys `plan` and returns the exit status; every problem is reported through
+/// [`crate::output`].
+pub fn deploy(plan: &Plan, options: &DeployOptions) -> Exit {
+    let ready = match prepare(plan, options) {
+        Ok(ready) => ready,
+        Err(Stop { exit, lines }) => {
+            for line in lines {
+                crate::error!("deployer: {line}");
             }
-            Err(problems) => {
-                for problem in problems {
-                    eprintln!("deployer: {problem}");
-                }
-                return Exit::Invalid;
-            }
-        }
-    } else {
-        plan
-    };
-    let work = match WorkDir::create() {
-        Ok(work) => work,
-        Err(err) => {
-            eprintln!("deployer: {err:#}");
-            return Exit::Failure;
+            return exit;
         }
     };
-    let client = match source::Client::new(options.cacert.as_deref()) {
-        Ok(client) => client,
-        Err(err) => {
-            eprintln!("deployer: {err:#}");
-            return Exit::Invalid;
-        }
-    };
-    let sources = match source::preflight(
-        config,
-        plan,
-        options.allow_unverified_downloads,
-        client,
-        work.path(),
-    ) {
-        Ok(sources) => sources,
-        Err(problems) => {
-            for problem in problems {
-                eprintln!("deployer: {problem}");
-            }
-            return Exit::Invalid;
-        }
-    };
-    let path = std::env::var("PATH").unwrap_or_default();
-    let missing = tools::missing(
-        &tools::source_programs(&sources.checked, config.rsync_flags.is_some()),
-        &path,
-    );
-    if !missing.is_empty() {
-        for line in missing {
-            eprintln!("deployer: {line}");
-        }
-        return Exit::Invalid;
-    }
-    let busy = preflight::check_disks(plan);
-    if !busy.is_empty() {
-        for error in busy {
-            eprintln!("deployer: {error}");
-        }
-        return Exit::Invalid;
-    }
-    match confirm(plan, options.yes) {
-        Ok(true) => {}
-        Ok(false) => {
-            eprintln!("deployer: not confirmed; nothing was written");
-            return Exit::Usage;
-        }
-        Err(exit) => return exit,
-    }
+    let Ready {
+        bootctl,
+        work,
+        sources,
+    } = ready;
     if let Err(err) = shared::mount::enter_private_namespace() {
-        eprintln!("deployer: {err}");
+        crate::error!("deployer: {err}");
         return Exit::Failure;
     }
     let mut disks = AttachedDisks::default();
-    match apply(config, plan, &sources, options, &bootctl, &work, &mut disks) {
+    match apply(plan, &sources, options, &bootctl, &work, &mut disks) {
         Ok(()) => {
             fault::point("deploy:done");
             crate::info!(
@@ -170,17 +96,18 @@ pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) ->
             match work.remove() {
                 Ok(()) => Exit::Success,
                 Err(err) => {
-                    eprintln!("deployer: {err:#}");
+                    crate::error!("deployer: {err:#}");
                     Exit::Failure
                 }
             }
         }
         Err(err) => {
+            crate::output::set_failed_step(failed_step(&err));
             crate::error!("deployer: deploy failed: {err:#}");
             if options.preserve_on_error {
-                eprintln!("deployer: --preserve-on-error: the disks are left as they are");
+                crate::warn!("deployer: --preserve-on-error: the disks are left as they are");
             } else if plan.keeps_partition_tables() {
-                eprintln!(
+                crate::warn!(
                     "deployer: the partition tables and the kept filesystems are left as \
                      they are (partitions_policy {}); the filesystems made anew may be \
                      incomplete",
@@ -188,13 +115,94 @@ pub fn deploy(config: &ProvisionConfig, plan: &Plan, options: &DeployOptions) ->
                 );
             } else {
                 for problem in disks.wipe() {
-                    eprintln!("deployer: {problem}");
+                    crate::error!("deployer: {problem}");
                 }
             }
             fault::point("deploy:failed");
             Exit::Failure
         }
     }
+}
+
+/// What stops a deploy before the first write: its exit status and one line per reason.
+struct Stop {
+    exit: Exit,
+    lines: Vec<String>,
+}
+
+impl Stop {
+    fn refused(lines: Vec<String>) -> Stop {
+        Stop {
+            exit: Exit::Invalid,
+            lines,
+        }
+    }
+
+    fn failed(err: &anyhow::Error) -> Stop {
+        Stop {
+            exit: Exit::Failure,
+            lines: vec![format!("{err:#}")],
+        }
+    }
+}
+
+/// A deploy checked and confirmed, ready for its first write.
+struct Ready {
+    bootctl: PathBuf,
+    work: WorkDir,
+    sources: Sources,
+}
+
+/// Everything checked before the first write, in order (each check needs what the ones
+/// before it found), then the confirmation.
+fn prepare(plan: &Plan, options: &DeployOptions) -> Result<Ready, Stop> {
+    let bootctl = options
+        .bootctl
+        .clone()
+        .map_or_else(default_bootctl, Ok)
+        .map_err(|err| Stop::refused(vec![err.to_string()]))?;
+    let refusals = refusals(plan, &bootctl, options.bootloader_config);
+    if !refusals.is_empty() {
+        return Err(Stop::refused(refusals));
+    }
+    let work = WorkDir::create().map_err(|err| Stop::failed(&err))?;
+    let client = source::Client::new(options.cacert.as_deref())
+        .map_err(|err| Stop::refused(vec![format!("{err:#}")]))?;
+    let sources = source::preflight(
+        plan,
+        options.allow_unverified_downloads,
+        client,
+        work.path(),
+    )
+    .map_err(Stop::refused)?;
+    let path = std::env::var("PATH").unwrap_or_default();
+    let missing = tools::missing(
+        &tools::source_programs(&sources.checked, plan.rsync_flags.is_some()),
+        &path,
+    );
+    if !missing.is_empty() {
+        return Err(Stop::refused(missing));
+    }
+    let busy = preflight::check_disks(plan);
+    if !busy.is_empty() {
+        return Err(Stop::refused(
+            busy.iter().map(ToString::to_string).collect(),
+        ));
+    }
+    confirm(plan, options.yes)?;
+    Ok(Ready {
+        bootctl,
+        work,
+        sources,
+    })
+}
+
+/// What the deploy was doing when `err` stopped it: the command's step when a command
+/// failed, else the outermost context of the error.
+fn failed_step(err: &anyhow::Error) -> String {
+    err.chain()
+        .find_map(|cause| cause.downcast_ref::<StepError>())
+        .map_or_else(|| err.to_string(), |step| step.step().to_owned())
 }
 
 /// The bootctl next to the running deployer, or the static build
@@ -211,31 +219,33 @@ pub fn refusals(plan: &Plan, bootctl: &Path, mode: BootloaderConfig) -> Vec<Stri
     if plan.needs_device_mapper || plan.needs_md {
         out.push("LVM/RAID: not supported on this host (no device-mapper/md)".to_owned());
     }
-    for image in &plan.images {
-        if image.root_uuid.is_none() {
+    let layouts: Vec<(&str, ImageLayout)> = plan
+        .images
+        .iter()
+        .map(|image| (image.name.as_str(), plan.layout(image)))
+        .collect();
+    for (name, layout) in &layouts {
+        if layout.root_uuid.is_none() {
             out.push(format!(
-                "image {}: images without a / filesystem are not supported so far",
-                image.name
+                "image {name}: images without a / filesystem are not supported so far"
             ));
         }
     }
     if !kernel_mounts_vfat() {
-        for image in &plan.images {
-            if let Some((below, vfat)) = vfat_nesting(&image.mounts) {
+        for (name, layout) in &layouts {
+            if let Some((below, vfat)) = vfat_nesting(&layout.mounts) {
                 out.push(format!(
-                    "image {}: {below} is mounted below the vfat filesystem at {vfat}, which \
-                     this host's kernel cannot mount (its files go there through mtools)",
-                    image.name
+                    "image {name}: {below} is mounted below the vfat filesystem at {vfat}, \
+                     which this host's kernel cannot mount (its files go there through mtools)"
                 ));
             }
         }
     }
     if mode == BootloaderConfig::OsProber {
-        for image in plan.images.iter().filter(|image| image.separate_boot) {
+        for (name, _) in layouts.iter().filter(|(_, layout)| layout.separate_boot) {
             out.push(format!(
-                "image {}: a separate /boot is not supported in os-prober mode (os-prober \
-                 skips such images); use the generated grub.cfg",
-                image.name
+                "image {name}: a separate /boot is not supported in os-prober mode (os-prober \
+                 skips such images); use the generated grub.cfg"
             ));
         }
     }
@@ -246,17 +256,20 @@ pub fn refusals(plan: &Plan, bootctl: &Path, mode: BootloaderConfig) -> Vec<Stri
     out
 }
 
-/// `Ok(true)` to go on. Without `--yes`: on a terminal the plan is shown and the question
-/// asked; elsewhere the deploy is refused with status 2.
-fn confirm(plan: &Plan, yes: bool) -> Result<bool, Exit> {
+/// Goes on with `--yes`; without, on a terminal the plan is shown on stderr (stdout is
+/// `--json`'s) and the question asked; elsewhere the deploy is refused with status 2.
+fn confirm(plan: &Plan, yes: bool) -> Result<(), Stop> {
+    let usage = |line: &str| Stop {
+        exit: Exit::Usage,
+        lines: vec![line.to_owned()],
+    };
     if yes {
-        return Ok(true);
+        return Ok(());
     }
     if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-        eprintln!("deployer: use --yes to deploy without a terminal");
-        return Err(Exit::Usage);
+        return Err(usage("use --yes to deploy without a terminal"));
     }
-    print!("{}", plan_text(plan));
+    crate::output::show(&plan_text(plan));
     let disks: Vec<String> = plan
         .disks
         .iter()
@@ -282,20 +295,20 @@ fn confirm(plan: &Plan, yes: bool) -> Result<bool, Exit> {
             kept.join(", ")
         )
     };
-    dialoguer::Confirm::new()
+    match dialoguer::Confirm::new()
         .with_prompt(prompt)
         .default(false)
         .interact()
-        .map_err(|err| {
-            eprintln!("deployer: cannot ask for confirmation: {err}");
-            Exit::Usage
-        })
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(usage("not confirmed; nothing was written")),
+        Err(err) => Err(usage(&format!("cannot ask for confirmation: {err}"))),
+    }
 }
 
 /// Every write of the deploy, in order; `disks` keeps the attached disks for the caller to
 /// wipe on failure.
 fn apply(
-    config: &ProvisionConfig,
     plan: &Plan,
     sources: &Sources,
     options: &DeployOptions,
@@ -329,10 +342,9 @@ fn apply(
         );
         let fetched = source.fetch(&sources.client, work.path())?;
         deployed.push(deploy_image(
+            plan,
             image,
             &fetched.payload(source)?,
-            &shared_mount_points(plan, image),
-            config.rsync_flags.as_deref(),
             &bootctl_bytes,
             disks,
             work.path(),
@@ -340,7 +352,6 @@ fn apply(
     }
     crate::info!("deployer: installing GRUB on the multiboot partition");
     install_boot(&BootInputs {
-        config,
         plan,
         deployed: &deployed,
         disks,
@@ -428,11 +439,11 @@ fn remove_stale_work_dirs(base: &Path) {
         };
         if let Ok(_unlocked) = Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
             match std::fs::remove_dir_all(&path) {
-                Ok(()) => eprintln!(
+                Ok(()) => crate::warn!(
                     "deployer: removed {}, left by a deployer that was killed",
                     path.display()
                 ),
-                Err(err) => eprintln!("deployer: removing {}: {err}", path.display()),
+                Err(err) => crate::warn!("deployer: removing {}: {err}", path.display()),
             }
         }
     }

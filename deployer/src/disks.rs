@@ -1,11 +1,18 @@
 //! Resolving `--disk NAME=PATH` to a [`DiskInput`]: the only place the planner's inputs
-//! come from the system. Reads sizes; never opens a disk for writing or creates a file.
+//! come from the system. Reads sizes and, when asked, the partition table (`sfdisk -J`)
+//! and what each partition holds (`blkid -p`, read through the whole disk at the
+//! partition's offset, so an image file needs no loop device); never opens a disk for
+//! writing or creates a file.
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::plan::DiskInput;
+use crate::exec::{run, StepError};
+use crate::plan::{DiskInput, DiskRequest, ExistingDisk};
+use crate::sfdisk::{parse_table, partition_number};
 
 /// The sector size of disk-image files, and of block devices that do not report one.
 pub const DEFAULT_SECTOR_SIZE: u32 = 512;
@@ -24,14 +31,21 @@ pub enum DiskError {
     NotADisk { path: PathBuf },
 }
 
-/// Resolves the disk the config calls `name` to `path`: a block device's size from sysfs,
-/// a regular file's length, or, for a file that does not exist yet (deploy creates it),
-/// `configured_size` (the disk's `size` in the config).
-pub fn disk_input(
-    name: &str,
-    path: &Path,
-    configured_size: Option<u64>,
-) -> Result<DiskInput, DiskError> {
+/// The status `blkid -p` exits with when it finds nothing.
+const BLKID_NOTHING_FOUND: i32 = 2;
+
+/// Resolves `request`: the disk the config calls `name` is `path`, of a block device's
+/// size from sysfs, a regular file's length, or, for a file that does not exist yet (deploy
+/// creates it), the disk's `size` in the config; with what it holds when the request says
+/// so.
+pub fn disk_input(request: &DiskRequest) -> Result<DiskInput, DiskError> {
+    let DiskRequest {
+        name,
+        path,
+        configured_size,
+        read_existing,
+    } = request;
+    let configured_size = *configured_size;
     let unreadable = |source| DiskError::Unreadable {
         path: path.to_path_buf(),
         source,
@@ -41,6 +55,7 @@ pub fn disk_input(
         path: path.to_path_buf(),
         size_bytes,
         sector_size,
+        existing: read_existing.then(|| existing(path)),
     };
     let metadata = match std::fs::metadata(path) {
         Ok(metadata) => metadata,
@@ -74,11 +89,92 @@ pub fn disk_input(
     Ok(input(sectors.saturating_mul(512), sector_size))
 }
 
-/// `/sys/dev/block/MAJOR:MINOR` of a device number (glibc's `major()`/`minor()` split).
+/// `/sys/dev/block/MAJOR:MINOR` of a device number.
 fn block_device_sysfs(rdev: u64) -> PathBuf {
-    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
-    let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
+    let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
     PathBuf::from(format!("/sys/dev/block/{major}:{minor}"))
+}
+
+/// What the disk at `path` holds: its partition table and what is on each partition.
+fn existing(path: &Path) -> ExistingDisk {
+    match std::fs::File::open(path) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return ExistingDisk::Missing,
+        Err(err) => return ExistingDisk::NoTable(format!("it cannot be read: {err}")),
+        Ok(_) => {}
+    }
+    let argv: Vec<OsString> = vec!["sfdisk".into(), "-J".into(), path.into()];
+    let json = match run(
+        &format!("read the partition table of {}", path.display()),
+        &argv,
+    ) {
+        Ok(json) => json,
+        Err(StepError::Failed { .. }) => {
+            return ExistingDisk::NoTable("it has no partition table sfdisk can read".to_owned())
+        }
+        Err(err) => return ExistingDisk::NoTable(err.to_string()),
+    };
+    let table = match parse_table(&json) {
+        Ok(table) => table,
+        Err(why) => return ExistingDisk::NoTable(why),
+    };
+    let sector_size = table.sectorsize.unwrap_or(u64::from(DEFAULT_SECTOR_SIZE));
+    let filesystems = table
+        .partitions
+        .iter()
+        .filter_map(|entry| {
+            let number = partition_number(&entry.node)?;
+            let found = filesystem_at(
+                path,
+                entry.start * sector_size,
+                entry.size * sector_size,
+                number,
+            );
+            Some((number, found))
+        })
+        .collect();
+    ExistingDisk::Table { table, filesystems }
+}
+
+/// What `blkid -p` finds on the `size` bytes at `offset` of the disk at `path` (partition
+/// `number`): its `KEY=value` pairs, empty when nothing.
+fn filesystem_at(
+    path: &Path,
+    offset: u64,
+    size: u64,
+    number: u32,
+) -> Result<BTreeMap<String, String>, String> {
+    let argv: Vec<OsString> = vec![
+        "blkid".into(),
+        "-p".into(),
+        "-o".into(),
+        "export".into(),
+        "--offset".into(),
+        offset.to_string().into(),
+        "--size".into(),
+        size.to_string().into(),
+        path.into(),
+    ];
+    match run(
+        &format!(
+            "read the filesystem of partition {number} of {}",
+            path.display()
+        ),
+        &argv,
+    ) {
+        Ok(text) => Ok(parse_blkid_export(&text)),
+        Err(StepError::Failed { status, .. }) if status.code() == Some(BLKID_NOTHING_FOUND) => {
+            Ok(BTreeMap::new())
+        }
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// The `KEY=value` lines of `blkid -o export`.
+pub fn parse_blkid_export(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect()
 }
 
 fn read_number(path: &Path) -> io::Result<u64> {
@@ -96,6 +192,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn blkid_export_is_read_as_keys_and_values() {
+        let text = "DEVNAME=/tmp/d.img\nUUID=0a1b-2c3d\nLABEL=a=b\nTYPE=vfat\n";
+        let found: Vec<(String, String)> = parse_blkid_export(text).into_iter().collect();
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            found,
+            [
+                pair("DEVNAME", "/tmp/d.img"),
+                pair("LABEL", "a=b"),
+                pair("TYPE", "vfat"),
+                pair("UUID", "0a1b-2c3d"),
+            ]
+        );
+    }
+
+    #[test]
     fn device_numbers_split_like_glibc() {
         assert_eq!(
             block_device_sysfs((7 << 8) | 3),
@@ -111,6 +223,15 @@ mod tests {
         );
     }
 
+    fn request(path: &Path, configured_size: Option<u64>, read_existing: bool) -> DiskRequest {
+        DiskRequest {
+            name: "vda".to_owned(),
+            path: path.to_owned(),
+            configured_size,
+            read_existing,
+        }
+    }
+
     #[test]
     fn a_regular_file_is_its_length_and_nothing_is_created() {
         let dir = tempfile::tempdir().unwrap();
@@ -119,23 +240,25 @@ mod tests {
             .unwrap()
             .set_len(3 << 20)
             .unwrap();
-        let disk = disk_input("vda", &image, Some(1 << 30)).unwrap();
+        let disk = disk_input(&request(&image, Some(1 << 30), false)).unwrap();
         assert_eq!(disk.size_bytes, 3 << 20);
         assert_eq!(disk.sector_size, 512);
         assert_eq!(disk.name, "vda");
+        assert_eq!(disk.existing, None);
 
         let missing = dir.path().join("new.img");
-        let disk = disk_input("vda", &missing, Some(1 << 30)).unwrap();
+        let disk = disk_input(&request(&missing, Some(1 << 30), true)).unwrap();
         assert_eq!(disk.size_bytes, 1 << 30);
+        assert_eq!(disk.existing, Some(ExistingDisk::Missing));
         assert!(!missing.exists());
-        let err = disk_input("vda", &missing, None).unwrap_err();
+        let err = disk_input(&request(&missing, None, false)).unwrap_err();
         assert!(matches!(err, DiskError::MissingWithoutSize { .. }), "{err}");
     }
 
     #[test]
     fn a_directory_is_not_a_disk() {
         let dir = tempfile::tempdir().unwrap();
-        let err = disk_input("vda", dir.path(), None).unwrap_err();
+        let err = disk_input(&request(dir.path(), None, false)).unwrap_err();
         assert!(matches!(err, DiskError::NotADisk { .. }), "{err}");
     }
 }

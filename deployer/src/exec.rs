@@ -56,6 +56,17 @@ pub enum StepError {
     },
 }
 
+impl StepError {
+    /// The step, as the caller named it.
+    pub fn step(&self) -> &str {
+        match self {
+            StepError::Failed { step, .. }
+            | StepError::NotFound { step, .. }
+            | StepError::Spawn { step, .. } => step,
+        }
+    }
+}
+
 fn describe(status: &ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit {code}"),

@@ -35,6 +35,7 @@ pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod render;
+pub mod sfdisk;
 pub mod size;
 pub mod source;
 pub mod text;

@@ -1,12 +1,13 @@
-//! What the deployer says besides its results: step lines, the log of the external
-//! commands it runs, and the log file.
+//! Everything the deployer says besides its results goes through here: errors, warnings,
+//! step lines, the log of the external commands it runs, and the log file.
 //!
-//! Errors always go to stderr, one line each. Step lines (`deployer: making ext4 on vda4`)
-//! and progress go to stderr unless `-q`; the commands the deployer runs, with their
-//! duration, exit status and, on failure, the tail of their stderr, only with `-v`.
-//! `--log-file PATH` gets all of it, whatever `-v` or `-q` say, each line with the seconds
-//! since the start. [`init`] sets this up once, from the command line; until then (in unit
-//! tests, in the benchmarks) step lines and progress go to stderr and nothing else.
+//! Errors always go to stderr, one line each, and are kept for `deploy --json`'s summary.
+//! Warnings and step lines (`deployer: making ext4 on vda4`) and progress go to stderr
+//! unless `-q`; the commands the deployer runs, with their duration, exit status and, on
+//! failure, the tail of their stderr, only with `-v`. `--log-file PATH` gets all of it,
+//! whatever `-v` or `-q` say, each line with the seconds since the start. [`init`] sets
+//! this up once, from the command line; until then (in unit tests, in the benchmarks)
+//! lines go to stderr and nothing else.
 
 use std::fmt;
 use std::fs::File;
@@ -35,6 +36,24 @@ struct Output {
 }
 
 static OUTPUT: OnceLock<Output> = OnceLock::new();
+
+/// What went wrong so far, for `deploy --json`.
+#[derive(Debug, Default)]
+struct Failure {
+    /// Every error line, without the `deployer: ` every program message starts with.
+    errors: Vec<String>,
+    /// The step that failed after the first write.
+    step: Option<String>,
+}
+
+static FAILURE: Mutex<Failure> = Mutex::new(Failure {
+    errors: Vec::new(),
+    step: None,
+});
+
+fn failure() -> std::sync::MutexGuard<'static, Failure> {
+    FAILURE.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Sets the verbosity and opens the log file (created, or emptied, mode 0600) for the
 /// rest of the run; the first line of the log is `command_line`. Called once; a second
@@ -117,23 +136,65 @@ pub fn log(line: fmt::Arguments) {
 /// A step line: on stderr unless `-q`, and in the log.
 pub fn info(line: fmt::Arguments) {
     if shows_progress() {
-        eprintln!("{line}");
+        to_stderr(line);
     }
     log(line);
+}
+
+/// One line on stderr; a stderr that cannot be written (closed, a broken pipe) must not
+/// stop a deploy half-way.
+fn to_stderr(line: fmt::Arguments) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// A line about an external command: on stderr with `-v`, and in the log.
 pub fn detail(line: fmt::Arguments) {
     if verbosity() >= Verbosity::Verbose {
-        eprintln!("{line}");
+        to_stderr(line);
     }
     log(line);
 }
 
-/// An error: always on stderr, and in the log.
-pub fn error(line: fmt::Arguments) {
-    eprintln!("{line}");
+/// A warning: something the operator should know that does not stop the deploy. On
+/// stderr unless `-q`, and in the log.
+pub fn warn(line: fmt::Arguments) {
+    if shows_progress() {
+        to_stderr(line);
+    }
     log(line);
+}
+
+/// An error: always on stderr, in the log, and in [`errors`].
+pub fn error(line: fmt::Arguments) {
+    to_stderr(line);
+    log(line);
+    let text = line.to_string();
+    let text = text.strip_prefix("deployer: ").unwrap_or(&text).to_owned();
+    failure().errors.push(text);
+}
+
+/// A block of text for the operator to read before answering a question (the plan before
+/// a deploy): on stderr whatever `-q` says, and in the log.
+pub fn show(text: &str) {
+    let _ = std::io::stderr().write_all(text.as_bytes());
+    for line in text.lines() {
+        log(format_args!("{line}"));
+    }
+}
+
+/// Records the step that failed after the first write, for [`failed_step`].
+pub fn set_failed_step(step: String) {
+    failure().step = Some(step);
+}
+
+/// Every error line so far, without the `deployer: ` prefix.
+pub fn errors() -> Vec<String> {
+    failure().errors.clone()
+}
+
+/// The step that failed after the first write, if one did.
+pub fn failed_step() -> Option<String> {
+    failure().step.clone()
 }
 
 /// A step line (see [`info`]), formatted as by `eprintln!`.
@@ -141,6 +202,14 @@ pub fn error(line: fmt::Arguments) {
 macro_rules! info {
     ($($arg:tt)*) => {
         $crate::output::info(format_args!($($arg)*))
+    };
+}
+
+/// A warning line (see [`warn`]), formatted as by `eprintln!`.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => {
+        $crate::output::warn(format_args!($($arg)*))
     };
 }
 

@@ -19,25 +19,91 @@ pub const JSON_VERSION: u32 = 1;
 /// Tables fit this many columns, whatever the terminal.
 pub const WIDTH: u16 = 80;
 
-/// The whole plan plus `"version": 1`.
+/// The whole plan plus `"version": 1`, with what the plan derives (each image's mounts,
+/// root, boot and fstab; the multiboot and ESP UUIDs) written out.
 pub fn plan_json(plan: &Plan) -> Value {
-    let mut value = json!({ "version": JSON_VERSION });
-    if let (Value::Object(out), Ok(Value::Object(fields))) =
-        (&mut value, serde_json::to_value(plan))
-    {
-        out.extend(fields);
-    }
-    value
+    let images: Vec<Value> = plan
+        .images
+        .iter()
+        .map(|image| {
+            let layout = plan.layout(image);
+            let mounts: Vec<Value> = layout
+                .mounts
+                .iter()
+                .map(|mount| {
+                    json!({
+                        "mount_point": mount.mount_point,
+                        "device": mount.device,
+                        "fs_type": mount.fs_type,
+                        "uuid": mount.uuid,
+                    })
+                })
+                .collect();
+            json!({
+                "name": image.name,
+                "config_path": image.config_path,
+                "grub_menu_id": image.grub_menu_id,
+                "root_uuid": layout.root_uuid,
+                "separate_boot": layout.separate_boot,
+                "boot_uuid": layout.boot_uuid,
+                "kernel_params": image.kernel_params,
+                "mounts": mounts,
+                "fstab": layout.fstab,
+                "source": image.source,
+                "target": image.target,
+                "sha256": image.sha256,
+                "image_name": image.image_name,
+                "image_uuid": image.image_uuid,
+            })
+        })
+        .collect();
+    let boot = &plan.boot;
+    json!({
+        "version": JSON_VERSION,
+        "disks": plan.disks,
+        "raid_arrays": plan.raid_arrays,
+        "volume_groups": plan.volume_groups,
+        "filesystems": plan.filesystems,
+        "images": images,
+        "boot": {
+            "multiboot_uuid": plan.multiboot_uuid(),
+            "esp_uuid": plan.esp_uuid(),
+            "bios_disk": boot.bios_disk,
+            "bios_disk_path": boot.bios_disk_path,
+            "default_image": boot.default_image,
+            "entries": boot.entries,
+        },
+        "needs_device_mapper": plan.needs_device_mapper,
+        "needs_md": plan.needs_md,
+        "partitions_policy": plan.partitions_policy,
+        "rsync_flags": plan.rsync_flags,
+    })
 }
 
-/// `deployer deploy --json`'s summary: the deploy's exit status, the disks as given with
-/// `--disk`, and, after a deploy, the images and the multiboot partition as `boot_info`
-/// (where boot-info.json was written, and what it says) has them.
-pub fn deploy_json(
-    exit: u8,
-    disks: &[(String, PathBuf)],
-    boot_info: Option<(&Path, &BootInfo)>,
-) -> Value {
+/// How a deploy ended, for `deployer deploy --json`.
+pub struct DeployOutcome<'a> {
+    pub exit: u8,
+    /// The disks as given with `--disk`.
+    pub disks: &'a [(String, PathBuf)],
+    /// After a deploy: where boot-info.json was written, and what it says.
+    pub boot_info: Option<(&'a Path, &'a BootInfo)>,
+    /// Every error reported, one line each.
+    pub errors: &'a [String],
+    /// The step that failed after the first write.
+    pub failed_step: Option<&'a str>,
+}
+
+/// `deployer deploy --json`'s summary: the deploy's exit status, the disks, and after a
+/// deploy the images and the multiboot partition as boot-info.json has them, else the
+/// errors and the step that failed.
+pub fn deploy_json(outcome: &DeployOutcome) -> Value {
+    let DeployOutcome {
+        exit,
+        disks,
+        boot_info,
+        errors,
+        failed_step,
+    } = *outcome;
     let disks: Vec<Value> = disks
         .iter()
         .map(|(name, path)| json!({ "name": name, "path": path.display().to_string() }))
@@ -69,6 +135,8 @@ pub fn deploy_json(
         "images": images,
         "multiboot_partition": boot_info.map(|(_, info)| &info.multiboot_partition),
         "boot_info": boot_info.map(|(path, _)| path.display().to_string()),
+        "errors": errors,
+        "failed_step": failed_step,
     })
 }
 
@@ -181,9 +249,10 @@ pub fn plan_text(plan: &Plan) -> String {
         out.push_str(&format!("{rows}\n\n"));
     }
     for image in &plan.images {
+        let layout = plan.layout(image);
         let role = if image.name == plan.boot.default_image {
             "boots by default"
-        } else if image.root_uuid.is_some() {
+        } else if layout.root_uuid.is_some() {
             "bootable"
         } else {
             "not bootable: nothing is mounted at /"
@@ -193,7 +262,7 @@ pub fn plan_text(plan: &Plan) -> String {
             image.name, image.grub_menu_id
         ));
         let mut rows = table(&["MOUNT", "DEVICE", "FS", "UUID"], Uuids::Whole);
-        for mount in &image.mounts {
+        for mount in &layout.mounts {
             rows.add_row(vec![
                 mount.mount_point.clone(),
                 mount.device.to_string(),
@@ -202,7 +271,7 @@ pub fn plan_text(plan: &Plan) -> String {
             ]);
         }
         out.push_str(&format!("{rows}\n"));
-        for line in image.fstab.lines() {
+        for line in layout.fstab.lines() {
             out.push_str(&format!("  {line}\n"));
         }
         out.push('\n');
@@ -211,8 +280,8 @@ pub fn plan_text(plan: &Plan) -> String {
     out.push_str(&format!(
         "Boot layout\n  multiboot partition: UUID={}\n  ESP: UUID={}\n  \
          GRUB for BIOS on: {} ({})\n  entries in order: {}\n  default: {}\n",
-        boot.multiboot_uuid,
-        boot.esp_uuid,
+        plan.multiboot_uuid().unwrap_or_default(),
+        plan.esp_uuid().unwrap_or_default(),
         boot.bios_disk,
         boot.bios_disk_path.display(),
         boot.entries.join(", "),

@@ -19,7 +19,7 @@
 //! describe.
 
 use clap::CommandFactory;
-use deployer::apply::boot::{boot_info, MenuPlace};
+use deployer::apply::boot::{boot_info, Entry, MenuPlace};
 use deployer::apply::image::DeployedImage;
 use deployer::cli::Cli;
 use deployer::kernels::KernelPair;
@@ -157,6 +157,7 @@ fn example_boot_info() -> String {
         path: "/dev/vda".into(),
         size_bytes: 20 << 30,
         sector_size: 512,
+        existing: None,
     }];
     let plan = plan(&config, &disks, &mut ExampleIds::default()).expect("the example fits");
     let deployed: Vec<DeployedImage> = plan
@@ -180,7 +181,16 @@ fn example_boot_info() -> String {
             }
         })
         .collect();
-    let entries: Vec<_> = plan.images.iter().zip(&deployed).collect();
+    let entries: Vec<Entry> = plan
+        .images
+        .iter()
+        .zip(&deployed)
+        .map(|(image, deployed)| Entry {
+            image,
+            layout: plan.layout(image),
+            deployed,
+        })
+        .collect();
     let places: Vec<MenuPlace> = deployed
         .iter()
         .zip(0..)
@@ -189,7 +199,7 @@ fn example_boot_info() -> String {
             title: image.title.clone(),
         })
         .collect();
-    boot_info(&config, &plan, &entries, &places)
+    boot_info(&plan, &entries, &places)
         .expect("boot-info.json of the example")
         .to_json()
 }

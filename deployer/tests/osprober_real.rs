@@ -13,7 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use deployer::apply::osprober::{os_prober_menu, OsProberImage, OsProberMenu};
-use deployer::plan::ImagePlan;
+use deployer::config::ImageSource;
+use deployer::plan::{ImageLayout, ImagePlan};
 use deployer::JsonPath;
 use e2e::disk::{snapshot_tree, LoopDisk, Mount};
 use e2e::fixture::{populate_image, write, FixtureImage};
@@ -101,16 +102,27 @@ fn gpt_disk(path: &Path, parts: &[String]) -> LoopDisk {
     disk
 }
 
-fn image_plan(name: &str, uuid: &str) -> ImagePlan {
+fn image_plan(name: &str) -> ImagePlan {
     ImagePlan {
         name: name.to_owned(),
         config_path: JsonPath::root().key("images").index(0),
         grub_menu_id: format!("multiboot-{name}"),
+        kernel_params: Some(KERNEL_PARAMS.to_owned()),
+        source: ImageSource::Path(format!("/srv/{name}")),
+        target: "/".to_owned(),
+        sha256: None,
+        image_name: None,
+        image_uuid: None,
+    }
+}
+
+/// The layout of an image whose `/` (and so its `/boot`) is filesystem `uuid`.
+fn root_layout(uuid: &str) -> ImageLayout {
+    ImageLayout {
+        mounts: Vec::new(),
         root_uuid: Some(uuid.to_owned()),
         separate_boot: false,
         boot_uuid: Some(uuid.to_owned()),
-        kernel_params: Some(KERNEL_PARAMS.to_owned()),
-        mounts: Vec::new(),
         fstab: format!("UUID={uuid} / ext4 defaults 0 1\n"),
     }
 }
@@ -291,17 +303,17 @@ fn os_prober_finds_the_deployed_images_and_only_them() {
         &scratch,
     );
 
-    let plans = [
-        image_plan("alpha", &alpha_uuid),
-        image_plan("beta", &beta_uuid),
-    ];
+    let plans = [image_plan("alpha"), image_plan("beta")];
+    let layouts = [root_layout(&alpha_uuid), root_layout(&beta_uuid)];
     let images = [
         OsProberImage {
             plan: &plans[0],
+            layout: &layouts[0],
             root_device: disk.partition(ALPHA),
         },
         OsProberImage {
             plan: &plans[1],
+            layout: &layouts[1],
             root_device: disk.partition(BETA),
         },
     ];

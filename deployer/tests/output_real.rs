@@ -6,7 +6,7 @@
 //!
 //! A missing tool fails the test and names `scripts/setup`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use e2e::cmd::describe_output;
@@ -72,18 +72,29 @@ impl Deploy {
 
     /// Runs the deploy through pipes; it must succeed.
     fn run(&self, options: &[&str], extra: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_deployer"))
-            .args(self.args(options, extra))
-            .stdin(Stdio::null())
-            .env_remove("NO_COLOR")
-            .output()
-            .expect("running deployer");
+        let out = self.run_failing(options, extra, None);
         assert!(
             out.status.success(),
             "deploy failed: {}",
             describe_output(&out)
         );
         out
+    }
+
+    /// Runs the deploy through pipes, with `path` first on PATH if given, however it ends.
+    fn run_failing(&self, options: &[&str], extra: &[&str], path: Option<&Path>) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_deployer"));
+        command
+            .args(self.args(options, extra))
+            .stdin(Stdio::null())
+            .env_remove("NO_COLOR");
+        if let Some(dir) = path {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let mut dirs = vec![dir.to_owned()];
+            dirs.extend(std::env::split_paths(&path));
+            command.env("PATH", std::env::join_paths(dirs).expect("a PATH"));
+        }
+        command.output().expect("running deployer")
     }
 
     /// Runs the deploy on a pty of 100 columns (stdout and stderr both go there); returns
@@ -290,4 +301,73 @@ fn sgr_sequences_are_told_from_other_escapes() {
     assert!(has_sgr("\x1b[1;38;5;12mx"));
     assert!(!has_sgr("\r\x1b[2K\x1b[1Aline"));
     assert!(!has_sgr("plain"));
+}
+
+#[test]
+fn a_refused_deploy_says_why_in_its_json_and_in_its_log() {
+    let deploy = Deploy::new("output-refused");
+    std::fs::remove_dir_all(&deploy.tree).expect("removing the image tree");
+    let log_path = deploy.path("deploy.log");
+    let log_arg = log_path.display().to_string();
+    let out = deploy.run_failing(&[], &["--json", "--log-file", &log_arg], None);
+    assert_eq!(out.status.code(), Some(3), "{}", describe_output(&out));
+    let refusal = format!(
+        "image solo: source {} does not exist",
+        deploy.tree.display()
+    );
+    assert_eq!(
+        text(&out.stderr),
+        format!("deployer: {refusal}\n"),
+        "one line on stderr"
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    check(
+        "deployer-deploy.v1.json",
+        "deployer deploy --json",
+        &summary,
+    );
+    assert_eq!(summary["exit"], 3);
+    assert_eq!(summary["deployed"], false);
+    assert_eq!(summary["errors"], serde_json::json!([refusal]));
+    assert_eq!(summary["failed_step"], Value::Null);
+    assert!(!deploy.path("node.img").exists(), "nothing was written");
+    let log = std::fs::read_to_string(&log_path).expect("the log file");
+    assert!(log.contains(&format!("deployer: {refusal}")), "{log}");
+    assert!(log.ends_with("deployer: exit status 3\n"), "{log}");
+}
+
+#[test]
+fn a_deploy_that_fails_names_the_failed_step_in_its_json_and_its_log() {
+    let deploy = Deploy::new("output-failed");
+    let stubs = deploy.path("stubs");
+    std::fs::create_dir(&stubs).expect("creating the stub directory");
+    e2e::fixture::write(
+        &stubs.join("grub-install"),
+        b"#!/bin/sh\necho 'grub-install: error: stub says no' >&2\nexit 1\n",
+        0o755,
+    );
+    let log_path = deploy.path("deploy.log");
+    let log_arg = log_path.display().to_string();
+    let out = deploy.run_failing(&["-q"], &["--json", "--log-file", &log_arg], Some(&stubs));
+    assert_eq!(out.status.code(), Some(1), "{}", describe_output(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    check(
+        "deployer-deploy.v1.json",
+        "deployer deploy --json",
+        &summary,
+    );
+    assert_eq!(summary["exit"], 1);
+    assert_eq!(summary["deployed"], false);
+    assert_eq!(summary["failed_step"], "install GRUB for BIOS on disk vda");
+    let errors = summary["errors"].as_array().expect("errors");
+    assert!(
+        errors[0]
+            .as_str()
+            .is_some_and(|e| e.starts_with("deploy failed: ")
+                && e.ends_with("grub-install: error: stub says no")),
+        "{errors:?}"
+    );
+    let log = std::fs::read_to_string(&log_path).expect("the log file");
+    assert!(log.contains("deployer: deploy failed: "), "{log}");
+    assert!(log.ends_with("deployer: exit status 1\n"), "{log}");
 }

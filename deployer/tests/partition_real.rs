@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use deployer::apply::mkfs::mkfs_command;
-use deployer::apply::partition::{check_table, sfdisk_script};
 use deployer::config::FileSystem;
 use deployer::disks::disk_input;
-use deployer::plan::{Device, DiskPlan, FilesystemPlan, IdSource, Plan, Purpose};
+use deployer::plan::{Device, DiskPlan, DiskRequest, FilesystemPlan, IdSource, Plan, Purpose};
+use deployer::sfdisk::{check_table, sfdisk_script};
 use e2e::tools::find_tool;
 use tempfile::TempDir;
 use uuid::Uuid;
@@ -93,7 +93,13 @@ impl IdSource for MixedIds {
 fn plan_on_file(config: &str, image: &Path, size: u64) -> Plan {
     sparse_file(image, size);
     let config = deployer::validate(config).unwrap_or_else(|e| panic!("invalid config: {e:?}"));
-    let disk = disk_input("vda", image, None).expect("reading the image file");
+    let request = DiskRequest {
+        name: "vda".to_owned(),
+        path: image.to_owned(),
+        configured_size: None,
+        read_existing: false,
+    };
+    let disk = disk_input(&request).expect("reading the image file");
     deployer::plan(&config, &[disk], &mut MixedIds::default())
         .unwrap_or_else(|e| panic!("planning failed: {e:?}"))
 }

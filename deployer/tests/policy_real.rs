@@ -63,6 +63,20 @@ fn config(alpha: &Path, policy: Option<&str>, data_fs: &str) -> Value {
     config
 }
 
+/// `deployer plan CONFIG --disk vda=DISK --json`, which must succeed.
+fn plan_json(config: &Path, disk: &Path) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .arg("plan")
+        .arg(config)
+        .arg("--disk")
+        .arg(format!("vda={}", disk.display()))
+        .arg("--json")
+        .output()
+        .expect("running deployer plan");
+    assert!(out.status.success(), "plan: {}", describe_output(&out));
+    serde_json::from_slice(&out.stdout).expect("plan --json prints JSON")
+}
+
 /// Deploys `config_text` onto `disk`, expecting a refusal (status 3) of one stderr line
 /// containing `expected`, with the disk's bytes unchanged.
 fn expect_refused(scratch: &TempDir, config_text: &str, disk: &Path, expected: &str) {
@@ -96,9 +110,9 @@ fn a_disk_not_as_planned_is_refused_byte_for_byte() {
         &missing,
         &disk,
         &format!(
-            "deployer: disk vda ({}): partitions_policy verify keeps the partition table, \
-             but it has no partition table sfdisk can read; \"partitions_policy\": \"clean\" \
-             partitions the disk anew",
+            "partitions[0]: disk \"vda\" ({}): partitions_policy verify keeps the partition \
+             table, but it has no partition table sfdisk can read; \"partitions_policy\": \
+             \"clean\" partitions the disk anew",
             disk.display()
         ),
     );
@@ -187,9 +201,27 @@ fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
         (4..=7).map(|n| fs_uuid(&loop_disk.partition(n))).collect()
     };
 
-    // Bareon's default policy: no partitions_policy at all.
+    // Bareon's default policy: no partitions_policy at all. The plan shows the UUIDs the
+    // deploy keeps, read from the disk.
     let verify = scratch.join("verify.json");
     std::fs::write(&verify, config(&alpha, None, "ext4").to_string()).expect("writing the config");
+    let planned = plan_json(&verify, &disk);
+    assert_eq!(planned["images"][0]["root_uuid"], before[0].as_str());
+    let fstab = planned["images"][0]["fstab"].as_str().expect("an fstab");
+    for (uuid, mount_point) in [
+        (&before[0], "/"),
+        (&before[1], "/data"),
+        (&before[3], "none"),
+    ] {
+        assert!(
+            fstab.contains(&format!("UUID={uuid} {mount_point} ")),
+            "{uuid} {mount_point}: {fstab}"
+        );
+    }
+    assert!(
+        !fstab.contains(&before[2]),
+        "/scratch is made anew: {fstab}"
+    );
     let boot_info_path = scratch.join("boot-info-verify.json");
     let out = deploy(&verify, &disk, &boot_info_path);
     assert!(

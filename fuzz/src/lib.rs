@@ -28,7 +28,7 @@
 //!   fields a line, and the UUIDs read from kept filesystems replace the planned ones
 //!   everywhere; its JSON and text render.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::ptr;
@@ -37,9 +37,11 @@ use deployer::config::{
     DiskVolume, FileSystem, FsVolume, PartitionsPolicy, ProvisionConfig, StorageEntry,
 };
 use deployer::plan::{
-    self, Device, DiskInput, Plan, Purpose, SequentialIds, BACKUP_GPT_MIB, FIRST_USABLE_MIB,
+    self, Device, DiskInput, DiskPlan, ExistingDisk, FilesystemPlan, Plan, Purpose, SequentialIds,
+    BACKUP_GPT_MIB, FIRST_USABLE_MIB,
 };
 use deployer::render;
+use deployer::sfdisk::{Entry, Table};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use shared::bootinfo::{BootInfo, BootInfoError};
@@ -464,7 +466,13 @@ pub fn bootinfo(data: &[u8]) {
 /// `deploy --json`'s summary of a deploy that wrote `info`: one image per element, in
 /// order, the element at `current_element` the only default, and its multiboot partition.
 fn check_deploy_summary(info: &BootInfo) {
-    let summary = render::deploy_json(0, &[], Some((Path::new("/boot-info.json"), info)));
+    let summary = render::deploy_json(&render::DeployOutcome {
+        exit: 0,
+        disks: &[],
+        boot_info: Some((Path::new("/boot-info.json"), info)),
+        errors: &[],
+        failed_step: None,
+    });
     let images = summary["images"].as_array().expect("images is an array");
     assert_eq!(images.len(), info.elements.len(), "deploy summary images");
     for (index, (image, element)) in images.iter().zip(&info.elements).enumerate() {
@@ -654,6 +662,7 @@ fn check_plan(config: &ProvisionConfig, size_bytes: u64) {
             path: PathBuf::from(format!("/dev/fuzz{i}")),
             size_bytes,
             sector_size: 512,
+            existing: None,
         })
         .collect();
     let first = plan::plan(config, &disks, &mut SequentialIds::default());
@@ -671,7 +680,7 @@ fn check_plan(config: &ProvisionConfig, size_bytes: u64) {
     };
     check_layout(&plan, size_bytes);
     check_filesystems(config, &plan);
-    check_kept_uuids(&plan);
+    check_kept_uuids(config, &disks, &plan);
     let json = render::plan_json(&plan);
     assert_eq!(
         json["version"],
@@ -731,13 +740,13 @@ fn check_layout(plan: &Plan, size_bytes: u64) {
     for name in &boot.entries {
         let image = plan.images.iter().find(|image| &image.name == name);
         assert!(
-            image.is_some_and(|image| image.root_uuid.is_some()),
+            image.is_some_and(|image| plan.layout(image).root_uuid.is_some()),
             "boot entry {name:?} for an image without /"
         );
     }
     for image in &plan.images {
         let mut mount_points = HashSet::new();
-        for mount in &image.mounts {
+        for mount in &plan.layout(image).mounts {
             assert!(
                 mount_points.insert(&mount.mount_point),
                 "image {:?} mounts {} twice",
@@ -822,7 +831,12 @@ fn check_filesystems(config: &ProvisionConfig, plan: &Plan) {
         );
     }
     for image in &plan.images {
-        for line in image.fstab.lines().filter(|line| !line.starts_with('#')) {
+        for line in plan
+            .layout(image)
+            .fstab
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+        {
             assert_eq!(
                 line.split_whitespace().count(),
                 6,
@@ -833,31 +847,34 @@ fn check_filesystems(config: &ProvisionConfig, plan: &Plan) {
     }
 }
 
-/// What a deploy that keeps filesystems does to the plan (`Plan::with_existing`): given
-/// the plan's own GUIDs and UUIDs it changes nothing; given new UUIDs for the kept
-/// filesystems on partitions, each image's mounts, root, boot and fstab name the new UUID
-/// and never the planned one.
-fn check_kept_uuids(plan: &Plan) {
-    let own_partitions: Vec<(String, u32, String)> = plan
-        .disks
-        .iter()
-        .flat_map(|disk| {
-            disk.partitions
-                .iter()
-                .map(|p| (disk.name.clone(), p.number, p.partition_uuid.clone()))
-        })
-        .collect();
-    let own_filesystems: Vec<(Device, String)> = plan
-        .filesystems
-        .iter()
-        .map(|fs| (fs.device.clone(), fs.uuid.clone()))
-        .collect();
+/// What planning onto disks that hold a table and filesystems does (`DiskInput::existing`),
+/// under a policy that keeps them: disks holding exactly the plan's own GUIDs and UUIDs
+/// give the same plan; given new UUIDs for the kept filesystems on partitions, the plan
+/// takes them, and each image's mounts, root, boot and fstab name the new UUID and never
+/// the planned one.
+fn check_kept_uuids(config: &ProvisionConfig, disks: &[DiskInput], plan: &Plan) {
+    if !plan.keeps_partition_tables() {
+        return;
+    }
+    let holding = |uuid_of: &dyn Fn(&FilesystemPlan) -> String| -> Vec<DiskInput> {
+        disks
+            .iter()
+            .zip(&plan.disks)
+            .map(|(input, disk)| DiskInput {
+                existing: Some(existing_as_planned(plan, disk, uuid_of)),
+                ..input.clone()
+            })
+            .collect()
+    };
+    let same = plan::plan(
+        config,
+        &holding(&|fs| fs.uuid.clone()),
+        &mut SequentialIds::default(),
+    );
     assert_eq!(
-        &plan
-            .clone()
-            .with_existing(&own_partitions, &own_filesystems),
-        plan,
-        "with_existing of the plan's own GUIDs and UUIDs changes it"
+        same.as_ref(),
+        Ok(plan),
+        "disks holding the plan's own GUIDs and UUIDs change it"
     );
     let kept: Vec<(Device, String, String)> = plan
         .filesystems
@@ -872,11 +889,13 @@ fn check_kept_uuids(plan: &Plan) {
     if kept.is_empty() {
         return;
     }
-    let found: Vec<(Device, String)> = kept
-        .iter()
-        .map(|(device, _, uuid)| (device.clone(), uuid.clone()))
-        .collect();
-    let after = plan.clone().with_existing(&[], &found);
+    let new_uuid = |fs: &FilesystemPlan| {
+        kept.iter()
+            .find(|(device, _, _)| *device == fs.device)
+            .map_or_else(|| fs.uuid.clone(), |(_, _, found)| found.clone())
+    };
+    let after = plan::plan(config, &holding(&new_uuid), &mut SequentialIds::default())
+        .unwrap_or_else(|errors| panic!("disks holding the kept filesystems: {errors:?}"));
     for (device, planned, found) in &kept {
         let fs = after.filesystems.iter().find(|fs| fs.device == *device);
         assert_eq!(
@@ -885,17 +904,69 @@ fn check_kept_uuids(plan: &Plan) {
             "kept filesystem {device}"
         );
         for image in &after.images {
-            for mount in image.mounts.iter().filter(|m| m.device == *device) {
+            let layout = after.layout(image);
+            for mount in layout.mounts.iter().filter(|m| m.device == *device) {
                 assert_eq!(&mount.uuid, found, "image {:?} mounts {device}", image.name);
             }
-            for uuid in [&image.root_uuid, &image.boot_uuid].into_iter().flatten() {
+            for uuid in [&layout.root_uuid, &layout.boot_uuid].into_iter().flatten() {
                 assert_ne!(uuid, planned, "image {:?} boots {device}", image.name);
             }
             assert!(
-                !image.fstab.contains(&format!("UUID={planned} ")),
+                !layout.fstab.contains(&format!("UUID={planned} ")),
                 "image {:?}: fstab names {device} by its planned UUID",
                 image.name
             );
         }
+    }
+}
+
+/// What `disk` holds once deployed as `plan` says: its table as sfdisk reports it, and each
+/// partition's filesystem as blkid does, with the UUID `uuid_of` gives.
+fn existing_as_planned(
+    plan: &Plan,
+    disk: &DiskPlan,
+    uuid_of: &dyn Fn(&FilesystemPlan) -> String,
+) -> ExistingDisk {
+    let sectors = |mib: u64| mib * 2048;
+    let partitions = disk
+        .partitions
+        .iter()
+        .map(|p| Entry {
+            node: format!("{}p{}", disk.path.display(), p.number),
+            start: sectors(p.start_mib),
+            size: sectors(p.size_mib),
+            type_guid: p.type_guid.to_owned(),
+            uuid: Some(p.partition_uuid.to_uppercase()),
+            name: p.name.clone(),
+            attrs: None,
+        })
+        .collect();
+    let filesystems = disk
+        .partitions
+        .iter()
+        .map(|p| {
+            let device = Device::Partition {
+                disk: disk.name.clone(),
+                number: p.number,
+            };
+            let mut found = BTreeMap::new();
+            if let Some(fs) = plan.filesystems.iter().find(|fs| fs.device == device) {
+                found.insert("TYPE".to_owned(), fs.fs_type.as_str().to_owned());
+                found.insert("UUID".to_owned(), uuid_of(fs));
+                if let Some(label) = &fs.label {
+                    found.insert("LABEL".to_owned(), label.clone());
+                }
+            }
+            (p.number, Ok(found))
+        })
+        .collect();
+    ExistingDisk::Table {
+        table: Table {
+            label: "gpt".to_owned(),
+            firstlba: Some(sectors(FIRST_USABLE_MIB)),
+            sectorsize: Some(512),
+            partitions,
+        },
+        filesystems,
     }
 }

@@ -26,10 +26,9 @@ use shared::mount::{Mount, MountOptions};
 use crate::apply::disk::AttachedDisks;
 use crate::apply::image::{file_in_image, DeployedImage, MountedImage};
 use crate::apply::osprober::{os_prober_menu, OsProberImage};
-use crate::config::ProvisionConfig;
 use crate::exec::run;
 use crate::grubcfg_gen::{generate, MenuEntrySpec};
-use crate::plan::{FilesystemPlan, ImagePlan, Plan, Purpose};
+use crate::plan::{FilesystemPlan, ImageLayout, ImagePlan, Plan, Purpose};
 
 /// Where GRUB's platform files (modules, lists) are installed on the deploy host.
 const GRUB_LIB: &str = "/usr/lib/grub";
@@ -60,7 +59,6 @@ pub enum BootloaderConfig {
 
 /// What the boot step works from.
 pub struct BootInputs<'a> {
-    pub config: &'a ProvisionConfig,
     pub plan: &'a Plan,
     /// The deployed images, in the plan's order.
     pub deployed: &'a [DeployedImage],
@@ -72,18 +70,28 @@ pub struct BootInputs<'a> {
     pub mode: BootloaderConfig,
 }
 
-/// The image plans that get a boot entry, in menu order, with what their deploy found.
-fn entries<'a>(inputs: &BootInputs<'a>) -> anyhow::Result<Vec<(&'a ImagePlan, &'a DeployedImage)>> {
-    inputs
-        .plan
-        .boot
+/// An image that gets a boot entry: its plan, its layout and what its deploy found.
+pub struct Entry<'a> {
+    pub image: &'a ImagePlan,
+    pub layout: ImageLayout,
+    pub deployed: &'a DeployedImage,
+}
+
+/// The images that get a boot entry, in menu order.
+fn entries<'a>(inputs: &BootInputs<'a>) -> anyhow::Result<Vec<Entry<'a>>> {
+    let plan = inputs.plan;
+    plan.boot
         .entries
         .iter()
         .map(|name| {
-            let plan = inputs.plan.images.iter().find(|i| &i.name == name);
+            let image = plan.images.iter().find(|i| &i.name == name);
             let deployed = inputs.deployed.iter().find(|d| &d.name == name);
-            match (plan, deployed) {
-                (Some(plan), Some(deployed)) => Ok((plan, deployed)),
+            match (image, deployed) {
+                (Some(image), Some(deployed)) => Ok(Entry {
+                    image,
+                    layout: plan.layout(image),
+                    deployed,
+                }),
                 _ => bail!("image {name}: not deployed"),
             }
         })
@@ -91,9 +99,14 @@ fn entries<'a>(inputs: &BootInputs<'a>) -> anyhow::Result<Vec<(&'a ImagePlan, &'
 }
 
 /// The menu entry of a deployed image.
-pub fn menu_entry(image: &ImagePlan, deployed: &DeployedImage) -> anyhow::Result<MenuEntrySpec> {
-    let prefix = if image.separate_boot { "/" } else { "/boot/" };
-    let (Some(root_uuid), Some(boot_uuid)) = (&image.root_uuid, &image.boot_uuid) else {
+pub fn menu_entry(entry: &Entry) -> anyhow::Result<MenuEntrySpec> {
+    let Entry {
+        image,
+        layout,
+        deployed,
+    } = entry;
+    let prefix = if layout.separate_boot { "/" } else { "/boot/" };
+    let (Some(root_uuid), Some(boot_uuid)) = (&layout.root_uuid, &layout.boot_uuid) else {
         bail!("image {}: no / filesystem to boot", image.name);
     };
     Ok(MenuEntrySpec {
@@ -119,39 +132,36 @@ pub struct MenuPlace {
 }
 
 /// boot-info.json of the deployed images, `places` giving each entry's place in the menu.
-pub fn boot_info(
-    config: &ProvisionConfig,
-    plan: &Plan,
-    entries: &[(&ImagePlan, &DeployedImage)],
-    places: &[MenuPlace],
-) -> anyhow::Result<BootInfo> {
+pub fn boot_info(plan: &Plan, entries: &[Entry], places: &[MenuPlace]) -> anyhow::Result<BootInfo> {
     let mut elements = Vec::new();
-    for ((image, deployed), place) in entries.iter().zip(places) {
-        let configured = config.images.iter().find(|i| i.name == image.name);
+    for (entry, place) in entries.iter().zip(places) {
+        let image = entry.image;
         let mut extra = Map::new();
         extra.insert("name".to_owned(), Value::String(image.name.clone()));
         elements.push(BootElement {
             grub_id: place.grub_id,
-            image_name: configured
-                .and_then(|i| i.image_name.clone())
+            image_name: image
+                .image_name
+                .clone()
                 .unwrap_or_else(|| image.name.clone()),
-            os_id: deployed.os_id.clone(),
-            image_uuid: configured
-                .and_then(|i| i.image_uuid.clone())
-                .unwrap_or_default(),
+            os_id: entry.deployed.os_id.clone(),
+            image_uuid: image.image_uuid.clone().unwrap_or_default(),
             boot_name: place.title.clone(),
-            root_uuid: image.root_uuid.clone().unwrap_or_default(),
+            root_uuid: entry.layout.root_uuid.clone().unwrap_or_default(),
             extra,
         });
     }
     let current_element = entries
         .iter()
-        .position(|(image, _)| image.name == plan.boot.default_image)
+        .position(|entry| entry.image.name == plan.boot.default_image)
         .unwrap_or(0);
     Ok(BootInfo {
         elements,
         current_element,
-        multiboot_partition: plan.boot.multiboot_uuid.clone(),
+        multiboot_partition: plan
+            .multiboot_uuid()
+            .context("the plan has no multiboot partition")?
+            .to_owned(),
         extra: Map::new(),
     })
 }
@@ -164,18 +174,15 @@ struct Menu {
 }
 
 /// The deployer's own grub.cfg: one entry per image, in order, the default in grubenv.
-fn generated_menu(
-    inputs: &BootInputs,
-    entries: &[(&ImagePlan, &DeployedImage)],
-) -> anyhow::Result<Menu> {
+fn generated_menu(inputs: &BootInputs, entries: &[Entry]) -> anyhow::Result<Menu> {
     let specs = entries
         .iter()
-        .map(|(image, deployed)| menu_entry(image, deployed))
+        .map(menu_entry)
         .collect::<anyhow::Result<Vec<_>>>()?;
     let default_id = entries
         .iter()
-        .find(|(image, _)| image.name == inputs.plan.boot.default_image)
-        .map(|(image, _)| image.grub_menu_id.clone())
+        .find(|entry| entry.image.name == inputs.plan.boot.default_image)
+        .map(|entry| entry.image.grub_menu_id.clone())
         .context("the default image has no boot entry")?;
     let mut grubenv = GrubEnv::new();
     grubenv
@@ -200,20 +207,19 @@ fn generated_menu(
 
 /// grub-mkconfig's grub.cfg with os-prober's entries; an empty grubenv, so that GRUB's
 /// next_entry (bootctl switch --once) works.
-fn os_prober_mode_menu(
-    inputs: &BootInputs,
-    entries: &[(&ImagePlan, &DeployedImage)],
-) -> anyhow::Result<Menu> {
+fn os_prober_mode_menu(inputs: &BootInputs, entries: &[Entry]) -> anyhow::Result<Menu> {
     let images = entries
         .iter()
-        .map(|(image, _)| {
-            let root = image
+        .map(|entry| {
+            let root = entry
+                .layout
                 .mounts
                 .iter()
                 .find(|m| m.mount_point == "/")
-                .with_context(|| format!("image {}: no / filesystem", image.name))?;
+                .with_context(|| format!("image {}: no / filesystem", entry.image.name))?;
             Ok(OsProberImage {
-                plan: image,
+                plan: entry.image,
+                layout: &entry.layout,
                 root_device: inputs.disks.node(&root.device)?,
             })
         })
@@ -232,7 +238,7 @@ fn os_prober_mode_menu(
     )
     .context("generate grub.cfg with grub-mkconfig and os-prober")?;
     for title in &menu.dropped {
-        eprintln!("deployer: os-prober entry {title:?} boots no deployed image: left out");
+        crate::warn!("deployer: os-prober entry {title:?} boots no deployed image: left out");
     }
     Ok(Menu {
         grub_cfg: menu.grub_cfg,
@@ -256,7 +262,7 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
         BootloaderConfig::Generated => generated_menu(inputs, &entries)?,
         BootloaderConfig::OsProber => os_prober_mode_menu(inputs, &entries)?,
     };
-    let info = boot_info(inputs.config, plan, &entries, &menu.places)?;
+    let info = boot_info(plan, &entries, &menu.places)?;
     let info_json = info.to_json();
 
     let multiboot = plan
@@ -310,7 +316,8 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
         .context("unmount the multiboot partition")?;
 
     for image in &plan.images {
-        let Some(root) = image.mounts.iter().find(|m| m.mount_point == "/") else {
+        let layout = plan.layout(image);
+        let Some(root) = layout.mounts.iter().find(|m| m.mount_point == "/") else {
             continue;
         };
         let mounted = MountedImage::mount(
@@ -346,7 +353,13 @@ fn install_uefi(inputs: &BootInputs, esp: &FilesystemPlan, grub_dir: &Path) -> a
     let result = (|| {
         replace_file(
             &early_cfg,
-            early_config(&inputs.plan.boot.multiboot_uuid).as_bytes(),
+            early_config(
+                inputs
+                    .plan
+                    .multiboot_uuid()
+                    .context("the plan has no multiboot partition")?,
+            )
+            .as_bytes(),
             0o644,
         )
         .context(step)?;

@@ -153,7 +153,7 @@ pub fn install(
             Err(StepError::Failed { status, .. })
                 if program == "e2fsck" && matches!(status.code(), Some(1 | 2)) =>
             {
-                eprintln!("deployer: image {image}: e2fsck corrected errors in the image");
+                crate::warn!("deployer: image {image}: e2fsck corrected errors in the image");
             }
             Err(err) => return Err(err.into()),
         }

@@ -29,7 +29,7 @@ use crate::apply::fsimage;
 use crate::config::FileSystem;
 use crate::exec::run;
 use crate::kernels::{newest_kernel, KernelPair};
-use crate::plan::{ImagePlan, MountPlan, Plan};
+use crate::plan::{ImageLayout, ImagePlan, MountPlan, Plan};
 use crate::source::format::Compression;
 use crate::source::Payload;
 
@@ -198,7 +198,7 @@ impl MountedImage {
                 let staged = files_below(&staged_dir)
                     .with_context(|| format!("image {image}: reading {}", staged_dir.display()))?;
                 for path in vfat_overlaps(&listing, &staged) {
-                    eprintln!(
+                    crate::warn!(
                         "deployer: image {image}: {mount_point}/{path} already brought by an \
                          earlier image, overwritten"
                     );
@@ -243,21 +243,22 @@ impl Drop for MountedImage {
     }
 }
 
-/// Deploys `image` onto its (made) filesystems from `payload`. A raw or qcow2 filesystem
-/// image is written onto its target partition first; the filesystems are then mounted and
-/// a tree, an rsync source or a tar archive is copied onto them. `shared` lists the image's
-/// mount points whose filesystem an earlier image has filled already: a file there that
-/// this image brings again is reported on stderr.
+/// Deploys `image` of `plan` onto its (made) filesystems from `payload`. A raw or qcow2
+/// filesystem image is written onto its target partition first; the filesystems are then
+/// mounted and a tree, an rsync source or a tar archive is copied onto them. A file that
+/// this image brings again onto a filesystem an earlier image filled is reported.
 pub fn deploy_image(
+    plan: &Plan,
     image: &ImagePlan,
     payload: &Payload<'_>,
-    shared: &[String],
-    rsync_flags: Option<&str>,
     bootctl: &[u8],
     disks: &AttachedDisks,
     work: &Path,
 ) -> anyhow::Result<DeployedImage> {
     let name = &image.name;
+    let layout = plan.layout(image);
+    let shared = &shared_mount_points(plan, image);
+    let rsync_flags = plan.rsync_flags.as_deref();
     if let Payload::Filesystem {
         path,
         qcow2,
@@ -268,7 +269,7 @@ pub fn deploy_image(
         let node = disks.node(&target.device)?;
         fsimage::install(name, path, *qcow2, fs, target, &node)?;
     }
-    let mounted = MountedImage::mount(name, &image.mounts, disks, work)?;
+    let mounted = MountedImage::mount(name, &layout.mounts, disks, work)?;
     let root = mounted.root().to_owned();
     match payload {
         // A local tree is copied by copy_tree, keeping every attribute, faster than cp -a
@@ -282,18 +283,20 @@ pub fn deploy_image(
                 .iter()
                 .map(|path| format!("/{}", path.display()))
                 .collect();
-            report_existing(image, shared, &existing);
+            report_existing(name, &layout, shared, &existing);
         }
         Payload::Tree(dir) => {
             report_existing(
-                image,
+                name,
+                &layout,
                 shared,
                 &rsync_copy(name, dir_arg(dir), &root, rsync_flags)?,
             );
         }
         Payload::Rsync(url) => {
             report_existing(
-                image,
+                name,
+                &layout,
                 shared,
                 &rsync_copy(name, url_arg(url), &root, rsync_flags)?,
             );
@@ -304,7 +307,7 @@ pub fn deploy_image(
                     &format!("list the tar archive of image {name}"),
                     &tar_command(&["-t", "--quoting-style=escape"], path, *compression, None),
                 )?;
-                report_existing(image, shared, &existing_members(&listing, &root));
+                report_existing(name, &layout, shared, &existing_members(&listing, &root));
             }
             fault::step("image:tar")?;
             run(
@@ -325,12 +328,12 @@ pub fn deploy_image(
     fault::step("image:fstab")?;
     let fstab = file_in_image(&root, Path::new("etc/fstab"))
         .with_context(|| format!("image {name}: writing /etc/fstab"))?;
-    replace_file(&fstab, image.fstab.as_bytes(), 0o644)
+    replace_file(&fstab, layout.fstab.as_bytes(), 0o644)
         .with_context(|| format!("image {name}: writing /etc/fstab"))?;
     let bootctl_path = file_in_image(&root, in_image(BOOTCTL))
         .with_context(|| format!("image {name}: installing {BOOTCTL}"))?;
     if holds_another_program(&bootctl_path) {
-        eprintln!(
+        crate::warn!(
             "deployer: image {name}: {BOOTCTL} (/{} there) is another program, such \
              as systemd's bootctl where /usr/sbin is /usr/bin; replaced by multiboot's bootctl",
             bootctl_path
@@ -373,7 +376,7 @@ pub fn deploy_image(
 fn printable(image: &str, key: &str, value: Option<String>) -> Option<String> {
     match value {
         Some(value) if value.chars().any(char::is_control) => {
-            eprintln!(
+            crate::warn!(
                 "deployer: image {image}: os-release {key} {value:?} holds control characters; \
                  not used"
             );
@@ -388,7 +391,7 @@ fn printable(image: &str, key: &str, value: Option<String>) -> Option<String> {
 pub fn shared_mount_points(plan: &Plan, image: &ImagePlan) -> Vec<String> {
     let position = |name: &str| plan.images.iter().position(|i| i.name == name);
     let this = position(&image.name);
-    image
+    plan.layout(image)
         .mounts
         .iter()
         .filter(|mount| {
@@ -459,14 +462,13 @@ pub fn vfat_overlaps(listing: &str, staged: &[String]) -> Vec<String> {
 /// that were there before this image's copy), those on a filesystem of `shared`. A file
 /// elsewhere was on a filesystem kept from the disk (`keep_data`), where overwriting is
 /// what keeping the data means, as in Bareon's rsync copy.
-fn report_existing(image: &ImagePlan, shared: &[String], paths: &[String]) {
+fn report_existing(name: &str, layout: &ImageLayout, shared: &[String], paths: &[String]) {
     for path in paths.iter().filter(|path| {
-        mount_point_of(path, image.mounts.iter().map(|m| m.mount_point.as_str()))
+        mount_point_of(path, layout.mounts.iter().map(|m| m.mount_point.as_str()))
             .is_some_and(|mount_point| shared.iter().any(|s| s == mount_point))
     }) {
-        eprintln!(
-            "deployer: image {}: {path} already brought by an earlier image, overwritten",
-            image.name
+        crate::warn!(
+            "deployer: image {name}: {path} already brought by an earlier image, overwritten"
         );
     }
 }
@@ -1132,6 +1134,7 @@ mod tests {
             path: "/dev/vda".into(),
             size_bytes: 1 << 30,
             sector_size: 512,
+            existing: None,
         };
         let plan = plan(&config, &[disk], &mut SequentialIds::default()).unwrap();
         let shared = |name: &str| {

@@ -90,6 +90,7 @@ mod tests {
             path: "/dev/vda".into(),
             size_bytes: 2 << 30,
             sector_size: 512,
+            existing: None,
         };
         plan(&config, &[disk], &mut SequentialIds::default())
             .unwrap_or_else(|e| panic!("planning failed: {e:?}"))

@@ -2,16 +2,14 @@
 //! the thin layer that runs them.
 //!
 //! The pure pieces take plan values and return text or an argv; none runs a tool or
-//! touches a disk. [`partition`] writes the sfdisk script of a disk and checks the table
-//! `sfdisk -J` reads back against the plan; [`mkfs`] gives the mkfs command of a planned
-//! filesystem, with its UUID and label fixed before the filesystem exists.
+//! touches a disk: [`mkfs`] gives the mkfs command of a planned filesystem, with its UUID
+//! and label fixed before the filesystem exists (the sfdisk script of a disk and the check
+//! of the table read back are [`crate::sfdisk`]'s).
 //!
-//! The thin layer that touches the system comes on top: [`crate::exec`] runs every external
-//! command (named step, stdin closed, stderr tail in the error), and [`preflight`] checks
-//! every planned disk (there, large enough, not mounted, swap, held or the running root)
-//! before the first write, as [`tools`] checks every program the deploy will run, and
-//! [`kept`] reads the partition tables and filesystems a deploy keeps
-//! (`partitions_policy` verify) and checks them against the plan.
+//! The thin layer that touches the system comes on top; every external command runs
+//! through [`crate::exec`]. [`preflight`] checks every planned disk (there, large enough,
+//! not mounted, swap, held or the running root) before the first write, as [`tools`]
+//! checks every program the deploy will run.
 //!
 //! Deploying uses them: [`disk`] attaches, partitions and formats the disks, [`image`]
 //! puts each image onto its mounted filesystems with its fstab and bootctl (a raw or qcow2
@@ -26,10 +24,8 @@ pub mod copy;
 pub mod disk;
 pub mod fsimage;
 pub mod image;
-pub mod kept;
 pub mod mkfs;
 pub mod osprober;
-pub mod partition;
 pub mod preflight;
 pub mod raw;
 pub mod tools;

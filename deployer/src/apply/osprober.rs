@@ -56,7 +56,7 @@ use anyhow::{bail, Context};
 use shared::grubcfg::{self, ItemKind, MenuItem};
 
 use crate::exec::run;
-use crate::plan::ImagePlan;
+use crate::plan::{ImageLayout, ImagePlan};
 
 /// The host's grub.d scripts the run keeps: the header and os-prober's, nothing else.
 pub const GRUB_D_SCRIPTS: [&str; 2] = ["00_header", "30_os-prober"];
@@ -104,6 +104,7 @@ exec grub2-mkconfig
 #[derive(Debug, Clone)]
 pub struct OsProberImage<'a> {
     pub plan: &'a ImagePlan,
+    pub layout: &'a ImageLayout,
     /// The deploy host's partition node holding the image's `/` (`/dev/loop0p4`).
     pub root_device: PathBuf,
 }
@@ -192,7 +193,7 @@ pub fn os_prober_menu(
     )?;
     stage.remove()?;
     for title in &menu.dropped {
-        eprintln!("deployer: os-prober found {title:?}, which is no deployed image: left out");
+        crate::warn!("deployer: os-prober found {title:?}, which is no deployed image: left out");
     }
     Ok(menu)
 }
@@ -267,7 +268,7 @@ struct ProbedImage {
 
 fn probed_image(image: &OsProberImage, disks: &[HostDisk]) -> anyhow::Result<ProbedImage> {
     let plan = image.plan;
-    let Some(root_uuid) = plan.root_uuid.clone() else {
+    let Some(root_uuid) = image.layout.root_uuid.clone() else {
         bail!("image {}: no / filesystem to boot", plan.name);
     };
     let node = fs::canonicalize(&image.root_device).with_context(|| {
@@ -290,7 +291,11 @@ fn probed_image(image: &OsProberImage, disks: &[HostDisk]) -> anyhow::Result<Pro
     }
     Ok(ProbedImage {
         name: plan.name.clone(),
-        boot_uuid: plan.boot_uuid.clone().unwrap_or_else(|| root_uuid.clone()),
+        boot_uuid: image
+            .layout
+            .boot_uuid
+            .clone()
+            .unwrap_or_else(|| root_uuid.clone()),
         root_uuid,
         kernel_params: plan.kernel_params.clone().unwrap_or_default(),
         root_device,

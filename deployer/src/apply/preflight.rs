@@ -352,6 +352,7 @@ mod tests {
             path: path.to_path_buf(),
             size_bytes,
             sector_size: 512,
+            existing: None,
         };
         plan(&config, &[disk], &mut SequentialIds::default())
             .unwrap_or_else(|e| panic!("planning failed: {e:?}"))

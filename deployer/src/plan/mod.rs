@@ -31,7 +31,10 @@
 //!   level) as large as its smallest member.
 
 mod allocate;
+mod existing;
 mod ids;
+mod input;
+mod layout;
 mod model;
 mod planner;
 
@@ -41,7 +44,10 @@ use crate::config::{Disk, ProvisionConfig, StorageEntry};
 use crate::text::quote;
 use crate::validate::JsonPath;
 
+pub use existing::judge_filesystem;
 pub use ids::{IdSource, RandomIds, SequentialIds};
+pub use input::{disk_requests, DiskInput, DiskRequest, ExistingDisk};
+pub use layout::{ImageLayout, MountPlan};
 pub use model::*;
 pub use planner::plan;
 

@@ -3,11 +3,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::config::{FileSystem, Mount, PartitionsPolicy};
+use crate::config::{FileSystem, ImageSource, Mount, PartitionsPolicy};
 use crate::size::MIB;
 use crate::validate::JsonPath;
-
-use super::planner::{fstab, uuid_at};
 
 /// The first usable MiB of a disk: everything before it is the protective MBR and the GPT.
 pub const FIRST_USABLE_MIB: u64 = 1;
@@ -26,21 +24,10 @@ pub const DEFAULT_LVM_META_BYTES: u64 = 64 * MIB;
 pub const MIN_FIRST_DISK_MIB: u64 =
     FIRST_USABLE_MIB + BIOS_GRUB_MIB + ESP_MIB + MULTIBOOT_MIB + BACKUP_GPT_MIB;
 
-/// One `--disk NAME=PATH`, resolved: the disk the config calls `name` is `path`, and this
-/// large.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DiskInput {
-    /// The disk's `id.value` in the config (a leading `/dev/` on either side is ignored).
-    pub name: String,
-    /// A block device or a disk-image file.
-    pub path: PathBuf,
-    pub size_bytes: u64,
-    /// The logical sector size (512 for image files).
-    pub sector_size: u32,
-}
-
-/// Everything a deployment will do to the disks, decided up front.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Everything a deployment will do to the disks, decided up front. Each fact is kept once
+/// (a filesystem's UUID only in [`FilesystemPlan`]); what follows from them is derived by
+/// [`Plan::layout`], [`Plan::multiboot_uuid`] and [`Plan::esp_uuid`].
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     /// The disks in config order, each with its partition table.
     pub disks: Vec<DiskPlan>,
@@ -59,6 +46,8 @@ pub struct Plan {
     pub needs_md: bool,
     /// The config's `partitions_policy`.
     pub partitions_policy: PartitionsPolicy,
+    /// `image_deploy_flags.rsync_flags`: extra flags for the rsync of `rsync://` sources.
+    pub rsync_flags: Option<String>,
 }
 
 impl Plan {
@@ -71,48 +60,6 @@ impl Plan {
             PartitionsPolicy::NailgunLegacy => self.filesystems.iter().any(|fs| fs.keep_data),
             PartitionsPolicy::Clean => false,
         }
-    }
-
-    /// The plan for disks whose kept partition tables and filesystems were read: every
-    /// partition of `partition_uuids` (disk, number, unique GUID) gets the GUID it has,
-    /// every filesystem of `filesystem_uuids` the UUID it has, and each image's mounts,
-    /// root and boot UUIDs and fstab follow.
-    pub fn with_existing(
-        mut self,
-        partition_uuids: &[(String, u32, String)],
-        filesystem_uuids: &[(Device, String)],
-    ) -> Plan {
-        for disk in &mut self.disks {
-            for partition in &mut disk.partitions {
-                if let Some((_, _, uuid)) = partition_uuids
-                    .iter()
-                    .find(|(name, number, _)| *name == disk.name && *number == partition.number)
-                {
-                    partition.partition_uuid = uuid.to_lowercase();
-                }
-            }
-        }
-        for fs in &mut self.filesystems {
-            if let Some((_, uuid)) = filesystem_uuids.iter().find(|(d, _)| *d == fs.device) {
-                fs.uuid = uuid.clone();
-            }
-        }
-        for image in &mut self.images {
-            for mount in &mut image.mounts {
-                if let Some(fs) = self.filesystems.iter().find(|fs| fs.device == mount.device) {
-                    mount.uuid = fs.uuid.clone();
-                }
-            }
-            image.root_uuid = uuid_at(&image.mounts, "/");
-            image.boot_uuid = uuid_at(&image.mounts, "/boot").or_else(|| image.root_uuid.clone());
-            let own: Vec<&FilesystemPlan> = self
-                .filesystems
-                .iter()
-                .filter(|fs| fs.images.contains(&image.name))
-                .collect();
-            image.fstab = fstab(&image.name, &own);
-        }
-        self
     }
 }
 
@@ -287,7 +234,7 @@ pub struct FilesystemPlan {
     pub purpose: Purpose,
     /// Its data is kept: the volume's `keep_data` under a policy that keeps the partition
     /// tables (never under `clean`). A kept filesystem is not made again, and keeps the
-    /// UUID it has on the disk ([`Plan::with_existing`]).
+    /// UUID it has on the disk (read before planning: [`super::ExistingDisk`]).
     pub keep_data: bool,
 }
 
@@ -307,7 +254,8 @@ impl FilesystemPlan {
     }
 }
 
-/// One image: where its filesystems are mounted while it is deployed, and how it boots.
+/// One image: where it comes from and how its entry boots; its mounts, root and fstab
+/// follow from the filesystems ([`Plan::layout`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ImagePlan {
     pub name: String,
@@ -315,37 +263,22 @@ pub struct ImagePlan {
     pub config_path: JsonPath,
     /// The id of the image's GRUB menu entry: `multiboot-NAME`.
     pub grub_menu_id: String,
-    /// The UUID of the filesystem mounted at `/`, for `root=UUID=`; `None` for an image
-    /// without `/` (a utility image), which gets no boot entry.
-    pub root_uuid: Option<String>,
-    /// A filesystem of its own is mounted at `/boot`.
-    pub separate_boot: bool,
-    /// The filesystem GRUB reads the kernel from: the separate `/boot`, else the root.
-    pub boot_uuid: Option<String>,
     /// `deploy_data.kernel_params`.
     pub kernel_params: Option<String>,
-    /// Its mounts in mounting order: by mount-point depth, then by path.
-    pub mounts: Vec<MountPlan>,
-    /// The image's `/etc/fstab`.
-    pub fstab: String,
+    /// Where the image comes from (`image_pull_url`).
+    pub source: ImageSource,
+    /// The mount point its tree (or filesystem image) goes to (`target`).
+    pub target: String,
+    /// The SHA-256 its source must have.
+    pub sha256: Option<String>,
+    /// Glance's image name and UUID, for boot-info.json.
+    pub image_name: Option<String>,
+    pub image_uuid: Option<String>,
 }
 
-/// One filesystem mounted into an image.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MountPlan {
-    pub mount_point: String,
-    pub device: Device,
-    pub fs_type: FileSystem,
-    pub uuid: String,
-}
-
-/// The bootloader layout.
+/// The bootloader layout; the multiboot partition and the ESP are among the filesystems.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BootPlan {
-    /// The multiboot partition's filesystem UUID (boot-info.json's `multiboot_partition`).
-    pub multiboot_uuid: String,
-    /// The ESP's vfat volume id.
-    pub esp_uuid: String,
     /// The first disk, where grub-install puts GRUB for BIOS.
     pub bios_disk: String,
     pub bios_disk_path: PathBuf,

@@ -10,7 +10,10 @@ use crate::validate::JsonPath;
 use shared::layout::{ESP_LABEL, MULTIBOOT_LABEL};
 
 use super::allocate::{allocate, Request};
+use super::existing::keep_existing;
 use super::ids::IdSource;
+use super::input::DiskInput;
+use super::layout::layout;
 use super::model::*;
 use super::{check_disk_names, disk_entries, names_disk, PlanError};
 
@@ -63,7 +66,7 @@ pub fn plan(
     if !planner.errors.is_empty() {
         return Err(planner.errors);
     }
-    Ok(Plan {
+    let mut plan = Plan {
         disks: disk_plans,
         raid_arrays,
         volume_groups,
@@ -73,7 +76,14 @@ pub fn plan(
         needs_device_mapper: planner.needs_device_mapper,
         needs_md: planner.needs_md,
         partitions_policy: config.partitions_policy,
-    })
+        rsync_flags: config.rsync_flags.clone(),
+    };
+    let errors = keep_existing(&mut plan, disks);
+    if errors.is_empty() {
+        Ok(plan)
+    } else {
+        Err(errors)
+    }
 }
 
 /// The state of one planning run.
@@ -149,19 +159,6 @@ fn volume_size(volume: &DiskVolume) -> Size {
         DiskVolume::Boot(b) => b.size,
         DiskVolume::LvmMetaPool(pool) => pool.size,
     }
-}
-
-/// The UUID of the filesystem mounted at `mount_point`, if any.
-pub(super) fn uuid_at(mounts: &[MountPlan], mount_point: &str) -> Option<String> {
-    mounts
-        .iter()
-        .find(|m| m.mount_point == mount_point)
-        .map(|m| m.uuid.clone())
-}
-
-/// The number of components of a mount point: `/` is 0, `/usr/share/common` 3.
-fn mount_depth(mount_point: &str) -> usize {
-    mount_point.split('/').filter(|c| !c.is_empty()).count()
 }
 
 impl<I: IdSource> Planner<'_, I> {
@@ -540,41 +537,16 @@ impl<I: IdSource> Planner<'_, I> {
             .images
             .iter()
             .enumerate()
-            .map(|(i, image)| {
-                let own: Vec<&FilesystemPlan> = self
-                    .filesystems
-                    .iter()
-                    .filter(|fs| fs.images.contains(&image.name))
-                    .collect();
-                let mut mounts: Vec<MountPlan> = own
-                    .iter()
-                    .filter_map(|fs| match &fs.mount {
-                        Mount::Path(mount_point) => Some(MountPlan {
-                            mount_point: mount_point.clone(),
-                            device: fs.device.clone(),
-                            fs_type: fs.fs_type,
-                            uuid: fs.uuid.clone(),
-                        }),
-                        Mount::Swap | Mount::None => None,
-                    })
-                    .collect();
-                mounts.sort_by(|a, b| {
-                    (mount_depth(&a.mount_point), &a.mount_point)
-                        .cmp(&(mount_depth(&b.mount_point), &b.mount_point))
-                });
-                let root_uuid = uuid_at(&mounts, "/");
-                let boot = uuid_at(&mounts, "/boot");
-                ImagePlan {
-                    name: image.name.clone(),
-                    config_path: JsonPath::root().key("images").index(i),
-                    grub_menu_id: format!("multiboot-{}", image.name),
-                    separate_boot: boot.is_some(),
-                    boot_uuid: boot.or_else(|| root_uuid.clone()),
-                    root_uuid,
-                    kernel_params: config.kernel_params.clone(),
-                    fstab: fstab(&image.name, &own),
-                    mounts,
-                }
+            .map(|(i, image)| ImagePlan {
+                name: image.name.clone(),
+                config_path: JsonPath::root().key("images").index(i),
+                grub_menu_id: format!("multiboot-{}", image.name),
+                kernel_params: config.kernel_params.clone(),
+                source: image.source.clone(),
+                target: image.target.clone(),
+                sha256: image.sha256.clone(),
+                image_name: image.image_name.clone(),
+                image_uuid: image.image_uuid.clone(),
             })
             .collect()
     }
@@ -585,17 +557,13 @@ impl<I: IdSource> Planner<'_, I> {
         first_disk: &DiskPlan,
         images: &[ImagePlan],
     ) -> Option<BootPlan> {
-        let uuid_of = |purpose: Purpose| {
-            self.filesystems
-                .iter()
-                .find(|fs| fs.purpose == purpose)
-                .map(|fs| fs.uuid.clone())
-        };
-        let multiboot_uuid = uuid_of(Purpose::Multiboot)?;
-        let esp_uuid = uuid_of(Purpose::Esp)?;
+        let has = |purpose: Purpose| self.filesystems.iter().any(|fs| fs.purpose == purpose);
+        if !has(Purpose::Multiboot) || !has(Purpose::Esp) {
+            return None;
+        }
         let entries: Vec<String> = images
             .iter()
-            .filter(|image| image.root_uuid.is_some())
+            .filter(|image| layout(&self.filesystems, &image.name).root_uuid.is_some())
             .map(|image| image.name.clone())
             .collect();
         let wanted = &config.boot_image().name;
@@ -612,8 +580,6 @@ impl<I: IdSource> Planner<'_, I> {
             return None;
         };
         Some(BootPlan {
-            multiboot_uuid,
-            esp_uuid,
             bios_disk: first_disk.name.clone(),
             bios_disk_path: first_disk.path.clone(),
             default_image,
@@ -625,38 +591,4 @@ impl<I: IdSource> Planner<'_, I> {
 /// `md0`, `/dev/md0` -> `md0`; `md/data` -> `md/data`.
 fn md_name(name: &str) -> String {
     name.strip_prefix("/dev/").unwrap_or(name).to_string()
-}
-
-/// The fstab of image `name` from its filesystems: mounted ones by mount-point depth, then
-/// swap areas, each by UUID; volumes with `fstab_enabled: false` are left out.
-pub(super) fn fstab(name: &str, filesystems: &[&FilesystemPlan]) -> String {
-    let mut mounted: Vec<(&str, &FilesystemPlan)> = filesystems
-        .iter()
-        .filter(|fs| fs.fstab_enabled)
-        .filter_map(|fs| match &fs.mount {
-            Mount::Path(mount_point) => Some((mount_point.as_str(), *fs)),
-            Mount::Swap | Mount::None => None,
-        })
-        .collect();
-    mounted.sort_by(|a, b| (mount_depth(a.0), a.0).cmp(&(mount_depth(b.0), b.0)));
-    let mut text = format!("# /etc/fstab of image {name}, written by deployer\n");
-    for (mount_point, fs) in mounted {
-        let pass = if mount_point == "/" { 1 } else { 2 };
-        text.push_str(&format!(
-            "UUID={} {mount_point} {} {} 0 {pass}\n",
-            fs.uuid,
-            fs.fs_type.as_str(),
-            fs.fstab_options
-        ));
-    }
-    for fs in filesystems
-        .iter()
-        .filter(|fs| fs.fstab_enabled && fs.mount == Mount::Swap)
-    {
-        text.push_str(&format!(
-            "UUID={} none swap {} 0 0\n",
-            fs.uuid, fs.fstab_options
-        ));
-    }
-    text
 }

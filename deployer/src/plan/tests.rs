@@ -36,6 +36,7 @@ fn disk(name: &str, size_bytes: u64) -> DiskInput {
         path: PathBuf::from(format!("/dev/{name}")),
         size_bytes,
         sector_size: 512,
+        existing: None,
     }
 }
 
@@ -74,6 +75,10 @@ fn spec_example() -> Plan {
 
 fn image<'a>(plan: &'a Plan, name: &str) -> &'a ImagePlan {
     plan.images.iter().find(|i| i.name == name).unwrap()
+}
+
+fn image_layout(plan: &Plan, name: &str) -> ImageLayout {
+    plan.layout(image(plan, name))
 }
 
 #[test]
@@ -160,13 +165,13 @@ fn spec_example_partitions_start_with_the_implicit_ones() {
 fn spec_example_fstabs() {
     let plan = spec_example();
     assert_eq!(
-        image(&plan, "centos").fstab,
+        image_layout(&plan, "centos").fstab,
         "# /etc/fstab of image centos, written by deployer\n\
          UUID=00000000-0000-4000-a000-000000000004 / ext4 defaults 0 1\n\
          UUID=00000000-0000-4000-a000-000000000005 /usr/share/common ext4 defaults 0 2\n"
     );
     assert_eq!(
-        image(&plan, "ubuntu").fstab,
+        image_layout(&plan, "ubuntu").fstab,
         "# /etc/fstab of image ubuntu, written by deployer\n\
          UUID=00000000-0000-4000-a000-000000000003 / ext4 defaults 0 1\n\
          UUID=00000000-0000-4000-a000-000000000005 /usr/share/common ext4 defaults 0 2\n"
@@ -181,7 +186,8 @@ fn spec_example_mounts_and_boot_layout() {
         ["centos", "ubuntu"]
     );
     let ubuntu = image(&plan, "ubuntu");
-    let mounts: Vec<(&str, String)> = ubuntu
+    let ubuntu_layout = plan.layout(ubuntu);
+    let mounts: Vec<(&str, String)> = ubuntu_layout
         .mounts
         .iter()
         .map(|m| (m.mount_point.as_str(), m.device.to_string()))
@@ -190,21 +196,21 @@ fn spec_example_mounts_and_boot_layout() {
         mounts,
         [("/", "vda#4".into()), ("/usr/share/common", "vda#6".into())]
     );
-    assert_eq!(ubuntu.root_uuid, Some(fs_uuid(3)));
-    assert_eq!(ubuntu.boot_uuid, Some(fs_uuid(3)));
-    assert!(!ubuntu.separate_boot);
+    assert_eq!(ubuntu_layout.root_uuid, Some(fs_uuid(3)));
+    assert_eq!(ubuntu_layout.boot_uuid, Some(fs_uuid(3)));
+    assert!(!ubuntu_layout.separate_boot);
     assert_eq!(ubuntu.grub_menu_id, "multiboot-ubuntu");
     assert_eq!(ubuntu.config_path.to_string(), "images[1]");
     assert_eq!(
         ubuntu.kernel_params.as_deref(),
         Some("console=ttyS0,115200n8")
     );
-    assert_eq!(image(&plan, "centos").root_uuid, Some(fs_uuid(4)));
+    assert_eq!(image_layout(&plan, "centos").root_uuid, Some(fs_uuid(4)));
+    assert_eq!(plan.multiboot_uuid(), Some(fs_uuid(2).as_str()));
+    assert_eq!(plan.esp_uuid(), Some("0000-0001"));
     assert_eq!(
         plan.boot,
         BootPlan {
-            multiboot_uuid: fs_uuid(2),
-            esp_uuid: "0000-0001".into(),
             bios_disk: "vda".into(),
             bios_disk_path: PathBuf::from("/dev/vda"),
             default_image: "centos".into(),
@@ -217,15 +223,20 @@ fn spec_example_mounts_and_boot_layout() {
 fn random_ids_are_version_4_and_vfat_ids_are_8_hex_digits() {
     let config = config(include_str!("../../examples/multi-image.json"));
     let plan = plan(&config, &[disk("vda", 20 * GIB)], &mut RandomIds).unwrap();
-    let esp = &plan.boot.esp_uuid;
+    let esp = plan.esp_uuid().unwrap();
     assert_eq!(esp.len(), 9);
     assert_eq!(&esp[4..5], "-");
     assert!(esp
         .chars()
         .all(|c| c == '-' || c.is_ascii_digit() || c.is_ascii_uppercase()));
-    let root = Uuid::parse_str(plan.images[0].root_uuid.as_ref().unwrap()).unwrap();
+    let roots: Vec<Option<String>> = plan
+        .images
+        .iter()
+        .map(|image| plan.layout(image).root_uuid)
+        .collect();
+    let root = Uuid::parse_str(roots[0].as_ref().unwrap()).unwrap();
     assert_eq!(root.get_version_num(), 4);
-    assert_ne!(plan.images[0].root_uuid, plan.images[1].root_uuid);
+    assert_ne!(roots[0], roots[1]);
 }
 
 #[test]
@@ -255,7 +266,7 @@ fn mounts_go_by_depth_and_a_separate_boot_is_noted() {
         "",
     );
     let plan = plan_ok(&config, &[disk("vda", GIB)]);
-    let centos = image(&plan, "centos");
+    let centos = image_layout(&plan, "centos");
     let order: Vec<&str> = centos
         .mounts
         .iter()
@@ -274,7 +285,7 @@ fn mounts_go_by_depth_and_a_separate_boot_is_noted() {
          UUID=00000000-0000-4000-a000-000000000004 /usr ext4 defaults 0 2\n\
          UUID=00000000-0000-4000-a000-000000000003 /usr/share/common ext4 defaults 0 2\n"
     );
-    assert!(!image(&plan, "ubuntu").separate_boot);
+    assert!(!image_layout(&plan, "ubuntu").separate_boot);
 }
 
 #[test]
@@ -291,7 +302,7 @@ fn swap_fstab_options_and_fstab_enabled_false() {
         "",
     );
     let plan = plan_ok(&config, &[disk("vda", GIB)]);
-    let centos = image(&plan, "centos");
+    let centos = image_layout(&plan, "centos");
     assert_eq!(
         centos.fstab,
         "# /etc/fstab of image centos, written by deployer\n\
@@ -299,7 +310,7 @@ fn swap_fstab_options_and_fstab_enabled_false() {
          UUID=00000000-0000-4000-a000-000000000007 none swap sw 0 0\n"
     );
     assert_eq!(
-        image(&plan, "ubuntu").fstab,
+        image_layout(&plan, "ubuntu").fstab,
         "# /etc/fstab of image ubuntu, written by deployer\n\
          UUID=00000000-0000-4000-a000-000000000004 / ext4 defaults 0 1\n\
          UUID=00000000-0000-4000-a000-000000000007 none swap sw 0 0\n"
@@ -420,7 +431,7 @@ fn a_second_disk_holds_only_its_volumes() {
     );
     assert_eq!(plan.boot.bios_disk, "vda");
     assert_eq!(
-        image(&plan, "ubuntu").mounts[1].device,
+        image_layout(&plan, "ubuntu").mounts[1].device,
         Device::Partition {
             disk: "disk/by-id/data".into(),
             number: 1
@@ -564,7 +575,7 @@ fn partition_types_names_and_guids() {
     let shared = plan.filesystems.last().unwrap();
     assert_eq!(shared.uuid, "0000-0006");
     assert_eq!(shared.label.as_deref(), Some("SHARED"));
-    let fstab = &image(&plan, "centos").fstab;
+    let fstab = &image_layout(&plan, "centos").fstab;
     assert!(
         fstab.contains("\nUUID=0000-0006 /shared vfat defaults 0 2\n"),
         "{fstab}"
@@ -610,7 +621,7 @@ fn the_lvm_example_is_planned_and_needs_device_mapper() {
             ("home", 39_729 - 2 * 11_918 - 2048)
         ]
     );
-    let centos = image(&plan, "centos");
+    let centos = image_layout(&plan, "centos");
     let mounts: Vec<(&str, String)> = centos
         .mounts
         .iter()
@@ -662,7 +673,7 @@ fn the_raid_example_is_planned_and_needs_md() {
         .map(|a| (a.name.as_str(), a.size_mib, a.members.len()))
         .collect();
     assert_eq!(arrays, [("md0", 10_240, 2), ("md1", 1024, 2)]);
-    let debian = &plan.images[0];
+    let debian = plan.layout(&plan.images[0]);
     assert_eq!(
         debian
             .mounts
@@ -776,7 +787,7 @@ fn verify_keeps_the_tables_and_the_volumes_that_keep_data() {
         assert!(line.chars().count() <= 80, "{} wide: {line}", line.len());
     }
     assert_eq!(
-        serde_json::to_value(&plan).unwrap()["partitions_policy"],
+        crate::render::plan_json(&plan)["partitions_policy"],
         "verify"
     );
 }

@@ -31,7 +31,7 @@ pub mod http;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::config::{FileSystem, ImageSource, ProvisionConfig};
+use crate::config::{FileSystem, ImageSource};
 use crate::exec::run;
 use crate::plan::{Device, ImagePlan, Plan};
 use crate::size::MIB;
@@ -60,9 +60,10 @@ pub struct TargetFs {
 
 /// The planned filesystem at `image`'s mount point `target`. The error is a phrase.
 pub fn target_fs(plan: &Plan, image: &ImagePlan, target: &str) -> Result<TargetFs, String> {
-    let mount = image
+    let mount = plan
+        .layout(image)
         .mounts
-        .iter()
+        .into_iter()
         .find(|m| m.mount_point == target)
         .ok_or_else(|| format!("no filesystem of the image is mounted at its target {target}"))?;
     let Device::Partition { disk, number } = &mount.device else {
@@ -322,7 +323,6 @@ impl Fetched {
 /// through `client`; `scratch` is a private directory for reading the start of qcow2
 /// images. Returns the checked sources, or every problem, one line each naming the image.
 pub fn preflight(
-    config: &ProvisionConfig,
     plan: &Plan,
     allow_unverified_downloads: bool,
     client: Client,
@@ -330,12 +330,8 @@ pub fn preflight(
 ) -> Result<Sources, Vec<String>> {
     let mut checked = Vec::new();
     let mut problems = Vec::new();
-    for image_plan in &plan.images {
-        let Some(image) = config.images.iter().find(|i| i.name == image_plan.name) else {
-            problems.push(format!("image {}: not in the config", image_plan.name));
-            continue;
-        };
-        let target = target_fs(plan, image_plan, &image.target);
+    for image in &plan.images {
+        let target = target_fs(plan, image, &image.target);
         let kind = check_source(
             &image.source,
             image.sha256.as_deref(),
@@ -473,6 +469,7 @@ mod tests {
             path: "/dev/vda".into(),
             size_bytes: 2 << 30,
             sector_size: 512,
+            existing: None,
         };
         plan(&config, &[disk], &mut SequentialIds::default())
             .unwrap_or_else(|e| panic!("planning failed: {e:?}"))
@@ -491,7 +488,7 @@ mod tests {
         assert_eq!(alpha.label.as_deref(), Some("root-a"));
         assert_eq!(alpha.size_bytes, 100 * MIB);
         assert!(alpha.earlier_images.is_empty());
-        let root_mount = &image(&plan, "alpha").mounts[0];
+        let root_mount = &plan.layout(image(&plan, "alpha")).mounts[0];
         assert_eq!(alpha.uuid, root_mount.uuid);
         assert_eq!(alpha.device, root_mount.device);
 

@@ -1,12 +1,14 @@
-//! A disk's GPT: the sfdisk script that writes it, and the check of the table read back.
+//! A disk's GPT as sfdisk writes and reads it: the script that writes it, and the table
+//! `sfdisk -J` reports compared with the plan.
 //!
 //! [`sfdisk_script`] turns a [`DiskPlan`] into the text fed to `sfdisk` on standard input:
 //! every partition with its exact start and size in sectors, its type, its unique GUID,
 //! its name and attributes, so sfdisk decides nothing. [`check_table`] compares what
 //! `sfdisk -J` reads back with the plan, so a table that sfdisk adjusted (aligned,
 //! shrank, renumbered) or that another writer changed is caught before any filesystem is
-//! made on it. [`check_kept_table`] compares a table that the deploy keeps
-//! (`partitions_policy` verify) with the plan before anything is written. All are pure.
+//! made on it. [`check_kept`] compares a table that the deploy keeps (`partitions_policy`
+//! verify) with the plan: while planning, and again once the disk is attached. All are
+//! pure.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -81,31 +83,41 @@ struct Dump {
     partitiontable: Table,
 }
 
-#[derive(Debug, Deserialize)]
-struct Table {
-    label: String,
-    firstlba: Option<u64>,
-    sectorsize: Option<u64>,
+/// A partition table as `sfdisk -J` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Table {
+    /// `gpt`, `dos`, ...
+    pub label: String,
+    pub firstlba: Option<u64>,
+    pub sectorsize: Option<u64>,
     #[serde(default)]
-    partitions: Vec<Entry>,
+    pub partitions: Vec<Entry>,
 }
 
-#[derive(Debug, Deserialize)]
-struct Entry {
+/// One partition of a [`Table`]; starts and sizes in sectors.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Entry {
     /// The partition's device name: the disk's path with the number appended
     /// (`disk.img3`, `/dev/nvme0n1p3`).
-    node: String,
-    start: u64,
-    size: u64,
+    pub node: String,
+    pub start: u64,
+    pub size: u64,
     #[serde(rename = "type")]
-    type_guid: String,
-    uuid: Option<String>,
-    name: Option<String>,
-    attrs: Option<String>,
+    pub type_guid: String,
+    pub uuid: Option<String>,
+    pub name: Option<String>,
+    pub attrs: Option<String>,
+}
+
+/// Reads `sfdisk -J`'s output; the error is a phrase.
+pub fn parse_table(sfdisk_json: &str) -> Result<Table, String> {
+    serde_json::from_str::<Dump>(sfdisk_json)
+        .map(|dump| dump.partitiontable)
+        .map_err(|e| format!("sfdisk -J output is not a partition table: {e}"))
 }
 
 /// The partition number at the end of a partition's device name.
-fn partition_number(node: &str) -> Option<u32> {
+pub fn partition_number(node: &str) -> Option<u32> {
     let digits = node.len() - node.trim_end_matches(|c: char| c.is_ascii_digit()).len();
     node[node.len() - digits..].parse().ok()
 }
@@ -142,7 +154,8 @@ enum Scope {
 /// Returns every mismatch, one line each, naming the disk (`disk vda: ...`) or the
 /// partition as the plan names devices (`partition vda#3: ...`).
 pub fn check_table(disk: &DiskPlan, sfdisk_json: &str) -> Result<(), Vec<String>> {
-    compare_table(disk, sfdisk_json, Scope::Written).map(|_| ())
+    let table = parse_table(sfdisk_json).map_err(|e| vec![format!("disk {}: {e}", disk.name)])?;
+    compare_table(disk, &table, Scope::Written).map(|_| ())
 }
 
 /// Checks a partition table that a deploy keeps (`partitions_policy` verify) against the
@@ -152,27 +165,25 @@ pub fn check_table(disk: &DiskPlan, sfdisk_json: &str) -> Result<(), Vec<String>
 /// one; no partition missing, none extra. The first usable sector, names, attributes and
 /// other unique GUIDs are the table's own. Returns the unique GUID of every partition
 /// found (number, GUID), or every mismatch as [`check_table`] does.
+pub fn check_kept(disk: &DiskPlan, table: &Table) -> Result<Vec<(u32, String)>, Vec<String>> {
+    compare_table(disk, table, Scope::Kept)
+}
+
+/// [`check_kept`] of `sfdisk -J`'s output.
 pub fn check_kept_table(
     disk: &DiskPlan,
     sfdisk_json: &str,
 ) -> Result<Vec<(u32, String)>, Vec<String>> {
-    compare_table(disk, sfdisk_json, Scope::Kept)
+    let table = parse_table(sfdisk_json).map_err(|e| vec![format!("disk {}: {e}", disk.name)])?;
+    check_kept(disk, &table)
 }
 
 fn compare_table(
     disk: &DiskPlan,
-    sfdisk_json: &str,
+    table: &Table,
     scope: Scope,
 ) -> Result<Vec<(u32, String)>, Vec<String>> {
     let name = &disk.name;
-    let table = match serde_json::from_str::<Dump>(sfdisk_json) {
-        Ok(dump) => dump.partitiontable,
-        Err(e) => {
-            return Err(vec![format!(
-                "disk {name}: sfdisk -J output is not a partition table: {e}"
-            )])
-        }
-    };
     let mut errors = Vec::new();
     if table.label != "gpt" {
         errors.push(format!(
@@ -311,13 +322,14 @@ mod tests {
             path: "/dev/vda".into(),
             size_bytes,
             sector_size: 512,
+            existing: None,
         };
         plan(&config, &[disk], &mut SequentialIds::default())
             .unwrap_or_else(|e| panic!("planning failed: {e:?}"))
     }
 
     fn spec_example() -> DiskPlan {
-        let plan = plan_of(include_str!("../../examples/multi-image.json"), 20 * GIB);
+        let plan = plan_of(include_str!("../examples/multi-image.json"), 20 * GIB);
         plan.disks.into_iter().next().expect("one disk")
     }
 

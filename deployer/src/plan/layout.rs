@@ -1,0 +1,133 @@
+//! What follows from the plan's filesystems for each image, derived here and nowhere else:
+//! its mounts, the filesystems it boots from, its fstab; and the multiboot and ESP UUIDs.
+
+use crate::config::{FileSystem, Mount};
+
+use super::model::{Device, FilesystemPlan, ImagePlan, Plan, Purpose};
+
+/// One filesystem mounted into an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountPlan {
+    pub mount_point: String,
+    pub device: Device,
+    pub fs_type: FileSystem,
+    pub uuid: String,
+}
+
+/// An image's filesystems as the image uses them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageLayout {
+    /// Its mounts in mounting order: by mount-point depth, then by path.
+    pub mounts: Vec<MountPlan>,
+    /// The UUID of the filesystem mounted at `/`, for `root=UUID=`; `None` for an image
+    /// without `/` (a utility image), which gets no boot entry.
+    pub root_uuid: Option<String>,
+    /// A filesystem of its own is mounted at `/boot`.
+    pub separate_boot: bool,
+    /// The filesystem GRUB reads the kernel from: the separate `/boot`, else the root.
+    pub boot_uuid: Option<String>,
+    /// The image's `/etc/fstab`.
+    pub fstab: String,
+}
+
+impl Plan {
+    /// Image `image`'s mounts, root, boot and fstab.
+    pub fn layout(&self, image: &ImagePlan) -> ImageLayout {
+        layout(&self.filesystems, &image.name)
+    }
+
+    /// The multiboot partition's filesystem UUID (boot-info.json's `multiboot_partition`).
+    pub fn multiboot_uuid(&self) -> Option<&str> {
+        self.uuid_of(&Purpose::Multiboot)
+    }
+
+    /// The ESP's vfat volume id.
+    pub fn esp_uuid(&self) -> Option<&str> {
+        self.uuid_of(&Purpose::Esp)
+    }
+
+    fn uuid_of(&self, purpose: &Purpose) -> Option<&str> {
+        self.filesystems
+            .iter()
+            .find(|fs| fs.purpose == *purpose)
+            .map(|fs| fs.uuid.as_str())
+    }
+}
+
+/// The layout of image `name` among `filesystems`.
+pub(super) fn layout(filesystems: &[FilesystemPlan], name: &str) -> ImageLayout {
+    let own: Vec<&FilesystemPlan> = filesystems
+        .iter()
+        .filter(|fs| fs.images.iter().any(|image| image == name))
+        .collect();
+    let mut mounts: Vec<MountPlan> = own
+        .iter()
+        .filter_map(|fs| match &fs.mount {
+            Mount::Path(mount_point) => Some(MountPlan {
+                mount_point: mount_point.clone(),
+                device: fs.device.clone(),
+                fs_type: fs.fs_type,
+                uuid: fs.uuid.clone(),
+            }),
+            Mount::Swap | Mount::None => None,
+        })
+        .collect();
+    mounts.sort_by(|a, b| {
+        (mount_depth(&a.mount_point), &a.mount_point)
+            .cmp(&(mount_depth(&b.mount_point), &b.mount_point))
+    });
+    let uuid_at = |mount_point: &str| {
+        mounts
+            .iter()
+            .find(|m| m.mount_point == mount_point)
+            .map(|m| m.uuid.clone())
+    };
+    let root_uuid = uuid_at("/");
+    let boot = uuid_at("/boot");
+    ImageLayout {
+        separate_boot: boot.is_some(),
+        boot_uuid: boot.or_else(|| root_uuid.clone()),
+        root_uuid,
+        fstab: fstab(name, &own),
+        mounts,
+    }
+}
+
+/// The number of components of a mount point: `/` is 0, `/usr/share/common` 3.
+fn mount_depth(mount_point: &str) -> usize {
+    mount_point.split('/').filter(|c| !c.is_empty()).count()
+}
+
+/// The fstab of image `name` from its filesystems: mounted ones by mount-point depth, then
+/// swap areas, each by UUID; volumes with `fstab_enabled: false` are left out.
+fn fstab(name: &str, filesystems: &[&FilesystemPlan]) -> String {
+    let mut mounted: Vec<(&str, &FilesystemPlan)> = filesystems
+        .iter()
+        .filter(|fs| fs.fstab_enabled)
+        .filter_map(|fs| match &fs.mount {
+            Mount::Path(mount_point) => Some((mount_point.as_str(), *fs)),
+            Mount::Swap | Mount::None => None,
+        })
+        .collect();
+    mounted.sort_by(|a, b| (mount_depth(a.0), a.0).cmp(&(mount_depth(b.0), b.0)));
+    let mut text = format!("# /etc/fstab of image {name}, written by deployer\n");
+    for (mount_point, fs) in mounted {
+        let pass = if mount_point == "/" { 1 } else { 2 };
+        text.push_str(&format!(
+            "UUID={} {mount_point} {} {} 0 {pass}\n",
+            fs.uuid,
+            fs.fs_type.as_str(),
+            fs.fstab_options
+        ));
+    }
+    for fs in filesystems
+        .iter()
+        .filter(|fs| fs.fstab_enabled && fs.mount == Mount::Swap)
+    {
+        text.push_str(&format!(
+            "UUID={} none swap {} 0 0\n",
+            fs.uuid, fs.fstab_options
+        ));
+    }
+    text
+}
