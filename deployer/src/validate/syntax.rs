@@ -139,22 +139,19 @@ pub(super) fn is_md_name(name: &str) -> bool {
         .is_some_and(|number| !number.is_empty() && number.chars().all(|c| c.is_ascii_digit()))
 }
 
-/// Decodes `%XX` escapes of a `file://` URL's path.
+/// Decodes `%XX` escapes of a `file://` URL's path; `None` for an escape that is not `%`
+/// and two hex digits, or for bytes that are not UTF-8.
 pub(super) fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3).filter(|h| is_hex(h))?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    // percent-encoding passes a malformed escape such as `%zz` through as it is; here it is
+    // an error.
+    if s.split('%')
+        .skip(1)
+        .any(|after| !after.get(..2).is_some_and(is_hex))
+    {
+        return None;
     }
-    String::from_utf8(out).ok()
+    let decoded = percent_encoding::percent_decode_str(s).decode_utf8().ok()?;
+    Some(decoded.into_owned())
 }
 
 pub(super) fn parse_source(url: &str) -> Result<ImageSource, String> {

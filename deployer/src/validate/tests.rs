@@ -216,8 +216,15 @@ fn sources() {
         parse_source("rsync://10.0.0.1/images/x/"),
         Ok(ImageSource::Rsync("rsync://10.0.0.1/images/x/".into()))
     );
-    assert!(parse_source("file:///srv/%00").is_err());
-    assert!(parse_source("file:///srv/%zz").is_err());
+    assert_eq!(
+        parse_source("file:///srv/%C3%A9"),
+        Ok(ImageSource::Path("/srv/\u{e9}".into()))
+    );
+    for bad in ["%00", "%zz", "%4", "%", "%ff", "%C3"] {
+        let url = format!("file:///srv/{bad}");
+        let message = format!("{} has a bad %-escape", quote(&url));
+        assert_eq!(parse_source(&url), Err(message));
+    }
     assert!(parse_source("file://host/srv").is_err());
     assert!(parse_source("http:///x").is_err());
     assert!(parse_source("swift://c/o").is_err());
