@@ -21,6 +21,7 @@ mod syntax;
 mod tests;
 
 pub use json_path::JsonPath;
+pub(crate) use suggest::did_you_mean;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -29,7 +30,7 @@ use crate::config::{PartitionsPolicy, ProvisionConfig};
 use crate::text::quote;
 use checker::{Checked, Checker};
 use keys::{POLICIES, TOP_HINTS, TOP_KEYS};
-use suggest::{closest, did_you_mean};
+use suggest::closest;
 
 /// One problem in a provision.json: where, and what, in one line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]

@@ -20,6 +20,7 @@ pub(super) fn closest<'a>(
         .map(|(_, candidate)| candidate)
 }
 
-pub(super) fn did_you_mean(suggestion: Option<&str>) -> String {
+/// ` (did you mean "SUGGESTION"?)`, or nothing without a suggestion.
+pub(crate) fn did_you_mean(suggestion: Option<&str>) -> String {
     suggestion.map_or_else(String::new, |s| format!(" (did you mean {}?)", quote(s)))
 }
