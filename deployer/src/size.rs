@@ -22,6 +22,8 @@
 
 use serde::Serialize;
 
+use crate::validate::did_you_mean;
+
 /// One mebibyte, the unit of a bare number.
 pub const MIB: u64 = 1 << 20;
 
@@ -48,7 +50,7 @@ pub enum SizeError {
          such as \"4000\" (MiB), \"10 GiB\" or \"50%\""
     )]
     Malformed,
-    #[error("unknown unit \"{unit}\"{}; units: {UNIT_LIST}", did_you_mean(.suggestion))]
+    #[error("unknown unit \"{unit}\"{}; units: {UNIT_LIST}", did_you_mean(*.suggestion))]
     UnknownUnit {
         unit: String,
         suggestion: Option<&'static str>,
@@ -63,13 +65,6 @@ pub enum SizeError {
     OverHundredPercent,
     #[error("it is too large (the limit is 16 EiB)")]
     TooLarge,
-}
-
-fn did_you_mean(suggestion: &Option<&'static str>) -> String {
-    match suggestion {
-        Some(s) => format!(" (did you mean \"{s}\"?)"),
-        None => String::new(),
-    }
 }
 
 const UNIT_LIST: &str = "B, s, KiB, MiB, GiB, TiB, PiB, EiB, ZiB, YiB, kB, KB, MB, GB, TB, PB, \
