@@ -17,6 +17,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 
+use crate::blockdev;
 use ptable::{read_partition_table, PartSpan};
 
 mod ptable;
@@ -214,17 +215,14 @@ impl LoopDevice {
 
     /// Reads the partition table through the loop device.
     fn read_table(&self) -> io::Result<Vec<PartSpan>> {
-        let fd = self.device.as_raw_fd();
-        let mut sector = 0;
-        let mut size = 0u64;
-        // SAFETY: both ioctls write one integer of the pointed-to type.
-        unsafe { sys::blksszget(fd, &mut sector) }
-            .and_then(|_| unsafe { sys::blkgetsize64(fd, &mut size) })
-            .map_err(|e| context(e.into(), format!("sizing {}", self.path.display())))?;
-        let sector = u64::try_from(sector)
-            .ok()
-            .filter(|s| (512..=65536).contains(s))
-            .unwrap_or(512);
+        let sizing = |e: io::Error| context(e, format!("sizing {}", self.path.display()));
+        let sector = u64::from(blockdev::logical_sector_size(&self.device).map_err(sizing)?);
+        let size = blockdev::size_bytes(&self.device).map_err(sizing)?;
+        let sector = if (512..=65536).contains(&sector) {
+            sector
+        } else {
+            512
+        };
         let mut read_at = |offset: u64, buf: &mut [u8]| self.device.read_exact_at(buf, offset);
         read_partition_table(&mut read_at, sector, size).map_err(|e| {
             context(

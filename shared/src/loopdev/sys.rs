@@ -78,6 +78,4 @@ nix::ioctl_none_bad!(loop_clr_fd, 0x4C01);
 nix::ioctl_write_ptr_bad!(loop_set_status64, 0x4C04, LoopInfo64);
 nix::ioctl_write_ptr_bad!(loop_configure, 0x4C0A, LoopConfig);
 nix::ioctl_none_bad!(blkrrpart, 0x125F);
-nix::ioctl_read_bad!(blksszget, 0x1268, c_int);
-nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
 nix::ioctl_write_ptr_bad!(blkpg, 0x1269, BlkpgIoctlArg);
