@@ -7,7 +7,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
@@ -22,7 +21,8 @@ use ptable::{read_partition_table, PartSpan};
 
 mod ptable;
 
-/// Kernel interfaces of `<linux/loop.h>` and `<linux/fs.h>`/`<linux/blkpg.h>` that libc lacks.
+/// Kernel interfaces of `<linux/loop.h>` and `<linux/fs.h>`/`<linux/blkpg.h>` that libc lacks,
+/// behind safe functions.
 mod sys;
 
 /// How long [`LoopDevice::attach`] keeps retrying when parallel attaches race for a device.
@@ -89,8 +89,7 @@ impl LoopDevice {
             .open("/dev/loop-control")
             .map_err(|e| context(e, "opening /dev/loop-control".to_owned()))?;
         loop {
-            // SAFETY: LOOP_CTL_GET_FREE takes no argument.
-            let number = unsafe { sys::loop_ctl_get_free(control.as_raw_fd()) }.map_err(|e| {
+            let number = sys::loop_ctl_get_free(&control).map_err(|e| {
                 context(
                     e.into(),
                     "asking /dev/loop-control for a free device".to_owned(),
@@ -265,8 +264,7 @@ impl LoopDevice {
     /// Asks the kernel to re-read the partition table, retrying while a partition is busy.
     /// Failure is not an error: the partitions are then announced with `BLKPG`.
     fn reread(&self, deadline: Instant) {
-        // SAFETY: BLKRRPART takes no argument.
-        while let Err(Errno::EBUSY) = unsafe { sys::blkrrpart(self.device.as_raw_fd()) } {
+        while let Err(Errno::EBUSY) = sys::blkrrpart(&self.device) {
             if Instant::now() >= deadline {
                 return;
             }
@@ -318,22 +316,11 @@ impl LoopDevice {
     /// as udev's blkid, or a parallel scan).
     fn blkpg(&self, op: nix::libc::c_int, span: &PartSpan, deadline: Instant) -> io::Result<()> {
         let too_big = || io::Error::new(io::ErrorKind::InvalidData, "partition out of range");
-        let mut part = sys::BlkpgPartition {
-            start: i64::try_from(span.start).map_err(|_| too_big())?,
-            length: i64::try_from(span.size).map_err(|_| too_big())?,
-            pno: nix::libc::c_int::try_from(span.number).map_err(|_| too_big())?,
-            devname: [0; 64],
-            volname: [0; 64],
-        };
-        let arg = sys::BlkpgIoctlArg {
-            op,
-            flags: 0,
-            datalen: std::mem::size_of::<sys::BlkpgPartition>() as nix::libc::c_int,
-            data: (&mut part as *mut sys::BlkpgPartition).cast(),
-        };
+        let start = i64::try_from(span.start).map_err(|_| too_big())?;
+        let length = i64::try_from(span.size).map_err(|_| too_big())?;
+        let pno = nix::libc::c_int::try_from(span.number).map_err(|_| too_big())?;
         loop {
-            // SAFETY: `arg` points at a valid blkpg_partition that outlives the call.
-            match unsafe { sys::blkpg(self.device.as_raw_fd(), &arg) } {
+            match sys::blkpg(&self.device, op, pno, start, length) {
                 Ok(_) => return Ok(()),
                 Err(Errno::EBUSY) if Instant::now() < deadline => sleep(POLL),
                 Err(e) => return Err(e.into()),
@@ -349,8 +336,7 @@ impl Drop for LoopDevice {
         }
         // With autoclear set the kernel detaches on the last close anyway; EBUSY (older kernels,
         // a partition still mounted) only means that happens once the last user is gone.
-        // SAFETY: LOOP_CLR_FD takes no argument.
-        let _ = unsafe { sys::loop_clr_fd(self.device.as_raw_fd()) };
+        let _ = sys::loop_clr_fd(&self.device);
     }
 }
 
@@ -395,27 +381,15 @@ fn configure(device: &File, backing: &File, read_only: bool) -> Result<(), Errno
     if read_only {
         flags |= sys::LO_FLAGS_READ_ONLY;
     }
-    let fd = backing.as_raw_fd();
-    let config = sys::LoopConfig {
-        fd: u32::try_from(fd).map_err(|_| Errno::EBADF)?,
-        block_size: 0,
-        info: sys::LoopInfo64::with_flags(flags),
-        reserved: [0; 8],
-    };
-    // SAFETY: `config` is a valid loop_config that outlives the call.
-    match unsafe { sys::loop_configure(device.as_raw_fd(), &config) } {
-        Ok(_) => Ok(()),
+    match sys::loop_configure(device, backing, flags) {
+        Ok(()) => Ok(()),
         // Kernels before 5.8 lack LOOP_CONFIGURE.
         Err(Errno::EINVAL | Errno::ENOTTY) => {
-            // SAFETY: LOOP_SET_FD takes a file descriptor by value.
-            unsafe { sys::loop_set_fd(device.as_raw_fd(), fd) }?;
+            sys::loop_set_fd(device, backing)?;
             // Read-only follows from how the files were opened; only these flags are settable.
-            let info =
-                sys::LoopInfo64::with_flags(sys::LO_FLAGS_AUTOCLEAR | sys::LO_FLAGS_PARTSCAN);
-            // SAFETY: `info` is a valid loop_info64 that outlives the call.
-            if let Err(e) = unsafe { sys::loop_set_status64(device.as_raw_fd(), &info) } {
-                // SAFETY: LOOP_CLR_FD takes no argument.
-                let _ = unsafe { sys::loop_clr_fd(device.as_raw_fd()) };
+            let flags = sys::LO_FLAGS_AUTOCLEAR | sys::LO_FLAGS_PARTSCAN;
+            if let Err(e) = sys::loop_set_status64(device, flags) {
+                let _ = sys::loop_clr_fd(device);
                 return Err(e);
             }
             Ok(())
