@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use nix::libc::c_int;
 use nix::sys::stat::{major, minor};
 
+use crate::bytes::{be16, be32, le16, le32};
+
 /// How many bytes of a device [`probe`] reads at most: enough for every superblock it knows.
 pub const PROBE_BYTES: usize = 64 * 1024;
 /// What [`probe`] reads first: every superblock it knows lies in the first 4 KiB, except the
@@ -194,22 +196,6 @@ fn probe_vfat(head: &[u8]) -> Option<FsInfo> {
         uuid,
         label,
     })
-}
-
-fn le16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
 /// A 16-byte UUID stored in byte order; all zeroes means "none".
