@@ -51,27 +51,14 @@ impl LoopDevice {
     /// both corrupts it. A flock on the image file makes the look-up and the attach one step
     /// for concurrent callers.
     pub fn attach(image: &Path, read_only: bool) -> io::Result<LoopDevice> {
-        let mut backing = OpenOptions::new()
+        let backing = OpenOptions::new()
             .read(true)
             .write(!read_only)
             .open(image)
             .map_err(|e| context(e, format!("opening disk image {}", image.display())))?;
         let deadline = Instant::now() + ATTACH_TIMEOUT;
-        let backing = loop {
-            match Flock::lock(backing, FlockArg::LockExclusiveNonblock) {
-                Ok(locked) => break locked,
-                Err((unlocked, Errno::EWOULDBLOCK | Errno::EINTR)) if Instant::now() < deadline => {
-                    backing = unlocked;
-                    sleep(POLL);
-                }
-                Err((_, e)) => {
-                    return Err(context(
-                        e.into(),
-                        format!("locking disk image {}", image.display()),
-                    ))
-                }
-            }
-        };
+        let what = format!("disk image {}", image.display());
+        let backing = lock_exclusive(backing, deadline, &what)?;
         if let Some(name) = attached_to(&backing)? {
             let path = device_node(&name, deadline)?;
             let device = open_node(&path, read_only)?;
@@ -193,23 +180,9 @@ impl LoopDevice {
 
     /// An exclusive flock on the loop device, waited for until `deadline`.
     fn lock_device(&self, deadline: Instant) -> io::Result<Flock<File>> {
-        let mut file = File::open(&self.path)
+        let file = File::open(&self.path)
             .map_err(|e| context(e, format!("opening {}", self.path.display())))?;
-        loop {
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(locked) => return Ok(locked),
-                Err((unlocked, Errno::EWOULDBLOCK | Errno::EINTR)) if Instant::now() < deadline => {
-                    file = unlocked;
-                    sleep(POLL);
-                }
-                Err((_, e)) => {
-                    return Err(context(
-                        e.into(),
-                        format!("locking {}", self.path.display()),
-                    ))
-                }
-            }
-        }
+        lock_exclusive(file, deadline, &self.path.display().to_string())
     }
 
     /// Reads the partition table through the loop device.
@@ -337,6 +310,20 @@ impl Drop for LoopDevice {
         // With autoclear set the kernel detaches on the last close anyway; EBUSY (older kernels,
         // a partition still mounted) only means that happens once the last user is gone.
         let _ = sys::loop_clr_fd(&self.device);
+    }
+}
+
+/// An exclusive flock on `file`, waited for until `deadline`; `what` names the file in the error.
+fn lock_exclusive(mut file: File, deadline: Instant, what: &str) -> io::Result<Flock<File>> {
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => return Ok(locked),
+            Err((unlocked, Errno::EWOULDBLOCK | Errno::EINTR)) if Instant::now() < deadline => {
+                file = unlocked;
+                sleep(POLL);
+            }
+            Err((_, e)) => return Err(context(e.into(), format!("locking {what}"))),
+        }
     }
 }
 
