@@ -1,17 +1,21 @@
 //! Finding block devices and the filesystems on them without udev or libblkid.
 //!
 //! Everything here reads the kernel's own views (`/proc/partitions`, `/proc/self/mountinfo`,
-//! `/sys/dev/block`) and the first few KiB of devices, so it works the same on a full system, in
-//! a provisioning ramdisk and in a static busybox guest.
+//! `/sys/dev/block`, two `BLK*` ioctls) and the first few KiB of devices, so it works the same
+//! on a full system, in a provisioning ramdisk and in a static busybox guest.
 
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use nix::libc::c_int;
 use nix::sys::stat::{major, minor};
+
+use crate::bytes::{be16, be32, le16, le32};
 
 /// How many bytes of a device [`probe`] reads at most: enough for every superblock it knows.
 pub const PROBE_BYTES: usize = 64 * 1024;
@@ -194,22 +198,6 @@ fn probe_vfat(head: &[u8]) -> Option<FsInfo> {
     })
 }
 
-fn le16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
 /// A 16-byte UUID stored in byte order; all zeroes means "none".
 fn uuid_at(b: &[u8], at: usize) -> Option<String> {
     let bytes: [u8; 16] = b.get(at..at + 16)?.try_into().ok()?;
@@ -240,6 +228,32 @@ pub fn is_read_only(dev: &Path) -> bool {
     };
     let ro = Path::new("/sys/class/block").join(name).join("ro");
     std::fs::read_to_string(ro).is_ok_and(|text| text.trim() == "1")
+}
+
+/// Kernel interfaces of `<linux/fs.h>` that libc lacks.
+mod ioctl {
+    use nix::libc::c_int;
+
+    nix::ioctl_read_bad!(blksszget, 0x1268, c_int);
+    nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
+}
+
+/// The size in bytes of the block device open as `device` (`BLKGETSIZE64`).
+pub fn size_bytes(device: impl AsFd) -> io::Result<u64> {
+    let mut size = 0u64;
+    // SAFETY: BLKGETSIZE64 writes one u64 through the pointer.
+    unsafe { ioctl::blkgetsize64(device.as_fd().as_raw_fd(), &mut size) }?;
+    Ok(size)
+}
+
+/// The logical sector size of the block device open as `device` (`BLKSSZGET`): the unit of
+/// its partition tables.
+pub fn logical_sector_size(device: impl AsFd) -> io::Result<u32> {
+    let mut size: c_int = 0;
+    // SAFETY: BLKSSZGET writes one int through the pointer.
+    unsafe { ioctl::blksszget(device.as_fd().as_raw_fd(), &mut size) }?;
+    u32::try_from(size)
+        .map_err(|_| io::Error::other(format!("the kernel reports logical sector size {size}")))
 }
 
 /// Whole disks and partitions named in `/proc/partitions`, as `/dev/NAME` paths.

@@ -1,15 +1,17 @@
 //! Formats and OS primitives shared by the deployer and bootctl.
 //!
-//! Pure formats: [`bootinfo`] (boot-info.json), [`grubcfg`] (grub.cfg menu model),
-//! [`grubenv`] (grub's environment block), [`json`] (JSON without duplicate keys),
-//! [`layout`] (the names and paths both programs agree on). OS primitives: [`atomic`]
-//! (crash-safe file replacement and locking), [`blockdev`] (finding filesystems by UUID or
-//! label without udev), [`loopdev`] (attaching disk-image files), [`mount`] (mount guards). Test-only: [`fault`] (points where the crash tests kill the
+//! Pure formats: [`bootinfo`] (boot-info.json), [`bytes`] (integers in on-disk structures),
+//! [`grubcfg`] (grub.cfg menu model), [`grubenv`] (grub's environment block), [`json`] (JSON
+//! without duplicate keys), [`layout`] (the names and paths both programs agree on). OS
+//! primitives: [`atomic`] (crash-safe file replacement and locking), [`blockdev`] (finding
+//! filesystems by UUID or label without udev), [`loopdev`] (attaching disk-image files),
+//! [`mount`] (mount guards). Test-only: [`fault`] (points where the crash tests kill the
 //! process).
 
 pub mod atomic;
 pub mod blockdev;
 pub mod bootinfo;
+pub mod bytes;
 pub mod fault;
 pub mod grubcfg;
 pub mod grubenv;

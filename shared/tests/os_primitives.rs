@@ -251,6 +251,17 @@ fn gpt_partitions_appear_and_drop_detaches() {
     );
     let extents: Vec<_> = parts.iter().map(|p| kernel_extent(p)).collect();
     assert_eq!(extents, sfdisk_extents(&image));
+    let open = |path: &Path| File::open(path).expect("opening for the ioctls");
+    assert_eq!(blockdev::size_bytes(open(disk.path())).unwrap(), 64 * MIB);
+    assert_eq!(blockdev::size_bytes(open(&parts[0])).unwrap(), 24 * MIB);
+    assert_eq!(
+        blockdev::logical_sector_size(open(disk.path())).unwrap(),
+        512
+    );
+    assert!(
+        blockdev::size_bytes(open(&image)).is_err(),
+        "a regular file"
+    );
     for part in &parts {
         let sys_dev = std::fs::read_to_string(format!("/sys/class/block/{}/dev", name_of(part)))
             .expect("partition in /sys");

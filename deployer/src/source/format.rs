@@ -18,6 +18,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context};
+use shared::bytes::{be32, le32};
 
 use crate::config::FileSystem;
 use crate::exec::run;
@@ -233,14 +234,6 @@ fn filesystem_size(head: &[u8], fs_type: FileSystem) -> Option<u64> {
             ((high << 32) | low).checked_mul(1024 << log_block)
         }
     }
-}
-
-fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
 fn be64(b: &[u8], at: usize) -> Option<u64> {
