@@ -22,7 +22,7 @@
 
 use serde::Serialize;
 
-use crate::validate::did_you_mean;
+use crate::text::did_you_mean;
 
 /// One mebibyte, the unit of a bare number.
 pub const MIB: u64 = 1 << 20;

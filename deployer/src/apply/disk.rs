@@ -14,8 +14,8 @@ use shared::loopdev::LoopDevice;
 
 use crate::apply::mkfs::mkfs_command;
 use crate::exec::{run, run_with_input};
+use crate::plan::{check_kept_table, check_table, sfdisk_script};
 use crate::plan::{Device, DiskPlan, Plan};
-use crate::sfdisk::{check_kept_table, check_table, sfdisk_script};
 
 /// How long the partition nodes of a block device are awaited after re-reading its table.
 const PARTITION_WAIT: Duration = Duration::from_secs(10);

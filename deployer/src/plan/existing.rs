@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::sfdisk::check_kept;
+use super::table::check_kept;
 use crate::text::quote;
 
 use super::input::{DiskInput, ExistingDisk};

@@ -37,6 +37,7 @@ mod input;
 mod layout;
 mod model;
 mod planner;
+mod table;
 
 use serde::Serialize;
 
@@ -50,6 +51,7 @@ pub use input::{disk_requests, DiskInput, DiskRequest, ExistingDisk};
 pub use layout::{ImageLayout, MountPlan};
 pub use model::*;
 pub use planner::plan;
+pub use table::{check_kept, check_kept_table, check_table, sfdisk_script};
 
 /// Where a planning error is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

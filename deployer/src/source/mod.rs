@@ -1,5 +1,5 @@
 //! Image sources: where each image comes from and what format it is in, checked before
-//! the first write and made ready for [`crate::apply::image`] one image at a time.
+//! the first write and made ready to deploy one image at a time.
 //!
 //! | source (`image_pull_url`) | what it gives |
 //! |---|---|
@@ -284,7 +284,7 @@ pub enum Payload<'a> {
 }
 
 impl Fetched {
-    /// What [`crate::apply::image::deploy_image`] does with it; `source` is the checked
+    /// What the deploy does with it; `source` is the checked
     /// source this was fetched from.
     pub fn payload<'a>(&'a self, source: &'a CheckedSource) -> anyhow::Result<Payload<'a>> {
         Ok(match self {

@@ -5,12 +5,12 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use super::suggest::{closest, did_you_mean};
 use super::syntax::has_control;
 use super::{ConfigError, JsonPath};
 use crate::config::FileSystem;
 use crate::size::Size;
 use crate::text::quote;
+use crate::text::{closest, did_you_mean};
 
 /// Marks a value that failed its checks; the error is already recorded.
 pub(super) struct Invalid;

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use super::checker::Checker;
-use super::suggest::{closest, did_you_mean};
 use super::JsonPath;
 use crate::text::quote;
+use crate::text::{closest, did_you_mean};
 
 impl Checker {
     /// The checks that need the whole document.

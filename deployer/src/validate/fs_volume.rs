@@ -5,11 +5,11 @@ use serde_json::{Map, Value};
 
 use super::checker::{describe, Checked, Checker, Invalid, MountUse};
 use super::storage::Tally;
-use super::suggest::{closest, did_you_mean};
 use super::syntax::parse_mount;
 use super::JsonPath;
 use crate::config::{FileSystem, FsVolume, Mount};
 use crate::text::quote;
+use crate::text::{closest, did_you_mean};
 use shared::layout::MULTIBOOT_LABEL;
 
 /// Where a volume's filesystem is: decides which keys and rules apply.

@@ -15,22 +15,19 @@ mod images;
 mod json_path;
 mod keys;
 mod storage;
-mod suggest;
 mod syntax;
 #[cfg(test)]
 mod tests;
 
 pub use json_path::JsonPath;
-pub(crate) use suggest::did_you_mean;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::config::{PartitionsPolicy, ProvisionConfig};
-use crate::text::quote;
+use crate::text::{closest, did_you_mean, quote};
 use checker::{Checked, Checker};
 use keys::{POLICIES, TOP_HINTS, TOP_KEYS};
-use suggest::closest;
 
 /// One problem in a provision.json: where, and what, in one line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]

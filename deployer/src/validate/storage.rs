@@ -10,7 +10,6 @@ use super::keys::{
     BOOT_KEYS, DISK_ID_KEYS, DISK_KEYS, DISK_VOLUME_TYPES, LVM_META_POOL_KEYS, LV_KEYS,
     PARTITION_KEYS, PV_HINTS, PV_KEYS, RAID_KEYS, VG_KEYS,
 };
-use super::suggest::{closest, did_you_mean};
 use super::syntax::{check_lvm_name, is_guid, is_md_name};
 use super::JsonPath;
 use crate::config::{
@@ -18,6 +17,7 @@ use crate::config::{
     LvmMetaPool, Mount, Partition, PhysicalVolume, Raid, StorageEntry, VolumeGroup,
 };
 use crate::size::{Size, MIB};
+use crate::text::{closest, did_you_mean};
 use crate::text::{format_percent, quote};
 
 /// Space bookkeeping for one disk or volume group.

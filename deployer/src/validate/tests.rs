@@ -1,4 +1,3 @@
-use super::suggest::closest;
 use super::syntax::{
     check_absolute_path, check_image_name, check_lvm_name, is_guid, is_md_name, parse_mount,
     parse_source,
@@ -8,7 +7,6 @@ use crate::config::{
     Disk, DiskIdKind, DiskVolume, FileSystem, FsVolume, ImageSource, Mount, PartitionsPolicy,
 };
 use crate::size::{Size, MIB};
-use crate::text::format_percent;
 
 fn errors(text: &str) -> Vec<String> {
     match validate(text) {
@@ -44,22 +42,6 @@ fn paths_display_like_javascript() {
         r#"["a b"].c"#
     );
     assert_eq!(JsonPath::root().key("_x1").to_string(), "_x1");
-}
-
-#[test]
-fn closest_is_at_most_two_edits_away_ignoring_case() {
-    assert_eq!(closest("sise", ["size", "type"]), Some("size"));
-    assert_eq!(closest("Mount", ["mount"]), Some("mount"));
-    assert_eq!(closest("tipe", ["type", "tape"]), Some("type"));
-    assert_eq!(closest("xy", ["id"]), None);
-    assert_eq!(closest("foobar", ["size"]), None);
-}
-
-#[test]
-fn percent_formatting() {
-    assert_eq!(format_percent(13_000), "130%");
-    assert_eq!(format_percent(10_050), "100.5%");
-    assert_eq!(format_percent(10_001), "100.01%");
 }
 
 #[test]
