@@ -20,7 +20,9 @@ use crate::exec::quote_command;
 use crate::exit::Exit;
 use crate::output::{self, Verbosity};
 use crate::plan::{disk_requests, plan, DiskInput, Plan, PlanError, RandomIds};
-use crate::render::{deploy_json, plan_json, plan_text, DeployOutcome, JSON_VERSION};
+use crate::render::{
+    deploy_json, plan_json, plan_text, terminal_width, DeployOutcome, JSON_VERSION,
+};
 use crate::text::plural;
 use crate::validate::{validate, ConfigError, JsonPath};
 use shared::bootinfo::BootInfo;
@@ -89,10 +91,13 @@ pub enum Command {
     },
     /// Show the partitions, filesystems, fstabs and boot layout a deploy would make
     ///
-    /// Validates the config (errors as for validate), reads the size of every disk, and
-    /// prints every disk's partition table (sizes in MiB; UUIDs to be assigned), each
-    /// image's mounts and fstab, and the boot layout. Nothing is written and a missing
-    /// disk-image file is not created: it is planned at the disk's "size" in the config.
+    /// Validates the config (errors as for validate), reads the size of every disk and,
+    /// unless "partitions_policy" is "clean", what each disk holds (its partition table and
+    /// filesystems, which the deploy may keep), and prints every disk's partition table
+    /// (sizes in MiB; the UUIDs the deploy gives or keeps), each image's mounts and fstab,
+    /// and the boot layout. Nothing is written and a missing disk-image file is not
+    /// created: it is planned at the disk's "size" in the config. A disk the policy keeps
+    /// but that is not as planned is a planning error, as deploy would refuse it.
     /// Planning errors are one "PATH: message" line each, PATH being the JSON path of the
     /// volume or disk, or "--disk NAME".
     #[command(after_help = PLAN_HELP)]
@@ -171,7 +176,7 @@ pub enum Command {
         log_file: Option<PathBuf>,
         /// At the end, print a summary for scripts on stdout: {"version": 1, "exit": N,
         /// "deployed": BOOL, "disks": [...], "images": [...], "boot_info": PATH or null,
-        /// ...}; see deployer(8).
+        /// "errors": [...], "failed_step": STEP or null, ...}; see deployer(8).
         #[arg(long)]
         json: bool,
     },
@@ -435,7 +440,7 @@ fn plan_command(path: &Path, disk_args: &[(String, PathBuf)], json: bool) -> Exi
             .map_err(std::io::Error::from)
             .and_then(|()| writeln!(out))
     } else {
-        write!(std::io::stdout(), "{}", plan_text(&plan))
+        write!(std::io::stdout(), "{}", plan_text(&plan, terminal_width()))
     };
     match written {
         Ok(()) => Exit::Success,

@@ -41,7 +41,7 @@ use crate::apply::{preflight, tools};
 use crate::exec::StepError;
 use crate::exit::Exit;
 use crate::plan::{ImageLayout, Plan};
-use crate::render::plan_text;
+use crate::render::{plan_text, terminal_width};
 use crate::source::{self, Sources};
 
 /// The deploy options besides the config and the disks.
@@ -269,7 +269,7 @@ fn confirm(plan: &Plan, yes: bool) -> Result<(), Stop> {
     if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
         return Err(usage("use --yes to deploy without a terminal"));
     }
-    crate::output::show(&plan_text(plan));
+    crate::output::show(&plan_text(plan, terminal_width()));
     let disks: Vec<String> = plan
         .disks
         .iter()

@@ -10,14 +10,8 @@ use shared::bootinfo::BootInfo;
 use crate::config::Mount;
 use crate::plan::{Device, FilesystemPlan, Plan, Purpose};
 
-/// Half a hyphenated UUID, plus the column's padding.
-const HALF_UUID: u16 = 18 + 2;
-
 /// Version of the `deployer plan --json` shape.
 pub const JSON_VERSION: u32 = 1;
-
-/// Tables fit this many columns, whatever the terminal.
-pub const WIDTH: u16 = 80;
 
 /// The whole plan plus `"version": 1`, with what the plan derives (each image's mounts,
 /// root, boot and fstab; the multiboot and ESP UUIDs) written out.
@@ -140,38 +134,62 @@ pub fn deploy_json(outcome: &DeployOutcome) -> Value {
     })
 }
 
-/// How a table shows its `UUID` column.
-#[derive(Clone, Copy)]
-enum Uuids {
-    /// On one line.
-    Whole,
-    /// In two halves of 18 characters (`8a9c1073-1c16-4aad` / `-8655-ef7eeb042ca3`), for
-    /// tables with too many columns to fit a whole UUID in [`WIDTH`].
-    Halved,
+/// The width of the terminal standard output is, if it is one.
+pub fn terminal_width() -> Option<u16> {
+    Table::new().width().filter(|width| *width > 0)
 }
 
-/// A table that fits [`WIDTH`] by wrapping its cells.
-fn table(header: &[&str], uuids: Uuids) -> Table {
+/// Columns of free text, which may wrap between words; every other column (UUIDs, paths,
+/// numbers) is shown whole, never broken over two lines.
+const WRAPPING: &[&str] = &["LABEL", "USE"];
+
+/// `rows` under `header` as a table: as wide as its content where `width` is `None` (a
+/// pipe, a file), else fitted to `width` columns by wrapping the [`WRAPPING`] columns
+/// between words only. A table that cannot fit even so is wider than `width`.
+fn table_text(header: &[&str], rows: Vec<Vec<String>>, width: Option<u16>) -> String {
     let mut table = Table::new();
     table
         .load_preset(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(WIDTH)
         .set_header(header.to_vec());
-    if let Some(uuid) = header.iter().position(|title| *title == "UUID") {
-        if let Some(column) = table.column_mut(uuid) {
-            column.set_constraint(match uuids {
-                Uuids::Whole => ColumnConstraint::ContentWidth,
-                Uuids::Halved => ColumnConstraint::Absolute(Width::Fixed(HALF_UUID)),
-            });
+    match width {
+        Some(width) => table
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(width),
+        None => table.set_content_arrangement(ContentArrangement::Disabled),
+    };
+    for (index, title) in header.iter().enumerate() {
+        let longest_word = rows
+            .iter()
+            .filter_map(|row| row.get(index))
+            .flat_map(|cell| cell.split_whitespace())
+            .chain(std::iter::once(*title))
+            .map(|word| word.chars().count())
+            .max()
+            .unwrap_or(0);
+        let constraint = if WRAPPING.contains(title) {
+            let padded = u16::try_from(longest_word + 2).unwrap_or(u16::MAX);
+            ColumnConstraint::LowerBoundary(Width::Fixed(padded))
+        } else {
+            ColumnConstraint::ContentWidth
+        };
+        if let Some(column) = table.column_mut(index) {
+            column.set_constraint(constraint);
         }
     }
+    for row in rows {
+        table.add_row(row);
+    }
     table
+        .lines()
+        .map(|line| format!("{}\n", line.trim_end()))
+        .collect()
 }
 
 /// The plan as text: the partitions policy (what is kept), a partition table per disk, md
-/// arrays and volume groups, each image's mounts and fstab, then the boot layout.
-pub fn plan_text(plan: &Plan) -> String {
+/// arrays and volume groups, each image's mounts and fstab, then the boot layout. Tables
+/// are fitted to `width` columns where one is given (a terminal's), as far as they can be
+/// without breaking a UUID or a path.
+pub fn plan_text(plan: &Plan, width: Option<u16>) -> String {
     let mut out = policy_text(plan);
     for disk in &plan.disks {
         out.push_str(&format!(
@@ -181,17 +199,14 @@ pub fn plan_text(plan: &Plan) -> String {
             disk.size_bytes >> 20,
             disk.sector_size
         ));
-        let mut rows = table(
-            &["#", "START", "SIZE", "TYPE", "FS", "LABEL", "UUID", "USE"],
-            Uuids::Halved,
-        );
+        let mut rows = Vec::new();
         for partition in &disk.partitions {
             let device = Device::Partition {
                 disk: disk.name.clone(),
                 number: partition.number,
             };
             let fs = filesystem_on(plan, &device);
-            rows.add_row(vec![
+            rows.push(vec![
                 partition.number.to_string(),
                 partition.start_mib.to_string(),
                 partition.size_mib.to_string(),
@@ -206,7 +221,9 @@ pub fn plan_text(plan: &Plan) -> String {
                 },
             ]);
         }
-        out.push_str(&format!("{rows}\n\n"));
+        let header = ["#", "START", "SIZE", "TYPE", "FS", "LABEL", "UUID", "USE"];
+        out.push_str(&table_text(&header, rows, width));
+        out.push('\n');
     }
     for array in &plan.raid_arrays {
         let members: Vec<String> = array.members.iter().map(ToString::to_string).collect();
@@ -230,14 +247,14 @@ pub fn plan_text(plan: &Plan) -> String {
             vg.size_mib,
             pvs.join(", ")
         ));
-        let mut rows = table(&["LV", "SIZE", "FS", "LABEL", "UUID", "USE"], Uuids::Halved);
+        let mut rows = Vec::new();
         for lv in &vg.logical_volumes {
             let device = Device::LogicalVolume {
                 vg: vg.name.clone(),
                 lv: lv.name.clone(),
             };
             let fs = filesystem_on(plan, &device);
-            rows.add_row(vec![
+            rows.push(vec![
                 lv.name.clone(),
                 lv.size_mib.to_string(),
                 fs.map_or(String::new(), |fs| fs.fs_type.as_str().to_string()),
@@ -246,7 +263,9 @@ pub fn plan_text(plan: &Plan) -> String {
                 use_of(plan, &device, &Purpose::Volume(lv.config_path.clone()), fs),
             ]);
         }
-        out.push_str(&format!("{rows}\n\n"));
+        let header = ["LV", "SIZE", "FS", "LABEL", "UUID", "USE"];
+        out.push_str(&table_text(&header, rows, width));
+        out.push('\n');
     }
     for image in &plan.images {
         let layout = plan.layout(image);
@@ -261,16 +280,16 @@ pub fn plan_text(plan: &Plan) -> String {
             "Image {} ({role}; GRUB entry {})\n",
             image.name, image.grub_menu_id
         ));
-        let mut rows = table(&["MOUNT", "DEVICE", "FS", "UUID"], Uuids::Whole);
+        let mut rows = Vec::new();
         for mount in &layout.mounts {
-            rows.add_row(vec![
+            rows.push(vec![
                 mount.mount_point.clone(),
                 mount.device.to_string(),
                 mount.fs_type.as_str().to_string(),
                 mount.uuid.clone(),
             ]);
         }
-        out.push_str(&format!("{rows}\n"));
+        out.push_str(&table_text(&["MOUNT", "DEVICE", "FS", "UUID"], rows, width));
         for line in layout.fstab.lines() {
             out.push_str(&format!("  {line}\n"));
         }
@@ -319,7 +338,7 @@ fn policy_text(plan: &Plan) -> String {
         out.push_str("No filesystem keeps its data: every one is made anew.\n\n");
         return out;
     }
-    out.push_str("Filesystems that keep their data (and their UUIDs, read\nfrom the disks when deploying):\n");
+    out.push_str("Filesystems that keep their data and their UUIDs:\n");
     for fs in kept {
         out.push_str(&format!("  {}: {}\n", fs.device, fs.usage()));
     }

@@ -690,7 +690,12 @@ fn check_plan(config: &ProvisionConfig, size_bytes: u64) {
     let text = serde_json::to_string(&json).expect("the plan JSON serialises");
     let again: Value = serde_json::from_str(&text).expect("the plan JSON parses");
     assert_eq!(again, json, "the plan JSON does not read back");
-    assert!(!render::plan_text(&plan).is_empty(), "an empty plan text");
+    for width in [None, Some(80)] {
+        assert!(
+            !render::plan_text(&plan, width).is_empty(),
+            "an empty plan text"
+        );
+    }
 }
 
 fn check_layout(plan: &Plan, size_bytes: u64) {
