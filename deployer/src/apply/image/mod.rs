@@ -1,18 +1,7 @@
-//! One image deployed onto its filesystems: a raw or qcow2 filesystem image written onto
-//! its target partition first ([`crate::apply::fsimage`]); then the filesystems mounted in
-//! the plan's order under a private directory and the image's files put on them (a
-//! directory tree copied by [`copy_tree`], or with `rsync -aHAXS --numeric-ids` and the
-//! config's `rsync_flags` when it gives them, as an `rsync://` source is; a tar
-//! archive extracted with GNU tar keeping owners by number, modes, hard links, symlinks,
-//! device nodes, xattrs and ACLs); its fstab and bootctl written; and what its boot entry
-//! needs read back (os-release, the newest kernel in /boot).
-//!
-//! A partition shared by several images receives each image's files in turn. A file
-//! that an earlier image brought already is overwritten and reported on stderr, one line
-//! each (`deployer: image B: /path already brought by an earlier image, overwritten`):
-//! copy_tree and rsync's itemized output tell which files existed; a tar archive is listed first
-//! (`tar -t`) when the image shares a filesystem with an earlier one, and each member
-//! looked up on the target, resolving symlinks inside the image.
+//! One image put onto its filesystems: written or copied, its fstab and bootctl added, and
+//! what its boot entry needs read back. The image is untrusted content: the files the
+//! deployer writes into it or reads from it are looked up as the image itself sees them
+//! ([`resolve_in`], [`file_in_image`]), never on the host.
 
 mod mounted;
 mod os_release;

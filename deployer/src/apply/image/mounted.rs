@@ -1,4 +1,5 @@
-//! An image's filesystems mounted for the copy, with the mtools way for vfat.
+//! An image's filesystems mounted for the copy; where the kernel cannot mount vfat, mtools
+//! fill the vfat filesystems instead.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

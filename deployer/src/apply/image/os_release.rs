@@ -1,4 +1,5 @@
-//! The image's os-release, read without leaving the image.
+//! The image's os-release, for its boot entry's title and ID, read without leaving the
+//! image.
 
 use std::path::Path;
 

@@ -1,4 +1,6 @@
-//! The files an image brings onto a filesystem an earlier image filled already.
+//! Files an image brings onto a filesystem an earlier image filled are overwritten and
+//! reported, one line each. copy_tree and rsync's itemized output tell which files were
+//! there; a tar archive is listed first and each member looked up inside the image.
 
 use crate::plan::{ImageLayout, ImagePlan, Plan};
 

@@ -1,4 +1,5 @@
-//! Paths inside an image, resolved as the image itself sees them.
+//! Paths inside an image, resolved as a chroot into it would resolve them: the image's
+//! symlinks, absolute or climbing with `..`, never lead the deployer to a file of the host.
 
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};

@@ -1,4 +1,5 @@
-//! A tree or rsync image copied by rsync, and its itemized output read back.
+//! An rsync source, or a tree when the config gives Bareon's `rsync_flags`, copied by
+//! rsync; its itemized output read back to tell which files were there already.
 
 use std::ffi::OsString;
 use std::path::Path;

@@ -1,9 +1,10 @@
 //! `--bootloader-config os-prober`: grub.cfg made by the real `grub-mkconfig` with the real
-//! `os-prober`, as the specification's deploy flow does, then tied back to the plan.
+//! `os-prober`, as the specification's deploy flow does, in a private run that sees only
+//! the deployed disks, then tied back to the plan.
 //!
-//! grub-mkconfig still probes the host's `/` and `/boot` (`grub-probe --target=device`), as
-//! it always does; it reads them and writes nothing there. A host whose `/` is not on a
-//! block device (a tmpfs ramdisk) cannot run it; [`os_prober_menu`] checks this first.
+//! grub-mkconfig still probes the host's `/` and `/boot` (`grub-probe --target=device`),
+//! reading only; a host whose `/` is not on a block device (a tmpfs ramdisk) cannot run
+//! it, so [`os_prober_menu`] checks this first.
 
 mod rewrite;
 mod sandbox;

@@ -1,22 +1,6 @@
-//! The output is then rewritten by pure functions:
-//! - every top-level item (a `menuentry`, or os-prober's "Advanced options" `submenu`) is
-//!   mapped to the image whose boot filesystem its entries load the kernel from (their
-//!   `search --fs-uuid --set=root` UUID, which grub-probe read from the partition itself).
-//!   Items that boot no deployed image are dropped and reported: os-prober may find a
-//!   Linux tree on a utility image's partition, which gets no boot entry in the generated
-//!   mode either. An image without an item is an error;
-//! - the kernel's `root=` of every kept entry becomes `root=UUID=<the image's planned root>`:
-//!   linux-boot-prober writes `root=/dev/loop0p3`, the deploy host's device, or copies
-//!   whatever the image's own `/boot/grub/grub.cfg` says, a UUID from wherever the image
-//!   was built; the kernel and initrd are the image's, so its `/` is the only root they
-//!   can boot here;
-//! - the image's kernel parameters (`deploy_data.kernel_params`) missing from an entry's
-//!   `linux` line are appended;
-//! - `(on /dev/loopNpK)` in titles is dropped, as a loop device exists only on the deploy
-//!   host (a real disk's name, as in the specification's `(on /dev/vda3)`, is kept);
-//! - the default image's item becomes the literal `set default` of 00_header (by its menu
-//!   id), so grubenv's one-shot `next_entry` still wins once and bootctl switches the
-//!   config by editing that default; grubenv's `saved_entry` is not read.
+//! grub-mkconfig's output tied back to the plan, by pure functions: os-prober knows the
+//! images only as partitions of the deploy host, so its entries are matched to images by
+//! filesystem UUID, and their roots, titles and the default made right for the node.
 
 use std::collections::BTreeSet;
 
@@ -54,9 +38,14 @@ pub(super) fn check_images(images: &[ProbedImage], default_image: &str) -> anyho
     Ok(())
 }
 
-/// The top-level items of grub-mkconfig's output tied to `images`, with `root=`, kernel
-/// parameters, titles and the default rewritten (see the module documentation).
+/// The top-level items of grub-mkconfig's output (a `menuentry`, or os-prober's "Advanced
+/// options" `submenu`) tied to `images` by [`image_of`], an image without an item being an
+/// error, with `root=`, kernel parameters and titles rewritten by [`rewrite_line`].
 /// `host_only` lists the partition nodes whose `(on DEVICE)` is dropped from titles.
+///
+/// The default image's item becomes the literal `set default` of 00_header (by its menu
+/// id), so grubenv's one-shot `next_entry` still wins once and bootctl switches the config
+/// by editing that default; grubenv's `saved_entry` is not read.
 pub(super) fn rewrite(
     raw: &str,
     images: &[ProbedImage],
@@ -164,8 +153,11 @@ pub(super) fn rewrite(
     })
 }
 
-/// The image whose boot filesystem every entry of `item` loads its kernel from, if there is
-/// one such image.
+/// The image whose boot filesystem every entry of `item` loads its kernel from (their
+/// `search --fs-uuid --set=root` UUID, which grub-probe read from the partition itself), if
+/// there is one such image. An item of none is dropped and reported: os-prober may find a
+/// Linux tree on a utility image's partition, which gets no boot entry in the generated
+/// mode either.
 fn image_of<'a>(item: &MenuItem, images: &'a [ProbedImage]) -> Option<&'a ProbedImage> {
     let mut uuids = BTreeSet::new();
     search_uuids(item, &mut uuids);
@@ -213,8 +205,10 @@ fn unquote(word: &str) -> &str {
     word
 }
 
-/// One line of a kept item: titles lose `(on HOST-ONLY-DEVICE)`, `linux` lines get the
-/// image's root and kernel parameters; other lines stay as they are.
+/// One line of a kept item: titles lose `(on HOST-ONLY-DEVICE)`, as a loop device exists
+/// only on the deploy host (a real disk's name, as in the specification's `(on /dev/vda3)`,
+/// stays); `linux` lines get the image's root and kernel parameters; other lines stay as
+/// they are.
 fn rewrite_line(line: &str, image: &ProbedImage, host_only: &[String]) -> String {
     match line.split_whitespace().next() {
         Some("menuentry" | "submenu") => host_only.iter().fold(line.to_owned(), |line, device| {
@@ -227,7 +221,10 @@ fn rewrite_line(line: &str, image: &ProbedImage, host_only: &[String]) -> String
 
 /// A `linux KERNEL ARGS...` line (words as 30_os-prober writes them, unquoted) with every
 /// `root=` replaced by one `root=UUID=<root>` after the kernel, and the image's kernel
-/// parameters that it lacks appended.
+/// parameters (`deploy_data.kernel_params`) that it lacks appended. linux-boot-prober
+/// writes the deploy host's device (`root=/dev/loop0p3`) or copies the image's own
+/// grub.cfg, a UUID from wherever the image was built; the kernel and initrd are the
+/// image's, so its `/` is the only root they can boot here.
 fn rewrite_linux(line: &str, image: &ProbedImage) -> String {
     let indent = &line[..line.len() - line.trim_start().len()];
     let words: Vec<&str> = line.split_whitespace().collect();

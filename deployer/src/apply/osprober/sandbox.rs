@@ -1,21 +1,7 @@
-//! The run never touches the host's configuration and sees only the deployed disks. It
-//! happens in a mount namespace of its own (`unshare --mount --propagation private`, nested
-//! in the caller's, the deployer's private one or any other), so every mount it makes
-//! vanishes when grub-mkconfig exits, even if the deployer is killed. In it:
-//! - `/etc/grub.d` holds only copies of the host's `00_header` and `30_os-prober`, and
-//!   `/etc/default` only a `grub` written here ([`DEFAULT_GRUB`]): os-prober enabled, the
-//!   serial console of the generated mode, no `/etc/default/grub.d` of the host;
-//! - `/sys/block` lists only the deployed disks. os-prober (1.81) finds partitions by
-//!   globbing `/sys/block/*/*[0-9]`, not through `/proc/partitions`, and libblkid and LVM
-//!   enumerate block devices through `/sys/block` too (strace shows no tool of the run
-//!   reading `/proc/partitions`); it is replaced by a filtered copy all the same, for tool
-//!   versions that read it. `lvs`, whose logical volumes os-prober would
-//!   probe, also gets an `/etc/lvm/lvm.conf` whose device filter accepts only the deployed
-//!   disks and their partitions;
-//! - `/var/lib/os-prober` (its label cache and mount point), `/run` (blkid's cache, LVM's
-//!   locks and hints, the syslog socket) and `/tmp` (os-prober's scratch files) are fresh
-//!   tmpfs mounts;
-//! - the locale is C, so titles read `Advanced options for ... (on /dev/...)`.
+//! The private run of grub-mkconfig: it must not touch the host's configuration and must
+//! see only the deployed disks. It runs in a mount namespace of its own, nested in the
+//! caller's, so every mount it makes vanishes when grub-mkconfig exits, even if the
+//! deployer is killed.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -29,7 +15,8 @@ use anyhow::Context;
 /// The host's grub.d scripts the run keeps: the header and os-prober's, nothing else.
 pub const GRUB_D_SCRIPTS: [&str; 2] = ["00_header", "30_os-prober"];
 
-/// `/etc/default/grub` inside the run. The default is set afterwards, once the menu is known.
+/// `/etc/default/grub` inside the run, where the host's `/etc/default/grub.d` is hidden.
+/// The default is set afterwards, once the menu is known.
 pub const DEFAULT_GRUB: &str = "\
 GRUB_DEFAULT=0
 GRUB_TIMEOUT=5
@@ -41,7 +28,10 @@ GRUB_DISABLE_OS_PROBER=false
 ";
 
 /// Runs grub-mkconfig in the new namespace; `$1` is the staging directory. Bind mounts
-/// first (the staging directory may be under `/tmp` or `/run`), then the tmpfs mounts.
+/// first (the staging directory may be under `/tmp` or `/run`), then the tmpfs mounts:
+/// `/var/lib/os-prober` (os-prober's label cache and mount point), `/run` (blkid's cache,
+/// LVM's locks and hints, the syslog socket) and `/tmp` start empty and leave nothing. The
+/// C locale gives titles as `Advanced options for ... (on /dev/...)`.
 pub(super) const NAMESPACE_SCRIPT: &str = r#"stage=$1
 mount --bind "$stage/grub.d" /etc/grub.d
 mount --bind "$stage/default" /etc/default
@@ -196,7 +186,10 @@ impl Drop for Stage {
     }
 }
 
-/// `/proc/partitions` with only the header and the lines of `names`.
+/// `/proc/partitions` with only the header and the lines of `names`. os-prober (1.81)
+/// globs `/sys/block/*/*[0-9]`, and libblkid and LVM enumerate `/sys/block` too (staged to
+/// list only the deployed disks); strace shows no tool of the run reading this file, which
+/// is filtered all the same for tool versions that do.
 fn filter_partitions(text: &str, names: &BTreeSet<String>) -> String {
     text.lines()
         .filter(
@@ -210,7 +203,8 @@ fn filter_partitions(text: &str, names: &BTreeSet<String>) -> String {
         .collect()
 }
 
-/// An lvm.conf whose device filter accepts exactly `devices` (no devices file, no hints).
+/// An lvm.conf whose device filter accepts exactly `devices` (no devices file, no hints):
+/// `lvs`, whose logical volumes os-prober would probe, sees none of the host's.
 fn lvm_conf(devices: &[String]) -> String {
     let mut filter = String::from("[");
     for device in devices {
