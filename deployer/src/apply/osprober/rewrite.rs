@@ -7,6 +7,8 @@ use std::collections::BTreeSet;
 use anyhow::{bail, Context};
 use shared::grubcfg::{self, ItemKind, MenuItem};
 
+use crate::grubcfg_gen::kernel_words;
+
 use super::{OsProberEntry, OsProberMenu};
 
 /// What the rewrite needs to know of one image.
@@ -248,13 +250,6 @@ fn rewrite_linux(line: &str, image: &ProbedImage) -> String {
     }
     let newline = if line.ends_with('\n') { "\n" } else { "" };
     format!("{indent}{}{newline}", out.join(" "))
-}
-
-/// The kernel parameters as the words the kernel splits them into.
-fn kernel_words(params: &str) -> impl Iterator<Item = &str> {
-    params
-        .split([' ', '\t', '\n', '\x0b', '\x0c', '\r'])
-        .filter(|word| !word.is_empty())
 }
 
 /// `word` as one GRUB word: as it is when nothing in it is special, else single-quoted.
