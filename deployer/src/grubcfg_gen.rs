@@ -101,7 +101,7 @@ fn menu_entry(out: &mut String, entry: &MenuEntrySpec) {
 
 /// The kernel parameters as the words GRUB passes on: split where the kernel's own command
 /// line parser splits (`isspace`: space, `\t`, `\n`, `\v`, `\f`, `\r`).
-fn kernel_words(params: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn kernel_words(params: &str) -> impl Iterator<Item = &str> {
     params
         .split([' ', '\t', '\n', '\x0b', '\x0c', '\r'])
         .filter(|word| !word.is_empty())

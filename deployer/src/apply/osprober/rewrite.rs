@@ -1,309 +1,30 @@
-//! `--bootloader-config os-prober`: grub.cfg made by the real `grub-mkconfig` with the real
-//! `os-prober`, as the specification's deploy flow does, then tied back to the plan.
-//!
-//! The run never touches the host's configuration and sees only the deployed disks. It
-//! happens in a mount namespace of its own (`unshare --mount --propagation private`, nested
-//! in the caller's, the deployer's private one or any other), so every mount it makes
-//! vanishes when grub-mkconfig exits, even if the deployer is killed. In it:
-//! - `/etc/grub.d` holds only copies of the host's `00_header` and `30_os-prober`, and
-//!   `/etc/default` only a `grub` written here ([`DEFAULT_GRUB`]): os-prober enabled, the
-//!   serial console of the generated mode, no `/etc/default/grub.d` of the host;
-//! - `/sys/block` lists only the deployed disks. os-prober (1.81) finds partitions by
-//!   globbing `/sys/block/*/*[0-9]`, not through `/proc/partitions`, and libblkid and LVM
-//!   enumerate block devices through `/sys/block` too (strace shows no tool of the run
-//!   reading `/proc/partitions`); it is replaced by a filtered copy all the same, for tool
-//!   versions that read it. `lvs`, whose logical volumes os-prober would
-//!   probe, also gets an `/etc/lvm/lvm.conf` whose device filter accepts only the deployed
-//!   disks and their partitions;
-//! - `/var/lib/os-prober` (its label cache and mount point), `/run` (blkid's cache, LVM's
-//!   locks and hints, the syslog socket) and `/tmp` (os-prober's scratch files) are fresh
-//!   tmpfs mounts;
-//! - the locale is C, so titles read `Advanced options for ... (on /dev/...)`.
-//!
-//! grub-mkconfig still probes the host's `/` and `/boot` (`grub-probe --target=device`), as
-//! it always does; it reads them and writes nothing there. A host whose `/` is not on a
-//! block device (a tmpfs ramdisk) cannot run it; [`os_prober_menu`] checks this first.
-//!
-//! The output is then rewritten by pure functions:
-//! - every top-level item (a `menuentry`, or os-prober's "Advanced options" `submenu`) is
-//!   mapped to the image whose boot filesystem its entries load the kernel from (their
-//!   `search --fs-uuid --set=root` UUID, which grub-probe read from the partition itself).
-//!   Items that boot no deployed image are dropped and reported: os-prober may find a
-//!   Linux tree on a utility image's partition, which gets no boot entry in the generated
-//!   mode either. An image without an item is an error;
-//! - the kernel's `root=` of every kept entry becomes `root=UUID=<the image's planned root>`:
-//!   linux-boot-prober writes `root=/dev/loop0p3`, the deploy host's device, or copies
-//!   whatever the image's own `/boot/grub/grub.cfg` says, a UUID from wherever the image
-//!   was built; the kernel and initrd are the image's, so its `/` is the only root they
-//!   can boot here;
-//! - the image's kernel parameters (`deploy_data.kernel_params`) missing from an entry's
-//!   `linux` line are appended;
-//! - `(on /dev/loopNpK)` in titles is dropped, as a loop device exists only on the deploy
-//!   host (a real disk's name, as in the specification's `(on /dev/vda3)`, is kept);
-//! - the default image's item becomes the literal `set default` of 00_header (by its menu
-//!   id), so grubenv's one-shot `next_entry` still wins once and bootctl switches the
-//!   config by editing that default; grubenv's `saved_entry` is not read.
+//! grub-mkconfig's output tied back to the plan, by pure functions: os-prober knows the
+//! images only as partitions of the deploy host, so its entries are matched to images by
+//! filesystem UUID, and their roots, titles and the default made right for the node.
 
 use std::collections::BTreeSet;
-use std::ffi::OsString;
-use std::fmt::Write as _;
-use std::fs;
-use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{bail, Context};
 use shared::grubcfg::{self, ItemKind, MenuItem};
 
-use crate::exec::run;
-use crate::plan::{ImageLayout, ImagePlan};
+use crate::grubcfg_gen::kernel_words;
 
-/// The host's grub.d scripts the run keeps: the header and os-prober's, nothing else.
-pub const GRUB_D_SCRIPTS: [&str; 2] = ["00_header", "30_os-prober"];
-
-/// `/etc/default/grub` inside the run. The default is set afterwards, once the menu is known.
-pub const DEFAULT_GRUB: &str = "\
-GRUB_DEFAULT=0
-GRUB_TIMEOUT=5
-GRUB_TIMEOUT_STYLE=menu
-GRUB_DISTRIBUTOR=Multiboot
-GRUB_TERMINAL=\"console serial\"
-GRUB_SERIAL_COMMAND=\"serial --unit=0 --speed=115200\"
-GRUB_DISABLE_OS_PROBER=false
-";
-
-/// Programs the run needs; os-prober silently finds nothing without grub-mount.
-pub const OS_PROBER_PROGRAMS: [&str; 7] = [
-    "unshare",
-    "grub-mkconfig",
-    "grub-probe",
-    "grub-mount",
-    "grub-script-check",
-    "os-prober",
-    "linux-boot-prober",
-];
-
-/// Runs grub-mkconfig in the new namespace; `$1` is the staging directory. Bind mounts
-/// first (the staging directory may be under `/tmp` or `/run`), then the tmpfs mounts.
-const NAMESPACE_SCRIPT: &str = r#"stage=$1
-mount --bind "$stage/grub.d" /etc/grub.d
-mount --bind "$stage/default" /etc/default
-mount --bind "$stage/sys-block" /sys/block
-mount --bind "$stage/partitions" /proc/partitions
-if command -v lvs >/dev/null; then mount --bind "$stage/lvm" /etc/lvm; fi
-mount -t tmpfs -o mode=0755 tmpfs /var/lib/os-prober
-mount -t tmpfs -o mode=0755 tmpfs /run
-mount -t tmpfs -o mode=1777 tmpfs /tmp
-unset LANGUAGE LVM_SYSTEM_DIR BLKID_FILE
-export LC_ALL=C LANG=C OS_PROBER_DISABLE_DEBUG=1 PATH="$PATH:/usr/sbin:/sbin"
-if command -v grub-mkconfig >/dev/null; then exec grub-mkconfig; fi
-exec grub2-mkconfig
-"#;
-
-/// One deployed image os-prober is to find.
-#[derive(Debug, Clone)]
-pub struct OsProberImage<'a> {
-    pub plan: &'a ImagePlan,
-    pub layout: &'a ImageLayout,
-    /// The deploy host's partition node holding the image's `/` (`/dev/loop0p4`).
-    pub root_device: PathBuf,
-}
-
-/// grub.cfg and what boot-info.json needs from it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OsProberMenu {
-    /// The rewritten grub-mkconfig output, checked by grub-script-check.
-    pub grub_cfg: String,
-    /// One per image, in the order the images were given.
-    pub entries: Vec<OsProberEntry>,
-    /// Titles of the top-level items left out because they boot no deployed image.
-    pub dropped: Vec<String>,
-}
-
-/// Where an image is in the menu.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OsProberEntry {
-    /// The image's name in the plan.
-    pub image: String,
-    /// grub's top-level index of the image's entry (a submenu counts as one item):
-    /// boot-info.json's `grub_id`.
-    pub grub_id: u32,
-    /// The entry's title: boot-info.json's `boot_name`.
-    pub title: String,
-    /// The entry's menu id (`osprober-gnulinux-simple-<root uuid>`).
-    pub menu_id: Option<String>,
-}
-
-/// Runs grub-mkconfig with os-prober limited to `disks` (the deployed whole-disk devices)
-/// and returns its menu tied to `images`, `default_image` booting by default. `work` is a
-/// private directory for a staging directory, removed again before this returns.
-pub fn os_prober_menu(
-    images: &[OsProberImage],
-    disks: &[PathBuf],
-    default_image: &str,
-    work: &Path,
-) -> anyhow::Result<OsProberMenu> {
-    let disks = disks
-        .iter()
-        .map(|disk| HostDisk::resolve(disk))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let probed = images
-        .iter()
-        .map(|image| probed_image(image, &disks))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    check_images(&probed, default_image)?;
-    for script in GRUB_D_SCRIPTS {
-        let path = Path::new("/etc/grub.d").join(script);
-        if !path.is_file() {
-            bail!(
-                "os-prober mode: {} not found: run scripts/setup (see README)",
-                path.display()
-            );
-        }
-    }
-    run(
-        "probe this host's / as grub-mkconfig does (os-prober mode needs / on a block device)",
-        &["grub-probe".into(), "--target=device".into(), "/".into()],
-    )?;
-
-    let stage = Stage::create(work)?;
-    stage.populate(&disks)?;
-    crate::info!("deployer: running grub-mkconfig with os-prober on the deployed disks");
-    let mut argv: Vec<OsString> = ["unshare", "--mount", "--propagation", "private"]
-        .into_iter()
-        .chain(["sh", "-euc", NAMESPACE_SCRIPT, "sh"])
-        .map(OsString::from)
-        .collect();
-    argv.push(stage.path().into());
-    let raw = run(
-        "run grub-mkconfig with os-prober on the deployed disks",
-        &argv,
-    )?;
-    let host_only: Vec<String> = disks
-        .iter()
-        .filter(|disk| disk.name.starts_with("loop"))
-        .flat_map(|disk| disk.partitions.iter().map(|part| dev_path(part)))
-        .collect();
-    let menu = rewrite(&raw, &probed, &host_only, default_image)?;
-    let check = stage.path().join("grub.cfg");
-    fs::write(&check, &menu.grub_cfg).with_context(|| format!("writing {}", check.display()))?;
-    run(
-        "check the os-prober grub.cfg",
-        &["grub-script-check".into(), check.into()],
-    )?;
-    stage.remove()?;
-    for title in &menu.dropped {
-        crate::warn!("deployer: os-prober found {title:?}, which is no deployed image: left out");
-    }
-    Ok(menu)
-}
-
-/// A deployed disk as the kernel names it.
-#[derive(Debug)]
-struct HostDisk {
-    /// Kernel name (`loop3`, `sda`).
-    name: String,
-    /// Its directory under `/sys/devices`.
-    sysfs: PathBuf,
-    /// Kernel names of its partitions, sorted.
-    partitions: Vec<String>,
-}
-
-impl HostDisk {
-    fn resolve(disk: &Path) -> anyhow::Result<HostDisk> {
-        let node = fs::canonicalize(disk)
-            .with_context(|| format!("os-prober mode: disk {}", disk.display()))?;
-        let name = node
-            .strip_prefix("/dev")
-            .ok()
-            .and_then(|name| name.to_str())
-            .filter(|name| !name.is_empty())
-            .map(|name| name.replace('/', "!"))
-            .with_context(|| {
-                format!(
-                    "os-prober mode: disk {} is not a device under /dev",
-                    disk.display()
-                )
-            })?;
-        let sysfs = fs::canonicalize(Path::new("/sys/block").join(&name)).with_context(|| {
-            format!(
-                "os-prober mode: disk {} is not a whole disk (no /sys/block/{name})",
-                disk.display()
-            )
-        })?;
-        let mut partitions = Vec::new();
-        let entries =
-            fs::read_dir(&sysfs).with_context(|| format!("reading {}", sysfs.display()))?;
-        for entry in entries {
-            let entry = entry.with_context(|| format!("reading {}", sysfs.display()))?;
-            if entry.path().join("partition").is_file() {
-                partitions.push(entry.file_name().to_string_lossy().into_owned());
-            }
-        }
-        partitions.sort();
-        Ok(HostDisk {
-            name,
-            sysfs,
-            partitions,
-        })
-    }
-}
-
-/// `/dev/<kernel name>`, with os-prober's `!` to `/` (`cciss!c0d0p1`).
-fn dev_path(kernel_name: &str) -> String {
-    format!("/dev/{}", kernel_name.replace('!', "/"))
-}
+use super::{OsProberEntry, OsProberMenu};
 
 /// What the rewrite needs to know of one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct ProbedImage {
-    name: String,
-    root_uuid: String,
+pub(super) struct ProbedImage {
+    pub(super) name: String,
+    pub(super) root_uuid: String,
     /// The filesystem GRUB loads the kernel from: a separate `/boot`, else `/`.
-    boot_uuid: String,
-    kernel_params: String,
+    pub(super) boot_uuid: String,
+    pub(super) kernel_params: String,
     /// The deploy host's node of its `/`, for messages.
-    root_device: String,
-}
-
-fn probed_image(image: &OsProberImage, disks: &[HostDisk]) -> anyhow::Result<ProbedImage> {
-    let plan = image.plan;
-    let Some(root_uuid) = image.layout.root_uuid.clone() else {
-        bail!("image {}: no / filesystem to boot", plan.name);
-    };
-    let node = fs::canonicalize(&image.root_device).with_context(|| {
-        format!(
-            "image {}: its / device {}",
-            plan.name,
-            image.root_device.display()
-        )
-    })?;
-    let root_device = node.to_string_lossy().into_owned();
-    let on_disks = disks
-        .iter()
-        .flat_map(|disk| &disk.partitions)
-        .any(|part| dev_path(part) == root_device);
-    if !on_disks {
-        bail!(
-            "image {}: its / ({root_device}) is not a partition of the deployed disks",
-            plan.name
-        );
-    }
-    Ok(ProbedImage {
-        name: plan.name.clone(),
-        boot_uuid: image
-            .layout
-            .boot_uuid
-            .clone()
-            .unwrap_or_else(|| root_uuid.clone()),
-        root_uuid,
-        kernel_params: plan.kernel_params.clone().unwrap_or_default(),
-        root_device,
-    })
+    pub(super) root_device: String,
 }
 
 /// At least one image, names unique, the default among them.
-fn check_images(images: &[ProbedImage], default_image: &str) -> anyhow::Result<()> {
+pub(super) fn check_images(images: &[ProbedImage], default_image: &str) -> anyhow::Result<()> {
     if images.is_empty() {
         bail!("os-prober mode: no image to boot");
     }
@@ -319,132 +40,15 @@ fn check_images(images: &[ProbedImage], default_image: &str) -> anyhow::Result<(
     Ok(())
 }
 
-/// The files the namespace script mounts, in a private directory under `work`.
-struct Stage {
-    path: PathBuf,
-    removed: bool,
-}
-
-impl Stage {
-    fn create(work: &Path) -> anyhow::Result<Stage> {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = work.join(format!("os-prober-{}-{n}", std::process::id()));
-        fs::DirBuilder::new()
-            .recursive(false)
-            .mode(0o700)
-            .create(&path)
-            .with_context(|| format!("creating {}", path.display()))?;
-        Ok(Stage {
-            path,
-            removed: false,
-        })
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// grub.d, default/grub, sys-block, partitions and lvm/lvm.conf for `disks`.
-    fn populate(&self, disks: &[HostDisk]) -> anyhow::Result<()> {
-        let dir = |name: &str| -> anyhow::Result<PathBuf> {
-            let path = self.path.join(name);
-            fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
-            Ok(path)
-        };
-        let write = |path: PathBuf, text: &str, mode: u32| -> anyhow::Result<()> {
-            fs::write(&path, text)
-                .and_then(|()| fs::set_permissions(&path, fs::Permissions::from_mode(mode)))
-                .with_context(|| format!("writing {}", path.display()))
-        };
-        let grub_d = dir("grub.d")?;
-        for script in GRUB_D_SCRIPTS {
-            let from = Path::new("/etc/grub.d").join(script);
-            let text =
-                fs::read_to_string(&from).with_context(|| format!("reading {}", from.display()))?;
-            write(grub_d.join(script), &text, 0o755)?;
-        }
-        write(dir("default")?.join("grub"), DEFAULT_GRUB, 0o644)?;
-        let sys_block = dir("sys-block")?;
-        for disk in disks {
-            let link = sys_block.join(&disk.name);
-            symlink(&disk.sysfs, &link).with_context(|| format!("creating {}", link.display()))?;
-        }
-        let names: BTreeSet<String> = disks
-            .iter()
-            .flat_map(|disk| std::iter::once(&disk.name).chain(&disk.partitions))
-            .cloned()
-            .collect();
-        let partitions =
-            fs::read_to_string("/proc/partitions").context("reading /proc/partitions")?;
-        write(
-            self.path.join("partitions"),
-            &filter_partitions(&partitions, &names),
-            0o444,
-        )?;
-        let devices: Vec<String> = names.iter().map(|name| dev_path(name)).collect();
-        write(dir("lvm")?.join("lvm.conf"), &lvm_conf(&devices), 0o644)
-    }
-
-    fn remove(mut self) -> anyhow::Result<()> {
-        self.removed = true;
-        fs::remove_dir_all(&self.path).with_context(|| format!("removing {}", self.path.display()))
-    }
-}
-
-impl Drop for Stage {
-    fn drop(&mut self) {
-        // Nothing is ever mounted below it in this namespace: the mounts of the run are
-        // made in the run's own namespace.
-        if !self.removed {
-            let _ = fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-/// `/proc/partitions` with only the header and the lines of `names`.
-fn filter_partitions(text: &str, names: &BTreeSet<String>) -> String {
-    text.lines()
-        .filter(
-            |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
-                [] | ["major", ..] => true,
-                [_, _, _, name] => names.contains(name),
-                _ => false,
-            },
-        )
-        .map(|line| format!("{line}\n"))
-        .collect()
-}
-
-/// An lvm.conf whose device filter accepts exactly `devices` (no devices file, no hints).
-fn lvm_conf(devices: &[String]) -> String {
-    let mut filter = String::from("[");
-    for device in devices {
-        let escaped: String = device
-            .chars()
-            .flat_map(|c| {
-                let special = ".[]()*+?{}^$\\|".contains(c);
-                special.then_some('\\').into_iter().chain([c])
-            })
-            .collect();
-        let _ = write!(filter, " \"a|^{escaped}$|\",");
-    }
-    filter.push_str(" \"r|.*|\" ]");
-    format!(
-        "# Written by the deployer: LVM sees only the deployed disks.\n\
-         devices {{\n\
-         \tfilter = {filter}\n\
-         \tglobal_filter = {filter}\n\
-         \tuse_devicesfile = 0\n\
-         \thints = \"none\"\n\
-         }}\n"
-    )
-}
-
-/// The top-level items of grub-mkconfig's output tied to `images`, with `root=`, kernel
-/// parameters, titles and the default rewritten (see the module documentation).
+/// The top-level items of grub-mkconfig's output (a `menuentry`, or os-prober's "Advanced
+/// options" `submenu`) tied to `images` by [`image_of`], an image without an item being an
+/// error, with `root=`, kernel parameters and titles rewritten by [`rewrite_line`].
 /// `host_only` lists the partition nodes whose `(on DEVICE)` is dropped from titles.
-fn rewrite(
+///
+/// The default image's item becomes the literal `set default` of 00_header (by its menu
+/// id), so grubenv's one-shot `next_entry` still wins once and bootctl switches the config
+/// by editing that default; grubenv's `saved_entry` is not read.
+pub(super) fn rewrite(
     raw: &str,
     images: &[ProbedImage],
     host_only: &[String],
@@ -551,8 +155,11 @@ fn rewrite(
     })
 }
 
-/// The image whose boot filesystem every entry of `item` loads its kernel from, if there is
-/// one such image.
+/// The image whose boot filesystem every entry of `item` loads its kernel from (their
+/// `search --fs-uuid --set=root` UUID, which grub-probe read from the partition itself), if
+/// there is one such image. An item of none is dropped and reported: os-prober may find a
+/// Linux tree on a utility image's partition, which gets no boot entry in the generated
+/// mode either.
 fn image_of<'a>(item: &MenuItem, images: &'a [ProbedImage]) -> Option<&'a ProbedImage> {
     let mut uuids = BTreeSet::new();
     search_uuids(item, &mut uuids);
@@ -600,8 +207,10 @@ fn unquote(word: &str) -> &str {
     word
 }
 
-/// One line of a kept item: titles lose `(on HOST-ONLY-DEVICE)`, `linux` lines get the
-/// image's root and kernel parameters; other lines stay as they are.
+/// One line of a kept item: titles lose `(on HOST-ONLY-DEVICE)`, as a loop device exists
+/// only on the deploy host (a real disk's name, as in the specification's `(on /dev/vda3)`,
+/// stays); `linux` lines get the image's root and kernel parameters; other lines stay as
+/// they are.
 fn rewrite_line(line: &str, image: &ProbedImage, host_only: &[String]) -> String {
     match line.split_whitespace().next() {
         Some("menuentry" | "submenu") => host_only.iter().fold(line.to_owned(), |line, device| {
@@ -614,7 +223,10 @@ fn rewrite_line(line: &str, image: &ProbedImage, host_only: &[String]) -> String
 
 /// A `linux KERNEL ARGS...` line (words as 30_os-prober writes them, unquoted) with every
 /// `root=` replaced by one `root=UUID=<root>` after the kernel, and the image's kernel
-/// parameters that it lacks appended.
+/// parameters (`deploy_data.kernel_params`) that it lacks appended. linux-boot-prober
+/// writes the deploy host's device (`root=/dev/loop0p3`) or copies the image's own
+/// grub.cfg, a UUID from wherever the image was built; the kernel and initrd are the
+/// image's, so its `/` is the only root they can boot here.
 fn rewrite_linux(line: &str, image: &ProbedImage) -> String {
     let indent = &line[..line.len() - line.trim_start().len()];
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -638,13 +250,6 @@ fn rewrite_linux(line: &str, image: &ProbedImage) -> String {
     }
     let newline = if line.ends_with('\n') { "\n" } else { "" };
     format!("{indent}{}{newline}", out.join(" "))
-}
-
-/// The kernel parameters as the words the kernel splits them into.
-fn kernel_words(params: &str) -> impl Iterator<Item = &str> {
-    params
-        .split([' ', '\t', '\n', '\x0b', '\x0c', '\r'])
-        .filter(|word| !word.is_empty())
 }
 
 /// `word` as one GRUB word: as it is when nothing in it is special, else single-quoted.
@@ -683,10 +288,10 @@ mod tests {
     use super::*;
 
     /// Real grub-mkconfig output of this module's run (see tests/data/os-prober/README.md).
-    const TWO_FIXTURES: &str = include_str!("../../tests/data/os-prober/two-fixtures.cfg");
+    const TWO_FIXTURES: &str = include_str!("../../../tests/data/os-prober/two-fixtures.cfg");
     /// Real grub-mkconfig output with the host's own Debian entries (10_linux) besides two
     /// os-prober finds, one with `root=UUID=` copied from the image's own grub.cfg.
-    const DEBIAN: &str = include_str!("../../../shared/tests/data/grub/debian-os-prober.cfg");
+    const DEBIAN: &str = include_str!("../../../../shared/tests/data/grub/debian-os-prober.cfg");
 
     const ALPHA: &str = "11111111-1111-4111-8111-111111111111";
     const BETA: &str = "22222222-2222-4222-8222-222222222222";
@@ -1003,53 +608,5 @@ mod tests {
             "os-prober mode: the default image gamma is not among the images"
         );
         assert!(check_images(&fixtures(), "beta").is_ok());
-    }
-
-    #[test]
-    fn proc_partitions_keeps_the_header_and_the_deployed_disks() {
-        let text = "major minor  #blocks  name\n\n   7        0     262144 loop0\n 259        0       1024 loop0p1\n   7        1     409600 loop1\n 259        2       1024 loop1p1\n 259        3     153600 loop1p10\n 254        0  268435456 vda\n";
-        let names: BTreeSet<String> = ["loop1", "loop1p1", "loop1p10"]
-            .map(str::to_owned)
-            .into_iter()
-            .collect();
-        assert_eq!(
-            filter_partitions(text, &names),
-            "major minor  #blocks  name\n\n   7        1     409600 loop1\n 259        2       1024 loop1p1\n 259        3     153600 loop1p10\n"
-        );
-    }
-
-    #[test]
-    fn lvm_sees_exactly_the_deployed_devices() {
-        let conf = lvm_conf(&[
-            "/dev/loop1".to_owned(),
-            "/dev/cciss/c0d0p1".to_owned(),
-            "/dev/x.y".to_owned(),
-        ]);
-        let filter =
-            r#"[ "a|^/dev/loop1$|", "a|^/dev/cciss/c0d0p1$|", "a|^/dev/x\.y$|", "r|.*|" ]"#;
-        assert!(conf.contains(&format!("\tfilter = {filter}\n")), "{conf}");
-        assert!(
-            conf.contains(&format!("\tglobal_filter = {filter}\n")),
-            "{conf}"
-        );
-        assert!(conf.contains("\tuse_devicesfile = 0\n\thints = \"none\"\n"));
-        assert_eq!(dev_path("cciss!c0d0p1"), "/dev/cciss/c0d0p1");
-    }
-
-    #[test]
-    fn the_private_defaults_enable_os_prober_and_the_serial_console() {
-        for line in [
-            "GRUB_DISABLE_OS_PROBER=false",
-            "GRUB_TERMINAL=\"console serial\"",
-            "GRUB_SERIAL_COMMAND=\"serial --unit=0 --speed=115200\"",
-            "GRUB_TIMEOUT=5",
-            "GRUB_DEFAULT=0",
-        ] {
-            assert!(DEFAULT_GRUB.lines().any(|l| l == line), "{line}");
-        }
-        assert!(
-            !DEFAULT_GRUB.contains("saved"),
-            "GRUB_DEFAULT=saved reads the host's grubenv"
-        );
     }
 }

@@ -1,0 +1,220 @@
+//! One image put onto its filesystems: written or copied, its fstab and bootctl added, and
+//! what its boot entry needs read back. The image is untrusted content: the files the
+//! deployer writes into it or reads from it are looked up as the image itself sees them
+//! ([`resolve_in`], [`file_in_image`]), never on the host.
+
+mod mounted;
+mod os_release;
+mod overlap;
+mod rootpath;
+mod rsync;
+mod tar;
+
+pub use mounted::{
+    kernel_mounts_vfat, mounts_vfat, mtools_command, vfat_nesting, vfat_overlaps, MountedImage,
+};
+pub use os_release::{parse_os_release, OsRelease};
+pub use overlap::{mount_point_of, shared_mount_points};
+pub use rootpath::{exists_in, file_in_image, resolve_in};
+pub use rsync::rsync_existing;
+pub use tar::{member_path, tar_command, unescape_tar_name};
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use shared::atomic::replace_file;
+use shared::fault;
+use shared::layout::{in_image, BOOTCTL, IMAGE_BOOT_INFO};
+
+use crate::apply::copy::copy_tree;
+use crate::apply::disk::AttachedDisks;
+use crate::apply::fsimage;
+use crate::exec::run;
+use crate::kernels::{newest_kernel, KernelPair};
+use crate::plan::{ImagePlan, Plan};
+use crate::source::Payload;
+
+use os_release::{printable, read_os_release};
+use overlap::report_existing;
+use rsync::{dir_arg, rsync_copy, url_arg};
+use tar::{existing_members, TAR_EXTRACT};
+
+/// What a deployed image brings to its boot entry and boot-info.json.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployedImage {
+    pub name: String,
+    /// os-release `ID` (empty when the image has none).
+    pub os_id: String,
+    /// os-release `PRETTY_NAME`, else the image's name.
+    pub title: String,
+    /// The kernel and initrd in the image's /boot.
+    pub kernel: KernelPair,
+}
+
+/// Deploys `image` of `plan` onto its (made) filesystems from `payload`. A raw or qcow2
+/// filesystem image is written onto its target partition first; the filesystems are then
+/// mounted and a tree, an rsync source or a tar archive is copied onto them. A file that
+/// this image brings again onto a filesystem an earlier image filled is reported.
+pub fn deploy_image(
+    plan: &Plan,
+    image: &ImagePlan,
+    payload: &Payload<'_>,
+    bootctl: &[u8],
+    disks: &AttachedDisks,
+    work: &Path,
+) -> anyhow::Result<DeployedImage> {
+    let name = &image.name;
+    let layout = plan.layout(image);
+    let shared = &shared_mount_points(plan, image);
+    let rsync_flags = plan.rsync_flags.as_deref();
+    if let Payload::Filesystem {
+        path,
+        qcow2,
+        fs,
+        target,
+    } = payload
+    {
+        let node = disks.node(&target.device)?;
+        fsimage::install(name, path, *qcow2, fs, target, &node)?;
+    }
+    let mounted = MountedImage::mount(name, &layout.mounts, disks, work)?;
+    let root = mounted.root().to_owned();
+    match payload {
+        // A local tree is copied by copy_tree, keeping every attribute, faster than cp -a
+        // and rsync; only a config that gives Bareon's rsync_flags has it copied by rsync
+        // with them, as Bareon does.
+        Payload::Tree(dir) if rsync_flags.is_none() => {
+            fault::step("image:copy")?;
+            let report = copy_tree(dir, &root).with_context(|| format!("copy image {name}"))?;
+            let existing: Vec<String> = report
+                .overwritten
+                .iter()
+                .map(|path| format!("/{}", path.display()))
+                .collect();
+            report_existing(name, &layout, shared, &existing);
+        }
+        Payload::Tree(dir) => {
+            report_existing(
+                name,
+                &layout,
+                shared,
+                &rsync_copy(name, dir_arg(dir), &root, rsync_flags)?,
+            );
+        }
+        Payload::Rsync(url) => {
+            report_existing(
+                name,
+                &layout,
+                shared,
+                &rsync_copy(name, url_arg(url), &root, rsync_flags)?,
+            );
+        }
+        Payload::Tar { path, compression } => {
+            if !shared.is_empty() {
+                let listing = run(
+                    &format!("list the tar archive of image {name}"),
+                    &tar_command(&["-t", "--quoting-style=escape"], path, *compression, None),
+                )?;
+                report_existing(name, &layout, shared, &existing_members(&listing, &root));
+            }
+            fault::step("image:tar")?;
+            run(
+                &format!("extract the tar archive of image {name}"),
+                &tar_command(&TAR_EXTRACT, path, *compression, Some(&root)),
+            )?;
+        }
+        Payload::Filesystem { fs, target, .. } => {
+            let mount_point = root.join(target.mount_point.trim_start_matches('/'));
+            if let Some(grow) = fsimage::grow_mounted(fs.fs_type, &mount_point) {
+                run(&format!("grow the filesystem of image {name}"), &grow)?;
+            }
+        }
+    }
+
+    mounted.fill_vfat(name, shared)?;
+
+    fault::step("image:fstab")?;
+    let fstab = file_in_image(&root, Path::new("etc/fstab"))
+        .with_context(|| format!("image {name}: writing /etc/fstab"))?;
+    replace_file(&fstab, layout.fstab.as_bytes(), 0o644)
+        .with_context(|| format!("image {name}: writing /etc/fstab"))?;
+    let bootctl_path = file_in_image(&root, in_image(BOOTCTL))
+        .with_context(|| format!("image {name}: installing {BOOTCTL}"))?;
+    if holds_another_program(&bootctl_path) {
+        crate::warn!(
+            "deployer: image {name}: {BOOTCTL} (/{} there) is another program, such \
+             as systemd's bootctl where /usr/sbin is /usr/bin; replaced by multiboot's bootctl",
+            bootctl_path
+                .strip_prefix(&root)
+                .unwrap_or(&bootctl_path)
+                .display()
+        );
+    }
+    replace_file(&bootctl_path, bootctl, 0o755)
+        .with_context(|| format!("image {name}: installing {BOOTCTL}"))?;
+
+    let os_release = read_os_release(&root);
+    // /boot as the image sees it: a symlink to "/boot" must not list the host's kernels.
+    let boot_dir = resolve_in(&root, Path::new("boot"), true).map(|dir| root.join(dir));
+    let boot_files = boot_dir
+        .map(|dir| list_names(&dir))
+        .transpose()
+        .with_context(|| format!("image {name}: reading /boot"))?
+        .unwrap_or_default();
+    let names: Vec<&str> = boot_files.iter().map(String::as_str).collect();
+    let Some(kernel) = newest_kernel(&names) else {
+        bail!("image {name}: no kernel (vmlinuz-*) in /boot");
+    };
+    mounted
+        .unmount()
+        .with_context(|| format!("unmount image {name}"))?;
+    Ok(DeployedImage {
+        name: name.clone(),
+        title: printable(name, "PRETTY_NAME", os_release.pretty_name)
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| name.clone()),
+        os_id: printable(name, "ID", os_release.id).unwrap_or_default(),
+        kernel,
+    })
+}
+
+/// Whether `path` is a file that is not a multiboot bootctl of any version (every one
+/// reads `/etc/multiboot/boot-info.json`): in an image whose /usr/sbin is a link to
+/// /usr/bin, systemd's bootctl.
+fn holds_another_program(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_file())
+        && std::fs::read(path).is_ok_and(|old| {
+            !old.windows(IMAGE_BOOT_INFO.len())
+                .any(|window| window == IMAGE_BOOT_INFO.as_bytes())
+        })
+}
+
+/// The names in `dir` (none when it does not exist).
+fn list_names(dir: &Path) -> std::io::Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        names.push(entry?.file_name().to_string_lossy().into_owned());
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_program_in_bootctls_place_is_told_from_any_multiboot_bootctl() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bootctl");
+        assert!(!holds_another_program(&path), "nothing there");
+        std::fs::write(&path, b"\x7fELF systemd-boot tool").unwrap();
+        assert!(holds_another_program(&path));
+        std::fs::write(&path, b"\x7fELF ... /etc/multiboot/boot-info.json ...").unwrap();
+        assert!(!holds_another_program(&path), "an older multiboot bootctl");
+    }
+}
