@@ -1,29 +1,11 @@
 //! `deployer deploy`: the plan applied to the disks.
 //!
-//! First everything that can be known without writing is checked, and a deploy this host
-//! cannot do is refused with one line and status 3: LVM and RAID (no device-mapper or md
-//! here), a bootctl that is missing or dynamically linked, a missing program ([`tools`]),
-//! a filesystem mounted below a vfat one that this kernel cannot mount, image sources
-//! that are missing, unreachable, of an unknown
-//! format, without the `sha256` a download needs (unless `--allow-unverified-downloads`)
-//! or a raw/qcow2 image that does not fit its partition ([`crate::source::preflight`]),
-//! disks that are in use ([`preflight`]). A policy that keeps the partition tables
-//! (`partitions_policy` verify) needs them as planned and the filesystems that keep their
-//! data as planned too: a disk that differs is refused with its first mismatch, and the
-//! plan takes the UUIDs the kept filesystems have ([`kept`]). Then, confirmed on a
-//! terminal or by `--yes`, in a private mount namespace: the disks are attached
-//! ([`crate::apply::disk`]), wiped and partitioned (or their kept tables checked again)
-//! and given their filesystems (but those kept); every image, in config order, is fetched (an
-//! HTTP source downloaded into the private work directory and its checksum verified) and
-//! put onto its filesystems ([`crate::apply::image`]) with its fstab and bootctl; GRUB,
-//! grub.cfg, grubenv and boot-info.json go onto the multiboot partition
-//! ([`crate::apply::boot`]).
-//!
-//! A failure after the first write unmounts everything (the guards), deletes a partial
-//! download, wipes the new partition tables so that a half-written disk never boots
-//! (unless `--preserve-on-error`; a kept table is never wiped, it holds kept data),
-//! detaches the loop devices and names the failed step. What a deployer killed
-//! mid-deploy cannot clean up, its work directory, is removed by the next deploy.
+//! `prepare` checks, before the first write, everything that can be known without
+//! writing, in order, each check needing what the one before found; then `apply` writes,
+//! in an order chosen so that a disk killed at any instant never boots half-written: disks,
+//! filesystems, images one after the other, GRUB last. On a failure the guards unmount and
+//! detach and the new partition tables are wiped; what a killed deployer leaves, its work
+//! directory, the next one removes.
 
 use std::fs::File;
 use std::io::IsTerminal;

@@ -1,6 +1,6 @@
 //! sfdisk's formats: the JSON `sfdisk -J` reports a partition table in, and the quoting of
 //! names in its scripts. The plan's script and the checks of a table against the plan are
-//! [`crate::plan`]'s.
+//! [`mod@crate::plan`]'s.
 
 use std::fmt::Write as _;
 
