@@ -412,6 +412,20 @@ fn two_images_and_a_shared_partition_deploy_and_boot() {
 /// How a deploy of LVM or RAID is refused on this host.
 const NO_LVM_RAID: &str = "LVM/RAID: not supported on this host (no device-mapper/md)";
 
+/// The example `examples/NAME.json` with `"partitions_policy": "clean"`, written to
+/// `scratch`: the examples keep Bareon's default, verify, which would refuse the blank
+/// test disks for their tables before the host is asked whether it can deploy LVM or RAID.
+fn clean_example(scratch: &TempDir, name: &str) -> PathBuf {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{name}.json"));
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&example).expect("reading the example"))
+            .expect("the example is JSON");
+    config["partitions_policy"] = Value::from("clean");
+    let path = scratch.join(format!("{name}.json"));
+    std::fs::write(&path, config.to_string()).expect("writing the config");
+    path
+}
+
 #[test]
 fn an_lvm_config_is_refused_and_the_disk_left_unchanged() {
     require_tools(&["sfdisk"]);
@@ -419,9 +433,8 @@ fn an_lvm_config_is_refused_and_the_disk_left_unchanged() {
     let disk = scratch.join("node.img");
     gpt_disk_file(&disk, 8 << 30);
     let before = fingerprint(&disk);
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lvm.json");
     let out = deploy(
-        &example,
+        &clean_example(&scratch, "lvm"),
         &[("disk/by-path/pci-0000:00:07.0-virtio-pci-virtio3", &disk)],
         static_bootctl(),
         None,
@@ -439,9 +452,8 @@ fn a_raid_config_is_refused_and_both_disks_left_unchanged() {
     gpt_disk_file(&sda, 16 << 30);
     gpt_disk_file(&scsi, 24 << 30);
     let before = [fingerprint(&sda), fingerprint(&scsi)];
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/raid.json");
     let out = deploy(
-        &example,
+        &clean_example(&scratch, "raid"),
         &[("sda", &sda), ("6:1:0:0", &scsi)],
         static_bootctl(),
         None,
