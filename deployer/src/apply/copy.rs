@@ -34,6 +34,7 @@ use std::collections::{HashMap, VecDeque};
 use std::ffi::CStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,15 +42,23 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
 use anyhow::{bail, Context};
-use rustix::fs::{
-    chmodat, chownat, fchmod, fchown, fgetxattr, flistxattr, fremovexattr, fsetxattr, fstat,
-    ftruncate, futimens, lgetxattr, lgetxattr_query, linkat, llistxattr, lremovexattr, lsetxattr,
-    mkdirat, mknodat, seek, sendfile, symlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags,
-    SeekFrom, Timespec, Timestamps, Uid, XattrFlags, CWD,
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::sendfile::sendfile;
+use nix::sys::stat::{
+    fchmod, fchmodat, fstat, futimens, mkdirat, mknodat, utimensat, FchmodatFlags, Mode, SFlag,
+    UtimensatFlags,
 };
-use rustix::io::Errno;
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchown, fchownat, ftruncate, linkat, lseek, symlinkat, Gid, Uid, Whence};
 
 use crate::progress::{Meter, Total};
+
+pub mod sys;
+
+use sys::{
+    fgetxattr, flistxattr, fremovexattr, fsetxattr, lgetxattr, llistxattr, lremovexattr, lsetxattr,
+};
 
 /// What [`copy_tree`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -132,15 +141,18 @@ impl Attrs {
 
     /// The permission bits with setuid, setgid and sticky.
     fn permissions(&self) -> Mode {
-        Mode::from_raw_mode(self.mode & 0o7777)
+        Mode::from_bits_truncate(self.mode & 0o7777)
     }
 
-    fn times(&self) -> Timestamps {
-        let spec = |(tv_sec, tv_nsec): (i64, i64)| Timespec { tv_sec, tv_nsec };
-        Timestamps {
-            last_access: spec(self.atime),
-            last_modification: spec(self.mtime),
-        }
+    /// The file type bits (`S_IFMT`).
+    fn file_type(&self) -> SFlag {
+        SFlag::from_bits_truncate(self.mode & SFlag::S_IFMT.bits())
+    }
+
+    /// The access and modification times.
+    fn times(&self) -> (TimeSpec, TimeSpec) {
+        let spec = |(sec, nsec): (i64, i64)| TimeSpec::new(sec, nsec);
+        (spec(self.atime), spec(self.mtime))
     }
 }
 
@@ -416,30 +428,32 @@ impl Copy<'_> {
     /// point, which only a kept directory can be).
     fn make_dir(&self, rel: &Path, overwritten: &mut Vec<PathBuf>) -> anyhow::Result<Option<u64>> {
         let path = self.dest.join(rel);
-        let create = || mkdirat(CWD, &path, Mode::RWXU);
+        let create = || mkdirat(None, &path, Mode::S_IRWXU);
         let context = || format!("creating directory {}", path.display());
         match create() {
             Ok(()) => Ok(None),
-            Err(Errno::EXIST) => match path.symlink_metadata() {
+            Err(Errno::EEXIST) => match path.symlink_metadata() {
                 Ok(meta) if meta.is_dir() => Ok(Some(meta.dev())),
                 _ => {
                     make_room(&path)?;
                     overwritten.push(rel.to_owned());
-                    create().with_context(context)?;
+                    create().map_err(io::Error::from).with_context(context)?;
                     Ok(None)
                 }
             },
-            Err(e) => Err(e).with_context(context),
+            Err(e) => Err(io::Error::from(e)).with_context(context),
         }
     }
 
     /// Whether the destination's directory `rel` has a default ACL.
     fn has_default_acl(&self, rel: &Path) -> anyhow::Result<bool> {
         let path = self.dest.join(rel);
-        match lgetxattr_query(&path, ACL_DEFAULT) {
+        // An empty buffer only asks for the value's size.
+        match lgetxattr(&path, ACL_DEFAULT, &mut []) {
             Ok(_) => Ok(true),
-            Err(Errno::NODATA | Errno::OPNOTSUPP) => Ok(false),
-            Err(e) => Err(e).with_context(|| format!("reading the ACL of {}", path.display())),
+            Err(Errno::ENODATA | Errno::EOPNOTSUPP) => Ok(false),
+            Err(e) => Err(io::Error::from(e))
+                .with_context(|| format!("reading the ACL of {}", path.display())),
         }
     }
 
@@ -486,20 +500,12 @@ impl Copy<'_> {
             Kind::Symlink => {
                 let target = fs::read_link(&from)
                     .with_context(|| format!("reading the symlink {}", from.display()))?;
-                self.replacing(&entry.rel, overwritten, || symlinkat(&target, CWD, &to))
+                self.replacing(&entry.rel, overwritten, || symlinkat(&target, None, &to))
                     .with_context(|| format!("creating the symlink {}", to.display()))?;
             }
             Kind::Node { rdev } => {
-                let mode = entry.attrs.mode;
-                let make = || {
-                    mknodat(
-                        CWD,
-                        &to,
-                        FileType::from_raw_mode(mode),
-                        Mode::from_raw_mode(mode & 0o7777),
-                        rdev,
-                    )
-                };
+                let attrs = &entry.attrs;
+                let make = || mknodat(None, &to, attrs.file_type(), attrs.permissions(), rdev);
                 self.replacing(&entry.rel, overwritten, make)
                     .with_context(|| format!("creating the node {}", to.display()))?;
             }
@@ -558,25 +564,26 @@ impl Copy<'_> {
     fn link(&self, first: &Path, rel: &Path, overwritten: &mut Vec<PathBuf>) -> anyhow::Result<()> {
         let (existing, new) = (self.dest.join(first), self.dest.join(rel));
         self.replacing(rel, overwritten, || {
-            linkat(CWD, &existing, CWD, &new, AtFlags::empty())
+            linkat(None, &existing, None, &new, AtFlags::empty())
         })
         .with_context(|| format!("linking {} to {}", new.display(), existing.display()))
     }
 
     /// Runs `create` for the destination's `rel`; when the name exists, replaces it.
+    /// nix's errors become [`io::Error`]s, so that they read as those of `std::fs` do.
     fn replacing(
         &self,
         rel: &Path,
         overwritten: &mut Vec<PathBuf>,
-        create: impl Fn() -> rustix::io::Result<()>,
+        create: impl Fn() -> nix::Result<()>,
     ) -> anyhow::Result<()> {
         match create() {
-            Err(Errno::EXIST) => {
+            Err(Errno::EEXIST) => {
                 make_room(&self.dest.join(rel))?;
                 overwritten.push(rel.to_owned());
-                Ok(create()?)
+                Ok(create().map_err(io::Error::from)?)
             }
-            other => Ok(other?),
+            other => Ok(other.map_err(io::Error::from)?),
         }
     }
 
@@ -585,23 +592,28 @@ impl Copy<'_> {
     /// a symlink) and times, by path.
     fn set_path_attrs(&self, rel: &Path, attrs: &Attrs, acls: &[&CStr]) -> anyhow::Result<()> {
         let (from, to) = (self.source.join(rel), self.dest.join(rel));
-        let context = || format!("setting the attributes of {}", to.display());
-        let (uid, gid) = attrs.owner();
-        chownat(CWD, &to, uid, gid, AtFlags::SYMLINK_NOFOLLOW).with_context(context)?;
-        copy_xattrs(
-            |list| llistxattr(&from, list),
-            |name, value| lgetxattr(&from, name, value),
-            |name, value| lsetxattr(&to, name, value, XattrFlags::empty()),
-            acls,
-            |name| lremovexattr(&to, name),
-        )
-        .with_context(context)?;
-        if FileType::from_raw_mode(attrs.mode) != FileType::Symlink {
-            chmodat(CWD, &to, attrs.permissions(), AtFlags::empty()).with_context(context)?;
-        }
-        utimensat(CWD, &to, &attrs.times(), AtFlags::SYMLINK_NOFOLLOW).with_context(context)?;
-        Ok(())
+        set_attrs_by_path(&from, &to, attrs, acls)
+            .with_context(|| format!("setting the attributes of {}", to.display()))
     }
+}
+
+/// [`Copy::set_path_attrs`] from the source's `from` to the destination's `to`.
+fn set_attrs_by_path(from: &Path, to: &Path, attrs: &Attrs, acls: &[&CStr]) -> io::Result<()> {
+    let (uid, gid) = attrs.owner();
+    fchownat(None, to, uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+    copy_xattrs(
+        |list| llistxattr(from, list),
+        |name, value| lgetxattr(from, name, value),
+        |name, value| lsetxattr(to, name, value),
+        acls,
+        |name| lremovexattr(to, name),
+    )?;
+    if attrs.file_type() != SFlag::S_IFLNK {
+        fchmodat(None, to, attrs.permissions(), FchmodatFlags::FollowSymlink)?;
+    }
+    let (atime, mtime) = attrs.times();
+    utimensat(None, to, &atime, &mtime, UtimensatFlags::NoFollowSymlink)?;
+    Ok(())
 }
 
 /// Removes the non-directory at `path` so that the copy can take its name; refuses a
@@ -624,10 +636,10 @@ fn make_room(path: &Path) -> anyhow::Result<()> {
 fn open_source(path: &Path) -> io::Result<File> {
     let no_atime = OpenOptions::new()
         .read(true)
-        .custom_flags(OFlags::NOATIME.bits() as i32)
+        .custom_flags(OFlag::O_NOATIME.bits())
         .open(path);
     match no_atime {
-        Err(e) if e.raw_os_error() == Some(Errno::PERM.raw_os_error()) => File::open(path),
+        Err(e) if e.raw_os_error() == Some(Errno::EPERM as i32) => File::open(path),
         other => other,
     }
 }
@@ -638,23 +650,24 @@ fn open_source(path: &Path) -> io::Result<File> {
 /// need neither a change of owner nor of mode: one `fstat` finds out, where `fchown` and
 /// `fchmod` would each write the inode.
 fn set_file_attrs(src: &File, dst: &File, attrs: &Attrs, acls: &[&CStr]) -> io::Result<()> {
-    let created = fstat(dst)?;
+    let created = fstat(dst.as_raw_fd())?;
     let chown = (created.st_uid, created.st_gid) != (attrs.uid, attrs.gid);
     if chown {
         let (uid, gid) = attrs.owner();
-        fchown(dst, uid, gid)?;
+        fchown(dst.as_raw_fd(), uid, gid)?;
     }
     let xattrs = copy_xattrs(
         |list| flistxattr(src, list),
         |name, value| fgetxattr(src, name, value),
-        |name, value| fsetxattr(dst, name, value, XattrFlags::empty()),
+        |name, value| fsetxattr(dst, name, value),
         acls,
         |name| fremovexattr(dst, name),
     )?;
     if chmod_needed(created.st_mode, attrs.mode, chown || xattrs) {
-        fchmod(dst, attrs.permissions())?;
+        fchmod(dst.as_raw_fd(), attrs.permissions())?;
     }
-    futimens(dst, &attrs.times())?;
+    let (atime, mtime) = attrs.times();
+    futimens(dst.as_raw_fd(), &atime, &mtime)?;
     Ok(())
 }
 
@@ -670,19 +683,19 @@ fn chmod_needed(current: u32, wanted: u32, touched: bool) -> bool {
 /// destination directory, or one that a kept directory had); returns whether anything was
 /// set or removed.
 fn copy_xattrs(
-    list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
-    get: impl Fn(&CStr, &mut [u8]) -> rustix::io::Result<usize>,
-    set: impl Fn(&CStr, &[u8]) -> rustix::io::Result<()>,
+    list: impl Fn(&mut [u8]) -> nix::Result<usize>,
+    get: impl Fn(&CStr, &mut [u8]) -> nix::Result<usize>,
+    set: impl Fn(&CStr, &[u8]) -> nix::Result<()>,
     acls: &[&CStr],
-    remove: impl Fn(&CStr) -> rustix::io::Result<()>,
+    remove: impl Fn(&CStr) -> nix::Result<()>,
 ) -> io::Result<bool> {
     let mut buf = [0u8; 1024];
     let grown;
     let names: &[u8] = match list(&mut buf) {
         Ok(len) => &buf[..len],
         // A source filesystem without extended attributes has none to copy.
-        Err(Errno::OPNOTSUPP) => &[],
-        Err(Errno::RANGE) => {
+        Err(Errno::EOPNOTSUPP) => &[],
+        Err(Errno::ERANGE) => {
             grown = read_grown(&list)?;
             &grown
         }
@@ -690,12 +703,15 @@ fn copy_xattrs(
     };
     let mut value = [0u8; 1024];
     for name in xattr_names(names) {
-        let failed = |e: Errno| io::Error::other(format!("extended attribute {name:?}: {e}"));
+        let failed = |e: Errno| {
+            let e = io::Error::from(e);
+            io::Error::other(format!("extended attribute {name:?}: {e}"))
+        };
         match get(name, &mut value) {
             Ok(len) => set(name, &value[..len]),
-            Err(Errno::RANGE) => set(name, &read_grown(|buf| get(name, buf)).map_err(failed)?),
+            Err(Errno::ERANGE) => set(name, &read_grown(|buf| get(name, buf)).map_err(failed)?),
             // Removed while the copy ran: nothing to copy.
-            Err(Errno::NODATA) => Ok(()),
+            Err(Errno::ENODATA) => Ok(()),
             Err(e) => Err(e),
         }
         .map_err(failed)?;
@@ -705,8 +721,11 @@ fn copy_xattrs(
         match remove(acl) {
             Ok(()) => removed = true,
             // The destination has none either.
-            Err(Errno::NODATA | Errno::OPNOTSUPP) => {}
-            Err(e) => return Err(io::Error::other(format!("removing {acl:?}: {e}"))),
+            Err(Errno::ENODATA | Errno::EOPNOTSUPP) => {}
+            Err(e) => {
+                let e = io::Error::from(e);
+                return Err(io::Error::other(format!("removing {acl:?}: {e}")));
+            }
         }
     }
     Ok(removed || !names.is_empty())
@@ -722,9 +741,7 @@ fn missing<'a, 'b>(wanted: &'a [&'b CStr], list: &[u8]) -> Vec<&'a &'b CStr> {
 
 /// Calls `read` with ever larger buffers until its result fits (extended attribute lists
 /// and values are at most 64 KiB).
-fn read_grown(
-    read: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
-) -> rustix::io::Result<Vec<u8>> {
+fn read_grown(read: impl Fn(&mut [u8]) -> nix::Result<usize>) -> nix::Result<Vec<u8>> {
     let mut size = 4096;
     loop {
         let mut buf = vec![0u8; size];
@@ -733,7 +750,7 @@ fn read_grown(
                 buf.truncate(len);
                 return Ok(buf);
             }
-            Err(Errno::RANGE) if size < 1 << 20 => size *= 4,
+            Err(Errno::ERANGE) if size < 1 << 20 => size *= 4,
             Err(e) => return Err(e),
         }
     }
@@ -752,11 +769,11 @@ fn copy_data(src: &File, dst: &File, size: u64) -> io::Result<()> {
         match sendfile(dst, src, None, want) {
             Ok(0) => break,
             Ok(n) => copied += n as u64,
-            Err(Errno::INVAL | Errno::NOSYS) if copied == 0 => {
+            Err(Errno::EINVAL | Errno::ENOSYS) if copied == 0 => {
                 io::copy(&mut ReadOnly(src), &mut &*dst)?;
                 break;
             }
-            Err(Errno::INTR) => {}
+            Err(Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -777,26 +794,27 @@ impl Read for ReadOnly<'_> {
 fn copy_extents(src: &File, dst: &File, size: u64) -> io::Result<()> {
     let mut offset = 0u64;
     while offset < size {
-        let start = match seek(src, SeekFrom::Data(offset)) {
+        let at = i64::try_from(offset).map_err(io::Error::other)?;
+        let start = match lseek(src.as_raw_fd(), at, Whence::SeekData) {
             Ok(start) => start,
             // No data after `offset`: the rest is a hole.
-            Err(Errno::NXIO) => break,
+            Err(Errno::ENXIO) => break,
             Err(e) => return Err(e.into()),
         };
-        let end = seek(src, SeekFrom::Hole(start))?;
-        seek(dst, SeekFrom::Start(start))?;
+        let end = lseek(src.as_raw_fd(), start, Whence::SeekHole)?;
+        lseek(dst.as_raw_fd(), start, Whence::SeekSet)?;
         let mut at = start;
         while at < end {
             let want = usize::try_from(end - at).map_or(SENDFILE_MAX, |n| n.min(SENDFILE_MAX));
             match sendfile(dst, src, Some(&mut at), want) {
                 Ok(0) => break,
-                Ok(_) | Err(Errno::INTR) => {}
+                Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        offset = end;
+        offset = end as u64;
     }
-    ftruncate(dst, size)?;
+    ftruncate(dst, i64::try_from(size).map_err(io::Error::other)?)?;
     Ok(())
 }
 
@@ -872,19 +890,11 @@ mod tests {
             atime: (10, 20),
             mtime: (30, 40),
         };
-        assert_eq!(attrs.permissions(), Mode::from_raw_mode(0o4755));
-        let times = attrs.times();
-        assert_eq!(
-            (times.last_access.tv_sec, times.last_access.tv_nsec),
-            (10, 20)
-        );
-        assert_eq!(
-            (
-                times.last_modification.tv_sec,
-                times.last_modification.tv_nsec
-            ),
-            (30, 40)
-        );
+        assert_eq!(attrs.permissions(), Mode::from_bits_truncate(0o4755));
+        assert_eq!(attrs.file_type(), SFlag::S_IFREG);
+        let (atime, mtime) = attrs.times();
+        assert_eq!((atime.tv_sec(), atime.tv_nsec()), (10, 20));
+        assert_eq!((mtime.tv_sec(), mtime.tv_nsec()), (30, 40));
         let (uid, gid) = attrs.owner();
         assert_eq!(uid.map(Uid::as_raw), Some(1234));
         assert_eq!(gid.map(Gid::as_raw), Some(5678));
@@ -905,13 +915,13 @@ mod tests {
         let value = vec![7u8; 10_000];
         let read = |buf: &mut [u8]| {
             if buf.len() < value.len() {
-                Err(Errno::RANGE)
+                Err(Errno::ERANGE)
             } else {
                 buf[..value.len()].copy_from_slice(&value);
                 Ok(value.len())
             }
         };
         assert_eq!(read_grown(read).unwrap(), value);
-        assert_eq!(read_grown(|_| Err(Errno::RANGE)), Err(Errno::RANGE));
+        assert_eq!(read_grown(|_| Err(Errno::ERANGE)), Err(Errno::ERANGE));
     }
 }
