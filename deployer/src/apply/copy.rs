@@ -52,6 +52,7 @@ use nix::sys::stat::{
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, ftruncate, linkat, lseek, symlinkat, Gid, Uid, Whence};
 
+use super::raw::data_extents;
 use crate::progress::{Meter, Total};
 
 pub mod sys;
@@ -792,18 +793,10 @@ impl Read for ReadOnly<'_> {
 /// Copies the data extents of the sparse `src` (`size` bytes) to the new `dst`, leaving
 /// its holes as holes.
 fn copy_extents(src: &File, dst: &File, size: u64) -> io::Result<()> {
-    let mut offset = 0u64;
-    while offset < size {
-        let at = i64::try_from(offset).map_err(io::Error::other)?;
-        let start = match lseek(src.as_raw_fd(), at, Whence::SeekData) {
-            Ok(start) => start,
-            // No data after `offset`: the rest is a hole.
-            Err(Errno::ENXIO) => break,
-            Err(e) => return Err(e.into()),
-        };
-        let end = lseek(src.as_raw_fd(), start, Whence::SeekHole)?;
-        lseek(dst.as_raw_fd(), start, Whence::SeekSet)?;
-        let mut at = start;
+    for (start, end) in data_extents(src, size)? {
+        let mut at = i64::try_from(start).map_err(io::Error::other)?;
+        let end = i64::try_from(end).map_err(io::Error::other)?;
+        lseek(dst.as_raw_fd(), at, Whence::SeekSet)?;
         while at < end {
             let want = usize::try_from(end - at).map_or(SENDFILE_MAX, |n| n.min(SENDFILE_MAX));
             match sendfile(dst, src, Some(&mut at), want) {
@@ -812,7 +805,6 @@ fn copy_extents(src: &File, dst: &File, size: u64) -> io::Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
-        offset = end as u64;
     }
     ftruncate(dst, i64::try_from(size).map_err(io::Error::other)?)?;
     Ok(())
@@ -830,6 +822,30 @@ mod tests {
         // Inline or not yet allocated data counts as sparse: SEEK_DATA still finds it.
         assert!(is_sparse(100, 0));
         assert!(!is_sparse(0, 0));
+    }
+
+    #[test]
+    fn a_sparse_file_is_copied_with_its_holes() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        // Data in the middle and at the end; data in the middle and a hole at the end.
+        for tail in [true, false] {
+            let (from, to) = (dir.path().join("from"), dir.path().join("to"));
+            let size = 8u64 << 20;
+            let src = File::create(&from).unwrap();
+            src.set_len(size).unwrap();
+            src.write_all_at(&[7u8; 4096], 1 << 20).unwrap();
+            if tail {
+                src.write_all_at(b"end", size - 3).unwrap();
+            }
+            let src = File::open(&from).unwrap();
+            let dst = File::create(&to).unwrap();
+            copy_extents(&src, &dst, size).unwrap();
+            assert!(fs::read(&from).unwrap() == fs::read(&to).unwrap());
+            let meta = to.metadata().unwrap();
+            assert_eq!(meta.len(), size);
+            assert!(meta.blocks() * 512 < 1 << 20, "holes stay holes: {meta:?}");
+        }
     }
 
     #[test]

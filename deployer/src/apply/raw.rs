@@ -222,8 +222,8 @@ fn sector_size(device: &File) -> io::Result<u64> {
 }
 
 /// The data extents of the first `len` bytes of `file`, as `(start, end)`; the whole
-/// range when the filesystem cannot tell.
-fn data_extents(file: &File, len: u64) -> io::Result<Vec<(u64, u64)>> {
+/// range when the filesystem cannot tell. Also what the tree copy copies of a sparse file.
+pub(crate) fn data_extents(file: &File, len: u64) -> io::Result<Vec<(u64, u64)>> {
     let fd = file.as_raw_fd();
     let mut extents = Vec::new();
     let mut offset: u64 = 0;
