@@ -26,6 +26,7 @@ use std::sync::mpsc;
 use anyhow::{bail, Context};
 use nix::fcntl::{fallocate, FallocateFlags};
 use nix::unistd::{lseek, Whence};
+use shared::blockdev;
 
 use crate::exec::{run_reporting, StepError};
 use crate::progress::{bytes, Meter, Total};
@@ -83,10 +84,9 @@ pub const CHUNK: usize = 4 << 20;
 /// The alignment of the buffers (enough for `O_DIRECT` on any device).
 const ALIGN: usize = 4096;
 
+/// `BLKZEROOUT` of `<linux/fs.h>`, which libc lacks (the size ioctls are
+/// [`shared::blockdev`]'s).
 mod ioctl {
-    use nix::libc::c_int;
-    nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
-    nix::ioctl_read_bad!(blksszget, 0x1268, c_int);
     nix::ioctl_write_ptr_bad!(blkzeroout, 0x127F, [u64; 2]);
 }
 
@@ -162,7 +162,8 @@ pub fn write_raw(image: &Path, dest: &Path) -> anyhow::Result<RawReport> {
         .open(dest)
         .with_context(|| format!("opening {} for writing", dest.display()))?;
     let target = if block_device {
-        let size = device_size(&file).with_context(|| format!("sizing {}", dest.display()))?;
+        let size =
+            blockdev::size_bytes(&file).with_context(|| format!("sizing {}", dest.display()))?;
         if image_bytes > size {
             bail!(
                 "{} ({image_bytes} bytes) does not fit {} ({size} bytes)",
@@ -204,19 +205,11 @@ pub fn write_raw(image: &Path, dest: &Path) -> anyhow::Result<RawReport> {
     })
 }
 
-fn device_size(device: &File) -> io::Result<u64> {
-    let mut size: u64 = 0;
-    // SAFETY: BLKGETSIZE64 writes one u64 through the pointer.
-    unsafe { ioctl::blkgetsize64(device.as_raw_fd(), &mut size) }?;
-    Ok(size)
-}
-
+/// The logical sector size of the block device `device`: the unit of its `O_DIRECT`
+/// writes, which the buffers' alignment must cover.
 fn sector_size(device: &File) -> io::Result<u64> {
-    let mut size: nix::libc::c_int = 0;
-    // SAFETY: BLKSSZGET writes one int through the pointer.
-    unsafe { ioctl::blksszget(device.as_raw_fd(), &mut size) }?;
-    u64::try_from(size)
-        .ok()
+    let size = blockdev::logical_sector_size(device)?;
+    Some(u64::from(size))
         .filter(|&s| s > 0 && s as usize <= ALIGN)
         .ok_or_else(|| io::Error::other(format!("the kernel reports sector size {size}")))
 }
