@@ -239,15 +239,16 @@ pub(crate) fn data_extents(file: &File, len: u64) -> io::Result<Vec<(u64, u64)>>
     Ok(extents)
 }
 
-/// Whether `block` is all zero.
+/// Whether `block` is all zero. Sixteen bytes at a time OR-ed together without a branch,
+/// which the compiler makes into vector instructions (as fast as reading the block as
+/// aligned u128s, measured).
 pub fn is_zero(block: &[u8]) -> bool {
-    let (head, words, tail) = {
-        // SAFETY: any bit pattern is a valid u128.
-        unsafe { block.align_to::<u128>() }
-    };
-    head.iter().all(|&b| b == 0)
+    let words = block.chunks_exact(16);
+    let tail = words.remainder();
+    words.fold(0u128, |acc, word| {
+        acc | u128::from_ne_bytes(word.try_into().expect("16 bytes"))
+    }) == 0
         && tail.iter().all(|&b| b == 0)
-        && words.iter().fold(0u128, |acc, &w| acc | w) == 0
 }
 
 /// The runs of `buf` to write: maximal runs of [`BLOCK`]-sized blocks that are not all
