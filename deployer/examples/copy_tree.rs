@@ -10,6 +10,7 @@
 //! `copy_tree copy SOURCE DEST` copies the contents of SOURCE into the directory DEST with
 //! [`deployer::apply::copy::copy_tree`] and prints the report's counts.
 
+use std::ffi::CStr;
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -18,8 +19,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use deployer::apply::copy::copy_tree;
-use rustix::fs::{chownat, lsetxattr, makedev, mknodat, AtFlags, FileType, Gid, Mode, Uid};
-use rustix::fs::{XattrFlags, CWD};
+use deployer::apply::copy::sys::lsetxattr;
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
+use nix::unistd::{fchownat, Gid, Uid};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -133,36 +136,36 @@ impl Writer {
 
     fn owner(&self, rel: &str, uid: u32, gid: u32) -> anyhow::Result<()> {
         let path = self.root.join(rel);
-        chownat(
-            CWD,
+        fchownat(
+            None,
             &path,
             Some(Uid::from_raw(uid)),
             Some(Gid::from_raw(gid)),
-            AtFlags::SYMLINK_NOFOLLOW,
+            AtFlags::AT_SYMLINK_NOFOLLOW,
         )
         .with_context(|| format!("chown {}", path.display()))
     }
 
-    fn xattr(&self, rel: &str, name: &str, value: &[u8]) -> anyhow::Result<()> {
+    fn xattr(&self, rel: &str, name: &CStr, value: &[u8]) -> anyhow::Result<()> {
         let path = self.root.join(rel);
-        lsetxattr(&path, name, value, XattrFlags::empty())
-            .with_context(|| format!("setting {name} on {}", path.display()))
+        lsetxattr(&path, name, value)
+            .with_context(|| format!("setting {name:?} on {}", path.display()))
     }
 
     fn node(
         &self,
         rel: &str,
-        kind: FileType,
+        kind: SFlag,
         mode: u32,
-        major: u32,
-        minor: u32,
+        major: u64,
+        minor: u64,
     ) -> anyhow::Result<()> {
         let path = self.root.join(rel);
         mknodat(
-            CWD,
+            None,
             &path,
             kind,
-            Mode::from_raw_mode(mode),
+            Mode::from_bits_truncate(mode),
             makedev(major, minor),
         )
         .with_context(|| format!("mknod {}", path.display()))
@@ -234,17 +237,17 @@ fn generate(root: &Path) -> anyhow::Result<()> {
     // dev: the nodes a minimal image ships.
     w.dir("dev/pts")?;
     for (name, kind, mode, major, minor) in [
-        ("null", FileType::CharacterDevice, 0o666, 1, 3),
-        ("zero", FileType::CharacterDevice, 0o666, 1, 5),
-        ("console", FileType::CharacterDevice, 0o600, 5, 1),
-        ("tty", FileType::CharacterDevice, 0o666, 5, 0),
-        ("loop0", FileType::BlockDevice, 0o660, 7, 0),
-        ("sda", FileType::BlockDevice, 0o660, 8, 0),
+        ("null", SFlag::S_IFCHR, 0o666, 1, 3),
+        ("zero", SFlag::S_IFCHR, 0o666, 1, 5),
+        ("console", SFlag::S_IFCHR, 0o600, 5, 1),
+        ("tty", SFlag::S_IFCHR, 0o666, 5, 0),
+        ("loop0", SFlag::S_IFBLK, 0o660, 7, 0),
+        ("sda", SFlag::S_IFBLK, 0o660, 8, 0),
     ] {
         w.node(&format!("dev/{name}"), kind, mode, major, minor)?;
     }
     w.dir("run/systemd")?;
-    w.node("run/systemd/initctl", FileType::Fifo, 0o600, 0, 0)?;
+    w.node("run/systemd/initctl", SFlag::S_IFIFO, 0o600, 0, 0)?;
 
     // usr/bin and usr/sbin: programs, a few setuid, aliases as symlinks and hard links.
     w.dir("usr/bin")?;
@@ -262,7 +265,7 @@ fn generate(root: &Path) -> anyhow::Result<()> {
         w.sized(&format!("usr/bin/{name}"), 30 * KIB, 90 * KIB, 0o4755)?;
     }
     w.sized("usr/bin/ping", 80 * KIB, 90 * KIB, 0o755)?;
-    w.xattr("usr/bin/ping", "security.capability", &file_capability(13))?;
+    w.xattr("usr/bin/ping", c"security.capability", &file_capability(13))?;
     for i in 0..220 {
         w.sized(&format!("usr/sbin/daemon{i}"), 10 * KIB, 2 * MIB, 0o755)?;
     }
@@ -422,7 +425,7 @@ fn generate(root: &Path) -> anyhow::Result<()> {
         w.sized(&rel, 100, 10 * KIB, 0o600)?;
         w.owner(&rel, 1000, 1000)?;
         if i % 4 == 0 {
-            w.xattr(&rel, "user.origin", format!("generated {i}").as_bytes())?;
+            w.xattr(&rel, c"user.origin", format!("generated {i}").as_bytes())?;
         }
     }
     w.owner("home/user/.config", 1000, 1000)?;

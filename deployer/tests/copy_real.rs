@@ -17,14 +17,14 @@ use std::os::unix::fs::{lchown, symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use deployer::apply::copy::sys::{lgetxattr, llistxattr, lsetxattr};
 use deployer::apply::copy::{copy_tree, CopyReport};
 use e2e::cmd;
 use e2e::disk::{LoopDisk, Mount};
 use e2e::tmp::TempDir;
 use e2e::tools::require_tools;
-use rustix::fs::{
-    lgetxattr, llistxattr, lsetxattr, utimensat, AtFlags, Timespec, Timestamps, XattrFlags, CWD,
-};
+use nix::sys::stat::{utimensat, UtimensatFlags};
+use nix::sys::time::TimeSpec;
 
 const TOOLS: &[&str] = &[
     "sfdisk",
@@ -106,19 +106,22 @@ fn hard_link(existing: &Path, path: &Path) {
 }
 
 fn set_xattr(path: &Path, name: &str, value: &[u8]) {
-    lsetxattr(path, name, value, XattrFlags::empty())
+    let c_name = std::ffi::CString::new(name).expect("no NUL in a name");
+    lsetxattr(path, &c_name, value)
         .unwrap_or_else(|e| panic!("setting {name} on {}: {e}", path.display()));
 }
 
 /// Sets both times of `path` (not following a symlink), to the nanosecond.
 fn set_times(path: &Path, atime: (i64, i64), mtime: (i64, i64)) {
-    let spec = |(tv_sec, tv_nsec)| Timespec { tv_sec, tv_nsec };
-    let times = Timestamps {
-        last_access: spec(atime),
-        last_modification: spec(mtime),
-    };
-    utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)
-        .unwrap_or_else(|e| panic!("setting the times of {}: {e}", path.display()));
+    let spec = |(sec, nsec)| TimeSpec::new(sec, nsec);
+    utimensat(
+        None,
+        path,
+        &spec(atime),
+        &spec(mtime),
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .unwrap_or_else(|e| panic!("setting the times of {}: {e}", path.display()));
 }
 
 fn now() -> i64 {

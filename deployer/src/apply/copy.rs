@@ -29,27 +29,33 @@
 //! Its progress is shown by a [`Meter`]: the walk adds the size of each batch of files it
 //! queues to the bytes to do, each worker the size of each file it copied to the bytes
 //! done, one relaxed atomic addition each.
+//!
+//! Here: creating one entry. `walk`: step 1's walk and workers. `attrs`: owners, extended
+//! attributes, modes and times. `data`: the files' data. [`sys`]: the extended attribute
+//! calls that nix lacks.
 
-use std::collections::{HashMap, VecDeque};
 use std::ffi::CStr;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::fs::{self, OpenOptions};
+use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
 use anyhow::{bail, Context};
-use rustix::fs::{
-    chmodat, chownat, fchmod, fchown, fgetxattr, flistxattr, fremovexattr, fsetxattr, fstat,
-    ftruncate, futimens, lgetxattr, lgetxattr_query, linkat, llistxattr, lremovexattr, lsetxattr,
-    mkdirat, mknodat, seek, sendfile, symlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags,
-    SeekFrom, Timespec, Timestamps, Uid, XattrFlags, CWD,
-};
-use rustix::io::Errno;
+use nix::errno::Errno;
+use nix::fcntl::AtFlags;
+use nix::sys::stat::mknodat;
+use nix::unistd::{linkat, symlinkat};
 
 use crate::progress::{Meter, Total};
+
+mod attrs;
+mod data;
+pub mod sys;
+mod walk;
+
+use attrs::{set_attrs_by_path, set_file_attrs, Attrs, ACL_ACCESS, ACL_DEFAULT};
+use data::{copy_data, copy_extents, is_sparse, open_source};
 
 /// What [`copy_tree`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,45 +111,6 @@ pub fn copy_tree(source: &Path, dest: &Path) -> anyhow::Result<CopyReport> {
     Ok(report)
 }
 
-/// The attributes of a source entry that the copy gives its counterpart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Attrs {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    atime: (i64, i64),
-    mtime: (i64, i64),
-}
-
-impl Attrs {
-    fn of(meta: &fs::Metadata) -> Self {
-        Attrs {
-            mode: meta.mode(),
-            uid: meta.uid(),
-            gid: meta.gid(),
-            atime: (meta.atime(), meta.atime_nsec()),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-        }
-    }
-
-    fn owner(&self) -> (Option<Uid>, Option<Gid>) {
-        (Some(Uid::from_raw(self.uid)), Some(Gid::from_raw(self.gid)))
-    }
-
-    /// The permission bits with setuid, setgid and sticky.
-    fn permissions(&self) -> Mode {
-        Mode::from_raw_mode(self.mode & 0o7777)
-    }
-
-    fn times(&self) -> Timestamps {
-        let spec = |(tv_sec, tv_nsec): (i64, i64)| Timespec { tv_sec, tv_nsec };
-        Timestamps {
-            last_access: spec(self.atime),
-            last_modification: spec(self.mtime),
-        }
-    }
-}
-
 /// What an entry is, and what creating it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -185,111 +152,6 @@ struct Entry {
     in_default_acl: bool,
 }
 
-/// The extended attributes that hold POSIX ACLs.
-const ACL_ACCESS: &CStr = c"system.posix_acl_access";
-const ACL_DEFAULT: &CStr = c"system.posix_acl_default";
-
-/// What the walk leaves for after the workers.
-#[derive(Default)]
-struct Walked {
-    /// Every directory (relative) with its attributes, a directory before its contents.
-    dirs: Vec<(PathBuf, Attrs)>,
-    /// `(link, first)`: a further name of a hard-linked entry and the first name copied.
-    links: Vec<(PathBuf, PathBuf)>,
-    /// The non-directories replaced by directories.
-    overwritten: Vec<PathBuf>,
-}
-
-/// How many entries the walk hands the workers at a time (at most).
-const BATCH: usize = 64;
-
-/// The entries the walk has found and the workers have not taken yet.
-#[derive(Default)]
-struct Queue {
-    /// The batches waiting, and whether the walk is over.
-    state: Mutex<(VecDeque<Vec<Entry>>, bool)>,
-    ready: Condvar,
-}
-
-impl Queue {
-    fn push(&self, batch: Vec<Entry>) {
-        self.lock().0.push_back(batch);
-        self.ready.notify_one();
-    }
-
-    /// No more batches: the workers finish what is queued and stop.
-    fn close(&self) {
-        self.lock().1 = true;
-        self.ready.notify_all();
-    }
-
-    /// The next batch, waiting for one; `None` once the queue is closed and empty.
-    fn pop(&self) -> Option<Vec<Entry>> {
-        let mut state = self.lock();
-        loop {
-            if let Some(batch) = state.0.pop_front() {
-                return Some(batch);
-            }
-            if state.1 {
-                return None;
-            }
-            state = self
-                .ready
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, (VecDeque<Vec<Entry>>, bool)> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Closes the queue when the walk ends, also by an error or a panic, so that no worker
-/// waits forever.
-struct CloseOnDrop<'a>(&'a Queue);
-
-impl Drop for CloseOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.close();
-    }
-}
-
-/// Whether a file of `size` bytes that occupies `blocks` 512-byte blocks has holes.
-fn is_sparse(size: u64, blocks: u64) -> bool {
-    blocks.saturating_mul(512) < size
-}
-
-/// The first copy of each hard-linked source inode (a file, symlink or node) on each
-/// destination filesystem.
-#[derive(Debug, Default)]
-struct LinkTable {
-    /// `(source device, source inode, destination device)` to the first name copied.
-    first: HashMap<(u64, u64, u64), PathBuf>,
-}
-
-impl LinkTable {
-    /// Records `rel`, a name of the source inode `(dev, ino)` placed on the destination
-    /// filesystem `dest_dev`: the earlier name to link it to, or `None` when it is the
-    /// first there and is copied.
-    fn place(&mut self, dev: u64, ino: u64, dest_dev: u64, rel: &Path) -> Option<PathBuf> {
-        match self.first.entry((dev, ino, dest_dev)) {
-            std::collections::hash_map::Entry::Occupied(first) => Some(first.get().clone()),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(rel.to_owned());
-                None
-            }
-        }
-    }
-}
-
-/// The names in a `listxattr` result: NUL-terminated, one after the other.
-fn xattr_names(list: &[u8]) -> impl Iterator<Item = &CStr> {
-    list.split_inclusive(|&b| b == 0)
-        .filter_map(|name| CStr::from_bytes_with_nul(name).ok())
-        .filter(|name| !name.is_empty())
-}
-
 /// A copy from one source directory into one destination directory.
 struct Copy<'a> {
     source: &'a Path,
@@ -298,181 +160,6 @@ struct Copy<'a> {
 }
 
 impl Copy<'_> {
-    /// Walks the source on this thread while `workers` threads create what it finds;
-    /// returns what is left for after them, their counts and the entries they replaced.
-    fn walk_and_create(
-        &self,
-        top: Attrs,
-        top_dev: u64,
-        workers: usize,
-    ) -> anyhow::Result<(Walked, CopyReport, Vec<PathBuf>)> {
-        let queue = Queue::default();
-        let failed = AtomicBool::new(false);
-        let (walked, results) = thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers.max(1))
-                .map(|_| scope.spawn(|| self.work(&queue, &failed)))
-                .collect();
-            let walked = {
-                let _close = CloseOnDrop(&queue);
-                let walked = self.walk(top, top_dev, &queue, &failed);
-                if walked.is_err() {
-                    failed.store(true, Ordering::Relaxed);
-                }
-                self.meter.all_found();
-                walked
-            };
-            let results: Vec<_> = handles
-                .into_iter()
-                .map(|handle| handle.join().expect("a copy worker panicked"))
-                .collect();
-            (walked, results)
-        });
-        let walked = walked?;
-        let mut total = CopyReport::default();
-        let mut overwritten = Vec::new();
-        for result in results {
-            let (report, more) = result?;
-            total.files += report.files;
-            total.bytes += report.bytes;
-            overwritten.extend(more);
-        }
-        Ok((walked, total, overwritten))
-    }
-
-    /// Walks the source, creating each directory in the destination and queueing every
-    /// other entry that is not a further hard link; stops early once `failed`.
-    fn walk(
-        &self,
-        top: Attrs,
-        top_dev: u64,
-        queue: &Queue,
-        failed: &AtomicBool,
-    ) -> anyhow::Result<Walked> {
-        let mut walked = Walked::default();
-        walked.dirs.push((PathBuf::new(), top));
-        let mut links = LinkTable::default();
-        // Directories still to read: their index in `dirs`, their destination's device, and
-        // whether that has a default ACL for the new entries to inherit (a kept directory's
-        // own, or the one a new directory inherited from its parent).
-        let mut pending = vec![(0, top_dev, self.has_default_acl(Path::new(""))?)];
-        while let Some((dir, dest_dev, default_acl)) = pending.pop() {
-            if failed.load(Ordering::Relaxed) {
-                break;
-            }
-            let dir_rel = walked.dirs[dir].0.clone();
-            let dir_path = self.source.join(&dir_rel);
-            let read = fs::read_dir(&dir_path)
-                .with_context(|| format!("reading {}", dir_path.display()))?;
-            let mut batch = Vec::new();
-            let mut batch_bytes = 0;
-            for item in read {
-                let item = item.with_context(|| format!("reading {}", dir_path.display()))?;
-                let rel = dir_rel.join(item.file_name());
-                let meta = item
-                    .metadata()
-                    .with_context(|| format!("reading {}", item.path().display()))?;
-                let attrs = Attrs::of(&meta);
-                if meta.is_dir() {
-                    let made = self.make_dir(&rel, &mut walked.overwritten)?;
-                    let (dev, default_acl) = match made {
-                        Some(dev) => (dev, self.has_default_acl(&rel)?),
-                        None => (dest_dev, default_acl),
-                    };
-                    pending.push((walked.dirs.len(), dev, default_acl));
-                    walked.dirs.push((rel, attrs));
-                    continue;
-                }
-                if meta.nlink() > 1 {
-                    if let Some(first) = links.place(meta.dev(), meta.ino(), dest_dev, &rel) {
-                        walked.links.push((rel, first));
-                        continue;
-                    }
-                }
-                let kind = entry_kind(&meta);
-                if let Kind::File { size, .. } = kind {
-                    batch_bytes += size;
-                }
-                batch.push(Entry {
-                    rel,
-                    kind,
-                    attrs,
-                    in_default_acl: default_acl,
-                });
-                if batch.len() == BATCH {
-                    self.meter.more_to_do(std::mem::take(&mut batch_bytes));
-                    queue.push(std::mem::take(&mut batch));
-                }
-            }
-            if !batch.is_empty() {
-                self.meter.more_to_do(batch_bytes);
-                queue.push(batch);
-            }
-        }
-        Ok(walked)
-    }
-
-    /// Creates the directory `rel` in the destination, or keeps the one there; for a kept
-    /// one, returns the device of the filesystem it is on (another one when it is a mount
-    /// point, which only a kept directory can be).
-    fn make_dir(&self, rel: &Path, overwritten: &mut Vec<PathBuf>) -> anyhow::Result<Option<u64>> {
-        let path = self.dest.join(rel);
-        let create = || mkdirat(CWD, &path, Mode::RWXU);
-        let context = || format!("creating directory {}", path.display());
-        match create() {
-            Ok(()) => Ok(None),
-            Err(Errno::EXIST) => match path.symlink_metadata() {
-                Ok(meta) if meta.is_dir() => Ok(Some(meta.dev())),
-                _ => {
-                    make_room(&path)?;
-                    overwritten.push(rel.to_owned());
-                    create().with_context(context)?;
-                    Ok(None)
-                }
-            },
-            Err(e) => Err(e).with_context(context),
-        }
-    }
-
-    /// Whether the destination's directory `rel` has a default ACL.
-    fn has_default_acl(&self, rel: &Path) -> anyhow::Result<bool> {
-        let path = self.dest.join(rel);
-        match lgetxattr_query(&path, ACL_DEFAULT) {
-            Ok(_) => Ok(true),
-            Err(Errno::NODATA | Errno::OPNOTSUPP) => Ok(false),
-            Err(e) => Err(e).with_context(|| format!("reading the ACL of {}", path.display())),
-        }
-    }
-
-    /// A worker: creates the entries of the batches it takes from `queue` until it is
-    /// closed and empty, or something `failed`; returns its counts and the entries it
-    /// replaced.
-    fn work(
-        &self,
-        queue: &Queue,
-        failed: &AtomicBool,
-    ) -> anyhow::Result<(CopyReport, Vec<PathBuf>)> {
-        let mut report = CopyReport::default();
-        let mut overwritten = Vec::new();
-        while let Some(batch) = queue.pop() {
-            for entry in &batch {
-                if failed.load(Ordering::Relaxed) {
-                    return Ok((report, overwritten));
-                }
-                let done = self.create(entry, &mut overwritten);
-                if done.is_err() {
-                    failed.store(true, Ordering::Relaxed);
-                }
-                let bytes = done?;
-                if bytes > 0 {
-                    self.meter.add(bytes);
-                }
-                report.bytes += bytes;
-                report.files += 1;
-            }
-        }
-        Ok((report, overwritten))
-    }
-
     /// Creates one regular file, symlink or node with its attributes; returns the bytes
     /// of data copied.
     fn create(&self, entry: &Entry, overwritten: &mut Vec<PathBuf>) -> anyhow::Result<u64> {
@@ -486,20 +173,12 @@ impl Copy<'_> {
             Kind::Symlink => {
                 let target = fs::read_link(&from)
                     .with_context(|| format!("reading the symlink {}", from.display()))?;
-                self.replacing(&entry.rel, overwritten, || symlinkat(&target, CWD, &to))
+                self.replacing(&entry.rel, overwritten, || symlinkat(&target, None, &to))
                     .with_context(|| format!("creating the symlink {}", to.display()))?;
             }
             Kind::Node { rdev } => {
-                let mode = entry.attrs.mode;
-                let make = || {
-                    mknodat(
-                        CWD,
-                        &to,
-                        FileType::from_raw_mode(mode),
-                        Mode::from_raw_mode(mode & 0o7777),
-                        rdev,
-                    )
-                };
+                let attrs = &entry.attrs;
+                let make = || mknodat(None, &to, attrs.file_type(), attrs.permissions(), rdev);
                 self.replacing(&entry.rel, overwritten, make)
                     .with_context(|| format!("creating the node {}", to.display()))?;
             }
@@ -558,25 +237,26 @@ impl Copy<'_> {
     fn link(&self, first: &Path, rel: &Path, overwritten: &mut Vec<PathBuf>) -> anyhow::Result<()> {
         let (existing, new) = (self.dest.join(first), self.dest.join(rel));
         self.replacing(rel, overwritten, || {
-            linkat(CWD, &existing, CWD, &new, AtFlags::empty())
+            linkat(None, &existing, None, &new, AtFlags::empty())
         })
         .with_context(|| format!("linking {} to {}", new.display(), existing.display()))
     }
 
     /// Runs `create` for the destination's `rel`; when the name exists, replaces it.
+    /// nix's errors become [`io::Error`]s, so that they read as those of `std::fs` do.
     fn replacing(
         &self,
         rel: &Path,
         overwritten: &mut Vec<PathBuf>,
-        create: impl Fn() -> rustix::io::Result<()>,
+        create: impl Fn() -> nix::Result<()>,
     ) -> anyhow::Result<()> {
         match create() {
-            Err(Errno::EXIST) => {
+            Err(Errno::EEXIST) => {
                 make_room(&self.dest.join(rel))?;
                 overwritten.push(rel.to_owned());
-                Ok(create()?)
+                Ok(create().map_err(io::Error::from)?)
             }
-            other => Ok(other?),
+            other => Ok(other.map_err(io::Error::from)?),
         }
     }
 
@@ -585,22 +265,8 @@ impl Copy<'_> {
     /// a symlink) and times, by path.
     fn set_path_attrs(&self, rel: &Path, attrs: &Attrs, acls: &[&CStr]) -> anyhow::Result<()> {
         let (from, to) = (self.source.join(rel), self.dest.join(rel));
-        let context = || format!("setting the attributes of {}", to.display());
-        let (uid, gid) = attrs.owner();
-        chownat(CWD, &to, uid, gid, AtFlags::SYMLINK_NOFOLLOW).with_context(context)?;
-        copy_xattrs(
-            |list| llistxattr(&from, list),
-            |name, value| lgetxattr(&from, name, value),
-            |name, value| lsetxattr(&to, name, value, XattrFlags::empty()),
-            acls,
-            |name| lremovexattr(&to, name),
-        )
-        .with_context(context)?;
-        if FileType::from_raw_mode(attrs.mode) != FileType::Symlink {
-            chmodat(CWD, &to, attrs.permissions(), AtFlags::empty()).with_context(context)?;
-        }
-        utimensat(CWD, &to, &attrs.times(), AtFlags::SYMLINK_NOFOLLOW).with_context(context)?;
-        Ok(())
+        set_attrs_by_path(&from, &to, attrs, acls)
+            .with_context(|| format!("setting the attributes of {}", to.display()))
     }
 }
 
@@ -617,301 +283,4 @@ fn make_room(path: &Path) -> anyhow::Result<()> {
         );
     }
     fs::remove_file(path).with_context(|| format!("replacing {}", path.display()))
-}
-
-/// Opens a source file for reading without moving its access time (`O_NOATIME`, which
-/// only its owner or root may ask for; anyone else reads it the ordinary way).
-fn open_source(path: &Path) -> io::Result<File> {
-    let no_atime = OpenOptions::new()
-        .read(true)
-        .custom_flags(OFlags::NOATIME.bits() as i32)
-        .open(path);
-    match no_atime {
-        Err(e) if e.raw_os_error() == Some(Errno::PERM.raw_os_error()) => File::open(path),
-        other => other,
-    }
-}
-
-/// The owner, extended attributes (without those of `acls` that `src` does not have),
-/// mode and times of `src` onto the new `dst`. The file
-/// was created with its permission bits, so most files (owned by root, as the copy runs)
-/// need neither a change of owner nor of mode: one `fstat` finds out, where `fchown` and
-/// `fchmod` would each write the inode.
-fn set_file_attrs(src: &File, dst: &File, attrs: &Attrs, acls: &[&CStr]) -> io::Result<()> {
-    let created = fstat(dst)?;
-    let chown = (created.st_uid, created.st_gid) != (attrs.uid, attrs.gid);
-    if chown {
-        let (uid, gid) = attrs.owner();
-        fchown(dst, uid, gid)?;
-    }
-    let xattrs = copy_xattrs(
-        |list| flistxattr(src, list),
-        |name, value| fgetxattr(src, name, value),
-        |name, value| fsetxattr(dst, name, value, XattrFlags::empty()),
-        acls,
-        |name| fremovexattr(dst, name),
-    )?;
-    if chmod_needed(created.st_mode, attrs.mode, chown || xattrs) {
-        fchmod(dst, attrs.permissions())?;
-    }
-    futimens(dst, &attrs.times())?;
-    Ok(())
-}
-
-/// Whether a new file whose mode is `current` still needs `fchmod` to get the mode
-/// `wanted`: when its permission bits differ, and always after `touched` (a change of owner
-/// clears setuid and setgid bits, an ACL rewrites the group bits).
-fn chmod_needed(current: u32, wanted: u32, touched: bool) -> bool {
-    touched || current & 0o7777 != wanted & 0o7777
-}
-
-/// Copies every extended attribute that `list` names from `get` to `set`, then has
-/// `remove` take away each of `acls` that `list` does not name (an ACL inherited from the
-/// destination directory, or one that a kept directory had); returns whether anything was
-/// set or removed.
-fn copy_xattrs(
-    list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
-    get: impl Fn(&CStr, &mut [u8]) -> rustix::io::Result<usize>,
-    set: impl Fn(&CStr, &[u8]) -> rustix::io::Result<()>,
-    acls: &[&CStr],
-    remove: impl Fn(&CStr) -> rustix::io::Result<()>,
-) -> io::Result<bool> {
-    let mut buf = [0u8; 1024];
-    let grown;
-    let names: &[u8] = match list(&mut buf) {
-        Ok(len) => &buf[..len],
-        // A source filesystem without extended attributes has none to copy.
-        Err(Errno::OPNOTSUPP) => &[],
-        Err(Errno::RANGE) => {
-            grown = read_grown(&list)?;
-            &grown
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let mut value = [0u8; 1024];
-    for name in xattr_names(names) {
-        let failed = |e: Errno| io::Error::other(format!("extended attribute {name:?}: {e}"));
-        match get(name, &mut value) {
-            Ok(len) => set(name, &value[..len]),
-            Err(Errno::RANGE) => set(name, &read_grown(|buf| get(name, buf)).map_err(failed)?),
-            // Removed while the copy ran: nothing to copy.
-            Err(Errno::NODATA) => Ok(()),
-            Err(e) => Err(e),
-        }
-        .map_err(failed)?;
-    }
-    let mut removed = false;
-    for &acl in missing(acls, names) {
-        match remove(acl) {
-            Ok(()) => removed = true,
-            // The destination has none either.
-            Err(Errno::NODATA | Errno::OPNOTSUPP) => {}
-            Err(e) => return Err(io::Error::other(format!("removing {acl:?}: {e}"))),
-        }
-    }
-    Ok(removed || !names.is_empty())
-}
-
-/// Those of `wanted` that the `listxattr` result `list` does not name.
-fn missing<'a, 'b>(wanted: &'a [&'b CStr], list: &[u8]) -> Vec<&'a &'b CStr> {
-    wanted
-        .iter()
-        .filter(|name| !xattr_names(list).any(|listed| listed == **name))
-        .collect()
-}
-
-/// Calls `read` with ever larger buffers until its result fits (extended attribute lists
-/// and values are at most 64 KiB).
-fn read_grown(
-    read: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
-) -> rustix::io::Result<Vec<u8>> {
-    let mut size = 4096;
-    loop {
-        let mut buf = vec![0u8; size];
-        match read(&mut buf) {
-            Ok(len) => {
-                buf.truncate(len);
-                return Ok(buf);
-            }
-            Err(Errno::RANGE) if size < 1 << 20 => size *= 4,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// The most `sendfile` moves in one call.
-const SENDFILE_MAX: usize = 0x7fff_f000;
-
-/// Copies the `size` bytes of `src` to the new, empty `dst` inside the kernel, or through
-/// a buffer when the source filesystem cannot splice. A source that turns out shorter is
-/// copied as far as it goes.
-fn copy_data(src: &File, dst: &File, size: u64) -> io::Result<()> {
-    let mut copied = 0u64;
-    while copied < size {
-        let want = usize::try_from(size - copied).map_or(SENDFILE_MAX, |n| n.min(SENDFILE_MAX));
-        match sendfile(dst, src, None, want) {
-            Ok(0) => break,
-            Ok(n) => copied += n as u64,
-            Err(Errno::INVAL | Errno::NOSYS) if copied == 0 => {
-                io::copy(&mut ReadOnly(src), &mut &*dst)?;
-                break;
-            }
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-/// A reader that is only a reader, so that [`io::copy`] takes its generic buffered path.
-struct ReadOnly<'a>(&'a File);
-
-impl Read for ReadOnly<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&mut &*self.0).read(buf)
-    }
-}
-
-/// Copies the data extents of the sparse `src` (`size` bytes) to the new `dst`, leaving
-/// its holes as holes.
-fn copy_extents(src: &File, dst: &File, size: u64) -> io::Result<()> {
-    let mut offset = 0u64;
-    while offset < size {
-        let start = match seek(src, SeekFrom::Data(offset)) {
-            Ok(start) => start,
-            // No data after `offset`: the rest is a hole.
-            Err(Errno::NXIO) => break,
-            Err(e) => return Err(e.into()),
-        };
-        let end = seek(src, SeekFrom::Hole(start))?;
-        seek(dst, SeekFrom::Start(start))?;
-        let mut at = start;
-        while at < end {
-            let want = usize::try_from(end - at).map_or(SENDFILE_MAX, |n| n.min(SENDFILE_MAX));
-            match sendfile(dst, src, Some(&mut at), want) {
-                Ok(0) => break,
-                Ok(_) | Err(Errno::INTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        offset = end;
-    }
-    ftruncate(dst, size)?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sparse_when_fewer_blocks_than_bytes() {
-        assert!(is_sparse(1 << 20, 8));
-        assert!(!is_sparse(4096, 8));
-        assert!(!is_sparse(100, 8));
-        // Inline or not yet allocated data counts as sparse: SEEK_DATA still finds it.
-        assert!(is_sparse(100, 0));
-        assert!(!is_sparse(0, 0));
-    }
-
-    #[test]
-    fn first_name_per_destination_filesystem_is_copied_the_rest_linked() {
-        let mut table = LinkTable::default();
-        let first = Path::new("usr/bin/a");
-        assert_eq!(table.place(1, 10, 100, first), None);
-        assert_eq!(
-            table.place(1, 10, 100, Path::new("usr/bin/b")),
-            Some(first.into())
-        );
-        // The same source inode on another destination filesystem: copied again there.
-        let other = Path::new("usr/share/common/c");
-        assert_eq!(table.place(1, 10, 200, other), None);
-        assert_eq!(
-            table.place(1, 10, 200, Path::new("usr/share/common/d")),
-            Some(other.into())
-        );
-        // Same inode number on another source device: another file.
-        assert_eq!(table.place(2, 10, 100, Path::new("x")), None);
-        assert_eq!(table.place(1, 10, 100, Path::new("y")), Some(first.into()));
-    }
-
-    #[test]
-    fn xattr_list_splits_on_nul() {
-        let names: Vec<&CStr> =
-            xattr_names(b"user.a\0security.capability\0system.posix_acl_access\0").collect();
-        assert_eq!(
-            names,
-            [
-                c"user.a",
-                c"security.capability",
-                c"system.posix_acl_access"
-            ]
-        );
-        assert_eq!(xattr_names(b"").count(), 0);
-        // A truncated last name (no NUL) is not a name.
-        assert_eq!(xattr_names(b"user.a\0user.b").count(), 1);
-    }
-
-    #[test]
-    fn acls_missing_from_the_source_list() {
-        let both = [ACL_ACCESS, ACL_DEFAULT];
-        let list = b"user.a\0system.posix_acl_default\0";
-        assert_eq!(missing(&both, list), [&ACL_ACCESS]);
-        assert_eq!(missing(&both, b""), [&ACL_ACCESS, &ACL_DEFAULT]);
-        let all = b"system.posix_acl_access\0system.posix_acl_default\0";
-        assert!(missing(&both, all).is_empty());
-        assert!(missing(&[], list).is_empty());
-    }
-
-    #[test]
-    fn attrs_split_mode_and_times() {
-        let attrs = Attrs {
-            mode: 0o104_755,
-            uid: 1234,
-            gid: 5678,
-            atime: (10, 20),
-            mtime: (30, 40),
-        };
-        assert_eq!(attrs.permissions(), Mode::from_raw_mode(0o4755));
-        let times = attrs.times();
-        assert_eq!(
-            (times.last_access.tv_sec, times.last_access.tv_nsec),
-            (10, 20)
-        );
-        assert_eq!(
-            (
-                times.last_modification.tv_sec,
-                times.last_modification.tv_nsec
-            ),
-            (30, 40)
-        );
-        let (uid, gid) = attrs.owner();
-        assert_eq!(uid.map(Uid::as_raw), Some(1234));
-        assert_eq!(gid.map(Gid::as_raw), Some(5678));
-    }
-
-    #[test]
-    fn chmod_only_when_the_bits_differ_or_owner_or_acl_changed_them() {
-        assert!(!chmod_needed(0o100_644, 0o100_644, false));
-        assert!(chmod_needed(0o100_644, 0o100_664, false));
-        // Setuid is never given at creation, and umask may take bits away.
-        assert!(chmod_needed(0o100_755, 0o104_755, false));
-        assert!(chmod_needed(0o100_755, 0o101_777, false));
-        assert!(chmod_needed(0o100_644, 0o100_644, true));
-    }
-
-    #[test]
-    fn grown_read_retries_until_it_fits() {
-        let value = vec![7u8; 10_000];
-        let read = |buf: &mut [u8]| {
-            if buf.len() < value.len() {
-                Err(Errno::RANGE)
-            } else {
-                buf[..value.len()].copy_from_slice(&value);
-                Ok(value.len())
-            }
-        };
-        assert_eq!(read_grown(read).unwrap(), value);
-        assert_eq!(read_grown(|_| Err(Errno::RANGE)), Err(Errno::RANGE));
-    }
 }
