@@ -127,7 +127,7 @@ fn heavy() -> MutexGuard<'static, ()> {
 /// own target directory, `<workspace>/target/fault`.
 fn fault_deployer() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| e2e::build::with_fault_injection("deployer", false))
+    BINARY.get_or_init(|| e2e::build::with_fault_injection("deployer"))
 }
 
 /// The deployer as shipped: no fault points.

@@ -93,14 +93,22 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The binary of `package` built with its `fault-injection` feature, in
-/// `<workspace>/target/fault`: a debug build, or a release build (like the shipped one)
-/// when `release` is set.
-pub fn with_fault_injection(package: &str, release: bool) -> PathBuf {
-    let mut args = vec!["-p", package, "--features", "fault-injection"];
-    if release {
-        args.push("--release");
-    }
-    let profile = if release { "release" } else { "debug" };
-    cargo_build("fault", &args, &[], &format!("{profile}/{package}"))
+/// The binary of `package` (`deployer` or `bootctl`) built with its `fault-injection`
+/// feature, in `<workspace>/target/fault`. Both programs come from one debug build, so
+/// that the dependencies are compiled once for the two (the fault points stop or kill the
+/// program at named steps, whatever the optimisation).
+pub fn with_fault_injection(package: &str) -> PathBuf {
+    cargo_build(
+        "fault",
+        &[
+            "-p",
+            "deployer",
+            "-p",
+            "bootctl",
+            "--features",
+            "deployer/fault-injection,bootctl/fault-injection",
+        ],
+        &[],
+        &format!("debug/{package}"),
+    )
 }
