@@ -30,19 +30,15 @@ pub fn cargo_build(
     let build = format!("cargo build {args:?} {envs:?}");
     once_per_run(&target_dir, &build, || {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = Command::new(cargo);
+        without_cargo_env(&mut command);
         cmd::run(
-            Command::new(cargo)
+            command
                 .current_dir(workspace)
                 .arg("build")
                 .args(args)
                 .env("CARGO_TARGET_DIR", &target_dir)
-                .envs(envs.iter().copied())
-                // The outer cargo's settings must not leak into this build.
-                .env_remove("CARGO_ENCODED_RUSTFLAGS")
-                .env_remove("CARGO_BUILD_TARGET")
-                .env_remove("CARGO_MAKEFLAGS")
-                .env_remove("MAKEFLAGS")
-                .env_remove("MFLAGS"),
+                .envs(envs.iter().copied()),
         );
     });
     assert!(
@@ -51,6 +47,24 @@ pub fn cargo_build(
         binary.display()
     );
     binary
+}
+
+/// Removes from `command`'s environment what the cargo that runs the tests set for them
+/// (every `CARGO_*` variable but `CARGO_HOME`, and the make jobserver's), so that a cargo
+/// the tests start builds as one started by hand. Its settings must not leak into the
+/// builds, and neither may the test crate's `CARGO_MANIFEST_DIR`: ring's build script
+/// reruns when that changes, and ring, rustls and the deployer were rebuilt whenever a
+/// test binary of another package asked for the same build.
+pub fn without_cargo_env(command: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        let name_text = name.to_string_lossy();
+        if (name_text.starts_with("CARGO_") && name_text != "CARGO_HOME")
+            || ["CARGO", "MAKEFLAGS", "MFLAGS"].contains(&name_text.as_ref())
+        {
+            command.env_remove(&name);
+        }
+    }
+    command
 }
 
 /// Runs `work` (named `what`, which writes into `dir`) once per cargo-nextest run, however

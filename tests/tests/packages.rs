@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use e2e::build::once_per_run;
+use e2e::build::{once_per_run, without_cargo_env};
 use e2e::cmd;
 use e2e::completion::{bash_candidates, pointed_at, write_boot_dir, BOOTCTL_PATH};
 use e2e::fixture::{populate_image, FixtureImage};
@@ -157,18 +157,14 @@ fn dist() -> &'static Path {
         let packaging = workspace.join("target/packaging");
         let dist = packaging.join("e2e-dist");
         once_per_run(&packaging, "packaging/build e2e-dist", || {
+            let mut build = Command::new(workspace.join("packaging/build"));
+            // The outer cargo's settings must not leak into the builds.
+            without_cargo_env(&mut build);
             cmd::run(
-                Command::new(workspace.join("packaging/build"))
+                build
                     .arg(&dist)
                     .current_dir(workspace)
                     .env("PATH", std::env::join_paths(&dirs).expect("PATH"))
-                    // The outer cargo's settings must not leak into the builds.
-                    .env_remove("CARGO_ENCODED_RUSTFLAGS")
-                    .env_remove("CARGO_BUILD_TARGET")
-                    .env_remove("CARGO_TARGET_DIR")
-                    .env_remove("CARGO_MAKEFLAGS")
-                    .env_remove("MAKEFLAGS")
-                    .env_remove("MFLAGS")
                     .env_remove("RUSTFLAGS"),
             );
         });
