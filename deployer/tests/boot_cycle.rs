@@ -8,8 +8,8 @@
 //! with the [`e2e::chain::SHOW`] function, runs `bootctl switch`, prints the status again
 //! and powers off; the test boots the disk again and again under QEMU and reads what the
 //! guest printed from its console. Before bootctl runs, the script removes `/dev/disk`
-//! (the links the initrd's udev left), so bootctl must find the multiboot partition by
-//! UUID from `/proc/partitions`, as on a node without udev.
+//! (the links the initramfs made, as udev does), so bootctl must find the multiboot
+//! partition by UUID from `/proc/partitions`, as on a node without udev.
 //!
 //! A missing tool fails the test and names `scripts/setup`.
 

@@ -1,6 +1,6 @@
 //! `deployer deploy` under faults, as root, on disk-image files with real loop devices,
 //! mounts and tools. The deployer under test is built with the `fault-injection` feature
-//! (once per test process, in `<workspace>/target/fault`): its points at every step of a
+//! (once per test run, in `<workspace>/target/fault`): its points at every step of a
 //! deploy (`fault::step` in deployer/src) can be told through `MULTIBOOT_FAULT` to fail,
 //! to kill the process or to stop it (`shared::fault`).
 //!
@@ -123,11 +123,11 @@ fn heavy() -> MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The deployer with the fault points compiled in: built once per test process in its
+/// The deployer with the fault points compiled in: built once per test run in its
 /// own target directory, `<workspace>/target/fault`.
 fn fault_deployer() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| e2e::build::with_fault_injection("deployer", false))
+    BINARY.get_or_init(|| e2e::build::with_fault_injection("deployer"))
 }
 
 /// The deployer as shipped: no fault points.

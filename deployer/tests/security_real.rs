@@ -616,8 +616,11 @@ fn mounts_while_running(
 
 /// Runs `program args` under strace, which holds every `fsmount` call for a moment after it
 /// returned, and reads the mount flags (statvfs) of every directory the program holds open
-/// meanwhile: the detached mounts it made, which no mountinfo lists. Returns the flags by
-/// pid and descriptor, and the output.
+/// meanwhile on a detached mount, one that no mountinfo lists: the mounts it made. Returns
+/// the flags by pid and mount id (`/proc/PID/fdinfo/FD`), and the output. By mount, not by
+/// descriptor: the program may hold one mount under two descriptors one after the other,
+/// and it also opens directories of /sys for a moment (to find its loop device), which are
+/// on a mount that its mountinfo lists; under load the polling caught both.
 fn detached_mounts_while_running(
     program: &Path,
     args: &[OsString],
@@ -633,11 +636,33 @@ fn detached_mounts_while_running(
         let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
             .map(|dir| dir.filter_map(|entry| entry.ok()).collect::<Vec<_>>())
             .unwrap_or_default();
+        let Ok(mountinfo) = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")) else {
+            return;
+        };
+        let listed: Vec<&str> = mountinfo
+            .lines()
+            .filter_map(|line| line.split(' ').next())
+            .collect();
         for fd in fds {
             let path = fd.path();
+            let fdinfo = std::fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .unwrap_or_default();
+            let Some(mount_id) = fdinfo
+                .lines()
+                .find_map(|line| line.strip_prefix("mnt_id:"))
+                .map(str::trim)
+            else {
+                continue;
+            };
+            if listed.contains(&mount_id) {
+                continue;
+            }
             if std::fs::metadata(&path).is_ok_and(|meta| meta.is_dir()) {
                 if let Ok(stat) = statvfs(&path) {
-                    seen.insert(format!("{pid}:{}", path.display()), stat.flags());
+                    seen.insert(format!("pid {pid}, mount {mount_id}"), stat.flags());
                 }
             }
         }

@@ -1,4 +1,4 @@
-//! The shipped bootctl: built statically once per test process, run as a real program.
+//! The shipped bootctl: built statically once per test run, run as a real program.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,9 +15,10 @@ pub const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 /// How long one bootctl run may take before the test fails.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Builds `bootctl` statically (`+crt-static`, release) once per test process, in its
-/// own target directory `<workspace>/target/static` so that it does not wait for the
-/// build lock of the `cargo test` that runs us, and returns the binary's path.
+/// Builds `bootctl` statically (`+crt-static`, release) once per test run
+/// ([`crate::build`]), in its own target directory `<workspace>/target/static` so that it
+/// does not wait for the build lock of the `cargo test` that runs us, and returns the
+/// binary's path.
 pub fn static_bootctl() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {

@@ -1,7 +1,8 @@
 //! Fixture OS images: a tiny busybox Linux that reports which image booted.
 //!
-//! The tree boots with the host's Debian kernel and initrd: the initrd mounts the root
-//! named by `root=UUID=` and executes `/sbin/init`, a busybox shell script that prints
+//! The tree boots with the host's Debian kernel and the test kit's small initramfs
+//! ([`crate::initramfs`]): it mounts the root named by `root=UUID=` and executes
+//! `/sbin/init`, a busybox shell script that prints
 //! `MULTIBOOT-FIXTURE booted=<name>` on the console, mounts the filesystems of its
 //! `/etc/fstab` (as a real init does), runs `/etc/fixture/run` if the test provided one,
 //! and powers the machine off.
@@ -29,7 +30,6 @@ pub struct HostKernel {
     /// The release, as in `/boot/vmlinuz-<version>`.
     pub version: String,
     pub vmlinuz: PathBuf,
-    pub initrd: PathBuf,
 }
 
 impl HostKernel {
@@ -44,7 +44,8 @@ impl HostKernel {
     }
 }
 
-/// The newest kernel in the host's /boot that has a matching initrd.
+/// The newest kernel in the host's /boot whose modules are installed
+/// (`/lib/modules/<version>/modules.dep`).
 pub fn host_kernel() -> &'static HostKernel {
     static KERNEL: OnceLock<HostKernel> = OnceLock::new();
     KERNEL.get_or_init(|| {
@@ -55,19 +56,30 @@ pub fn host_kernel() -> &'static HostKernel {
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
                 let version = name.strip_prefix("vmlinuz-")?.to_owned();
-                let initrd = boot.join(format!("initrd.img-{version}"));
-                initrd.is_file().then(|| HostKernel {
+                let modules = Path::new("/lib/modules").join(&version).join("modules.dep");
+                modules.is_file().then(|| HostKernel {
                     vmlinuz: e.path(),
-                    initrd,
                     version,
                 })
             })
             .max_by(|a, b| version_key(&a.version).cmp(&version_key(&b.version)))
             .unwrap_or_else(|| {
                 panic!(
-                    "/boot/vmlinuz-* with its initrd.img not found: run scripts/setup (see README)"
+                    "/boot/vmlinuz-* with its /lib/modules not found: run scripts/setup (see README)"
                 )
             })
+    })
+}
+
+/// The fixture images' initramfs for [`host_kernel`] ([`crate::initramfs`]), written once
+/// per test process.
+pub fn initramfs() -> &'static Path {
+    static INITRAMFS: OnceLock<PathBuf> = OnceLock::new();
+    INITRAMFS.get_or_init(|| {
+        let kernel = host_kernel();
+        let path = crate::tmp::process_dir().join(format!("initrd.img-{}", kernel.version));
+        crate::initramfs::write(&kernel.version, &busybox_path(), &path);
+        path
     })
 }
 
@@ -179,7 +191,7 @@ impl FixtureImage {
         let kernel = host_kernel();
         let mut paths = vec![
             kernel.vmlinuz.clone(),
-            kernel.initrd.clone(),
+            initramfs().to_owned(),
             busybox_path(),
         ];
         if self.bootctl {
@@ -313,7 +325,7 @@ pub fn populate_image(root: &Path, image: &FixtureImage) {
         0o644,
     );
     copy(
-        &kernel.initrd,
+        initramfs(),
         &root.join(format!("boot/initrd.img-{}", kernel.version)),
         0o644,
     );

@@ -3,7 +3,7 @@
 //! Everything here drives the real tools the product relies on, as root, on a machine
 //! without udev: [`disk`] attaches disk images to loop devices and mounts them, [`node`]
 //! builds a node's disk image with one shared GRUB on a `multiboot` partition and one
-//! tiny busybox Linux per image ([`fixture`]),
+//! tiny busybox Linux per image ([`fixture`], booting with the small [`initramfs`]),
 //! [`grubcfg`] writes the menus that the tests boot from, [`qemu`] boots a disk under
 //! software emulation and reports which image came up, [`chain`] boots one disk several
 //! times in a row and says which boot of the chain went wrong, and [`bootctl`] runs the
@@ -30,6 +30,7 @@ pub mod fixture;
 pub mod grubcfg;
 pub mod help;
 pub mod http;
+pub mod initramfs;
 pub mod manpage;
 pub mod net;
 pub mod node;

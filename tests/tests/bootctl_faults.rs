@@ -44,11 +44,11 @@ use shared::mount::{Mount, MountOptions};
 const IMAGES: [&str; 3] = ["a", "b", "c"];
 const TOOLS: &[&str] = &["sfdisk", "partx", "losetup", "mkfs.ext4", "grub-install"];
 
-/// bootctl with the fault points compiled in: built once per test process (release, like
-/// the shipped one) in its own target directory, `<workspace>/target/fault`.
+/// bootctl with the fault points compiled in: built once per test run (a debug build, with
+/// the fault deployer) in its own target directory, `<workspace>/target/fault`.
 fn fault_bootctl() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| e2e::build::with_fault_injection("bootctl", true))
+    BINARY.get_or_init(|| e2e::build::with_fault_injection("bootctl"))
 }
 
 /// A node disk of three images with the given menu style, built once per style and copied

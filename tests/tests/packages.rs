@@ -18,10 +18,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use e2e::build::{once_per_run, without_cargo_env};
 use e2e::cmd;
 use e2e::completion::{bash_candidates, pointed_at, write_boot_dir, BOOTCTL_PATH};
 use e2e::fixture::{populate_image, FixtureImage};
-use e2e::tmp::{self, TempDir};
+use e2e::tmp::TempDir;
 use e2e::tools::require_tools;
 use e2e::workspace_root;
 
@@ -130,8 +131,9 @@ fn deployer_files(zsh_dir: &str, copyright: bool) -> Vec<Expected> {
     with_copyright(files, "multiboot-deployer", copyright)
 }
 
-/// A `dist` directory of this test process's own, filled by `packaging/build` once per
-/// process (test processes run side by side, and packaging/build empties its output first).
+/// The `dist` directory of this test run, `target/packaging/e2e-dist`, filled by
+/// `packaging/build` once per run (`e2e::build::once_per_run`: the test processes of the
+/// run wait for the first one's build, then read what it made).
 fn dist() -> &'static Path {
     static DIST: OnceLock<PathBuf> = OnceLock::new();
     DIST.get_or_init(|| {
@@ -152,21 +154,20 @@ fn dist() -> &'static Path {
                 panic!("{tool} not found: run scripts/setup (see README)");
             }
         }
-        let dist = tmp::process_dir().join("dist");
-        cmd::run(
-            Command::new(workspace.join("packaging/build"))
-                .arg(&dist)
-                .current_dir(workspace)
-                .env("PATH", std::env::join_paths(&dirs).expect("PATH"))
-                // The outer cargo's settings must not leak into the builds.
-                .env_remove("CARGO_ENCODED_RUSTFLAGS")
-                .env_remove("CARGO_BUILD_TARGET")
-                .env_remove("CARGO_TARGET_DIR")
-                .env_remove("CARGO_MAKEFLAGS")
-                .env_remove("MAKEFLAGS")
-                .env_remove("MFLAGS")
-                .env_remove("RUSTFLAGS"),
-        );
+        let packaging = workspace.join("target/packaging");
+        let dist = packaging.join("e2e-dist");
+        once_per_run(&packaging, "packaging/build e2e-dist", || {
+            let mut build = Command::new(workspace.join("packaging/build"));
+            // The outer cargo's settings must not leak into the builds.
+            without_cargo_env(&mut build);
+            cmd::run(
+                build
+                    .arg(&dist)
+                    .current_dir(workspace)
+                    .env("PATH", std::env::join_paths(&dirs).expect("PATH"))
+                    .env_remove("RUSTFLAGS"),
+            );
+        });
         dist
     })
 }
