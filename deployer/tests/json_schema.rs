@@ -84,10 +84,33 @@ fn validate_and_plan_of_every_example_follow_their_schemas() {
             .iter()
             .map(|disk_name| disk(dir.path(), disk_name, 40 * GIB))
             .collect();
-        let mut args = vec!["plan", "--json", config.as_str()];
-        for disk in &disks {
-            args.extend(["--disk", disk.as_str()]);
+        let plan_args = |config: &str| -> Vec<String> {
+            let mut args: Vec<String> = ["plan", "--json", config].map(String::from).into();
+            for disk in &disks {
+                args.extend(["--disk".to_owned(), disk.clone()]);
+            }
+            args
+        };
+        let mut value: Value =
+            serde_json::from_str(&std::fs::read_to_string(&config).expect("reading the example"))
+                .expect("the example is JSON");
+        if value["partitions_policy"] != "clean" {
+            // Bareon's default, verify, keeps the tables: the blank disks are refused, each
+            // by a planning error.
+            let args = plan_args(&config);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let errors = run(&args, 3, "deployer-plan-errors.v1.json");
+            assert_eq!(
+                errors["errors"].as_array().map(Vec::len),
+                Some(disk_names.len()),
+                "{name}: {errors}"
+            );
+            value["partitions_policy"] = Value::from("clean");
         }
+        let clean = dir.path().join(name);
+        std::fs::write(&clean, value.to_string()).expect("writing the config");
+        let args = plan_args(clean.to_str().expect("UTF-8 path"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let plan = run(&args, 0, "deployer-plan.v1.json");
         assert_eq!(plan["version"], 1, "{name}");
     }
