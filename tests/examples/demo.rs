@@ -119,7 +119,7 @@ fn main() -> ExitCode {
     }
 
     for (n, expected) in [(1, "alpha"), (2, "beta")] {
-        println!("\nboot {n} of 2 (QEMU, about 20 s) ...");
+        println!("\nboot {n} of 2 (QEMU, about 15 s) ...");
         let outcome = qemu::boot(
             &disk,
             Firmware::Bios,
