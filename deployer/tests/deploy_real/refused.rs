@@ -385,7 +385,11 @@ fn shell_quote(text: &str) -> String {
 /// Runs `deployer ARGS` on a terminal (a pty from util-linux `script`), answers the
 /// confirmation prompt with `answer` once it is shown, and returns the exit status and
 /// everything the terminal showed.
-fn deploy_on_a_terminal(args: &[String], answer: &str) -> (Option<i32>, String) {
+fn deploy_on_a_terminal(
+    args: &[String],
+    answer: &str,
+    stdout_to: Option<&Path>,
+) -> (Option<i32>, String) {
     use std::io::Write;
     use std::sync::{Arc, Mutex};
     const PROMPT: &str = "Destroy all data on vda (";
@@ -395,6 +399,10 @@ fn deploy_on_a_terminal(args: &[String], answer: &str) -> (Option<i32>, String) 
         .map(|arg| shell_quote(&arg))
         .collect::<Vec<_>>()
         .join(" ");
+    let command = match stdout_to {
+        Some(file) => format!("{command} > {}", shell_quote(&file.display().to_string())),
+        None => command,
+    };
     let mut script = e2e::cmd::ChildGuard::spawn(
         Command::new("script")
             .args(["-qec", &command, "/dev/null"])
@@ -438,8 +446,8 @@ fn deploy_on_a_terminal(args: &[String], answer: &str) -> (Option<i32>, String) 
     (status.and_then(|s| s.code()), text)
 }
 
-/// On a terminal, without `--yes`, deploy shows the plan and asks: "n" writes nothing,
-/// "y" deploys.
+/// On a terminal, without `--yes`, deploy shows the plan (on stderr, so that `--json`'s
+/// stdout holds the summary alone) and asks: "n" writes nothing, "y" deploys.
 #[test]
 fn on_a_terminal_deploy_asks_first() {
     require_tools(&[
@@ -472,7 +480,7 @@ fn on_a_terminal_deploy_asks_first() {
     ]
     .to_vec();
 
-    let (status, shown) = deploy_on_a_terminal(&args, "n");
+    let (status, shown) = deploy_on_a_terminal(&args, "n", None);
     assert_eq!(status, Some(2), "{shown}");
     assert!(
         shown.contains("Partitions policy clean"),
@@ -484,7 +492,24 @@ fn on_a_terminal_deploy_asks_first() {
     );
     assert!(!disk.exists(), "the disk image was created: {shown}");
 
-    let (status, shown) = deploy_on_a_terminal(&args, "y");
+    // With --json, stdout holds the summary alone: the plan goes to the terminal on stderr.
+    let summary_file = scratch.join("summary.json");
+    let mut json_args = args.clone();
+    json_args.push("--json".to_owned());
+    let (status, shown) = deploy_on_a_terminal(&json_args, "n", Some(&summary_file));
+    assert_eq!(status, Some(2), "{shown}");
+    assert!(shown.contains("Partitions policy clean"), "{shown}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_file).expect("reading the summary"))
+            .unwrap_or_else(|e| panic!("stdout is not the summary alone: {e}"));
+    assert_eq!(summary["exit"], 2);
+    assert_eq!(
+        summary["errors"],
+        serde_json::json!(["not confirmed; nothing was written"])
+    );
+    assert!(!disk.exists(), "the disk image was created: {shown}");
+
+    let (status, shown) = deploy_on_a_terminal(&args, "y", None);
     assert_eq!(status, Some(0), "{shown}");
     assert!(shown.contains("deployed 1 image(s)"), "{shown}");
     assert_eq!(read_boot_info(&boot_info)["elements"][0]["name"], "solo");
