@@ -112,9 +112,10 @@ impl Meter {
             let bar = bar.clone();
             let emit = move |line: String| {
                 if lines {
-                    eprintln!("{line}");
+                    output::info(format_args!("{line}"));
+                } else {
+                    output::log(format_args!("{line}"));
                 }
-                output::log(format_args!("{line}"));
             };
             std::thread::spawn(move || show(&counters, bar.as_ref(), LINE_EVERY, &emit, &stopped))
         };
