@@ -30,7 +30,7 @@ pub enum StepError {
     /// The command ran and exited unsuccessfully.
     #[error(
         "{step}: `{command}` failed ({}){}",
-        describe(status),
+        status_text(status),
         last_line(stderr_tail)
     )]
     Failed {
@@ -67,7 +67,7 @@ impl StepError {
     }
 }
 
-fn describe(status: &ExitStatus) -> String {
+fn status_text(status: &ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit {code}"),
         (None, Some(signal)) => format!("killed by signal {signal}"),
@@ -165,7 +165,7 @@ fn run_with_stdin(
     })?;
     output::detail(format_args!(
         "deployer: {step}: {}, {}",
-        describe(&output.status),
+        status_text(&output.status),
         seconds(started.elapsed())
     ));
     if !output.status.success() {

@@ -60,7 +60,7 @@ pub(super) struct Checker {
     pub(super) lvm_incomplete: bool,
 }
 
-pub(super) fn describe(value: &Value) -> &'static str {
+pub(super) fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -93,7 +93,7 @@ impl Checker {
             Some(typed) => Ok(typed),
             None => Err(self.fail(
                 path,
-                format!("expected {expected}, found {}", describe(value)),
+                format!("expected {expected}, found {}", json_kind(value)),
             )),
         }
     }
@@ -216,7 +216,7 @@ impl Checker {
             )),
             Some(other) => Err(self.fail(
                 &at,
-                format!("expected a size string, found {}", describe(other)),
+                format!("expected a size string, found {}", json_kind(other)),
             )),
         }
     }

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::checker::{describe, Checked, Checker, Invalid, MountUse};
+use super::checker::{json_kind, Checked, Checker, Invalid, MountUse};
 use super::storage::Tally;
 use super::syntax::parse_mount;
 use super::JsonPath;
@@ -210,7 +210,7 @@ impl Checker {
             let Value::String(name) = item else {
                 self.fail(
                     &item_at,
-                    format!("expected an image name, found {}", describe(item)),
+                    format!("expected an image name, found {}", json_kind(item)),
                 );
                 valid = false;
                 continue;

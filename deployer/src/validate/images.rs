@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::checker::{describe, Checked, Checker, Invalid};
+use super::checker::{json_kind, Checked, Checker, Invalid};
 use super::keys::{IMAGE_HINTS, IMAGE_KEYS};
 use super::syntax::{check_absolute_path, check_image_name, is_hex, parse_source};
 use super::JsonPath;
@@ -92,7 +92,7 @@ impl Checker {
                 &path.key("boot"),
                 format!(
                     "expected a boolean or an integer, found {}",
-                    describe(other)
+                    json_kind(other)
                 ),
             )),
         };
