@@ -13,7 +13,7 @@
 
 use std::fmt::Write;
 
-use shared::grubcfg::quote;
+use shared::grubcfg::{quote, BOOT_STAMP, MAX_TRIES, TRY_FAILED, TRY_LEFT, TRY_VARIABLE};
 
 /// One image's menu entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,19 +41,24 @@ pub fn generate(entries: &[MenuEntrySpec], default_id: &str) -> String {
     let mut out = String::new();
     out.push_str(
         "# grub.cfg of the multiboot partition, written by the deployer.\n\
-         # Boots grubenv's next_entry once, else its saved_entry, else the default below.\n\
+         # Boots grubenv's next_entry once; else a trial entry while it has tries left\n\
+         # (bootctl switch --try); else saved_entry; else the default below.\n\
          if [ -s $prefix/grubenv ]; then\n\
          \x20 load_env\n\
          fi\n\
-         if [ \"${next_entry}\" ]; then\n\
-         \x20 set default=\"${next_entry}\"\n\
-         \x20 set next_entry=\n\
-         \x20 save_env next_entry\n\
-         elif [ \"${saved_entry}\" ]; then\n\
+         if [ \"${saved_entry}\" ]; then\n\
          \x20 set default=\"${saved_entry}\"\n\
          else\n",
     );
     let _ = writeln!(out, "  set default={}", quote(default_id));
+    out.push_str(
+        "fi\n\
+         if [ \"${next_entry}\" ]; then\n\
+         \x20 set default=\"${next_entry}\"\n\
+         \x20 set next_entry=\n\
+         \x20 save_env next_entry\n",
+    );
+    try_countdown(&mut out);
     out.push_str(
         "fi\n\
          set timeout=5\n\
@@ -69,6 +74,35 @@ pub fn generate(entries: &[MenuEntrySpec], default_id: &str) -> String {
     out
 }
 
+/// The `elif` branch of a trial boot: while `mb_try_left` counts down from at most
+/// [`MAX_TRIES`] to 0 the trial entry boots; after that the trial is over, its entry is
+/// noted in `mb_try_failed` and the default boots. GRUB has no arithmetic: one comparison
+/// per count.
+fn try_countdown(out: &mut String) {
+    let _ = write!(
+        out,
+        "elif [ \"${{{TRY_VARIABLE}}}\" ]; then\n  if [ \"${{{TRY_LEFT}}}\" = {MAX_TRIES} ]; then\n"
+    );
+    for left in (1..MAX_TRIES).rev() {
+        let _ = write!(
+            out,
+            "    set {TRY_LEFT}={left}\n  elif [ \"${{{TRY_LEFT}}}\" = {left} ]; then\n"
+        );
+    }
+    let _ = write!(
+        out,
+        "    set {TRY_LEFT}=0\n  else\n\
+         \x20   set {TRY_FAILED}=\"${{{TRY_VARIABLE}}}\"\n\
+         \x20   set {TRY_VARIABLE}=\n\
+         \x20   set {TRY_LEFT}=\n\
+         \x20 fi\n\
+         \x20 if [ \"${{{TRY_VARIABLE}}}\" ]; then\n\
+         \x20   set default=\"${{{TRY_VARIABLE}}}\"\n\
+         \x20 fi\n\
+         \x20 save_env {TRY_VARIABLE} {TRY_LEFT} {TRY_FAILED}\n"
+    );
+}
+
 fn menu_entry(out: &mut String, entry: &MenuEntrySpec) {
     let _ = writeln!(
         out,
@@ -76,6 +110,10 @@ fn menu_entry(out: &mut String, entry: &MenuEntrySpec) {
         quote(&entry.id),
         quote(&entry.title)
     );
+    // GRUB records what it booted, so that the booted image can tell whether GRUB could
+    // write grubenv (a one-shot or a trial depends on it).
+    let _ = writeln!(out, "\tset {BOOT_STAMP}={}", quote(&entry.id));
+    let _ = writeln!(out, "\tsave_env {BOOT_STAMP}");
     out.push_str("\tinsmod part_gpt\n\tinsmod ext2\n\tinsmod xfs\n");
     let _ = writeln!(
         out,
@@ -365,10 +403,16 @@ mod tests {
         assert_eq!(
             values,
             [
-                ("${next_entry}", false),
                 ("${saved_entry}", false),
                 ("multiboot-beta", true),
+                ("${next_entry}", false),
+                ("${mb_try}", false),
             ]
+        );
+        assert!(menu.reads_try, "--try through mb_try");
+        assert!(
+            menu.entries().iter().all(|entry| entry.item.stamps_boot()),
+            "every entry records that GRUB booted it"
         );
     }
 
@@ -395,18 +439,48 @@ mod tests {
             },
         ];
         let want = r#"# grub.cfg of the multiboot partition, written by the deployer.
-# Boots grubenv's next_entry once, else its saved_entry, else the default below.
+# Boots grubenv's next_entry once; else a trial entry while it has tries left
+# (bootctl switch --try); else saved_entry; else the default below.
 if [ -s $prefix/grubenv ]; then
   load_env
+fi
+if [ "${saved_entry}" ]; then
+  set default="${saved_entry}"
+else
+  set default='multiboot-beta'
 fi
 if [ "${next_entry}" ]; then
   set default="${next_entry}"
   set next_entry=
   save_env next_entry
-elif [ "${saved_entry}" ]; then
-  set default="${saved_entry}"
-else
-  set default='multiboot-beta'
+elif [ "${mb_try}" ]; then
+  if [ "${mb_try_left}" = 9 ]; then
+    set mb_try_left=8
+  elif [ "${mb_try_left}" = 8 ]; then
+    set mb_try_left=7
+  elif [ "${mb_try_left}" = 7 ]; then
+    set mb_try_left=6
+  elif [ "${mb_try_left}" = 6 ]; then
+    set mb_try_left=5
+  elif [ "${mb_try_left}" = 5 ]; then
+    set mb_try_left=4
+  elif [ "${mb_try_left}" = 4 ]; then
+    set mb_try_left=3
+  elif [ "${mb_try_left}" = 3 ]; then
+    set mb_try_left=2
+  elif [ "${mb_try_left}" = 2 ]; then
+    set mb_try_left=1
+  elif [ "${mb_try_left}" = 1 ]; then
+    set mb_try_left=0
+  else
+    set mb_try_failed="${mb_try}"
+    set mb_try=
+    set mb_try_left=
+  fi
+  if [ "${mb_try}" ]; then
+    set default="${mb_try}"
+  fi
+  save_env mb_try mb_try_left mb_try_failed
 fi
 set timeout=5
 set timeout_style=menu
@@ -415,6 +489,8 @@ terminal_input console serial
 terminal_output console serial
 
 menuentry --id='multiboot-alpha' --class os -- 'Debian GNU/Linux 12 (bookworm)' {
+	set mb_booted='multiboot-alpha'
+	save_env mb_booted
 	insmod part_gpt
 	insmod ext2
 	insmod xfs
@@ -424,6 +500,8 @@ menuentry --id='multiboot-alpha' --class os -- 'Debian GNU/Linux 12 (bookworm)' 
 }
 
 menuentry --id='multiboot-beta' --class os -- 'Rocky Linux 9.3 (Blue Onyx)' {
+	set mb_booted='multiboot-beta'
+	save_env mb_booted
 	insmod part_gpt
 	insmod ext2
 	insmod xfs

@@ -30,7 +30,6 @@ pub mod disks;
 pub mod exec;
 pub mod exit;
 pub mod grubcfg_gen;
-pub mod kernels;
 pub mod output;
 pub mod plan;
 pub mod progress;

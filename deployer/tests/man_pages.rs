@@ -22,11 +22,11 @@ use clap::CommandFactory;
 use deployer::apply::boot::{boot_info, Entry, MenuPlace};
 use deployer::apply::image::DeployedImage;
 use deployer::cli::Cli;
-use deployer::kernels::KernelPair;
 use deployer::plan::{plan, DiskInput, IdSource};
 use deployer::validate::validate;
 use e2e::manpage::{check_file_current, check_renders, read, without_leading_comments, ManPage};
 use serde_json::Value;
+use shared::kernels::KernelPair;
 use uuid::Uuid;
 
 const UPDATE_VAR: &str = "DEPLOYER_UPDATE_MAN";

@@ -220,7 +220,24 @@ fn same_items(a: &[MenuItem], b: &[MenuItem]) -> bool {
                     (ItemKind::Submenu { items: xs }, ItemKind::Submenu { items: ys }) => {
                         same_items(xs, ys)
                     }
-                    (entry_x, entry_y) => entry_x == entry_y,
+                    // The byte offsets of the boot files move with any edit before them.
+                    (
+                        ItemKind::Entry {
+                            body: bx,
+                            kernel: kx,
+                            root_uuid: rx,
+                            stamps_boot: sx,
+                            ..
+                        },
+                        ItemKind::Entry {
+                            body: by,
+                            kernel: ky,
+                            root_uuid: ry,
+                            stamps_boot: sy,
+                            ..
+                        },
+                    ) => (bx, kx, rx, sx) == (by, ky, ry, sy),
+                    _ => false,
                 }
         })
 }

@@ -16,6 +16,8 @@ pub(super) struct Word<'a> {
     pub(super) expands: bool,
     pub(super) refs_saved_entry: bool,
     pub(super) refs_next_entry: bool,
+    /// Reads `mb_try`, the variable of a trial boot (`bootctl switch --try`).
+    pub(super) refs_try: bool,
     pub(super) start: usize,
     pub(super) end: usize,
 }
@@ -29,6 +31,7 @@ impl<'a> Word<'a> {
             expands: false,
             refs_saved_entry: false,
             refs_next_entry: false,
+            refs_try: false,
             start,
             end: start,
         }
@@ -181,6 +184,7 @@ impl<'a> WordSink<'a> for Word<'a> {
         self.expands = true;
         self.refs_saved_entry |= name == "saved_entry";
         self.refs_next_entry |= name == "next_entry";
+        self.refs_try |= name == super::TRY_VARIABLE;
     }
 
     fn translated(&mut self) {

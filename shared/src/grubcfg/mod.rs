@@ -45,6 +45,9 @@ pub struct Menu {
     pub reads_saved_entry: bool,
     /// The script reads `$next_entry`.
     pub reads_next_entry: bool,
+    /// The script reads `$mb_try` ([`TRY_VARIABLE`]): it boots a trial entry and counts
+    /// its tries down, as the deployer's grub.cfg does.
+    pub reads_try: bool,
     /// The script calls `load_env`.
     pub loads_env: bool,
 }
@@ -75,6 +78,10 @@ pub enum ItemKind {
         kernel: Option<String>,
         /// `root=UUID=` value on that command line.
         root_uuid: Option<String>,
+        /// Where the kernel and initrd words lie in the parsed text, for editing them.
+        files: BootFileSpans,
+        /// The entry runs `save_env mb_booted` ([`BOOT_STAMP`]): GRUB records that it booted it.
+        stamps_boot: bool,
     },
     /// A submenu and its items.
     Submenu {
@@ -82,6 +89,34 @@ pub enum ItemKind {
         items: Vec<MenuItem>,
     },
 }
+
+/// Where an entry's boot files are named in the parsed text. Empty for an entry read from
+/// `--source` (its offsets would be into that string).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BootFileSpans {
+    /// The kernel word of the first `linux` command.
+    pub kernel: Option<Range<usize>>,
+    /// The end of that command's last word: where a line can be added after it.
+    pub kernel_command_end: usize,
+    /// The words of the first `initrd` command, each with its byte range.
+    pub initrd: Vec<(String, Range<usize>)>,
+}
+
+/// The grubenv variable a trial boot names its entry in (`bootctl switch --try`).
+pub const TRY_VARIABLE: &str = "mb_try";
+
+/// The grubenv variable holding how many boots of a trial are left.
+pub const TRY_LEFT: &str = "mb_try_left";
+
+/// The grubenv variable GRUB sets to the trial entry when it gives up on it.
+pub const TRY_FAILED: &str = "mb_try_failed";
+
+/// The most tries of a trial boot a generated grub.cfg counts down from.
+pub const MAX_TRIES: u32 = 9;
+
+/// The grubenv variable each entry of the deployer's grub.cfg sets to its own id and saves
+/// as it boots: proof that GRUB booted it and could write grubenv.
+pub const BOOT_STAMP: &str = "mb_booted";
 
 /// One `set default=VALUE` or `default=VALUE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,6 +236,7 @@ pub fn parse(text: &str) -> Result<Menu, ParseError> {
         defaults: globals.defaults,
         reads_saved_entry: globals.reads_saved_entry,
         reads_next_entry: globals.reads_next_entry,
+        reads_try: globals.reads_try,
         loads_env: globals.loads_env,
     })
 }
@@ -225,6 +261,25 @@ impl MenuItem {
             ItemKind::Entry { kernel, .. } => kernel.as_deref(),
             ItemKind::Submenu { .. } => None,
         }
+    }
+
+    /// Where an entry's kernel and initrd are named; None for a submenu.
+    pub fn boot_files(&self) -> Option<&BootFileSpans> {
+        match &self.kind {
+            ItemKind::Entry { files, .. } => Some(files),
+            ItemKind::Submenu { .. } => None,
+        }
+    }
+
+    /// Whether an entry saves [`BOOT_STAMP`] as it boots.
+    pub fn stamps_boot(&self) -> bool {
+        matches!(
+            &self.kind,
+            ItemKind::Entry {
+                stamps_boot: true,
+                ..
+            }
+        )
     }
 
     /// The `root=UUID=` of an entry's `linux` line; None for a submenu or an entry without one.

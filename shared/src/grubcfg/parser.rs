@@ -1,5 +1,6 @@
 use super::lexer::{Lexer, Tok, Word};
-use super::{DefaultAssignment, ItemKind, MenuItem, ParseError, MAX_DEPTH};
+use super::BOOT_STAMP;
+use super::{BootFileSpans, DefaultAssignment, ItemKind, MenuItem, ParseError, MAX_DEPTH};
 
 /// Where a block's commands run, which decides what they contribute to the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,7 @@ pub(super) struct Globals {
     pub(super) defaults: Vec<DefaultAssignment>,
     pub(super) reads_saved_entry: bool,
     pub(super) reads_next_entry: bool,
+    pub(super) reads_try: bool,
     pub(super) loads_env: bool,
 }
 
@@ -39,6 +41,8 @@ pub(super) struct Globals {
 pub(super) struct Block {
     pub(super) items: Vec<MenuItem>,
     kernel: Option<(String, Option<String>)>,
+    files: BootFileSpans,
+    stamps_boot: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -160,6 +164,10 @@ enum Command {
     Item(&'static str),
     /// The first `linux` command of a menu entry.
     Kernel,
+    /// The first `initrd` command of a menu entry.
+    Initrd,
+    /// A `save_env` in a menu entry.
+    SaveEnv,
     /// Anything else.
     Other,
 }
@@ -342,6 +350,12 @@ impl<'a, 'g> Parser<'a, 'g> {
             "linux" | "linux16" | "linuxefi" if mode == Mode::Entry && out.kernel.is_none() => {
                 Command::Kernel
             }
+            "initrd" | "initrd16" | "initrdefi"
+                if mode == Mode::Entry && out.files.initrd.is_empty() =>
+            {
+                Command::Initrd
+            }
+            "save_env" if mode == Mode::Entry => Command::SaveEnv,
             _ => Command::Other,
         };
         self.words.clear();
@@ -384,7 +398,18 @@ impl<'a, 'g> Parser<'a, 'g> {
                         .iter()
                         .find_map(|w| w.value.strip_prefix("root=UUID="));
                     out.kernel = Some((kernel.value.to_string(), root.map(str::to_owned)));
+                    out.files.kernel = Some(kernel.start..kernel.end);
+                    out.files.kernel_command_end = words.last().map_or(kernel.end, |w| w.end);
                 }
+            }
+            Command::Initrd => {
+                out.files.initrd = words[1..]
+                    .iter()
+                    .map(|w| (w.value.to_string(), w.start..w.end))
+                    .collect();
+            }
+            Command::SaveEnv => {
+                out.stamps_boot |= words[1..].iter().any(|w| w.value == BOOT_STAMP);
             }
             Command::Other => {}
         }
@@ -397,6 +422,7 @@ impl<'a, 'g> Parser<'a, 'g> {
     fn record_globals(&mut self, line: usize) {
         let (g, words) = (&mut *self.globals, &self.words);
         g.reads_next_entry |= words.iter().any(|w| w.refs_next_entry);
+        g.reads_try |= words.iter().any(|w| w.refs_try);
         g.loads_env |= words[0].value == "load_env";
         let word = if words[0].value == "set" {
             words.get(1)
@@ -448,8 +474,10 @@ impl<'a, 'g> Parser<'a, 'g> {
                     return Err(ParseError::TooDeep { line });
                 }
                 let mut scratch = Globals::default();
-                let (block, _) =
+                let (mut block, _) =
                     Parser::new(&source, line, &mut scratch).parse_block(mode, depth + 1, None)?;
+                // Offsets into the `--source` string, not into the parsed text.
+                block.files = BootFileSpans::default();
                 (block, source)
             }
             (None, None) => return Err(ParseError::MissingBlock { line, keyword }),
@@ -462,6 +490,8 @@ impl<'a, 'g> Parser<'a, 'g> {
                 body,
                 kernel,
                 root_uuid,
+                files: block.files,
+                stamps_boot: block.stamps_boot,
             }
         };
         Ok(MenuItem {

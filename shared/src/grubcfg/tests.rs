@@ -261,6 +261,7 @@ menuentry 'T8' --source "linux /src root=UUID=s-1"
         body,
         kernel,
         root_uuid,
+        ..
     } = &menu.items[7].kind
     else {
         unreachable!()
@@ -699,7 +700,22 @@ fn set_fixed_default_rewrites_only_literal_values() {
         .collect();
     assert_eq!(literal, ["Advanced>A2", "Advanced>A2"]);
     assert_eq!(resolved(&again, literal[0]).as_deref(), Some("1>1 A2"));
-    assert_eq!(again.items, menu.items);
+    assert_eq!(without_offsets(&again.items), without_offsets(&menu.items));
+}
+
+/// `items` without the byte offsets of their boot files, which an edit before them moves.
+fn without_offsets(items: &[MenuItem]) -> Vec<MenuItem> {
+    items
+        .iter()
+        .map(|item| {
+            let mut item = item.clone();
+            match &mut item.kind {
+                ItemKind::Submenu { items } => *items = without_offsets(items),
+                ItemKind::Entry { files, .. } => *files = BootFileSpans::default(),
+            }
+            item
+        })
+        .collect()
 }
 
 #[test]
@@ -728,5 +744,50 @@ fn set_fixed_default_inserts_after_leading_comments() {
     assert_eq!(
         set_fixed_default(comments, &menu, "x"),
         "# only\n# comments\nset default='x'\n"
+    );
+}
+
+#[test]
+fn boot_file_spans_point_at_the_kernel_and_initrd_words() {
+    let text = "menuentry 'A' {\n\tset mb_booted='a'\n\tsave_env mb_booted\n\
+                \tlinux '/boot/vmlinuz-6.1' root=UUID=u ro\n\
+                \tinitrd /boot/ucode.img \"/boot/initrd.img-6.1\"\n}\n\
+                menuentry 'B' { linux /vmlinuz-2; initrd /i-2; linux /other }\n\
+                menuentry 'C' --source 'linux /k'\n";
+    let menu = parse(text).unwrap();
+    let a = menu.items[0].boot_files().unwrap();
+    assert_eq!(&text[a.kernel.clone().unwrap()], "'/boot/vmlinuz-6.1'");
+    assert!(text[..a.kernel_command_end].ends_with("root=UUID=u ro"));
+    let initrd: Vec<(&str, &str)> = a
+        .initrd
+        .iter()
+        .map(|(value, span)| (value.as_str(), &text[span.clone()]))
+        .collect();
+    assert_eq!(
+        initrd,
+        [
+            ("/boot/ucode.img", "/boot/ucode.img"),
+            ("/boot/initrd.img-6.1", "\"/boot/initrd.img-6.1\""),
+        ]
+    );
+    assert!(menu.items[0].stamps_boot() && !menu.items[1].stamps_boot());
+    let b = menu.items[1].boot_files().unwrap();
+    assert_eq!(
+        &text[b.kernel.clone().unwrap()],
+        "/vmlinuz-2",
+        "the first linux"
+    );
+    assert_eq!(b.initrd.len(), 1);
+    let c = menu.items[2].boot_files().unwrap();
+    assert_eq!(
+        c,
+        &BootFileSpans::default(),
+        "--source offsets are not the text's"
+    );
+    assert!(!menu.reads_try);
+    assert!(
+        parse("if [ \"${mb_try}\" ]; then set default=\"${mb_try}\"; fi")
+            .unwrap()
+            .reads_try
     );
 }

@@ -30,9 +30,9 @@ use crate::apply::copy::copy_tree;
 use crate::apply::disk::AttachedDisks;
 use crate::apply::fsimage;
 use crate::exec::run;
-use crate::kernels::{newest_kernel, KernelPair};
 use crate::plan::{ImagePlan, Plan};
 use crate::source::Payload;
+use shared::kernels::{newest_kernel, KernelPair};
 
 use os_release::{printable, read_os_release};
 use overlap::report_existing;
