@@ -484,18 +484,25 @@ pub fn mount_point_of(dev: &Path) -> io::Result<Option<(PathBuf, bool)>> {
 /// The block device holding the filesystem mounted at `/`, or `None` when `/` is not on a block
 /// device (tmpfs, overlay, a ramdisk's rootfs).
 pub fn root_device() -> io::Result<Option<PathBuf>> {
-    // The last mount on / is the one on top (an initramfs rootfs lies underneath the real root).
-    let Some(root) = read_mountinfo()?
+    device_mounted_at(Path::new("/"))
+}
+
+/// The block device holding the filesystem mounted at `dir` (an absolute path as mountinfo
+/// shows it), or `None` when nothing is mounted there or the mount is not of a block device.
+pub fn device_mounted_at(dir: &Path) -> io::Result<Option<PathBuf>> {
+    // The last mount on a point is the one on top (an initramfs rootfs lies underneath the
+    // real root).
+    let Some(mount) = read_mountinfo()?
         .into_iter()
         .rev()
-        .find(|m| m.mount_point == Path::new("/"))
+        .find(|m| m.mount_point == dir)
     else {
         return Ok(None);
     };
-    if root.major == 0 {
+    if mount.major == 0 {
         return Ok(None);
     }
-    let sys = PathBuf::from(format!("/sys/dev/block/{}:{}", root.major, root.minor));
+    let sys = PathBuf::from(format!("/sys/dev/block/{}:{}", mount.major, mount.minor));
     match std::fs::read_to_string(sys.join("uevent")) {
         Ok(uevent) => Ok(uevent
             .lines()

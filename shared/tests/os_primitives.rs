@@ -395,6 +395,15 @@ fn ext4_is_probed_found_and_mounted_read_only() {
         blockdev::mount_point_of(disk.path()).expect("mountinfo"),
         None
     );
+    assert_eq!(
+        blockdev::device_mounted_at(&dir).expect("mountinfo"),
+        Some(part.clone())
+    );
+    assert_eq!(
+        blockdev::device_mounted_at(&scratch.mounts()).expect("mountinfo"),
+        None,
+        "not a mount point"
+    );
     drop(mounted);
     assert!(!dir.exists(), "{} survives the unmount", dir.display());
     assert_eq!(blockdev::mount_point_of(&part).expect("mountinfo"), None);
