@@ -3,10 +3,11 @@
 //! Pure formats: [`bootinfo`] (boot-info.json), [`bytes`] (integers in on-disk structures),
 //! [`grubcfg`] (grub.cfg menu model), [`grubenv`] (grub's environment block), [`json`] (JSON
 //! without duplicate keys), [`kernels`] (the kernel an image boots, by its `/boot`),
-//! [`layout`] (the names and paths both programs agree on). OS primitives: [`atomic`] (crash-safe file replacement and locking), [`blockdev`] (finding
-//! filesystems by UUID or label without udev), [`loopdev`] (attaching disk-image files),
-//! [`mount`] (mount guards). Test-only: [`fault`] (points where the crash tests kill the
-//! process).
+//! [`layout`] (the names and paths both programs agree on), [`image_files`] (the hooks and
+//! unit the deployer puts into images). OS primitives: [`atomic`] (crash-safe file
+//! replacement and locking), [`blockdev`] (finding filesystems by UUID or label without
+//! udev), [`loopdev`] (attaching disk-image files), [`mount`] (mount guards). Test-only:
+//! [`fault`] (points where the crash tests kill the process).
 
 pub mod atomic;
 pub mod blockdev;
@@ -15,6 +16,7 @@ pub mod bytes;
 pub mod fault;
 pub mod grubcfg;
 pub mod grubenv;
+pub mod image_files;
 pub mod json;
 pub mod kernels;
 pub mod layout;
