@@ -97,4 +97,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Point the running image's entries at its newest kernel in /boot, after its package
+    /// manager installed or removed a kernel (the kernel hooks run this). Only that image's
+    /// entries change: its own entry boots the newest kernel, its other entries keep theirs
+    /// while that file is in /boot.
+    #[command(
+        after_help = "Examples:\n  bootctl refresh\n  bootctl refresh --dry-run\n  bootctl --disk node.img refresh --root /mnt/image"
+    )]
+    Refresh {
+        /// Refresh the image whose root is mounted at DIR instead of the running one: its
+        /// kernels are in DIR/boot, its entries those of the filesystem mounted at DIR (else
+        /// of the / line of DIR/etc/fstab). Offline, with --disk or --boot-dir.
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        /// Show what would change and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Machine-readable output (see bootctl(8) for the shape).
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -9,6 +9,7 @@ pub mod change;
 pub mod cli;
 pub mod complete;
 pub mod exit;
+pub mod refresh;
 pub mod render;
 pub mod signals;
 pub mod source;
@@ -72,6 +73,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
             dry_run,
             json,
         } => switch(cli, target.as_deref(), *once, *dry_run, *json),
+        Command::Refresh {
+            root,
+            dry_run,
+            json,
+        } => refresh::run(cli, root.as_deref(), *dry_run, *json),
     }
 }
 

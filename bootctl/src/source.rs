@@ -73,6 +73,22 @@ impl Located {
             .flatten()
     }
 
+    /// The partition for `--verbose`: its UUID, its device and where it is mounted.
+    pub fn describe(&self) -> String {
+        format!(
+            "multiboot partition {} on {} {}",
+            self.uuid.as_deref().unwrap_or("(uuid unknown)"),
+            self.device
+                .as_ref()
+                .map_or("(no device)".into(), |d| d.display().to_string()),
+            if self.mounted_privately() {
+                "mounted for this run only".to_owned()
+            } else {
+                format!("at {}", self.root.display())
+            }
+        )
+    }
+
     /// Unmount and detach now, reporting failures that Drop could only swallow.
     pub fn release(mut self) -> anyhow::Result<()> {
         match self.mount.take() {

@@ -117,6 +117,76 @@ fn list_status_and_switch_follow_their_schemas() {
     );
 }
 
+/// An image tree for `refresh --root`: its fstab names `root_uuid` for `/`, its /boot holds
+/// (empty) files of `names`.
+fn image_tree(dir: &TempDir, root_uuid: &str, names: &[&str]) -> String {
+    let root = dir.join("image");
+    std::fs::create_dir_all(root.join("boot")).expect("creating the image's /boot");
+    std::fs::create_dir_all(root.join("etc")).expect("creating the image's /etc");
+    let fstab = format!("UUID={root_uuid} / ext4 defaults 0 1\n");
+    e2e::fixture::write(&root.join("etc/fstab"), fstab.as_bytes(), 0o644);
+    for name in names {
+        e2e::fixture::write(&root.join("boot").join(name), b"", 0o644);
+    }
+    root.display().to_string()
+}
+
+#[test]
+fn refresh_follows_its_schema() {
+    let tree = TempDir::new("schema-refresh");
+    write_boot_dir(tree.path());
+    let centos = image_tree(
+        &tree,
+        "7d29825c-7552-4255-83cf-17102b7f7f86",
+        &[
+            "vmlinuz-3.10.0-229.el7.x86_64",
+            "initramfs-3.10.0-229.el7.x86_64.img",
+        ],
+    );
+    let planned = check_run(
+        &tree,
+        &["refresh", "--dry-run", "--json", "--root", &centos],
+        "bootctl-refresh.v1.json",
+    );
+    assert_eq!(planned["image_name"], "centos-7.1.1503", "{planned:#}");
+    assert_eq!(planned["entries"][0]["old"]["initrd"], Value::Null);
+    let done = check_run(
+        &tree,
+        &["refresh", "--json", "--root", &centos],
+        "bootctl-refresh.v1.json",
+    );
+    assert_eq!(done["changed"][0], "boot/grub/grub.cfg", "{done:#}");
+    assert_eq!(
+        done["entries"][0]["new"]["initrd"],
+        "/boot/initramfs-3.10.0-229.el7.x86_64.img"
+    );
+
+    let bare = TempDir::new("schema-refresh-bare");
+    write_boot_dir(bare.path());
+    std::fs::remove_file(bare.join("boot-info.json")).expect("removing boot-info.json");
+    let ubuntu = image_tree(
+        &bare,
+        "8621a03f-e0bb-4b7b-8e1f-7555983aa92f",
+        &["vmlinuz-3.13.0-24-generic"],
+    );
+    let done = check_run(
+        &bare,
+        &["refresh", "--json", "--root", &ubuntu],
+        "bootctl-refresh.v1.json",
+    );
+    assert_eq!(
+        (&done["image_name"], &done["kernel"]["initrd"]),
+        (&Value::Null, &Value::Null),
+        "{done:#}"
+    );
+    let again = check_run(
+        &bare,
+        &["refresh", "--json", "--root", &ubuntu],
+        "bootctl-refresh.v1.json",
+    );
+    assert_eq!(again["changed"], serde_json::json!([]), "up to date");
+}
+
 /// The three shapes describe an entry the same way.
 #[test]
 fn the_entry_is_one_definition() {
@@ -139,6 +209,7 @@ fn the_man_page_names_every_schema() {
         bootctl_schemas,
         [
             "bootctl-list.v1.json",
+            "bootctl-refresh.v1.json",
             "bootctl-status.v1.json",
             "bootctl-switch.v1.json"
         ]
