@@ -128,6 +128,8 @@ pub struct FixtureImage {
     /// Whether the static bootctl is installed at `/usr/sbin/bootctl`.
     pub bootctl: bool,
     pub files: Vec<FixtureFile>,
+    /// Empty directories added to the tree, relative to its root.
+    pub dirs: Vec<PathBuf>,
 }
 
 impl FixtureImage {
@@ -150,6 +152,7 @@ impl FixtureImage {
             image_uuid: uuid::Uuid::new_v4().to_string(),
             bootctl: false,
             files: Vec::new(),
+            dirs: Vec::new(),
         }
     }
 
@@ -172,6 +175,12 @@ impl FixtureImage {
             contents: contents.into(),
             mode,
         });
+        self
+    }
+
+    /// Adds an empty directory at `path` (relative to the image root).
+    pub fn dir(mut self, path: &str) -> Self {
+        self.dirs.push(PathBuf::from(path.trim_start_matches('/')));
         self
     }
 
@@ -341,6 +350,9 @@ pub fn populate_image(root: &Path, image: &FixtureImage) {
             &root.join(BOOTCTL_PATH),
             0o755,
         );
+    }
+    for dir in &image.dirs {
+        create_dir(&root.join(dir));
     }
     for file in &image.files {
         let path = root.join(&file.path);
