@@ -1,8 +1,9 @@
-//! One image put onto its filesystems: written or copied, its fstab and bootctl added, and
-//! what its boot entry needs read back. The image is untrusted content: the files the
+//! One image put onto its filesystems: written or copied, its fstab, bootctl and the hooks
+//! that run it added ([`extras`]), and what its boot entry needs read back. The image is untrusted content: the files the
 //! deployer writes into it or reads from it are looked up as the image itself sees them
 //! ([`resolve_in`], [`file_in_image`]), never on the host.
 
+mod extras;
 mod mounted;
 mod os_release;
 mod overlap;
@@ -152,8 +153,15 @@ pub fn deploy_image(
     }
     replace_file(&bootctl_path, bootctl, 0o755)
         .with_context(|| format!("image {name}: installing {BOOTCTL}"))?;
-
     let os_release = read_os_release(&root);
+    let extras = extras::install(name, &root, &os_release)?;
+    if !extras.is_empty() {
+        crate::output::detail(format_args!(
+            "deployer: image {name}: installed {}",
+            extras.join(", ")
+        ));
+    }
+
     // /boot as the image sees it: a symlink to "/boot" must not list the host's kernels.
     let boot_dir = resolve_in(&root, Path::new("boot"), true).map(|dir| root.join(dir));
     let boot_files = boot_dir

@@ -9,6 +9,8 @@ use super::rootpath::resolve_in;
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct OsRelease {
     pub id: Option<String>,
+    /// The distributions this one derives from, separated by spaces (`rhel centos fedora`).
+    pub id_like: Option<String>,
     pub pretty_name: Option<String>,
 }
 
@@ -47,7 +49,7 @@ fn read_image_text(root: &Path, rel: &Path, limit: u64) -> Option<String> {
     (text.len() as u64 <= limit).then_some(text)
 }
 
-/// `ID` and `PRETTY_NAME` of an os-release text (shell-style quotes and escapes undone).
+/// `ID`, `ID_LIKE` and `PRETTY_NAME` of an os-release text (shell-style quotes and escapes undone).
 pub fn parse_os_release(text: &str) -> OsRelease {
     let mut out = OsRelease::default();
     for line in text.lines() {
@@ -57,6 +59,7 @@ pub fn parse_os_release(text: &str) -> OsRelease {
         let value = unquote(value.trim());
         match key.trim() {
             "ID" => out.id = Some(value),
+            "ID_LIKE" => out.id_like = Some(value),
             "PRETTY_NAME" => out.pretty_name = Some(value),
             _ => {}
         }
@@ -111,11 +114,12 @@ mod tests {
     #[test]
     fn os_release_keys_are_unquoted() {
         let text = "NAME=\"Fixture Linux\"\nID=fixture\n# comment\n\
-            PRETTY_NAME=\"Fixture \\\"A\\\" 1.0\"\nVERSION_ID='1.0'\n";
+            PRETTY_NAME=\"Fixture \\\"A\\\" 1.0\"\nVERSION_ID='1.0'\nID_LIKE=\"rhel fedora\"\n";
         assert_eq!(
             parse_os_release(text),
             OsRelease {
                 id: Some("fixture".to_owned()),
+                id_like: Some("rhel fedora".to_owned()),
                 pretty_name: Some("Fixture \"A\" 1.0".to_owned()),
             }
         );
