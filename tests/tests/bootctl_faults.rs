@@ -1,7 +1,8 @@
 //! bootctl under faults, on node-disk images with real loop devices and mounts:
 //! - killed (SIGKILL) at every named step of `switch` (taking the lock, each file's temp
 //!   creation, write, fsync, rename, directory fsync), through the test-only fault points of
-//!   a bootctl built with the `fault-injection` feature;
+//!   a bootctl built with the `fault-injection` feature; and of `refresh`, which rewrites
+//!   grub.cfg after a kernel update;
 //! - killed at random instants during `switch` (`MULTIBOOT_KILL_RUNS` runs, 300 by
 //!   default; the long variant in docs/figures.md runs 1,000);
 //! - 50 `switch` runs at once to mixed targets;
@@ -9,8 +10,9 @@
 //!
 //! After every kill the multiboot partition is mounted read-only by the test and checked
 //! with the shared parsers: grub.cfg, grubenv and boot-info.json parse, grubenv is 1024
-//! bytes, and the default is the old choice or the new one, never anything else; the killed
-//! bootctl left no mount directory behind. The next switch must then succeed (the lock is
+//! bytes, and the default (for a refresh, the kernel of the refreshed entry) is the old
+//! choice or the new one, never anything else; the killed bootctl left no mount directory
+//! behind. The next switch must then succeed (the lock is
 //! not stuck) and leave no temp file behind. A sample of the killed disks is booted in
 //! QEMU: the default image comes up.
 
@@ -28,7 +30,7 @@ use nix::unistd::Pid;
 
 use e2e::bootctl::{bootctl, static_bootctl};
 use e2e::cmd::ChildGuard;
-use e2e::disk::LoopDisk;
+use e2e::disk::{LoopDisk, Mount as TestMount};
 use e2e::fixture::FixtureImage;
 use e2e::grubcfg::MenuStyle;
 use e2e::node::{NodeDisk, BOOT_INFO_PATH, GRUBENV_PATH, GRUB_CFG_PATH, MULTIBOOT_PARTITION};
@@ -147,9 +149,15 @@ impl Node {
             })
             .filter(|name| name.starts_with('.') && name.ends_with(".tmp"))
             .collect();
+        let kernels = menu
+            .entries()
+            .iter()
+            .map(|entry| entry.item.kernel().unwrap_or_default().to_owned())
+            .collect();
         mount.unmount().expect("unmounting the check mount");
         State {
             default: image,
+            kernels,
             temp_files,
         }
     }
@@ -158,6 +166,8 @@ impl Node {
 struct State {
     /// The image the default entry belongs to.
     default: String,
+    /// The kernel path of every entry, in menu order.
+    kernels: Vec<String>,
     temp_files: Vec<String>,
 }
 
@@ -307,6 +317,128 @@ fn killed_at_every_step_of_a_fixed_default_switch_the_disk_stays_bootable() {
         "faults-points-fixed",
     );
     assert!(kills >= POINTS.len(), "only {kills} runs were killed");
+}
+
+/// Kills a refresh of image a at every fault point (it replaces one file, grub.cfg), with
+/// a's root mounted from the node disk and a newer kernel in its /boot before each run (a
+/// hard link to the one it boots), and checks the disk after each: a's entry names the
+/// kernel before or the new one. The disk then boots a on the last of them.
+#[test]
+fn killed_at_every_step_of_a_refresh_the_disk_stays_bootable() {
+    let node = Node::new(MenuStyle::Grubenv, "faults-points-refresh");
+    let binary = fault_bootctl();
+    let facts = node.disk.facts.image("a");
+    let root = TestMount::new(
+        &node.attached.partition(facts.partition),
+        &node.dir.join("root-a"),
+        "",
+    );
+    let root_arg = root.path().to_str().expect("UTF-8 path").to_owned();
+    let boot_dir = root.path().join("boot");
+    let host = e2e::fixture::host_kernel();
+    let refresh = |binary: &Path| {
+        let mut command = Command::new(binary);
+        command
+            .args([
+                "--disk",
+                node.disk.path_str(),
+                "refresh",
+                "--root",
+                &root_arg,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+    let a_kernel = |state: &State| state.kernels[0].clone();
+    let mut current = a_kernel(&node.state());
+    assert_eq!(current, host.image_vmlinuz());
+    let mut kills = 0;
+    for (n, point) in POINTS.iter().enumerate() {
+        let version = format!("9.9.{n}-multiboot");
+        for (from, to) in [
+            (
+                format!("vmlinuz-{}", host.version),
+                format!("vmlinuz-{version}"),
+            ),
+            (
+                format!("initrd.img-{}", host.version),
+                format!("initrd.img-{version}"),
+            ),
+        ] {
+            std::fs::hard_link(boot_dir.join(from), boot_dir.join(to)).expect("linking a kernel");
+        }
+        let new = format!("/boot/vmlinuz-{version}");
+        let spec = format!("{point}:1");
+        let child = refresh(binary)
+            .env(FAULT_ENV, &spec)
+            .spawn()
+            .expect("running bootctl");
+        let pid = child.id();
+        let out = child.wait_with_output().expect("waiting for bootctl");
+        let killed = out.status.signal() == Some(9);
+        assert_eq!(
+            mount_dirs_of(pid),
+            Vec::<String>::new(),
+            "{spec}: bootctl left directories behind"
+        );
+        assert!(
+            killed || out.status.success(),
+            "{spec}: bootctl neither died nor succeeded: {} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        kills += usize::from(killed);
+        let state = node.state();
+        let kernel = a_kernel(&state);
+        assert!(
+            kernel == current || kernel == new,
+            "{spec}: a's entry names {kernel}, neither the old {current} nor the new {new}"
+        );
+        if !killed {
+            assert_eq!(kernel, new, "{spec}: a finished refresh");
+        }
+        assert_eq!(state.kernels[1], host.image_vmlinuz(), "{spec}: recovery");
+        let run = refresh(static_bootctl()).output().expect("running bootctl");
+        assert!(
+            run.status.success(),
+            "{spec}: the next refresh failed: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let state = node.state();
+        assert_eq!(a_kernel(&state), new, "{spec}: after the next refresh");
+        assert!(
+            state.temp_files.is_empty(),
+            "{spec}: temp files left: {:?}",
+            state.temp_files
+        );
+        current = new;
+    }
+    assert!(kills >= POINTS.len(), "only {kills} runs were killed");
+    // What GRUB booted, as the kernel sees it.
+    e2e::fixture::write(
+        &root.path().join(e2e::fixture::RUN_SCRIPT),
+        b"#!/bin/sh\ncat /proc/cmdline\n",
+        0o755,
+    );
+    drop(root);
+    drop(node.attached);
+    let outcome = boot(
+        &node.disk.path,
+        Firmware::Bios,
+        BOOT_TIMEOUT,
+        "faults-points-refresh-boot",
+    );
+    expect_boot(&outcome, "a", "boot after the refresh kills");
+    assert!(
+        outcome
+            .run_output
+            .contains(&format!("BOOT_IMAGE={current} ")),
+        "GRUB booted {current}: {}; log: {}",
+        outcome.run_output,
+        outcome.log.display()
+    );
 }
 
 /// A small xorshift generator: the seed is printed, so a failing run can be replayed with
