@@ -1,11 +1,12 @@
 //! The packages `packaging/build` makes: the .deb and the .rpm of bootctl and of the
 //! deployer, unpacked (`dpkg-deb -x`, `rpm2cpio | cpio`) and checked file by file (path, mode,
 //! owner, content: the binaries packaging/build puts out, the committed man pages gzipped, the
-//! committed completion scripts), with their declared dependencies (`dpkg-deb -f`,
-//! `rpm -qpR`). The bootctl .deb is installed with `dpkg --root` into a busybox root that
-//! has no C library and an empty package database, where the static bootctl runs under
-//! chroot; the packaged bash completion, loaded as bash-completion loads it, completes
-//! `switch` with image names through the packaged bootctl.
+//! committed completion scripts, kernel hooks and unit), with their declared dependencies
+//! (`dpkg-deb -f`, `rpm -qpR`). The bootctl .deb is installed with `dpkg --root` into a
+//! busybox root that has no C library and an empty package database, where the static
+//! bootctl and the packaged kernel hook run under chroot; the packaged bash completion,
+//! loaded as bash-completion loads it, completes `switch` with image names through the
+//! packaged bootctl.
 //!
 //! The first test to need the packages runs `packaging/build` (a release build of the
 //! deployer the first time, a few minutes); a missing tool fails the test, naming
@@ -25,6 +26,7 @@ use e2e::fixture::{populate_image, FixtureImage};
 use e2e::tmp::TempDir;
 use e2e::tools::require_tools;
 use e2e::workspace_root;
+use shared::layout::{KERNEL_POSTINST_HOOK, KERNEL_POSTRM_HOOK};
 
 /// The packages' version: the workspace's, revision 1.
 fn version() -> String {
@@ -107,6 +109,23 @@ fn bootctl_files(zsh_dir: &str, copyright: bool) -> Vec<Expected> {
         "_multiboot_bootctl",
         "bootctl.fish",
     ));
+    let image_file = |path: &str, mode, name: &str| {
+        file(path, mode, Source::Repo(format!("packaging/image/{name}")))
+    };
+    files.extend([
+        image_file(KERNEL_POSTINST_HOOK, 0o755, "zz-multiboot"),
+        image_file(KERNEL_POSTRM_HOOK, 0o755, "zz-multiboot"),
+        image_file(
+            "/usr/lib/kernel/install.d/90-multiboot.install",
+            0o755,
+            "90-multiboot.install",
+        ),
+        image_file(
+            "/usr/lib/systemd/system/multiboot-health.service",
+            0o644,
+            "multiboot-health.service",
+        ),
+    ]);
     with_copyright(files, "multiboot-bootctl", copyright)
 }
 
@@ -508,6 +527,18 @@ fn bootctl_deb_installs_into_a_busybox_root_and_runs_there() {
         .filter_map(|entry| entry["image_name"].as_str())
         .collect();
     assert_eq!(images, ["centos-7.1.1503", "ubuntu"]);
+
+    // The packaged kernel hook runs there, and where refresh cannot work (no /proc under
+    // chroot) it still exits 0, saying in one line what to run.
+    let hook = cmd::output(Command::new("chroot").arg(&root).args([
+        KERNEL_POSTINST_HOOK,
+        "9.9.9",
+        "/boot/vmlinuz-9.9.9",
+    ]));
+    assert_eq!(hook.status.code(), Some(0), "{hook:?}");
+    let stderr = String::from_utf8_lossy(&hook.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("run 'bootctl refresh'"), "{stderr}");
 }
 
 #[test]
