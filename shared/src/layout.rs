@@ -14,6 +14,9 @@ pub const IMAGE_BOOT_INFO: &str = "/etc/multiboot/boot-info.json";
 /// Where each image carries bootctl, as the image sees it.
 pub const BOOTCTL: &str = "/usr/sbin/bootctl";
 
+/// The health checks `bootctl health` runs before it confirms a boot, as the image sees it.
+pub const HEALTH_DIR: &str = "/etc/multiboot/health.d";
+
 /// One of the paths above relative to the image's root, for joining onto a mounted image.
 pub fn in_image(path: &str) -> &Path {
     Path::new(path.trim_start_matches('/'))
