@@ -2,8 +2,9 @@
 //!
 //! Data flow: [`source`] finds and mounts the multiboot partition, [`store`] reads its
 //! files, [`view`] turns them into entries with marks, [`target`] resolves what the user
-//! named, [`change`] plans the new file contents, [`store`] writes them, [`render`] prints.
-//! `source`, `store` and `signals` are the only modules with side effects.
+//! named, [`change`] (and [`trial`] for `mark-good`/`mark-bad`) plans the new file
+//! contents, [`store`] writes them, [`render`] prints. `source`, `store`, `signals`,
+//! [`health`] (runs the checks) and [`reboot`] are the only modules with side effects.
 
 pub mod change;
 pub mod cli;
@@ -76,8 +77,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
             dry_run,
             json,
         } => switch(cli, choice, *dry_run, *json),
-        Command::MarkGood { json } => mark(cli, Mark::Good, *json).map(drop),
-        Command::MarkBad { json } => mark(cli, Mark::Bad, *json).map(drop),
+        Command::MarkGood { json } => mark(cli, Mark::Good, *json),
+        Command::MarkBad { json } => mark(cli, Mark::Bad, *json),
         Command::Health { no_reboot, timeout } => health(cli, *no_reboot, *timeout),
         Command::Reboot { choice, dry_run } => {
             if choice.target.is_none() && (choice.once || choice.tries.is_some()) {
@@ -302,7 +303,7 @@ enum Mark {
 
 /// `mark-good` or `mark-bad`. The files are read without writing first: on most boots (no
 /// trial) there is nothing to change, and the partition is not mounted for writing.
-fn mark(cli: &Cli, mark: Mark, json: bool) -> anyhow::Result<Verdict> {
+fn mark(cli: &Cli, mark: Mark, json: bool) -> anyhow::Result<()> {
     let verb = match mark {
         Mark::Good => "mark-good",
         Mark::Bad => "mark-bad",
@@ -348,7 +349,7 @@ fn mark(cli: &Cli, mark: Mark, json: bool) -> anyhow::Result<Verdict> {
         (verdict, running, changed, default)
     };
     let report = MarkReport {
-        verdict: verdict.clone(),
+        verdict,
         running,
         default,
         changed,
@@ -358,7 +359,7 @@ fn mark(cli: &Cli, mark: Mark, json: bool) -> anyhow::Result<Verdict> {
     } else if !cli.quiet {
         println!("{}", render::mark_text(&report));
     }
-    Ok(verdict)
+    Ok(())
 }
 
 /// `health`: the checks, then mark-good; or, after a failed check of a trial, mark-bad and
@@ -375,8 +376,17 @@ fn health(cli: &Cli, no_reboot: bool, timeout: u64) -> anyhow::Result<()> {
         if !cli.quiet {
             println!("{}", render::health_passed(checks.passed));
         }
-        mark(cli, Mark::Good, false)?;
-        return Ok(());
+        // An image the menu does not boot (bootctl installed by hand, or started by another
+        // boot loader) has no trial to confirm: the checks passed, and that is all.
+        return match mark(cli, Mark::Good, false) {
+            Err(err) if exit::code_of(&err) == Code::Target => {
+                if !cli.quiet {
+                    println!("nothing to confirm: {err}");
+                }
+                Ok(())
+            }
+            other => other,
+        };
     };
     let loaded = Loaded::open(cli, Access::ReadOnly, false)?;
     let on_trial = loaded.view.running_entry().is_some_and(|entry| entry.trial);
