@@ -5,6 +5,7 @@
 //! named, [`change`] plans the new file contents, [`store`] writes them, [`render`] prints.
 //! `source`, `store` and `signals` are the only modules with side effects.
 
+pub mod bootcode;
 pub mod change;
 pub mod cli;
 pub mod complete;
