@@ -8,8 +8,11 @@
 //! them to the disk (GRUB's `util/setup.c`); everything else must be equal. An image's
 //! `grub-install` writes the same boot.img when its GRUB is the same version, so the core
 //! image is what tells them apart: its prefix names the image's /boot, not the partition.
+//! UEFI: see [`uefi`].
 //!
-//! The comparisons are pure functions of bytes; [`check_bios`] reads the disk for them.
+//! The comparisons are pure functions of bytes; [`check`] reads the disk for them.
+
+pub mod uefi;
 
 use std::fs::File;
 use std::io;
@@ -75,6 +78,10 @@ pub enum Part {
     BootSector,
     /// The core image that the first sector loads.
     CoreImage,
+    /// `EFI/BOOT/BOOTX64.EFI` on the ESP, which a UEFI firmware starts from the disk.
+    RemovableLoader,
+    /// The firmware's boot entries (NVRAM), which start another loader first.
+    BootOrder,
 }
 
 impl Part {
@@ -83,7 +90,29 @@ impl Part {
         match self {
             Part::BootSector => "the disk's boot sector (MBR)",
             Part::CoreImage => "GRUB's core image",
+            Part::RemovableLoader => "the ESP's EFI/BOOT/BOOTX64.EFI",
+            Part::BootOrder => "the firmware's boot order",
         }
+    }
+}
+
+/// The verdicts for both firmwares: a node boots with one of them, and the deployer
+/// installs GRUB for both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootCode {
+    pub bios: Verdict,
+    pub uefi: Verdict,
+}
+
+/// Where Linux shows the firmware's variables (absent when it booted by BIOS).
+const EFIVARS: &str = "/sys/firmware/efi/efivars";
+
+/// Whether the boot code of `disk`, the disk that holds the multiboot partition, loads the
+/// GRUB of that partition, mounted at `tree`, whose filesystem UUID is `multiboot_uuid`.
+pub fn check(tree: &Path, disk: &Path, multiboot_uuid: &str) -> BootCode {
+    BootCode {
+        bios: check_bios(tree, disk),
+        uefi: uefi::check(disk, multiboot_uuid, Path::new(EFIVARS)),
     }
 }
 
@@ -213,16 +242,17 @@ pub fn check_bios(tree: &Path, disk: &Path) -> Verdict {
         Ok(lba) => lba,
         Err(detail) => return replaced(Part::BootSector, detail),
     };
-    let mut loaded =
-        match read(kernel_sector, 1) {
-            Ok(sector) => sector,
-            Err(err) => return replaced(
+    let mut loaded = match read(kernel_sector, 1) {
+        Ok(sector) => sector,
+        Err(err) => {
+            return replaced(
                 Part::CoreImage,
                 format!(
                     "the boot sector points to sector {kernel_sector}, which cannot be read: {err}"
                 ),
-            ),
-        };
+            )
+        }
+    };
     let extents = match blocklists(&loaded) {
         Ok(extents) => extents,
         Err(detail) => return replaced(Part::CoreImage, detail),

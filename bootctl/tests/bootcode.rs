@@ -2,12 +2,15 @@
 //! GRUB after the node is built, and that it was replaced after what an image's grub-pc
 //! package runs on upgrade (`grub-install --target=i386-pc` to the node's disk, its own
 //! /boot as the boot directory); one BIOS boot in QEMU then shows the image's own GRUB
-//! reading the image's grub.cfg, not the multiboot menu.
+//! reading the image's grub.cfg, not the multiboot menu. `bootcode::uefi::check` on the
+//! ESP: the deployer's BOOTX64.EFI loads the multiboot GRUB, another GRUB put at the
+//! removable path (what `grub-install --removable` or `--force-extra-removable` does) does
+//! not.
 
 use std::path::Path;
 use std::process::Command;
 
-use bootctl::bootcode::{check_bios, Part, Verdict};
+use bootctl::bootcode::{check_bios, uefi, Part, Verdict};
 use e2e::cmd;
 use e2e::disk::{LoopDisk, Mount, MountedPartition};
 use e2e::fixture::{self, FixtureImage};
@@ -130,4 +133,61 @@ fn an_images_own_grub_install_replaces_the_multiboot_boot_code() {
         outcome.log.display()
     );
     assert!(!outcome.timed_out, "{}", outcome.log.display());
+}
+
+#[test]
+fn another_loader_at_the_removable_path_is_found_on_the_esp() {
+    require_tools(&["grub-mkimage", "mcopy"]);
+    let dir = TempDir::new("bootcode-uefi");
+    let node = NodeDisk::builder(vec![FixtureImage::new("alpha")])
+        .menu(MenuStyle::Grubenv)
+        .uefi()
+        .build(&dir.join("node.img"));
+    let uuid = &node.facts.multiboot_uuid;
+    // The firmware's variables of this machine are not the node's: none are read.
+    let no_efivars = dir.join("no-efivars");
+    let check = || {
+        let attached = LoopDisk::attach_read_only(&node.path);
+        uefi::check(attached.device(), uuid, &no_efivars)
+    };
+    assert_eq!(check(), Verdict::Loads);
+
+    // A GRUB whose early config finds the image's root instead, at the removable path.
+    let early = dir.join("early.cfg");
+    let image_root = &node.facts.image("alpha").root_uuid;
+    fixture::write(
+        &early,
+        format!(
+            "search --no-floppy --fs-uuid --set=root {image_root}\nset prefix=($root)/boot/grub\n"
+        )
+        .as_bytes(),
+        0o644,
+    );
+    let efi = dir.join("grubx64.efi");
+    cmd::run(
+        Command::new("grub-mkimage")
+            .args(["-O", "x86_64-efi", "-p", "/boot/grub", "-c"])
+            .arg(&early)
+            .arg("-o")
+            .arg(&efi)
+            .args(["part_gpt", "ext2", "search", "search_fs_uuid", "normal"]),
+    );
+    {
+        let attached = LoopDisk::attach(&node.path);
+        let esp = attached.partition(node.facts.esp_partition.expect("a UEFI node has an ESP"));
+        cmd::run(
+            Command::new("mcopy")
+                .args(["-o", "-i"])
+                .arg(&esp)
+                .arg(&efi)
+                .arg("::/EFI/BOOT/BOOTX64.EFI"),
+        );
+    }
+    match check() {
+        Verdict::Replaced {
+            what: Part::RemovableLoader,
+            detail,
+        } => assert!(detail.contains(uuid.as_str()), "{detail}"),
+        other => panic!("after another GRUB at the removable path: {other:?}"),
+    }
 }
