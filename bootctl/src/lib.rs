@@ -6,6 +6,7 @@
 //! contents, [`store`] writes them, [`render`] prints. `source`, `store`, `signals`,
 //! [`health`] (runs the checks) and [`reboot`] are the only modules with side effects.
 
+pub mod bootcode;
 pub mod change;
 pub mod cli;
 pub mod complete;
