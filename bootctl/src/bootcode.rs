@@ -107,6 +107,26 @@ pub struct BootCode {
 /// Where Linux shows the firmware's variables (absent when it booted by BIOS).
 const EFIVARS: &str = "/sys/firmware/efi/efivars";
 
+/// The firmware that booted the running system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    Bios,
+    Uefi,
+}
+
+/// The firmware the node runs on, when bootctl looks at the node it runs on (not at a
+/// `--disk` image or a `--boot-dir` tree, whose firmware is unknown).
+pub fn running_firmware(located: &crate::source::Located) -> Option<Firmware> {
+    if located.offline() {
+        return None;
+    }
+    Some(if Path::new("/sys/firmware/efi").is_dir() {
+        Firmware::Uefi
+    } else {
+        Firmware::Bios
+    })
+}
+
 /// Whether the boot code of `disk`, the disk that holds the multiboot partition, loads the
 /// GRUB of that partition, mounted at `tree`, whose filesystem UUID is `multiboot_uuid`.
 pub fn check(tree: &Path, disk: &Path, multiboot_uuid: &str) -> BootCode {

@@ -66,10 +66,23 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
                     loaded.dir.grub_dir.display().to_string()
                 },
             };
+            let boot_code = match (loaded.located.whole_disk(), &loaded.located.uuid) {
+                (Some(disk), Some(uuid)) => {
+                    Some(bootcode::check(&loaded.located.root, &disk, uuid))
+                }
+                _ => None,
+            };
+            let firmware = bootcode::running_firmware(&loaded.located);
             if *json {
-                println!("{:#}", render::status_json(&loaded.view, &partition));
+                println!(
+                    "{:#}",
+                    render::status_json(&loaded.view, &partition, boot_code.as_ref(), firmware)
+                );
             } else {
-                println!("{}", render::status_text(&loaded.view, &partition));
+                println!(
+                    "{}",
+                    render::status_text(&loaded.view, &partition, boot_code.as_ref(), firmware)
+                );
             }
             loaded.located.release()
         }

@@ -3,6 +3,7 @@
 use comfy_table::{presets, ContentArrangement, Table};
 use serde_json::{json, Value};
 
+use crate::bootcode::{BootCode, Firmware, Part, Verdict as BootVerdict};
 use crate::change::How;
 use crate::trial::Verdict;
 use crate::view::{Entry, GrubWrote, View};
@@ -89,7 +90,12 @@ pub struct PartitionReport {
     pub boot_dir: String,
 }
 
-pub fn status_json(view: &View, partition: &PartitionReport) -> Value {
+pub fn status_json(
+    view: &View,
+    partition: &PartitionReport,
+    boot_code: Option<&BootCode>,
+    firmware: Option<Firmware>,
+) -> Value {
     json!({
         "version": JSON_VERSION,
         "running": view.running_entry(),
@@ -121,10 +127,72 @@ pub fn status_json(view: &View, partition: &PartitionReport) -> Value {
             "device": partition.device,
             "boot_dir": partition.boot_dir,
         },
+        "boot_code": boot_code.map(|code| json!({
+            "firmware": firmware.map(firmware_name),
+            "bios": verdict_json(&code.bios),
+            "uefi": verdict_json(&code.uefi),
+        })),
     })
 }
 
-pub fn status_text(view: &View, partition: &PartitionReport) -> String {
+fn firmware_name(firmware: Firmware) -> &'static str {
+    match firmware {
+        Firmware::Bios => "bios",
+        Firmware::Uefi => "uefi",
+    }
+}
+
+fn verdict_json(verdict: &BootVerdict) -> Value {
+    match verdict {
+        BootVerdict::Loads => json!({"verdict": "loads", "part": null, "detail": null}),
+        BootVerdict::Replaced { what, detail } => json!({
+            "verdict": "replaced",
+            "part": match what {
+                Part::BootSector => "boot_sector",
+                Part::CoreImage => "core_image",
+                Part::RemovableLoader => "removable_loader",
+                Part::BootOrder => "boot_order",
+            },
+            "detail": detail,
+        }),
+        BootVerdict::Unknown { why } => json!({"verdict": "unknown", "part": null, "detail": why}),
+    }
+}
+
+/// The verdicts that matter: the running firmware's, or both where it is not known.
+fn relevant(code: &BootCode, firmware: Option<Firmware>) -> Vec<(&'static str, &BootVerdict)> {
+    let both = [("BIOS", &code.bios), ("UEFI", &code.uefi)];
+    match firmware {
+        Some(Firmware::Bios) => vec![both[0]],
+        Some(Firmware::Uefi) => vec![both[1]],
+        None => both.to_vec(),
+    }
+}
+
+fn boot_code_text(code: Option<&BootCode>, firmware: Option<Firmware>) -> String {
+    let Some(code) = code else {
+        return "not checked (no disk: --boot-dir)".into();
+    };
+    relevant(code, firmware)
+        .iter()
+        .map(|(name, verdict)| {
+            let what = match verdict {
+                BootVerdict::Loads => "loads the multiboot GRUB".to_owned(),
+                BootVerdict::Replaced { what, .. } => format!("REPLACED ({})", what.describe()),
+                BootVerdict::Unknown { why } => format!("unknown: {why}"),
+            };
+            format!("{name}: {what}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+pub fn status_text(
+    view: &View,
+    partition: &PartitionReport,
+    boot_code: Option<&BootCode>,
+    firmware: Option<Firmware>,
+) -> String {
     let one_shot = match view.one_shot {
         Some(method) => method.describe(true),
         None => "not possible with this grub.cfg (it does not read next_entry)",
@@ -167,6 +235,7 @@ pub fn status_text(view: &View, partition: &PartitionReport) -> String {
                 .unwrap_or_else(|| "none (--boot-dir)".into()),
         ),
         ("Boot files in", partition.boot_dir.clone()),
+        ("Boot code", boot_code_text(boot_code, firmware)),
     ];
     let mut text = lines
         .iter()
@@ -179,6 +248,20 @@ pub fn status_text(view: &View, partition: &PartitionReport) -> String {
              (bootctl switch, or a new trial, clears this note.)",
             named(view, failed.entry, &failed.value)
         ));
+    }
+    for (name, verdict) in boot_code
+        .map(|code| relevant(code, firmware))
+        .unwrap_or_default()
+    {
+        if let BootVerdict::Replaced { what, detail } = verdict {
+            text.push_str(&format!(
+                "\n\nWARNING: the node's {name} boot code no longer loads the multiboot GRUB: \
+                 {} differs ({detail}).\nThe node boots something else (an image's own GRUB \
+                 package may have run grub-install), so what bootctl sets has no effect.\n\
+                 bootctl(8), BOOT CODE, says how to put the multiboot GRUB back.",
+                what.describe()
+            ));
+        }
     }
     if view.grub_wrote() == GrubWrote::No {
         text.push_str(

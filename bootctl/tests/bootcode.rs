@@ -36,6 +36,31 @@ fn verdict(disk: &Path, tree_partition: u32, scratch: &TempDir) -> Verdict {
     check_bios(tree.path(), attached.device())
 }
 
+/// `bootctl --disk DISK status`, as text and as JSON (checked against its schema).
+fn status(disk: &Path) -> (String, serde_json::Value) {
+    let run = |json: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bootctl"));
+        command.arg("--disk").arg(disk).arg("status");
+        if json {
+            command.arg("--json");
+        }
+        let out = cmd::output(&mut command);
+        assert!(
+            out.status.success(),
+            "bootctl status: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8 output")
+    };
+    let json: serde_json::Value = serde_json::from_str(&run(true)).expect("JSON");
+    e2e::schema::check(
+        "bootctl-status.v1.json",
+        "bootctl --disk status --json",
+        &json,
+    );
+    (run(false), json)
+}
+
 #[test]
 fn an_images_own_grub_install_replaces_the_multiboot_boot_code() {
     require_tools(&["grub-install", "dd"]);
@@ -47,6 +72,9 @@ fn an_images_own_grub_install_replaces_the_multiboot_boot_code() {
         verdict(&node.path, MULTIBOOT_PARTITION, &dir),
         Verdict::Loads
     );
+    let (text, json) = status(&node.path);
+    assert_eq!(json["boot_code"]["bios"]["verdict"], "loads", "{json:#}");
+    assert!(!text.contains("WARNING"), "{text}");
 
     // Another boot loader's MBR (here: boot code zeroed, the partition table kept).
     let other_mbr = node.copy_to(&dir.join("other-mbr.img"));
@@ -107,6 +135,14 @@ fn an_images_own_grub_install_replaces_the_multiboot_boot_code() {
         ),
         other => panic!("after the image's grub-install: {other:?}"),
     }
+    // bootctl status says so loudly.
+    let (text, json) = status(&node.path);
+    assert_eq!(json["boot_code"]["bios"]["verdict"], "replaced", "{json:#}");
+    assert_eq!(json["boot_code"]["bios"]["part"], "core_image", "{json:#}");
+    assert!(
+        text.contains("WARNING: the node's BIOS boot code no longer loads the multiboot GRUB"),
+        "{text}"
+    );
     // Compared with the image's tree instead, the boot code is the image's GRUB.
     assert_eq!(verdict(&node.path, alpha, &dir), Verdict::Loads);
     // The multiboot partition itself was not touched.
