@@ -1,7 +1,7 @@
 //! What a switch changes, as new file contents. Pure: no I/O.
 
 use shared::bootinfo::BootInfo;
-use shared::grubcfg::{self, Menu};
+use shared::grubcfg::{self, Menu, TRY_FAILED, TRY_LEFT, TRY_VARIABLE};
 use shared::grubenv::GrubEnv;
 
 use crate::exit::{fail, Code};
@@ -33,41 +33,78 @@ impl Change {
     }
 }
 
-/// Plan making `target` the entry GRUB boots: at the next boot only (`once`), or from now
-/// on. A persistent switch also drops a pending one-shot choice, so the next boot is
-/// `target` either way. boot-info.json's `current_element` follows the persistent default.
+/// How a switch chooses its entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// From the next boot on.
+    Always,
+    /// At the next boot only.
+    Once,
+    /// The next N boots, until confirmed (`mark-good`); then back to the default.
+    Try(u32),
+}
+
+/// Plan making `target` the entry GRUB boots, as `how` says. A persistent switch also drops
+/// a pending one-shot choice and ends a trial (a failed one is forgotten too), so the next
+/// boot is `target` either way. A trial drops a pending one-shot choice, which would boot
+/// first. boot-info.json's `current_element` follows the persistent default.
 pub fn plan_switch(
     files: &BootFiles,
     menu: &Menu,
     view: &View,
     target: &Entry,
-    once: bool,
+    how: How,
 ) -> anyhow::Result<Change> {
     let value = target.grub_value.as_str();
     let mut env = files.grubenv.clone().unwrap_or_default();
     let mut grub_cfg = None;
-    if once {
-        if view.one_shot.is_none() {
-            return Err(fail(
-                Code::Config,
-                "this grub.cfg cannot boot an entry once: it does not read next_entry from grubenv \
-                 (load_env and ${next_entry}); switch without --once instead",
-            ));
-        }
-        env.set("next_entry", value)
-            .map_err(|err| fail(Code::Config, format!("grubenv: {err}")))?;
-    } else {
-        match view.persistent {
-            Method::GrubCfg => {
-                let edited = grubcfg::set_fixed_default(&files.grub_cfg, menu, value);
-                check_edit(&edited, target)?;
-                grub_cfg = (edited != files.grub_cfg).then_some(edited);
+    let set = |env: &mut GrubEnv, key: &str, value: &str| {
+        env.set(key, value)
+            .map_err(|err| fail(Code::Config, format!("grubenv: {err}")))
+    };
+    match how {
+        How::Once => {
+            if view.one_shot.is_none() {
+                return Err(fail(
+                    Code::Config,
+                    "this grub.cfg cannot boot an entry once: it does not read next_entry from \
+                     grubenv (load_env and ${next_entry}); switch without --once instead",
+                ));
             }
-            Method::Grubenv => env
-                .set("saved_entry", value)
-                .map_err(|err| fail(Code::Config, format!("grubenv: {err}")))?,
+            set(&mut env, "next_entry", value)?;
         }
-        env.unset("next_entry");
+        How::Try(tries) => {
+            if !view.can_try {
+                return Err(fail(
+                    Code::Config,
+                    format!(
+                        "this grub.cfg cannot try an entry: it does not count trial boots down \
+                         (${{{TRY_VARIABLE}}} after load_env, as the deployer's grub.cfg does); \
+                         use switch --once instead"
+                    ),
+                ));
+            }
+            end_trial(&mut env);
+            env.unset(TRY_FAILED);
+            if !target.default {
+                set(&mut env, TRY_VARIABLE, value)?;
+                set(&mut env, TRY_LEFT, &tries.to_string())?;
+            }
+            env.unset("next_entry");
+        }
+        How::Always => {
+            match view.persistent {
+                Method::GrubCfg => {
+                    let edited = grubcfg::set_fixed_default(&files.grub_cfg, menu, value);
+                    check_edit(&edited, target)?;
+                    grub_cfg = (edited != files.grub_cfg).then_some(edited);
+                }
+                Method::Grubenv => set(&mut env, "saved_entry", value)?,
+            }
+            env.unset("next_entry");
+            end_trial(&mut env);
+            env.unset(TRY_FAILED);
+        }
     }
     let grubenv = match &files.grubenv {
         Some(old) if *old == env => None,
@@ -79,7 +116,7 @@ pub fn plan_switch(
             .map_err(|err| fail(Code::Config, format!("grubenv: {err}")))?;
     }
     let boot_info = match (&files.boot_info, target.element) {
-        (Some(info), Some(element)) if !once && info.current_element != element => {
+        (Some(info), Some(element)) if how == How::Always && info.current_element != element => {
             let mut info = info.clone();
             info.current_element = element;
             Some(info)
@@ -91,6 +128,12 @@ pub fn plan_switch(
         grubenv,
         boot_info,
     })
+}
+
+/// Drops an active trial from `env`.
+pub fn end_trial(env: &mut GrubEnv) {
+    env.unset(TRY_VARIABLE);
+    env.unset(TRY_LEFT);
 }
 
 /// The edited grub.cfg must still parse and choose `target`, or it is not written.
@@ -124,7 +167,7 @@ mod tests {
     use shared::grubcfg;
     use shared::grubenv::GrubEnv;
 
-    use super::plan_switch;
+    use super::{plan_switch, How};
     use crate::exit::{code_of, Code};
     use crate::fixtures;
     use crate::target;
@@ -136,7 +179,7 @@ mod tests {
         let files = fixtures::files(fixtures::fixed_cfg(), Some(env));
         let (menu, view) = fixtures::load(&files, None);
         let entry = target::resolve(&view, "ubuntu").unwrap();
-        let change = plan_switch(&files, &menu, &view, entry, false).unwrap();
+        let change = plan_switch(&files, &menu, &view, entry, How::Always).unwrap();
         let cfg = change.grub_cfg.expect("grub.cfg changes");
         assert_eq!(
             cfg,
@@ -165,7 +208,7 @@ mod tests {
         let files = fixtures::files(fixtures::fixed_cfg(), None);
         let (menu, view) = fixtures::load(&files, None);
         let entry = target::resolve(&view, "img-centos-recovery").unwrap();
-        let change = plan_switch(&files, &menu, &view, entry, true).unwrap();
+        let change = plan_switch(&files, &menu, &view, entry, How::Once).unwrap();
         assert_eq!(change.grub_cfg, None);
         assert_eq!(change.boot_info, None);
         let env = change.grubenv.expect("grubenv created");
@@ -180,7 +223,7 @@ mod tests {
         let files = fixtures::files(fixtures::saved_entry_cfg(), None);
         let (menu, view) = fixtures::load(&files, None);
         let entry = target::resolve(&view, "ubuntu").unwrap();
-        let change = plan_switch(&files, &menu, &view, entry, false).unwrap();
+        let change = plan_switch(&files, &menu, &view, entry, How::Always).unwrap();
         assert_eq!(change.grub_cfg, None);
         assert_eq!(change.grubenv.unwrap().get("saved_entry"), Some("2"));
     }
@@ -191,7 +234,7 @@ mod tests {
         let files = fixtures::files(cfg, None);
         let (menu, view) = fixtures::load(&files, None);
         let entry = target::resolve(&view, "ubuntu").unwrap();
-        let err = plan_switch(&files, &menu, &view, entry, true).unwrap_err();
+        let err = plan_switch(&files, &menu, &view, entry, How::Once).unwrap_err();
         assert_eq!(code_of(&err), Code::Config);
         assert!(err.to_string().contains("cannot boot an entry once"));
     }
@@ -201,7 +244,7 @@ mod tests {
         let files = fixtures::files(fixtures::fixed_cfg(), None);
         let (menu, view) = fixtures::load(&files, None);
         let entry = target::resolve(&view, "0").unwrap();
-        let change = plan_switch(&files, &menu, &view, entry, false).unwrap();
+        let change = plan_switch(&files, &menu, &view, entry, How::Always).unwrap();
         assert!(
             change.grub_cfg.is_some(),
             "the value is written as the entry's id"
@@ -209,7 +252,7 @@ mod tests {
         let files = fixtures::files(change.grub_cfg.unwrap(), None);
         let (menu, view) = fixtures::load(&files, None);
         let entry = target::resolve(&view, "centos").unwrap();
-        assert!(plan_switch(&files, &menu, &view, entry, false)
+        assert!(plan_switch(&files, &menu, &view, entry, How::Always)
             .unwrap()
             .is_empty());
     }
@@ -222,7 +265,7 @@ mod tests {
         let files = fixtures::files(fixtures::saved_entry_cfg(), Some(env));
         let (menu, view) = fixtures::load(&files, None);
         let entry = target::resolve(&view, "img-centos-recovery").unwrap();
-        let err = plan_switch(&files, &menu, &view, entry, false).unwrap_err();
+        let err = plan_switch(&files, &menu, &view, entry, How::Always).unwrap_err();
         assert_eq!(code_of(&err), Code::Config);
     }
 }

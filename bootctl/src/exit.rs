@@ -19,6 +19,8 @@ pub enum Code {
     Config = 6,
     /// Another bootctl holds the lock.
     Busy = 7,
+    /// A health check failed (`health`).
+    Unhealthy = 8,
     /// Stopped by SIGINT, SIGTERM or SIGHUP.
     Interrupted = 130,
 }

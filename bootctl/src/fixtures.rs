@@ -44,6 +44,65 @@ pub fn saved_entry_cfg() -> String {
     fixed_cfg().replace(r#"set default="0""#, r#"set default="${saved_entry}""#)
 }
 
+/// The deployer's kind of grub.cfg: grubenv decides, a trial counts down, and every entry
+/// records its boot (the countdown is cut short: bootctl only needs to see `${mb_try}`).
+pub fn trial_cfg() -> String {
+    format!(
+        r#"if [ -s $prefix/grubenv ]; then
+  load_env
+fi
+if [ "${{saved_entry}}" ]; then
+  set default="${{saved_entry}}"
+else
+  set default='multiboot-centos'
+fi
+if [ "${{next_entry}}" ]; then
+  set default="${{next_entry}}"
+  set next_entry=
+  save_env next_entry
+elif [ "${{mb_try}}" ]; then
+  if [ "${{mb_try_left}}" = 1 ]; then
+    set mb_try_left=0
+  else
+    set mb_try_failed="${{mb_try}}"
+    set mb_try=
+    set mb_try_left=
+  fi
+  if [ "${{mb_try}}" ]; then
+    set default="${{mb_try}}"
+  fi
+  save_env mb_try mb_try_left mb_try_failed
+fi
+menuentry --id='multiboot-centos' -- 'CentOS Linux' {{
+	set mb_booted='multiboot-centos'
+	save_env mb_booted
+	linux '/boot/vmlinuz-3.10' 'root=UUID={ROOT_A}' ro
+}}
+menuentry --id='multiboot-ubuntu' -- 'Ubuntu 14.04' {{
+	set mb_booted='multiboot-ubuntu'
+	save_env mb_booted
+	linux '/boot/vmlinuz-4.4' 'root=UUID={ROOT_B}' ro
+}}
+"#
+    )
+}
+
+/// [`boot_info`] for [`trial_cfg`]: ubuntu is entry 1 there.
+pub fn trial_boot_info() -> BootInfo {
+    let mut info = boot_info();
+    info.elements[1].grub_id = 1;
+    info
+}
+
+/// A grubenv holding `pairs`.
+pub fn env(pairs: &[(&str, &str)]) -> GrubEnv {
+    let mut env = GrubEnv::new();
+    for (key, value) in pairs {
+        env.set(key, value).expect("fixture grubenv value fits");
+    }
+    env
+}
+
 pub fn boot_info() -> BootInfo {
     BootInfo::from_json(&format!(
         r#"{{

@@ -73,6 +73,21 @@ impl Located {
             .flatten()
     }
 
+    /// Whether this is a disk-image file or a tree given by hand, not the node bootctl runs on.
+    pub fn offline(&self) -> bool {
+        self.disk.is_some() || self.device.is_none()
+    }
+
+    /// The disk whose boot code starts the node: the disk-image file's loop device with
+    /// `--disk`, else the disk the multiboot partition lies on; `None` with `--boot-dir`.
+    pub fn whole_disk(&self) -> Option<PathBuf> {
+        match (&self.disk, &self.device) {
+            (Some(disk), _) => Some(disk.path().to_owned()),
+            (None, Some(device)) => blockdev::whole_disk(device),
+            (None, None) => None,
+        }
+    }
+
     /// The partition for `--verbose`: its UUID, its device and where it is mounted.
     pub fn describe(&self) -> String {
         format!(

@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 use shared::bootinfo::{BootElement, BootInfo};
-use shared::grubcfg::{self, ItemKind, Menu, MenuItem};
+use shared::grubcfg::{
+    self, ItemKind, Menu, MenuItem, BOOT_STAMP, TRY_FAILED, TRY_LEFT, TRY_VARIABLE,
+};
 use shared::grubenv::GrubEnv;
 
 /// The files on the multiboot partition that decide what boots.
@@ -51,6 +53,8 @@ pub struct Entry {
     pub running: bool,
     pub default: bool,
     pub next: bool,
+    /// The entry of an active trial boot (`switch --try`).
+    pub trial: bool,
     /// Index into boot-info.json's elements of the image this entry boots.
     #[serde(skip)]
     pub element: Option<usize>,
@@ -78,6 +82,48 @@ pub struct View {
     pub default_value: String,
     /// The pending one-shot value, if any.
     pub next_value: Option<String>,
+    /// Whether grub.cfg counts trial boots down (reads `mb_try` after `load_env`).
+    pub can_try: bool,
+    /// The active trial boot, if any.
+    pub trial: Option<Trial>,
+    /// The entry of the last trial GRUB gave up on, as grubenv names it.
+    pub trial_failed: Option<Named>,
+    /// What GRUB recorded as it booted an entry that stamps ([`BOOT_STAMP`]).
+    pub last_boot: Option<Named>,
+    /// Whether the running entry stamps [`BOOT_STAMP`] as it boots: only then can bootctl
+    /// tell whether GRUB wrote grubenv on this boot.
+    pub running_stamps: bool,
+}
+
+/// A trial boot in progress: GRUB boots `entry` while `tries_left` is above 0, counting
+/// down, then gives up and boots the default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trial {
+    pub value: String,
+    /// Index into [`View::entries`]; None when the value names no entry.
+    pub entry: Option<usize>,
+    /// None when grubenv holds no count GRUB understands (it then gives up at once).
+    pub tries_left: Option<u32>,
+}
+
+/// A grubenv value that names an entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Named {
+    pub value: String,
+    /// Index into [`View::entries`]; None when the value names no entry.
+    pub entry: Option<usize>,
+}
+
+/// Whether GRUB wrote grubenv as it booted the running image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrubWrote {
+    /// The stamp names the running entry.
+    Yes,
+    /// The running entry stamps, but grubenv names another entry or none: GRUB could not
+    /// write it, or something other than this GRUB booted the image.
+    No,
+    /// No running entry, or one that does not stamp: nothing to tell by.
+    Unknown,
 }
 
 impl View {
@@ -93,9 +139,47 @@ impl View {
         self.entries.iter().find(|entry| entry.running)
     }
 
-    /// The entry GRUB boots at the next boot: the one-shot choice, else the default.
+    /// The entry GRUB boots at the next boot: the one-shot choice, else a trial with tries
+    /// left, else the default.
     pub fn next_boot(&self) -> Option<&Entry> {
-        self.next_entry().or_else(|| self.default_entry())
+        self.next_entry()
+            .or_else(|| self.trial_entry_next())
+            .or_else(|| self.default_entry())
+    }
+
+    /// The trial entry, when the next boot without a one-shot choice boots it.
+    fn trial_entry_next(&self) -> Option<&Entry> {
+        let trial = self.trial.as_ref()?;
+        if trial.tries_left? == 0 {
+            return None;
+        }
+        self.entries.get(trial.entry?)
+    }
+
+    pub fn entry(&self, index: Option<usize>) -> Option<&Entry> {
+        self.entries.get(index?)
+    }
+
+    /// Whether GRUB recorded booting the running entry (see [`GrubWrote`]).
+    pub fn grub_wrote(&self) -> GrubWrote {
+        let Some(running) = self.running_entry().filter(|_| self.running_stamps) else {
+            return GrubWrote::Unknown;
+        };
+        let stamped = self
+            .last_boot
+            .as_ref()
+            .and_then(|named| self.entry(named.entry));
+        // Another entry of the same root counts: the stamp is the id of what GRUB booted.
+        let same_root = |entry: &Entry| {
+            entry.root_uuid.is_some()
+                && entry.root_uuid.as_deref().map(str::to_ascii_lowercase)
+                    == running.root_uuid.as_deref().map(str::to_ascii_lowercase)
+        };
+        if stamped.is_some_and(same_root) {
+            GrubWrote::Yes
+        } else {
+            GrubWrote::No
+        }
     }
 }
 
@@ -136,6 +220,11 @@ pub fn build(files: &BootFiles, menu: &Menu, running_root: Option<&str>) -> View
     let next_path = next_value
         .as_deref()
         .and_then(|value| resolve_path(menu, value));
+    let can_try = menu.reads_try && menu.loads_env;
+    let trial_value = env(TRY_VARIABLE).filter(|_| can_try);
+    let trial_path = trial_value
+        .as_deref()
+        .and_then(|value| resolve_path(menu, value));
 
     let mut entries: Vec<Entry> = menu
         .entries()
@@ -160,6 +249,7 @@ pub fn build(files: &BootFiles, menu: &Menu, running_root: Option<&str>) -> View
                 running: false,
                 default: entry_ref.path == default_path,
                 next: next_path.as_ref() == Some(&entry_ref.path),
+                trial: trial_path.as_ref() == Some(&entry_ref.path),
                 image_names: element_data.map(image_names).unwrap_or_default(),
                 element,
                 primary,
@@ -168,6 +258,7 @@ pub fn build(files: &BootFiles, menu: &Menu, running_root: Option<&str>) -> View
         })
         .collect();
 
+    let mut running_stamps = false;
     if let Some(root) = running_root {
         let matches = |entry: &Entry| {
             entry
@@ -181,8 +272,26 @@ pub fn build(files: &BootFiles, menu: &Menu, running_root: Option<&str>) -> View
             .or_else(|| entries.iter().position(matches));
         if let Some(i) = running {
             entries[i].running = true;
+            running_stamps = menu
+                .entry(&entries[i].path)
+                .is_some_and(MenuItem::stamps_boot);
         }
     }
+    let named = |value: String| Named {
+        entry: resolve_path(menu, &value)
+            .and_then(|path| entries.iter().position(|e| e.path == path)),
+        value,
+    };
+    let trial = trial_value.map(|value| {
+        let Named { value, entry } = named(value);
+        Trial {
+            value,
+            entry,
+            tries_left: env(TRY_LEFT).and_then(|left| left.parse().ok()),
+        }
+    });
+    let trial_failed = env(TRY_FAILED).filter(|_| can_try).map(named);
+    let last_boot = env(BOOT_STAMP).map(named);
 
     View {
         entries,
@@ -190,6 +299,11 @@ pub fn build(files: &BootFiles, menu: &Menu, running_root: Option<&str>) -> View
         one_shot,
         default_value,
         next_value,
+        can_try,
+        trial,
+        trial_failed,
+        last_boot,
+        running_stamps,
     }
 }
 

@@ -187,12 +187,82 @@ fn refresh_follows_its_schema() {
     assert_eq!(again["changed"], serde_json::json!([]), "up to date");
 }
 
-/// The three shapes describe an entry the same way.
+/// A tree with the deployer's kind of grub.cfg (a trial counts down, entries record their
+/// boots) whose grubenv holds a trial, a failed one and a stamp, so that the trial keys are
+/// seen filled.
+#[test]
+fn trial_keys_follow_the_schemas() {
+    let dir = TempDir::new("schema-trial");
+    write_boot_dir(dir.path());
+    let cfg = "\
+if [ -s $prefix/grubenv ]; then
+  load_env
+fi
+if [ \"${saved_entry}\" ]; then
+  set default=\"${saved_entry}\"
+else
+  set default='multiboot-a'
+fi
+if [ \"${next_entry}\" ]; then
+  set default=\"${next_entry}\"
+  set next_entry=
+  save_env next_entry
+elif [ \"${mb_try}\" ]; then
+  set default=\"${mb_try}\"
+  save_env mb_try mb_try_left mb_try_failed
+fi
+menuentry --id='multiboot-a' -- 'A' {
+\tset mb_booted='multiboot-a'
+\tsave_env mb_booted
+\tlinux '/boot/vmlinuz' 'root=UUID=7d29825c-7552-4255-83cf-17102b7f7f86' ro
+}
+menuentry --id='multiboot-b' -- 'B' {
+\tset mb_booted='multiboot-b'
+\tsave_env mb_booted
+\tlinux '/boot/vmlinuz' 'root=UUID=8621a03f-e0bb-4b7b-8e1f-7555983aa92f' ro
+}
+";
+    e2e::fixture::write(&dir.join("boot/grub/grub.cfg"), cfg.as_bytes(), 0o644);
+    let switched = check_run(
+        &dir,
+        &["switch", "--json", "--try=3", "multiboot-b"],
+        "bootctl-switch.v1.json",
+    );
+    assert_eq!(switched["try"], 3, "{switched:#}");
+    let status = check_run(&dir, &["status", "--json"], "bootctl-status.v1.json");
+    assert_eq!(status["trial"]["tries_left"], 3, "{status:#}");
+    assert_eq!(status["trial"]["entry"]["index"], "1", "{status:#}");
+    assert_eq!(status["next_boot"]["index"], "1", "{status:#}");
+    assert_eq!(status["default"]["index"], "0", "{status:#}");
+    let list = check_run(&dir, &["list", "--json"], "bootctl-list.v1.json");
+    assert_eq!(list["entries"][1]["trial"], true, "{list:#}");
+    let env = dir.join("boot/grub/grubenv");
+    let edited = Command::new("grub-editenv")
+        .arg(&env)
+        .args(["set", "mb_try_failed=multiboot-b", "mb_booted=multiboot-a"])
+        .status()
+        .expect("grub-editenv runs (scripts/setup installs grub-common)");
+    assert!(edited.success());
+    let status = check_run(&dir, &["status", "--json"], "bootctl-status.v1.json");
+    assert_eq!(status["trial_failed"]["entry"]["index"], "1", "{status:#}");
+    assert_eq!(status["last_boot"]["value"], "multiboot-a", "{status:#}");
+    assert_eq!(
+        status["grub_wrote_grubenv"],
+        Value::Null,
+        "the host runs no entry: {status:#}"
+    );
+}
+
+/// The shapes describe an entry the same way.
 #[test]
 fn the_entry_is_one_definition() {
     let entry = schema("bootctl-list.v1.json")["$defs"]["entry"].clone();
     assert!(entry.is_object());
-    for name in ["bootctl-status.v1.json", "bootctl-switch.v1.json"] {
+    for name in [
+        "bootctl-mark.v1.json",
+        "bootctl-status.v1.json",
+        "bootctl-switch.v1.json",
+    ] {
         assert_eq!(schema(name)["$defs"]["entry"], entry, "{name}");
     }
 }
@@ -209,6 +279,7 @@ fn the_man_page_names_every_schema() {
         bootctl_schemas,
         [
             "bootctl-list.v1.json",
+            "bootctl-mark.v1.json",
             "bootctl-refresh.v1.json",
             "bootctl-status.v1.json",
             "bootctl-switch.v1.json"

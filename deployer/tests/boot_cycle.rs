@@ -13,15 +13,14 @@
 //!
 //! A missing tool fails the test and names `scripts/setup`.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use e2e::bootctl::marked;
 use e2e::chain::{boot_chain, shown, Expect, SHOW};
-use e2e::deploy::{deploy_command, write_images_config, SHARED_MOUNT};
+use e2e::deploy::{deploy_node, DeployedNode as Node, SHARED_MOUNT};
 use e2e::fixture::FixtureImage;
 use e2e::qemu::{BootOutcome, Firmware};
-use e2e::tmp::TempDir;
 use e2e::tools::require_deploy_tools;
 use serde_json::Value;
 
@@ -36,17 +35,6 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Where the partition that images share is mounted (by their fstabs).
 const COMMON: &str = SHARED_MOUNT;
 
-/// A disk-image file made by `deployer deploy`.
-struct Node {
-    /// Holds the image trees, the config and the disk; removed at the end.
-    _scratch: TempDir,
-    disk: PathBuf,
-    /// The multiboot partition's filesystem UUID, from the deployer's boot-info.json.
-    multiboot_uuid: String,
-    /// The boot-info.json the deployer wrote at `--boot-info`.
-    boot_info: Value,
-}
-
 /// Writes the tree of every image, a provision.json that gives each image its own `/` and
 /// the images of `shared` one partition at [`COMMON`], `default` booting by default, and
 /// runs `deployer deploy` on a new disk-image file.
@@ -58,42 +46,15 @@ fn deploy(
     extra_args: &[&str],
 ) -> Node {
     require_deploy_tools(TOOLS);
-    let scratch = TempDir::new(label);
-    let config_path =
-        write_images_config(scratch.path(), images, default, shared, KERNEL_PARAMS, 240);
-    let disk = scratch.join("node.img");
-    let boot_info = scratch.join("boot-info.json");
-
-    let started = Instant::now();
-    let mut deploy = deploy_command(
+    deploy_node(
         Path::new(env!("CARGO_BIN_EXE_deployer")),
-        &config_path,
-        &disk,
-        &boot_info,
-    );
-    deploy.args(extra_args);
-    let out = deploy.output().expect("running deployer");
-    assert!(
-        out.status.success(),
-        "{label}: `{}` failed with {}\n--- stdout\n{}--- stderr\n{}",
-        e2e::cmd::describe(&deploy),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{label}: deploy took {:.1?}", started.elapsed());
-    let info: Value = serde_json::from_slice(&std::fs::read(&boot_info).expect("boot-info.json"))
-        .expect("boot-info.json is JSON");
-    let multiboot_uuid = info["multiboot_partition"]
-        .as_str()
-        .unwrap_or_else(|| panic!("boot-info.json has no multiboot_partition: {info}"))
-        .to_owned();
-    Node {
-        _scratch: scratch,
-        disk,
-        multiboot_uuid,
-        boot_info: info,
-    }
+        label,
+        images,
+        default,
+        shared,
+        KERNEL_PARAMS,
+        extra_args,
+    )
 }
 
 /// The run script of an image: `before` (shell lines), then bootctl's list and status,

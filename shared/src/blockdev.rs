@@ -513,6 +513,18 @@ pub fn device_mounted_at(dir: &Path) -> io::Result<Option<PathBuf>> {
     }
 }
 
+/// The whole disk a partition `dev` belongs to (its parent in sysfs), or `None` when `dev`
+/// is no partition the kernel knows of.
+pub fn whole_disk(dev: &Path) -> Option<PathBuf> {
+    let real = std::fs::canonicalize(dev).ok()?;
+    let name = real.file_name()?;
+    let sys = std::fs::canonicalize(Path::new("/sys/class/block").join(name)).ok()?;
+    if !sys.join("partition").is_file() {
+        return None;
+    }
+    Some(Path::new("/dev").join(sys.parent()?.file_name()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,9 @@ pub const IMAGE_BOOT_INFO: &str = "/etc/multiboot/boot-info.json";
 /// Where each image carries bootctl, as the image sees it.
 pub const BOOTCTL: &str = "/usr/sbin/bootctl";
 
+/// The health checks `bootctl health` runs before it confirms a boot, as the image sees it.
+pub const HEALTH_DIR: &str = "/etc/multiboot/health.d";
+
 /// The Debian kernel hooks the deployer installs into an image (run-parts runs them with the
 /// kernel's version and path after a kernel is installed, or removed).
 pub const KERNEL_POSTINST_HOOK: &str = "/etc/kernel/postinst.d/zz-multiboot";

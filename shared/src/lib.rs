@@ -1,6 +1,7 @@
 //! Formats and OS primitives shared by the deployer and bootctl.
 //!
 //! Pure formats: [`bootinfo`] (boot-info.json), [`bytes`] (integers in on-disk structures),
+//! [`fat`] (one file read from a FAT filesystem through a reader),
 //! [`grubcfg`] (grub.cfg menu model), [`grubenv`] (grub's environment block), [`json`] (JSON
 //! without duplicate keys), [`kernels`] (the kernel an image boots, by its `/boot`),
 //! [`layout`] (the names and paths both programs agree on), [`image_files`] (the hooks and
@@ -13,6 +14,7 @@ pub mod atomic;
 pub mod blockdev;
 pub mod bootinfo;
 pub mod bytes;
+pub mod fat;
 pub mod fault;
 pub mod grubcfg;
 pub mod grubenv;

@@ -3,9 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde_json::Value;
 
 use crate::bootctl::static_bootctl;
 use crate::fixture::{write_image_trees, FixtureImage};
+use crate::tmp::TempDir;
 
 /// Where [`write_images_config`] mounts the partition that images share.
 pub const SHARED_MOUNT: &str = "/usr/share/common";
@@ -100,4 +104,59 @@ pub fn one_image_config(
         }],
         "partitions_policy": "clean"
     })
+}
+
+/// A disk-image file made by `deployer deploy` from fixture images.
+pub struct DeployedNode {
+    /// Holds the image trees, the config and the disk; removed at the end.
+    pub scratch: TempDir,
+    pub disk: PathBuf,
+    /// The multiboot partition's filesystem UUID, from the deployer's boot-info.json.
+    pub multiboot_uuid: String,
+    /// The boot-info.json the deployer wrote at `--boot-info`.
+    pub boot_info: Value,
+}
+
+/// Writes the trees of `images` and their config ([`write_images_config`], 240 MiB spare)
+/// into a new directory named after `label`, and runs `deployer` (the binary at that path)
+/// on a new disk-image file with `extra_args`; panics with its output if it fails.
+pub fn deploy_node(
+    deployer: &Path,
+    label: &str,
+    images: &[&FixtureImage],
+    default: &str,
+    shared: &[&str],
+    kernel_params: &str,
+    extra_args: &[&str],
+) -> DeployedNode {
+    let scratch = TempDir::new(label);
+    let config_path =
+        write_images_config(scratch.path(), images, default, shared, kernel_params, 240);
+    let disk = scratch.join("node.img");
+    let boot_info = scratch.join("boot-info.json");
+    let started = Instant::now();
+    let mut deploy = deploy_command(deployer, &config_path, &disk, &boot_info);
+    deploy.args(extra_args);
+    let out = deploy.output().expect("running deployer");
+    assert!(
+        out.status.success(),
+        "{label}: `{}` failed with {}\n--- stdout\n{}--- stderr\n{}",
+        crate::cmd::describe(&deploy),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{label}: deploy took {:.1?}", started.elapsed());
+    let info: Value = serde_json::from_slice(&std::fs::read(&boot_info).expect("boot-info.json"))
+        .expect("boot-info.json is JSON");
+    let multiboot_uuid = info["multiboot_partition"]
+        .as_str()
+        .unwrap_or_else(|| panic!("boot-info.json has no multiboot_partition: {info}"))
+        .to_owned();
+    DeployedNode {
+        scratch,
+        disk,
+        multiboot_uuid,
+        boot_info: info,
+    }
 }

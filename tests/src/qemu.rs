@@ -46,11 +46,32 @@ pub struct BootOutcome {
     pub timed_out: bool,
 }
 
+/// A kernel QEMU loads itself, bypassing the disk's boot loader (as kexec or another boot
+/// loader would).
+#[derive(Clone, Debug)]
+pub struct DirectKernel {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    /// The kernel command line.
+    pub append: String,
+}
+
 /// Boots `disk` until the guest powers off (or `timeout`), with no keyboard input, and
 /// keeps the console log at `<workspace>/tests/artifacts/<artifact_name>.log`.
 pub fn boot(
     disk: &Path,
     firmware: Firmware,
+    timeout: Duration,
+    artifact_name: &str,
+) -> BootOutcome {
+    boot_with(disk, firmware, None, timeout, artifact_name)
+}
+
+/// [`boot`], with `direct` (if given) loaded by QEMU instead of what the disk boots.
+pub fn boot_with(
+    disk: &Path,
+    firmware: Firmware,
+    direct: Option<&DirectKernel>,
     timeout: Duration,
     artifact_name: &str,
 ) -> BootOutcome {
@@ -88,6 +109,14 @@ pub fn boot(
             .arg(format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"))
             .arg("-drive")
             .arg(format!("if=pflash,format=raw,file={}", vars.display()));
+    }
+    if let Some(direct) = direct {
+        qemu.arg("-kernel")
+            .arg(&direct.kernel)
+            .arg("-initrd")
+            .arg(&direct.initrd)
+            .arg("-append")
+            .arg(&direct.append);
     }
     qemu.stdin(Stdio::null())
         .stdout(Stdio::null())

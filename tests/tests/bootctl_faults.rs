@@ -1,8 +1,9 @@
 //! bootctl under faults, on node-disk images with real loop devices and mounts:
 //! - killed (SIGKILL) at every named step of `switch` (taking the lock, each file's temp
 //!   creation, write, fsync, rename, directory fsync), through the test-only fault points of
-//!   a bootctl built with the `fault-injection` feature; and of `refresh`, which rewrites
-//!   grub.cfg after a kernel update;
+//!   a bootctl built with the `fault-injection` feature; the same for `switch --try`, whose
+//!   write is the one `mark-good` and `mark-bad` make (they write through the same steps);
+//!   and for `refresh`, which rewrites grub.cfg after a kernel update;
 //! - killed at random instants during `switch` (`MULTIBOOT_KILL_RUNS` runs, 300 by
 //!   default; the long variant in docs/figures.md runs 1,000);
 //! - 50 `switch` runs at once to mixed targets;
@@ -61,6 +62,28 @@ struct Node {
     attached: LoopDisk,
 }
 
+/// What [`TRIAL_BLOCK`] follows in the grubenv style's header.
+const GRUBENV_DEFAULT: &str = "   set default=\"${saved_entry}\"\nfi\n";
+
+/// A trial countdown (two tries) added to a grub-mkconfig header, as an administrator
+/// could add one; it lets `switch --try` run on the grubenv style.
+const TRIAL_BLOCK: &str = r#"if [ -z "${boot_once}" -a "${mb_try}" ]; then
+  if [ "${mb_try_left}" = 2 ]; then
+    set mb_try_left=1
+  elif [ "${mb_try_left}" = 1 ]; then
+    set mb_try_left=0
+  else
+    set mb_try_failed="${mb_try}"
+    set mb_try=
+    set mb_try_left=
+  fi
+  if [ "${mb_try}" ]; then
+    set default="${mb_try}"
+  fi
+  save_env mb_try mb_try_left mb_try_failed
+fi
+"#;
+
 impl Node {
     fn new(style: MenuStyle, label: &str) -> Node {
         require_tools(TOOLS);
@@ -76,6 +99,27 @@ impl Node {
                 .menu(style)
                 .build(&tmp::process_dir().join(format!("faults-{name}.img")))
         });
+        Node::copy_of(base, label)
+    }
+
+    /// A node of the grubenv style whose grub.cfg also counts trials down.
+    fn with_trials(label: &str) -> Node {
+        require_tools(TOOLS);
+        let images = IMAGES.iter().map(|n| FixtureImage::new(n)).collect();
+        let builder = NodeDisk::builder(images).menu(MenuStyle::Grubenv);
+        let cfg = e2e::grubcfg::generate(MenuStyle::Grubenv, builder.facts()).replacen(
+            GRUBENV_DEFAULT,
+            &format!("{GRUBENV_DEFAULT}{TRIAL_BLOCK}"),
+            1,
+        );
+        assert!(cfg.contains(TRIAL_BLOCK), "the header changed:\n{cfg}");
+        e2e::grubcfg::script_check(&cfg);
+        let scratch = TempDir::new(label);
+        let base = builder.grub_cfg(cfg).build(&scratch.join("base.img"));
+        Node::copy_of(&base, label)
+    }
+
+    fn copy_of(base: &NodeDisk, label: &str) -> Node {
         let dir = TempDir::new(label);
         let disk = base.copy_to(&dir.join("node.img"));
         let attached = LoopDisk::attach(&disk.path);
@@ -87,9 +131,15 @@ impl Node {
     }
 
     fn switch_command(&self, binary: &Path, target: &str) -> Command {
+        self.switch_with(binary, &[target])
+    }
+
+    /// `bootctl --disk DISK switch ARGS...`, its output discarded but for stderr.
+    fn switch_with(&self, binary: &Path, args: &[&str]) -> Command {
         let mut command = Command::new(binary);
         command
-            .args(["--disk", self.disk.path_str(), "switch", target])
+            .args(["--disk", self.disk.path_str(), "switch"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -130,14 +180,21 @@ impl Node {
                 .value
                 .clone()
         };
-        let entry = menu
-            .resolve(&value)
-            .unwrap_or_else(|| panic!("the default {value:?} names no entry:\n{cfg_text}"));
-        let id = entry.item.id.clone().expect("fixture entries have ids");
-        let image = id
-            .strip_prefix("fixture-")
-            .unwrap_or_else(|| panic!("unexpected default entry {id}"))
-            .to_owned();
+        let image_of = |value: &str| {
+            let entry = menu
+                .resolve(value)
+                .unwrap_or_else(|| panic!("{value:?} names no entry:\n{cfg_text}"));
+            let id = entry.item.id.clone().expect("fixture entries have ids");
+            id.strip_prefix("fixture-")
+                .unwrap_or_else(|| panic!("unexpected entry {id}"))
+                .to_owned()
+        };
+        let image = image_of(&value);
+        let trial = env
+            .as_ref()
+            .and_then(|env| env.get("mb_try"))
+            .filter(|value| !value.is_empty())
+            .map(image_of);
         let temp_files = std::fs::read_dir(root.join("boot/grub"))
             .expect("listing boot/grub")
             .chain(std::fs::read_dir(root).expect("listing the root"))
@@ -157,6 +214,7 @@ impl Node {
         mount.unmount().expect("unmounting the check mount");
         State {
             default: image,
+            trial,
             kernels,
             temp_files,
         }
@@ -166,6 +224,8 @@ impl Node {
 struct State {
     /// The image the default entry belongs to.
     default: String,
+    /// The image on trial (grubenv's `mb_try`), if any.
+    trial: Option<String>,
     /// The kernel path of every entry, in menu order.
     kernels: Vec<String>,
     temp_files: Vec<String>,
@@ -317,6 +377,63 @@ fn killed_at_every_step_of_a_fixed_default_switch_the_disk_stays_bootable() {
         "faults-points-fixed",
     );
     assert!(kills >= POINTS.len(), "only {kills} runs were killed");
+}
+
+/// `switch --try=2` killed at every fault point, for the first and the second time it is
+/// reached: grubenv parses after each kill, the default never moves, and the trial is the
+/// old one (none) or the new one. A trial left in place boots: GRUB counts it down.
+#[test]
+fn killed_at_every_step_of_a_trial_switch_the_default_stays() {
+    let node = Node::with_trials("faults-points-trial");
+    let binary = fault_bootctl();
+    let default = node.state().default;
+    let mut kills = 0;
+    for point in POINTS {
+        for (nth, target) in [(1, "b"), (2, "c")] {
+            let spec = format!("{point}:{nth}");
+            let out = node
+                .switch_with(binary, &["--try=2", target])
+                .env(FAULT_ENV, &spec)
+                .output()
+                .expect("running bootctl");
+            let killed = out.status.signal() == Some(9);
+            assert!(
+                killed || out.status.success(),
+                "{spec}: bootctl neither died nor succeeded: {} {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            kills += usize::from(killed);
+            let state = node.state();
+            assert_eq!(state.default, default, "{spec}: a trial moved the default");
+            match state.trial.as_deref() {
+                None if killed => {}
+                Some(trial) if trial == target => {}
+                other => panic!("{spec}: the trial is {other:?}, neither none nor {target}"),
+            }
+            // A persistent switch to the default ends the trial.
+            recover(&node, &default, &spec);
+            assert_eq!(node.state().trial, None, "{spec}: the trial did not end");
+        }
+    }
+    assert!(kills >= POINTS.len(), "only {kills} runs were killed");
+    let status = node
+        .switch_with(static_bootctl(), &["--try=2", "b"])
+        .status()
+        .expect("running bootctl");
+    assert!(status.success(), "the last trial switch failed: {status}");
+    drop(node.attached);
+    let outcome = boot(
+        &node.disk.path,
+        Firmware::Bios,
+        BOOT_TIMEOUT,
+        "faults-points-trial-boot",
+    );
+    expect_boot(
+        &outcome,
+        "b",
+        "boot of the trial after the fault-point kills",
+    );
 }
 
 /// Kills a refresh of image a at every fault point (it replaces one file, grub.cfg), with

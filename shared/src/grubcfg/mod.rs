@@ -292,6 +292,19 @@ impl MenuItem {
 }
 
 impl Menu {
+    /// The item at `path` (indices at each level), if there is one.
+    pub fn entry(&self, path: &[usize]) -> Option<&MenuItem> {
+        let (&last, parents) = path.split_last()?;
+        let mut items = &self.items[..];
+        for &i in parents {
+            match &items.get(i)?.kind {
+                ItemKind::Submenu { items: inner } => items = inner,
+                ItemKind::Entry { .. } => return None,
+            }
+        }
+        items.get(last)
+    }
+
     /// Every bootable entry, depth first in menu order, with its path (indices at each level).
     pub fn entries(&self) -> Vec<EntryRef<'_>> {
         fn walk<'m>(items: &'m [MenuItem], path: &mut Vec<usize>, out: &mut Vec<EntryRef<'m>>) {
