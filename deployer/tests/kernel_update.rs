@@ -7,11 +7,11 @@
 //! A missing tool fails the test and names `scripts/setup`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use e2e::chain::{boot_chain, shown, Expect, SHOW};
-use e2e::deploy::{deploy_command, write_images_config};
+use e2e::deploy::{deploy_node, DeployedNode};
 use e2e::disk::{snapshot_tree, LoopDisk, Mount};
 use e2e::fixture::{host_kernel, FixtureImage};
 use e2e::qemu::Firmware;
@@ -35,34 +35,18 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 const MULTIBOOT_PARTITION: u32 = 3;
 const FIRST_ROOT_PARTITION: u32 = 4;
 
-/// `images` deployed by the real deployer onto `scratch/node.img`, the first booting.
-fn deploy(scratch: &TempDir, images: &[&FixtureImage]) -> PathBuf {
+/// `images` deployed by the real deployer onto a new disk-image file, the first booting.
+fn deploy(label: &str, images: &[&FixtureImage]) -> DeployedNode {
     require_deploy_tools(TOOLS);
-    let config = write_images_config(
-        scratch.path(),
+    deploy_node(
+        Path::new(env!("CARGO_BIN_EXE_deployer")),
+        label,
         images,
         &images[0].name,
         &[],
         KERNEL_PARAMS,
-        240,
-    );
-    let disk = scratch.join("node.img");
-    let started = Instant::now();
-    let mut deploy = deploy_command(
-        Path::new(env!("CARGO_BIN_EXE_deployer")),
-        &config,
-        &disk,
-        &scratch.join("boot-info.json"),
-    );
-    let out = deploy.output().expect("running deployer");
-    assert!(
-        out.status.success(),
-        "`{}` failed: {}",
-        e2e::cmd::describe(&deploy),
-        e2e::cmd::describe_output(&out)
-    );
-    eprintln!("deploy took {:.1?}", started.elapsed());
-    disk
+        &[],
+    )
 }
 
 /// The files below `/etc` of each image's root, by image (partition order).
@@ -86,7 +70,6 @@ fn below_etc(path: &str) -> String {
 
 #[test]
 fn hooks_and_the_health_unit_land_only_in_images_with_their_mechanisms() {
-    let scratch = TempDir::new("kernel-hooks-land");
     // alpha has both kernel mechanisms' directories and systemd's; beta has none of them;
     // gamma says it is Fedora (no directory yet) and has systemd's in /lib.
     let alpha = FixtureImage::new("alpha")
@@ -96,9 +79,10 @@ fn hooks_and_the_health_unit_land_only_in_images_with_their_mechanisms() {
     let beta = FixtureImage::new("beta");
     let mut gamma = FixtureImage::new("gamma").dir("lib/systemd/system");
     gamma.os_id = "fedora".to_owned();
-    let disk = deploy(&scratch, &[&alpha, &beta, &gamma]);
+    let node = deploy("kernel-hooks-land", &[&alpha, &beta, &gamma]);
+    let (disk, scratch) = (&node.disk, &node.scratch);
 
-    let trees = image_etc_trees(&disk, &scratch, 3);
+    let trees = image_etc_trees(disk, scratch, 3);
     let installed = |tree: &BTreeMap<String, Vec<u8>>| -> Vec<String> {
         let ours = [
             KERNEL_POSTINST_HOOK,
@@ -141,7 +125,7 @@ fn hooks_and_the_health_unit_land_only_in_images_with_their_mechanisms() {
     }
 
     // Modes and the enabling link, read from the filesystem itself.
-    let attached = LoopDisk::attach(&disk);
+    let attached = LoopDisk::attach(disk);
     for (i, expect_unit) in [(0, true), (1, false), (2, true)] {
         let mount = Mount::new(
             &attached.partition(FIRST_ROOT_PARTITION + i),
@@ -223,16 +207,16 @@ fn booted_kernel(run_output: &str) -> &str {
 
 #[test]
 fn a_kernel_update_through_either_hook_boots_the_new_kernel() {
-    let scratch = TempDir::new("kernel-update");
     let alpha = FixtureImage::new("alpha")
         .dir("etc/kernel/postinst.d")
         .dir("etc/kernel/postrm.d")
         .dir("etc/kernel/install.d")
         .run_script(&update_script());
     let beta = FixtureImage::new("beta");
-    let disk = deploy(&scratch, &[&alpha, &beta]);
+    let node = deploy("kernel-update", &[&alpha, &beta]);
+    let (disk, scratch) = (&node.disk, &node.scratch);
     let grub_cfg = |label: &str| {
-        let attached = LoopDisk::attach(&disk);
+        let attached = LoopDisk::attach(disk);
         let mount = Mount::new(
             &attached.partition(MULTIBOOT_PARTITION),
             &scratch.join(label),
@@ -243,7 +227,7 @@ fn a_kernel_update_through_either_hook_boots_the_new_kernel() {
     let before = grub_cfg("mb-before");
 
     let boots = boot_chain(
-        &disk,
+        disk,
         Firmware::Bios,
         BOOT_TIMEOUT,
         "kernel-update",
