@@ -10,8 +10,10 @@ pub mod bootcode;
 pub mod change;
 pub mod cli;
 pub mod complete;
+pub mod confirm;
 pub mod exit;
 pub mod health;
+pub mod loaded;
 pub mod reboot;
 pub mod refresh;
 pub mod render;
@@ -24,16 +26,16 @@ pub mod view;
 
 use std::io::IsTerminal;
 
-use shared::atomic::Lock;
 use shared::grubcfg::{self, Menu};
 
-use crate::change::{Change, How};
+use crate::change::How;
 use crate::cli::{Choice, Cli, Command};
+use crate::confirm::Mark;
 use crate::exit::{fail, Code};
-use crate::render::{MarkReport, PartitionReport, SwitchReport};
-use crate::source::{Access, Located};
+use crate::loaded::{lock_and_sweep, read, Loaded};
+use crate::render::{PartitionReport, SwitchReport};
+use crate::source::Access;
 use crate::store::BootDir;
-use crate::trial::Verdict;
 use crate::view::{BootFiles, Entry, View};
 
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
@@ -97,9 +99,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
             dry_run,
             json,
         } => refresh::run(cli, root.as_deref(), *dry_run, *json),
-        Command::MarkGood { json } => mark(cli, Mark::Good, *json),
-        Command::MarkBad { json } => mark(cli, Mark::Bad, *json),
-        Command::Health { no_reboot, timeout } => health(cli, *no_reboot, *timeout),
+        Command::MarkGood { json } => confirm::mark(cli, Mark::Good, *json),
+        Command::MarkBad { json } => confirm::mark(cli, Mark::Bad, *json),
+        Command::Health { no_reboot, timeout } => confirm::health(cli, *no_reboot, *timeout),
         Command::Reboot { choice, dry_run } => {
             if choice.target.is_none() && (choice.once || choice.tries.is_some()) {
                 return Err(fail(Code::Usage, "--once and --try need a TARGET"));
@@ -131,82 +133,6 @@ fn how(choice: &Choice) -> How {
         (false, Some(tries)) => How::Try(tries),
         (false, None) => How::Always,
     }
-}
-
-/// The multiboot tree, located and read.
-struct Loaded {
-    /// Held when the files were read under the switch lock. It holds the partition's root
-    /// open, so it is declared first: fields drop in order, and on an error path it must be
-    /// released before `located` unmounts (else the unmount is busy).
-    lock: Option<Lock>,
-    located: Located,
-    dir: BootDir,
-    files: BootFiles,
-    menu: Menu,
-    view: View,
-}
-
-impl Loaded {
-    /// Locates and reads the boot files; with `lock_first`, under the switch lock, taken
-    /// before they are read (a switch whose TARGET is known reads them once).
-    fn open(cli: &Cli, access: Access, lock_first: bool) -> anyhow::Result<Loaded> {
-        let (source, verbose, quiet) = (&cli.source, cli.verbose, cli.quiet);
-        let located = source::locate(source, access)?;
-        if verbose {
-            eprintln!(
-                "bootctl: multiboot partition {} on {} {}",
-                located.uuid.as_deref().unwrap_or("(uuid unknown)"),
-                located
-                    .device
-                    .as_ref()
-                    .map_or("(no device)".into(), |d| d.display().to_string()),
-                if located.mounted_privately() {
-                    "mounted for this run only".to_owned()
-                } else {
-                    format!("at {}", located.root.display())
-                }
-            );
-        }
-        let dir = BootDir::open(&located.root, located.shown_root().as_deref())?;
-        let lock = if lock_first {
-            Some(lock_and_sweep(&dir, quiet)?)
-        } else {
-            None
-        };
-        let (files, menu, view) = read(&dir)?;
-        Ok(Loaded {
-            lock,
-            located,
-            dir,
-            files,
-            menu,
-            view,
-        })
-    }
-}
-
-/// Takes the switch lock and removes the temp files an interrupted bootctl left, saying so
-/// unless `quiet`.
-fn lock_and_sweep(dir: &BootDir, quiet: bool) -> anyhow::Result<Lock> {
-    let lock = dir.lock()?;
-    for stale in dir.sweep_temp_files()? {
-        if !quiet {
-            eprintln!("bootctl: removed {stale}, left by an interrupted bootctl");
-        }
-    }
-    Ok(lock)
-}
-
-fn read(dir: &BootDir) -> anyhow::Result<(BootFiles, Menu, View)> {
-    let files = dir.read()?;
-    let menu = grubcfg::parse(&files.grub_cfg).map_err(|err| {
-        fail(
-            Code::Config,
-            format!("{}: {err}", dir.shown(&dir.grub_cfg())),
-        )
-    })?;
-    let view = view::build(&files, &menu, source::running_root_uuid());
-    Ok((files, menu, view))
 }
 
 fn switch(cli: &Cli, choice: &Choice, dry_run: bool, json: bool) -> anyhow::Result<()> {
@@ -313,120 +239,6 @@ fn apply(
         changed,
     };
     Ok((report, after))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mark {
-    Good,
-    Bad,
-}
-
-/// `mark-good` or `mark-bad`. The files are read without writing first: on most boots (no
-/// trial) there is nothing to change, and the partition is not mounted for writing.
-fn mark(cli: &Cli, mark: Mark, json: bool) -> anyhow::Result<()> {
-    let verb = match mark {
-        Mark::Good => "mark-good",
-        Mark::Bad => "mark-bad",
-    };
-    if !nix::unistd::geteuid().is_root() {
-        return Err(fail(
-            Code::Permission,
-            format!("{verb} must be run as root"),
-        ));
-    }
-    let plan = |loaded: &Loaded| -> anyhow::Result<(Change, Verdict, Entry)> {
-        let running = trial::running(&loaded.view, source::running_root_uuid())?;
-        let (change, verdict) = match mark {
-            Mark::Good => {
-                trial::plan_mark_good(&loaded.files, &loaded.menu, &loaded.view, &running)?
-            }
-            Mark::Bad => (
-                trial::plan_mark_bad(&loaded.files, &loaded.view, &running)?,
-                Verdict::Ended,
-            ),
-        };
-        Ok((change, verdict, running))
-    };
-    let looked = Loaded::open(cli, Access::ReadOnly, false)?;
-    let (change, verdict, running) = plan(&looked)?;
-    let (verdict, running, changed, default) = if change.is_empty() {
-        let default = looked.view.default_entry().cloned();
-        looked.located.release()?;
-        (verdict, running, Vec::new(), default)
-    } else {
-        looked.located.release()?;
-        let loaded = Loaded::open(cli, Access::ReadWrite, true)?;
-        let (change, verdict, running) = plan(&loaded)?;
-        signals::check()?;
-        let changed = loaded.dir.write(&change)?;
-        let after_files = change.applied_to(&loaded.files);
-        let after_menu = grubcfg::parse(&after_files.grub_cfg)
-            .map_err(|err| fail(Code::Config, format!("edited grub.cfg: {err}")))?;
-        let after = view::build(&after_files, &after_menu, source::running_root_uuid());
-        let default = after.default_entry().cloned();
-        drop(loaded.lock);
-        loaded.located.release()?;
-        (verdict, running, changed, default)
-    };
-    let report = MarkReport {
-        verdict,
-        running,
-        default,
-        changed,
-    };
-    if json {
-        println!("{:#}", render::mark_json(&report));
-    } else if !cli.quiet {
-        println!("{}", render::mark_text(&report));
-    }
-    Ok(())
-}
-
-/// `health`: the checks, then mark-good; or, after a failed check of a trial, mark-bad and
-/// a reboot into the default.
-fn health(cli: &Cli, no_reboot: bool, timeout: u64) -> anyhow::Result<()> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err(fail(Code::Permission, "health must be run as root"));
-    }
-    let checks = health::run_checks(
-        std::path::Path::new(shared::layout::HEALTH_DIR),
-        std::time::Duration::from_secs(timeout),
-    )?;
-    let Some(failed) = checks.failed else {
-        if !cli.quiet {
-            println!("{}", render::health_passed(checks.passed));
-        }
-        // An image the menu does not boot (bootctl installed by hand, or started by another
-        // boot loader) has no trial to confirm: the checks passed, and that is all.
-        return match mark(cli, Mark::Good, false) {
-            Err(err) if exit::code_of(&err) == Code::Target => {
-                if !cli.quiet {
-                    println!("nothing to confirm: {err}");
-                }
-                Ok(())
-            }
-            other => other,
-        };
-    };
-    let loaded = Loaded::open(cli, Access::ReadOnly, false)?;
-    let on_trial = loaded.view.running_entry().is_some_and(|entry| entry.trial);
-    loaded.located.release()?;
-    if !on_trial {
-        return Err(fail(
-            Code::Unhealthy,
-            format!("{failed}; the running image is not on trial: it stays the default"),
-        ));
-    }
-    mark(cli, Mark::Bad, false)?;
-    if no_reboot {
-        return Err(fail(
-            Code::Unhealthy,
-            format!("{failed}; the trial ended: the next boot is the default (--no-reboot)"),
-        ));
-    }
-    eprintln!("bootctl: {failed}; the trial ended: rebooting into the default");
-    reboot::reboot()?;
-    Err(fail(Code::Unhealthy, failed))
 }
 
 /// Let the user choose an entry on the terminal.

@@ -4,7 +4,7 @@
 //!
 //! [`image`] finds the image (its root UUID, the names in its `/boot`), [`plan`] works out
 //! the new grub.cfg, the effects here write it as `switch` writes: under the lock, read
-//! after the lock is taken, crash-safely through [`BootDir::write`].
+//! after the lock is taken, crash-safely through [`crate::store::BootDir::write`].
 
 pub mod image;
 pub mod plan;
@@ -12,15 +12,13 @@ pub mod render;
 
 use std::path::Path;
 
-use shared::grubcfg;
-
 use crate::change::Change;
 use crate::cli::Cli;
 use crate::exit::{fail, Code};
+use crate::loaded::Loaded;
 use crate::refresh::render::RefreshReport;
 use crate::signals;
-use crate::source::{self, Access};
-use crate::store::BootDir;
+use crate::source::Access;
 
 /// Refreshes the running image, or with `root` the image mounted there.
 pub fn run(cli: &Cli, root: Option<&Path>, dry_run: bool, json: bool) -> anyhow::Result<()> {
@@ -42,32 +40,15 @@ pub fn run(cli: &Cli, root: Option<&Path>, dry_run: bool, json: bool) -> anyhow:
     } else {
         Access::ReadWrite
     };
-    let located = source::locate(&cli.source, access)?;
-    if cli.verbose {
-        eprintln!("bootctl: {}", located.describe());
-    }
-    let dir = BootDir::open(&located.root, located.shown_root().as_deref())?;
-    // Declared after `located`, so dropped before it on every path: the lock holds the
-    // partition's root open, which would keep the unmount busy.
-    let lock = if dry_run {
-        None
-    } else {
-        let lock = dir.lock()?;
-        for stale in dir.sweep_temp_files()? {
-            if !cli.quiet {
-                eprintln!("bootctl: removed {stale}, left by an interrupted bootctl");
-            }
-        }
-        Some(lock)
-    };
-    let files = dir.read()?;
-    let menu = grubcfg::parse(&files.grub_cfg).map_err(|err| {
-        fail(
-            Code::Config,
-            format!("{}: {err}", dir.shown(&dir.grub_cfg())),
-        )
-    })?;
-    let refresh = plan::plan(&files.grub_cfg, &menu, files.boot_info.as_ref(), &image)?;
+    // Under the lock, taken before the files are read, unless nothing is written.
+    let loaded = Loaded::open(cli, access, !dry_run)?;
+    let (dir, files) = (&loaded.dir, &loaded.files);
+    let refresh = plan::plan(
+        &files.grub_cfg,
+        &loaded.menu,
+        files.boot_info.as_ref(),
+        &image,
+    )?;
     signals::check()?;
     let change = Change {
         grub_cfg: refresh.grub_cfg.clone(),
@@ -78,7 +59,8 @@ pub fn run(cli: &Cli, root: Option<&Path>, dry_run: bool, json: bool) -> anyhow:
     } else {
         dir.write(&change)?
     };
-    drop(lock);
+    // The lock holds the partition's root open: it goes before the unmount.
+    drop(loaded.lock);
     let report = RefreshReport {
         refresh: &refresh,
         dry_run,
@@ -89,5 +71,5 @@ pub fn run(cli: &Cli, root: Option<&Path>, dry_run: bool, json: bool) -> anyhow:
     } else if !cli.quiet {
         println!("{}", render::text(&report));
     }
-    located.release()
+    loaded.located.release()
 }
