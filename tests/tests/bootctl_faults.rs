@@ -276,6 +276,32 @@ fn mount_dirs_of(pid: u32) -> Vec<String> {
         .collect()
 }
 
+/// Runs `command` (a fault-injection bootctl) killed at the fault point `spec`; whether it
+/// was killed. It must die or succeed, and leave no mount directory behind.
+fn run_with_fault(command: &mut Command, spec: &str) -> bool {
+    let child = command
+        .env(FAULT_ENV, spec)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running bootctl");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("waiting for bootctl");
+    let killed = out.status.signal() == Some(9);
+    assert_eq!(
+        mount_dirs_of(pid),
+        Vec::<String>::new(),
+        "{spec}: bootctl left directories behind"
+    );
+    assert!(
+        killed || out.status.success(),
+        "{spec}: bootctl neither died nor succeeded: {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    killed
+}
+
 /// The next image after `image` in the cycle a, b, c.
 fn next(image: &str) -> &'static str {
     let i = IMAGES
@@ -314,27 +340,7 @@ fn kill_at_every_point(style: MenuStyle, label: &str) -> usize {
         for nth in [1, 2] {
             let target = next(&current);
             let spec = format!("{point}:{nth}");
-            let child = node
-                .switch_command(binary, target)
-                .env(FAULT_ENV, &spec)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("running bootctl");
-            let pid = child.id();
-            let out = child.wait_with_output().expect("waiting for bootctl");
-            let killed = out.status.signal() == Some(9);
-            assert_eq!(
-                mount_dirs_of(pid),
-                Vec::<String>::new(),
-                "{spec}: bootctl left directories behind"
-            );
-            assert!(
-                killed || out.status.success(),
-                "{spec}: bootctl neither died nor succeeded: {} {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let killed = run_with_fault(&mut node.switch_command(binary, target), &spec);
             kills += usize::from(killed);
             let state = node.state();
             assert!(
@@ -391,18 +397,7 @@ fn killed_at_every_step_of_a_trial_switch_the_default_stays() {
     for point in POINTS {
         for (nth, target) in [(1, "b"), (2, "c")] {
             let spec = format!("{point}:{nth}");
-            let out = node
-                .switch_with(binary, &["--try=2", target])
-                .env(FAULT_ENV, &spec)
-                .output()
-                .expect("running bootctl");
-            let killed = out.status.signal() == Some(9);
-            assert!(
-                killed || out.status.success(),
-                "{spec}: bootctl neither died nor succeeded: {} {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let killed = run_with_fault(&mut node.switch_with(binary, &["--try=2", target]), &spec);
             kills += usize::from(killed);
             let state = node.state();
             assert_eq!(state.default, default, "{spec}: a trial moved the default");
@@ -488,24 +483,7 @@ fn killed_at_every_step_of_a_refresh_the_disk_stays_bootable() {
         }
         let new = format!("/boot/vmlinuz-{version}");
         let spec = format!("{point}:1");
-        let child = refresh(binary)
-            .env(FAULT_ENV, &spec)
-            .spawn()
-            .expect("running bootctl");
-        let pid = child.id();
-        let out = child.wait_with_output().expect("waiting for bootctl");
-        let killed = out.status.signal() == Some(9);
-        assert_eq!(
-            mount_dirs_of(pid),
-            Vec::<String>::new(),
-            "{spec}: bootctl left directories behind"
-        );
-        assert!(
-            killed || out.status.success(),
-            "{spec}: bootctl neither died nor succeeded: {} {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let killed = run_with_fault(&mut refresh(binary), &spec);
         kills += usize::from(killed);
         let state = node.state();
         let kernel = a_kernel(&state);
