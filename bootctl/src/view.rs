@@ -117,7 +117,7 @@ pub struct Named {
 /// Whether GRUB wrote grubenv as it booted the running image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrubWrote {
-    /// The stamp names the running entry.
+    /// The stamp names the running entry, or another entry of its root.
     Yes,
     /// The running entry stamps, but grubenv names another entry or none: GRUB could not
     /// write it, or something other than this GRUB booted the image.
