@@ -162,6 +162,11 @@ pub enum Command {
         /// specification's flow, limited to the deployed disks.
         #[arg(long, value_enum, value_name = "MODE", default_value_t)]
         bootloader_config: BootloaderConfig,
+        /// How long GRUB shows its menu before it boots the default, in seconds: 0 boots
+        /// at once (headless fleets), more leaves time to pick an image at the console.
+        #[arg(long, value_name = "SECONDS", default_value_t = 5,
+              value_parser = clap::value_parser!(u32).range(0..=3600))]
+        grub_timeout: u32,
         /// Download http:// and https:// images that have no "sha256" in the config
         /// (refused otherwise). TLS certificates are verified all the same.
         #[arg(long)]
@@ -255,6 +260,7 @@ pub fn run(cli: &Cli) -> ExitCode {
             yes,
             preserve_on_error,
             bootloader_config,
+            grub_timeout,
             allow_unverified_downloads,
             cacert,
             log_file: _,
@@ -275,6 +281,7 @@ pub fn run(cli: &Cli) -> ExitCode {
                             yes: *yes,
                             preserve_on_error: *preserve_on_error,
                             bootloader_config: *bootloader_config,
+                            grub_timeout: *grub_timeout,
                             allow_unverified_downloads: *allow_unverified_downloads,
                             cacert: cacert.clone(),
                         };

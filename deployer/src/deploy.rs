@@ -39,6 +39,8 @@ pub struct DeployOptions {
     pub preserve_on_error: bool,
     /// Where grub.cfg comes from.
     pub bootloader_config: BootloaderConfig,
+    /// How long GRUB shows its menu, in seconds.
+    pub grub_timeout: u32,
     /// Download `http://` and `https://` sources that have no `sha256` in the config.
     pub allow_unverified_downloads: bool,
     /// A PEM file of CA certificates HTTPS servers are trusted by, besides the built-in ones.
@@ -340,6 +342,7 @@ fn apply(
         work: work.path(),
         boot_info: &options.boot_info,
         mode: options.bootloader_config,
+        grub_timeout: options.grub_timeout,
     })
 }
 

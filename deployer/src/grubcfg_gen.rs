@@ -36,8 +36,8 @@ pub struct MenuEntrySpec {
 }
 
 /// The grub.cfg for `entries`, in order, booting the entry whose id is `default_id` unless
-/// grubenv says otherwise.
-pub fn generate(entries: &[MenuEntrySpec], default_id: &str) -> String {
+/// grubenv says otherwise, after showing the menu for `timeout` seconds.
+pub fn generate(entries: &[MenuEntrySpec], default_id: &str, timeout: u32) -> String {
     let mut out = String::new();
     out.push_str(
         "# grub.cfg of the multiboot partition, written by the deployer.\n\
@@ -59,10 +59,9 @@ pub fn generate(entries: &[MenuEntrySpec], default_id: &str) -> String {
          \x20 save_env next_entry\n",
     );
     try_countdown(&mut out);
+    let _ = writeln!(out, "fi\nset timeout={timeout}");
     out.push_str(
-        "fi\n\
-         set timeout=5\n\
-         set timeout_style=menu\n\
+        "set timeout_style=menu\n\
          serial --unit=0 --speed=115200\n\
          terminal_input console serial\n\
          terminal_output console serial\n",
@@ -204,7 +203,7 @@ mod tests {
 
     /// The menu parses back to exactly the specs, and its default is `default_id`'s entry.
     fn assert_round_trip(entries: &[MenuEntrySpec], default_id: &str) -> Menu {
-        let text = generate(entries, default_id);
+        let text = generate(entries, default_id, 5);
         let menu = parse(&text).unwrap_or_else(|err| panic!("{err}\n{text}"));
         assert_eq!(menu.items.len(), entries.len(), "{text}");
         for (item, spec) in menu.items.iter().zip(entries) {
@@ -275,9 +274,9 @@ mod tests {
 
     #[test]
     fn grub_script_check_accepts_the_output() {
-        script_check(&generate(&two(), "multiboot-alpha"));
-        script_check(&generate(&three(), "multiboot-gamma"));
-        script_check(&generate(&[], "multiboot-alpha"));
+        script_check(&generate(&two(), "multiboot-alpha", 5));
+        script_check(&generate(&three(), "multiboot-gamma", 5));
+        script_check(&generate(&[], "multiboot-alpha", 5));
     }
 
     #[test]
@@ -304,7 +303,7 @@ mod tests {
                 ..entry("y", ROOT_A, "")
             },
         ];
-        let text = generate(&entries, nasty);
+        let text = generate(&entries, nasty, 5);
         script_check(&text);
         let menu = assert_round_trip(&entries, nasty);
         assert_eq!(
@@ -339,16 +338,30 @@ mod tests {
     }
 
     #[test]
+    fn the_menu_shows_for_the_timeout_given() {
+        for timeout in [0, 5, 3600] {
+            let text = generate(&two(), "multiboot-alpha", timeout);
+            assert!(
+                text.contains(&format!(
+                    "\nset timeout={timeout}\nset timeout_style=menu\n"
+                )),
+                "{text}"
+            );
+            script_check(&text);
+        }
+    }
+
+    #[test]
     fn kernel_params_are_split_into_quoted_words() {
         let spec = entry("a", ROOT_A, "  console=ttyS0,115200\tquiet\n\x0bsplash \r");
-        let text = generate(&[spec], "multiboot-a");
+        let text = generate(&[spec], "multiboot-a", 5);
         assert!(
             text.contains(&format!(
                 "\tlinux '/boot/vmlinuz-6.1.0-56-amd64' 'root=UUID={ROOT_A}' ro 'console=ttyS0,115200' 'quiet' 'splash'\n"
             )),
             "{text}"
         );
-        let bare = generate(&[entry("b", ROOT_B, " \n ")], "multiboot-b");
+        let bare = generate(&[entry("b", ROOT_B, " \n ")], "multiboot-b", 5);
         assert!(bare.contains(&format!(
             "\tlinux '/boot/vmlinuz-6.1.0-56-amd64' 'root=UUID={ROOT_B}' ro\n"
         )));
@@ -375,7 +388,7 @@ mod tests {
             initrd_path: None,
             ..entry("a", ROOT_A, "")
         };
-        let text = generate(std::slice::from_ref(&spec), "multiboot-a");
+        let text = generate(std::slice::from_ref(&spec), "multiboot-a", 5);
         assert!(!text.contains("initrd"), "{text}");
         assert_round_trip(&[spec], "multiboot-a");
         script_check(&text);
@@ -386,7 +399,7 @@ mod tests {
     /// make one-shot boots possible.
     #[test]
     fn bootctl_switches_it_through_grubenv() {
-        let menu = parse(&generate(&three(), "multiboot-beta")).unwrap();
+        let menu = parse(&generate(&three(), "multiboot-beta", 5)).unwrap();
         assert!(
             menu.reads_saved_entry,
             "persistent switch through saved_entry"
@@ -509,7 +522,7 @@ menuentry --id='multiboot-beta' --class os -- 'Rocky Linux 9.3 (Blue Onyx)' {
 	linux '/vmlinuz-5.14.0-362.8.1.el9_3.x86_64' 'root=UUID=688c5f1e-dc46-4aca-a90e-be21ba8aa3e2' ro
 }
 "#;
-        assert_eq!(generate(&entries, "multiboot-beta"), want);
+        assert_eq!(generate(&entries, "multiboot-beta", 5), want);
         assert_round_trip(&entries, "multiboot-beta");
         script_check(want);
     }

@@ -322,7 +322,7 @@ fn os_prober_finds_the_deployed_images_and_only_them() {
     let before = host_state();
     let trace = Trace::start(scratch.join("strace.log"));
     let started = Instant::now();
-    let result = os_prober_menu(&images, &[disk.device().to_owned()], "beta", &work);
+    let result = os_prober_menu(&images, &[disk.device().to_owned()], "beta", 5, &work);
     let elapsed = started.elapsed();
     let log = trace.finish();
     let menu: OsProberMenu = result.unwrap_or_else(|err| panic!("os_prober_menu: {err:#}"));

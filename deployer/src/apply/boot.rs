@@ -68,6 +68,8 @@ pub struct BootInputs<'a> {
     /// `--boot-info`.
     pub boot_info: &'a Path,
     pub mode: BootloaderConfig,
+    /// How long GRUB shows its menu, in seconds.
+    pub grub_timeout: u32,
 }
 
 /// An image that gets a boot entry: its plan, its layout and what its deploy found.
@@ -199,7 +201,7 @@ fn generated_menu(inputs: &BootInputs, entries: &[Entry]) -> anyhow::Result<Menu
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Menu {
-        grub_cfg: generate(&specs, &default_id),
+        grub_cfg: generate(&specs, &default_id, inputs.grub_timeout),
         grubenv,
         places,
     })
@@ -234,6 +236,7 @@ fn os_prober_mode_menu(inputs: &BootInputs, entries: &[Entry]) -> anyhow::Result
         &images,
         &disks,
         &inputs.plan.boot.default_image,
+        inputs.grub_timeout,
         inputs.work,
     )
     .context("generate grub.cfg with grub-mkconfig and os-prober")?;

@@ -375,8 +375,9 @@ impl Node {
         self.out.join("boot-info.json")
     }
 
-    /// `BINARY deploy CONFIG --disk vda=DISK ... --yes`, TMPDIR set, MULTIBOOT_FAULT as
-    /// given (and removed otherwise).
+    /// `BINARY deploy CONFIG --disk vda=DISK ... --yes --grub-timeout 0` (the disk boots
+    /// without waiting at GRUB's menu), TMPDIR set, MULTIBOOT_FAULT as given (and removed
+    /// otherwise).
     fn command(&self, binary: &Path, faults: Option<&str>) -> Command {
         let mut command = Command::new(binary);
         command
@@ -389,6 +390,7 @@ impl Node {
             .arg("--bootctl")
             .arg(static_bootctl())
             .arg("--yes")
+            .args(["--grub-timeout", "0"])
             .env("TMPDIR", &self.tmpdir)
             .env("PATH", self.path())
             .env_remove(FAULT_ENV)

@@ -122,6 +122,10 @@ fn a_separate_boot_partition_and_red_hat_kernel_names_boot() {
         let multiboot = Mount::new(&loop_disk.partition(3), &scratch.join("mb"), "ro");
         let cfg = read(&multiboot.path().join("boot/grub/grub.cfg"));
         e2e::grubcfg::script_check(&cfg);
+        assert!(
+            cfg.contains("\nset timeout=0\n"),
+            "--grub-timeout 0:\n{cfg}"
+        );
         let uuid = boot_part.get("UUID").expect("the /boot UUID");
         assert!(
             cfg.contains(&format!("--fs-uuid --set=root '{uuid}'"))

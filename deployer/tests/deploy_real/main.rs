@@ -49,7 +49,11 @@ fn deploy(
             .arg("--disk")
             .arg(format!("{name}={}", path.display()));
     }
-    deploy.arg("--bootctl").arg(bootctl);
+    // No test presses a key at GRUB's menu: every boot of the disk starts at once.
+    deploy
+        .arg("--bootctl")
+        .arg(bootctl)
+        .args(["--grub-timeout", "0"]);
     if let Some(path) = boot_info {
         deploy.arg("--boot-info").arg(path);
     }

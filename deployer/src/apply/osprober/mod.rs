@@ -9,7 +9,7 @@
 mod rewrite;
 mod sandbox;
 
-pub use sandbox::{DEFAULT_GRUB, GRUB_D_SCRIPTS};
+pub use sandbox::{default_grub, GRUB_D_SCRIPTS};
 
 use std::ffi::OsString;
 use std::fs;
@@ -69,12 +69,14 @@ pub struct OsProberEntry {
 }
 
 /// Runs grub-mkconfig with os-prober limited to `disks` (the deployed whole-disk devices)
-/// and returns its menu tied to `images`, `default_image` booting by default. `work` is a
-/// private directory for a staging directory, removed again before this returns.
+/// and returns its menu tied to `images`, `default_image` booting by default, the menu
+/// shown for `timeout` seconds. `work` is a private directory for a staging directory,
+/// removed again before this returns.
 pub fn os_prober_menu(
     images: &[OsProberImage],
     disks: &[PathBuf],
     default_image: &str,
+    timeout: u32,
     work: &Path,
 ) -> anyhow::Result<OsProberMenu> {
     let disks = disks
@@ -101,7 +103,7 @@ pub fn os_prober_menu(
     )?;
 
     let stage = Stage::create(work)?;
-    stage.populate(&disks)?;
+    stage.populate(&disks, timeout)?;
     crate::info!("deployer: running grub-mkconfig with os-prober on the deployed disks");
     let mut argv: Vec<OsString> = ["unshare", "--mount", "--propagation", "private"]
         .into_iter()

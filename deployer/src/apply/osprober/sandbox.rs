@@ -15,17 +15,20 @@ use anyhow::Context;
 /// The host's grub.d scripts the run keeps: the header and os-prober's, nothing else.
 pub const GRUB_D_SCRIPTS: [&str; 2] = ["00_header", "30_os-prober"];
 
-/// `/etc/default/grub` inside the run, where the host's `/etc/default/grub.d` is hidden.
-/// The default is set afterwards, once the menu is known.
-pub const DEFAULT_GRUB: &str = "\
-GRUB_DEFAULT=0
-GRUB_TIMEOUT=5
-GRUB_TIMEOUT_STYLE=menu
-GRUB_DISTRIBUTOR=Multiboot
-GRUB_TERMINAL=\"console serial\"
-GRUB_SERIAL_COMMAND=\"serial --unit=0 --speed=115200\"
-GRUB_DISABLE_OS_PROBER=false
-";
+/// `/etc/default/grub` inside the run, where the host's `/etc/default/grub.d` is hidden,
+/// GRUB showing its menu for `timeout` seconds. The default is set afterwards, once the
+/// menu is known.
+pub fn default_grub(timeout: u32) -> String {
+    format!(
+        "GRUB_DEFAULT=0\n\
+         GRUB_TIMEOUT={timeout}\n\
+         GRUB_TIMEOUT_STYLE=menu\n\
+         GRUB_DISTRIBUTOR=Multiboot\n\
+         GRUB_TERMINAL=\"console serial\"\n\
+         GRUB_SERIAL_COMMAND=\"serial --unit=0 --speed=115200\"\n\
+         GRUB_DISABLE_OS_PROBER=false\n"
+    )
+}
 
 /// Runs grub-mkconfig in the new namespace; `$1` is the staging directory. Bind mounts
 /// first (the staging directory may be under `/tmp` or `/run`), then the tmpfs mounts:
@@ -129,8 +132,9 @@ impl Stage {
         &self.path
     }
 
-    /// grub.d, default/grub, sys-block, partitions and lvm/lvm.conf for `disks`.
-    pub(super) fn populate(&self, disks: &[HostDisk]) -> anyhow::Result<()> {
+    /// grub.d, default/grub (GRUB's menu shown for `timeout` seconds), sys-block,
+    /// partitions and lvm/lvm.conf for `disks`.
+    pub(super) fn populate(&self, disks: &[HostDisk], timeout: u32) -> anyhow::Result<()> {
         let dir = |name: &str| -> anyhow::Result<PathBuf> {
             let path = self.path.join(name);
             fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
@@ -148,7 +152,7 @@ impl Stage {
                 fs::read_to_string(&from).with_context(|| format!("reading {}", from.display()))?;
             write(grub_d.join(script), &text, 0o755)?;
         }
-        write(dir("default")?.join("grub"), DEFAULT_GRUB, 0o644)?;
+        write(dir("default")?.join("grub"), &default_grub(timeout), 0o644)?;
         let sys_block = dir("sys-block")?;
         for disk in disks {
             let link = sys_block.join(&disk.name);
@@ -270,13 +274,13 @@ mod tests {
             "GRUB_DISABLE_OS_PROBER=false",
             "GRUB_TERMINAL=\"console serial\"",
             "GRUB_SERIAL_COMMAND=\"serial --unit=0 --speed=115200\"",
-            "GRUB_TIMEOUT=5",
+            "GRUB_TIMEOUT=7",
             "GRUB_DEFAULT=0",
         ] {
-            assert!(DEFAULT_GRUB.lines().any(|l| l == line), "{line}");
+            assert!(default_grub(7).lines().any(|l| l == line), "{line}");
         }
         assert!(
-            !DEFAULT_GRUB.contains("saved"),
+            !default_grub(7).contains("saved"),
             "GRUB_DEFAULT=saved reads the host's grubenv"
         );
     }
