@@ -315,3 +315,67 @@ fn a_real_debian_is_confirmed_by_its_health_unit_and_boots_its_new_kernel() {
         first.elapsed, second.elapsed, third.elapsed, fourth.elapsed
     );
 }
+
+/// systemd's own kernel-install (Debian 12's, in a chroot of the debootstrapped tree) runs
+/// the plugin the deployer installs, for `add` and for `remove`, and the plugin runs
+/// `bootctl refresh`. A script that notes its arguments stands in for bootctl: the chroot
+/// is no node, and refresh itself is proved by the boots above and kernel_update.rs.
+#[test]
+#[ignore = "needs the debootstrapped Debian 12 tree (slow the first time): run with --run-ignored"]
+fn debians_kernel_install_runs_the_multiboot_plugin() {
+    require_tools(&["chroot"]);
+    let tree = debian_tree();
+    let scratch = TempDir::new("kernel-install");
+    let root = scratch.join("root");
+    cmd::run(Command::new("cp").arg("-a").arg(&tree).arg(&root));
+    e2e::fixture::write(
+        &root.join("etc/kernel/install.d/90-multiboot.install"),
+        shared::image_files::KERNEL_INSTALL_PLUGIN_TEXT.as_bytes(),
+        0o755,
+    );
+    e2e::fixture::write(
+        &root.join("usr/sbin/bootctl"),
+        b"#!/bin/sh\necho \"bootctl $*\" >> /tmp/bootctl-calls\n",
+        0o755,
+    );
+    let version = std::fs::read_dir(root.join("boot"))
+        .expect("the tree's /boot")
+        .flatten()
+        .find_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix("vmlinuz-")
+                .map(str::to_owned)
+        })
+        .expect("a kernel in the tree");
+    let calls = root.join("tmp/bootctl-calls");
+    for args in [
+        vec![
+            "add".to_owned(),
+            version.clone(),
+            format!("/boot/vmlinuz-{version}"),
+        ],
+        vec!["remove".to_owned(), version.clone()],
+    ] {
+        let _ = std::fs::remove_file(&calls);
+        let out = cmd::output(
+            Command::new("chroot")
+                .arg(&root)
+                .arg("kernel-install")
+                .arg("--verbose")
+                .args(&args),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("/etc/kernel/install.d/90-multiboot.install"),
+            "kernel-install {args:?}: {}\n{stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(&calls).unwrap_or_default(),
+            "bootctl refresh\n",
+            "kernel-install {args:?} ran the plugin, which ran bootctl refresh"
+        );
+    }
+}
