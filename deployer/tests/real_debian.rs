@@ -100,6 +100,20 @@ fn newer_kernel_debs(tree: &Path) -> PathBuf {
     debs
 }
 
+/// The version of the kernel in a Debian tree's /boot (`vmlinuz-VERSION`).
+fn tree_kernel(tree: &Path) -> String {
+    std::fs::read_dir(tree.join("boot"))
+        .expect("the tree's /boot")
+        .flatten()
+        .find_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix("vmlinuz-")
+                .map(str::to_owned)
+        })
+        .expect("a kernel in the tree")
+}
+
 /// A systemd service that does what the fixture init does: say which image came up, run
 /// `/etc/fixture/run` once the system is up (after the health unit), power off.
 const RUN_UNIT: &str = "[Unit]
@@ -159,16 +173,7 @@ fn a_real_debian_is_confirmed_by_its_health_unit_and_boots_its_new_kernel() {
     require_deploy_tools(&["rsync", "qemu-system-x86_64"]);
     let tree = debian_tree();
     let debs = newer_kernel_debs(&tree);
-    let old_kernel = std::fs::read_dir(tree.join("boot"))
-        .expect("the tree's /boot")
-        .flatten()
-        .find_map(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .strip_prefix("vmlinuz-")
-                .map(str::to_owned)
-        })
-        .expect("a kernel in the tree");
+    let old_kernel = tree_kernel(&tree);
 
     let scratch = TempDir::new("real-debian");
     let debian = scratch.join("debian");
@@ -338,16 +343,7 @@ fn debians_kernel_install_runs_the_multiboot_plugin() {
         b"#!/bin/sh\necho \"bootctl $*\" >> /tmp/bootctl-calls\n",
         0o755,
     );
-    let version = std::fs::read_dir(root.join("boot"))
-        .expect("the tree's /boot")
-        .flatten()
-        .find_map(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .strip_prefix("vmlinuz-")
-                .map(str::to_owned)
-        })
-        .expect("a kernel in the tree");
+    let version = tree_kernel(&root);
     let calls = root.join("tmp/bootctl-calls");
     for args in [
         vec![

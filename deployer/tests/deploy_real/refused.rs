@@ -98,6 +98,41 @@ fn sources_that_cannot_be_deployed_are_refused_before_any_write() {
     }
 }
 
+/// A menu timeout out of range is a usage error naming the option; no disk is created.
+#[test]
+fn a_grub_timeout_out_of_range_is_refused() {
+    let scratch = TempDir::new("deploy-timeout");
+    let disk = scratch.join("node.img");
+    for (bad, why) in [
+        ("3601", "3601 is not in 0..=3600"),
+        ("-1", "-1 is not in 0..=3600"),
+        ("soon", "invalid digit"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_deployer"))
+            .arg("deploy")
+            .arg(e2e::workspace_root().join("deployer/examples/demo.json"))
+            .arg("--yes")
+            .arg("--disk")
+            .arg(format!("vda={}", disk.display()))
+            .arg(format!("--grub-timeout={bad}"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("running deployer");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{bad}: {}",
+            describe_output(&out)
+        );
+        assert!(
+            stderr.contains("--grub-timeout") && stderr.contains(why),
+            "{bad}: {stderr}"
+        );
+        assert!(!disk.exists(), "{bad}: the disk image was created");
+    }
+}
+
 #[test]
 fn without_a_terminal_deploy_needs_yes() {
     let scratch = TempDir::new("deploy-noyes");
