@@ -13,7 +13,6 @@ use nix::unistd::Uid;
 use serde::Serialize;
 
 use crate::apply::boot::BootloaderConfig;
-use crate::config::ProvisionConfig;
 use crate::deploy::{deploy, DeployOptions};
 use crate::disks::disk_input;
 use crate::exec::quote_command;
@@ -24,7 +23,7 @@ use crate::render::{
     deploy_json, plan_json, plan_text, terminal_width, DeployOutcome, JSON_VERSION,
 };
 use crate::text::plural;
-use crate::validate::{validate, ConfigError, JsonPath};
+use crate::validate::{check, ConfigError, JsonPath, Outcome};
 use shared::bootinfo::BootInfo;
 
 /// Deploy several OS images from a Bareon provision.json onto one node's disks.
@@ -84,10 +83,15 @@ pub enum Command {
     Validate {
         /// The provision.json to check; "-" reads standard input.
         config: PathBuf,
-        /// Print {"version": 1, "valid": BOOL, "errors": [{"path": PATH, "message": TEXT}]}
-        /// on stdout instead.
+        /// Print {"version": 1, "valid": BOOL, "errors": [{"path": PATH, "message": TEXT}],
+        /// "warnings": [...]} on stdout instead.
         #[arg(long)]
         json: bool,
+        /// Refuse keys that neither the deployer nor Bareon knows (by default each is a
+        /// warning and ignored, as Bareon ignores them; a typo of a required key is always
+        /// an error).
+        #[arg(long)]
+        strict: bool,
     },
     /// Show the partitions, filesystems, fstabs and boot layout a deploy would make
     ///
@@ -113,6 +117,11 @@ pub enum Command {
         /// validate --json, planning errors naming "path" or "disk".
         #[arg(long)]
         json: bool,
+        /// Refuse keys that neither the deployer nor Bareon knows (by default each is a
+        /// warning and ignored, as Bareon ignores them; a typo of a required key is always
+        /// an error).
+        #[arg(long)]
+        strict: bool,
     },
     /// Partition the disks, deploy every image and install one GRUB for all of them
     ///
@@ -184,6 +193,11 @@ pub enum Command {
         /// "errors": [...], "failed_step": STEP or null, ...}; see deployer(8).
         #[arg(long)]
         json: bool,
+        /// Refuse keys that neither the deployer nor Bareon knows (by default each is a
+        /// warning and ignored, as Bareon ignores them; a typo of a required key is always
+        /// an error).
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -246,12 +260,17 @@ pub fn run(cli: &Cli) -> ExitCode {
         return Exit::Failure.into();
     }
     match &cli.command {
-        Command::Validate { config, json } => validate_command(config, *json).into(),
+        Command::Validate {
+            config,
+            json,
+            strict,
+        } => validate_command(config, *json, *strict).into(),
         Command::Plan {
             config,
             disks,
             json,
-        } => plan_command(config, disks, *json).into(),
+            strict,
+        } => plan_command(config, disks, *json, *strict).into(),
         Command::Deploy {
             config,
             disks,
@@ -265,6 +284,7 @@ pub fn run(cli: &Cli) -> ExitCode {
             cacert,
             log_file: _,
             json,
+            strict,
         } => {
             let exit = if !Uid::effective().is_root() {
                 crate::error!(
@@ -273,7 +293,7 @@ pub fn run(cli: &Cli) -> ExitCode {
                 );
                 Exit::NotRoot
             } else {
-                match load_plan(config, disks, false) {
+                match load_plan(config, disks, false, *strict) {
                     Ok(plan) => {
                         let options = DeployOptions {
                             boot_info: boot_info.clone(),
@@ -354,6 +374,7 @@ struct Report<'a> {
     version: u32,
     valid: bool,
     errors: &'a [ConfigError],
+    warnings: &'a [ConfigError],
 }
 
 fn read_config(path: &Path) -> anyhow::Result<Vec<u8>> {
@@ -368,7 +389,7 @@ fn read_config(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Reads and validates the config; `None` when it cannot be read (already reported).
-fn load_config(path: &Path) -> Option<Result<ProvisionConfig, Vec<ConfigError>>> {
+fn load_config(path: &Path, strict: bool) -> Option<Outcome> {
     let bytes = match read_config(path) {
         Ok(bytes) => bytes,
         Err(err) => {
@@ -377,26 +398,39 @@ fn load_config(path: &Path) -> Option<Result<ProvisionConfig, Vec<ConfigError>>>
         }
     };
     Some(match String::from_utf8(bytes) {
-        Ok(text) => validate(&text),
-        Err(err) => Err(vec![ConfigError {
-            path: JsonPath::root(),
-            message: format!(
-                "the file is not UTF-8 text (invalid byte at offset {})",
-                err.utf8_error().valid_up_to()
-            ),
-        }]),
+        Ok(text) => check(&text, strict),
+        Err(err) => Outcome {
+            result: Err(vec![ConfigError {
+                path: JsonPath::root(),
+                message: format!(
+                    "the file is not UTF-8 text (invalid byte at offset {})",
+                    err.utf8_error().valid_up_to()
+                ),
+            }]),
+            warnings: Vec::new(),
+        },
     })
 }
 
-fn validate_command(path: &Path, json: bool) -> Exit {
-    let Some(result) = load_config(path) else {
+/// The config's warnings, one `warning: PATH: message` line each.
+fn show_warnings(warnings: &[ConfigError]) {
+    for warning in warnings {
+        crate::warn!("warning: {warning}");
+    }
+}
+
+fn validate_command(path: &Path, json: bool, strict: bool) -> Exit {
+    let Some(outcome) = load_config(path, strict) else {
         return Exit::Failure;
     };
-    if let Err(err) = report(path, &result, json) {
+    if !json {
+        show_warnings(&outcome.warnings);
+    }
+    if let Err(err) = report(path, &outcome, json) {
         crate::error!("deployer: cannot write the report: {err}");
         return Exit::Failure;
     }
-    if result.is_ok() {
+    if outcome.result.is_ok() {
         Exit::Success
     } else {
         Exit::Invalid
@@ -405,14 +439,24 @@ fn validate_command(path: &Path, json: bool) -> Exit {
 
 /// Reads, validates and plans; errors are reported (as JSON with `json`) and become the
 /// exit status.
-fn load_plan(path: &Path, disk_args: &[(String, PathBuf)], json: bool) -> Result<Plan, Exit> {
-    let Some(result) = load_config(path) else {
+fn load_plan(
+    path: &Path,
+    disk_args: &[(String, PathBuf)],
+    json: bool,
+    strict: bool,
+) -> Result<Plan, Exit> {
+    let Some(outcome) = load_config(path, strict) else {
         return Err(Exit::Failure);
     };
-    let config = match result {
+    show_warnings(&outcome.warnings);
+    let config = match outcome.result {
         Ok(config) => config,
         Err(errors) => {
-            return Err(match report(path, &Err(errors), json) {
+            let outcome = Outcome {
+                result: Err(errors),
+                warnings: Vec::new(),
+            };
+            return Err(match report(path, &outcome, json) {
                 Ok(()) => Exit::Invalid,
                 Err(err) => {
                     crate::error!("deployer: cannot write the report: {err}");
@@ -436,8 +480,8 @@ fn load_plan(path: &Path, disk_args: &[(String, PathBuf)], json: bool) -> Result
     plan(&config, &disks, &mut RandomIds).map_err(|errors| plan_errors(&errors, json))
 }
 
-fn plan_command(path: &Path, disk_args: &[(String, PathBuf)], json: bool) -> Exit {
-    let plan = match load_plan(path, disk_args, json) {
+fn plan_command(path: &Path, disk_args: &[(String, PathBuf)], json: bool, strict: bool) -> Exit {
+    let plan = match load_plan(path, disk_args, json, strict) {
         Ok(plan) => plan,
         Err(exit) => return exit,
     };
@@ -487,16 +531,14 @@ fn plan_errors(errors: &[PlanError], json: bool) -> Exit {
     }
 }
 
-fn report(
-    path: &Path,
-    result: &Result<ProvisionConfig, Vec<ConfigError>>,
-    json: bool,
-) -> std::io::Result<()> {
+fn report(path: &Path, outcome: &Outcome, json: bool) -> std::io::Result<()> {
+    let result = &outcome.result;
     if json {
         let report = Report {
             version: 1,
             valid: result.is_ok(),
             errors: result.as_ref().err().map_or(&[][..], Vec::as_slice),
+            warnings: &outcome.warnings,
         };
         let mut out = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut out, &report)?;
@@ -533,7 +575,7 @@ mod tests {
         let err = Cli::try_parse_from(["deployer", "validate"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         let cli = Cli::try_parse_from(["deployer", "validate", "--json", "x.json"]).unwrap();
-        let Command::Validate { config, json } = cli.command else {
+        let Command::Validate { config, json, .. } = cli.command else {
             panic!("not validate")
         };
         assert_eq!(config, PathBuf::from("x.json"));

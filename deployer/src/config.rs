@@ -3,17 +3,20 @@
 //! The only way to get a [`ProvisionConfig`] is through validation, so every value here has
 //! passed its checks: image names are safe (see [`Image::name`]), every image reference
 //! names an existing image, mount points are canonical absolute paths, and so on. The
-//! model mirrors the JSON: `partitions[i]` is `partitions[i]` here too, so later stages can
-//! name JSON paths in their own errors. Serialising it gives a normalised JSON form (sizes
-//! in bytes, defaults filled in).
+//! model mirrors the JSON: `partitions[i]` is `partitions[i]` here too, and each disk's
+//! and volume group's `config_index` says where its volumes are in the config (volumes
+//! Bareon skips are left out), so later stages can name JSON paths in their own errors.
+//! Serialising it gives a normalised JSON form (sizes in bytes, defaults filled in).
 //!
 //! Facts from Bareon (`bareon/drivers/data/ironic.py`, `bareon/objects/block_device.py`,
 //! `doc/source/deployment.rst`): `keep_data` and `fstab_enabled` default to true,
 //! `fstab_options` to `defaults` (`sw` for swap here, as Debian's installer writes it),
 //! the partitions policy to `verify`; a volume without
-//! `images` belongs to the first image. Keys that Bareon accepts but never uses (a vg's
-//! `label`, `min_size`, `keep_data` and `_allocate_size`, a pv's `keep_data`) are checked
-//! for their type and not kept.
+//! `images` belongs to the first image; a mounted volume without `file_system` is xfs
+//! (`bareon/objects/partition/fs.py`); `lvm_meta_pool` volumes and volumes of size 0 make
+//! nothing. Keys that Bareon accepts but never uses (a vg's `label`, `min_size`,
+//! `keep_data` and `_allocate_size`, a pv's `keep_data`, ...) are checked for their type
+//! where Bareon's schema gives one, and not kept.
 
 use serde::{Serialize, Serializer};
 
@@ -75,11 +78,12 @@ impl ProvisionConfig {
 /// One entry of `images[]`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Image {
-    /// The provision name, referenced by volumes' `images` lists. It becomes a directory
-    /// name and part of a GRUB menu entry id, so it is restricted to ASCII letters, digits,
-    /// `.`, `_` and `-`, starts with a letter or digit, and has at most 64 characters.
+    /// The provision name, referenced by volumes' `images` lists: any non-empty string
+    /// without control characters, unique in the config (Bareon's names are free: "centos
+    /// 7.1", a URL). The GRUB menu entry id is derived from it (`plan::ids`).
     pub name: String,
-    /// Boots by default (`boot` true or a non-zero integer). At most one image has it.
+    /// `boot` true or a non-zero integer. When several images have it, the first boots by
+    /// default (as in Bareon).
     pub boot: bool,
     /// Glance's image name, reported in boot-info.json.
     pub image_name: Option<String>,
@@ -151,7 +155,11 @@ pub struct Disk {
     pub name: Option<String>,
     /// The declared size in bytes (`size`); the real size comes from the device.
     pub size: Option<u64>,
+    /// The volumes, without those Bareon skips (`lvm_meta_pool`, size `"0"`).
     pub volumes: Vec<DiskVolume>,
+    /// Where each of `volumes` is in the config's `volumes` array.
+    #[serde(skip)]
+    pub config_index: Vec<usize>,
 }
 
 /// How a disk is found (`id`). Values are unique across the config once a leading
@@ -182,7 +190,6 @@ pub enum DiskVolume {
     Raid(Raid),
     Pv(PhysicalVolume),
     Boot(BootVolume),
-    LvmMetaPool(LvmMetaPool),
 }
 
 /// A `"type": "partition"` volume.
@@ -224,18 +231,16 @@ pub struct BootVolume {
     pub keep_data: bool,
 }
 
-/// A `"type": "lvm_meta_pool"` volume (Bareon accepts it and allocates nothing).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LvmMetaPool {
-    pub size: Size,
-}
-
 /// A `"type": "vg"` entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VolumeGroup {
     /// The volume group's name (`id`), unique; some pv names it.
     pub id: String,
+    /// The logical volumes, without those of size `"0"`.
     pub volumes: Vec<LogicalVolume>,
+    /// Where each of `volumes` is in the config's `volumes` array.
+    #[serde(skip)]
+    pub config_index: Vec<usize>,
 }
 
 /// An `"type": "lv"` volume of a volume group.
@@ -253,7 +258,8 @@ pub struct LogicalVolume {
 pub struct FsVolume {
     pub size: Size,
     pub mount: Mount,
-    /// `None`: not given; the planner picks the default.
+    /// `None`: not given; the planner picks the default (xfs when mounted on a path, as
+    /// in Bareon).
     pub file_system: Option<FileSystem>,
     /// The names of the images this volume belongs to; the first image when the config
     /// gives no `images`. Never empty, no duplicates.

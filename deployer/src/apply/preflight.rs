@@ -343,7 +343,7 @@ mod tests {
     const CONFIG: &str = r#"{
         "images": [{"name": "centos", "image_pull_url": "http://h/c.tar", "target": "/"}],
         "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
-            {"type": "partition", "mount": "/", "size": "100", "images": ["centos"]}]}]}"#;
+            {"type": "partition", "mount": "/", "file_system": "ext4", "size": "100", "images": ["centos"]}]}]}"#;
 
     fn plan_for(path: &Path, size_bytes: u64) -> Plan {
         let config = validate(CONFIG).unwrap_or_else(|e| panic!("invalid config: {e:?}"));

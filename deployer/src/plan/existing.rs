@@ -145,8 +145,8 @@ mod tests {
     const VERIFY: &str = r#"{
         "images": [{"name": "alpha", "image_pull_url": "/a", "target": "/"}],
         "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
-            {"type": "partition", "mount": "/", "size": "100", "disk_label": "root"},
-            {"type": "partition", "mount": "/srv", "size": "50", "keep_data": false},
+            {"type": "partition", "mount": "/", "file_system": "ext4", "size": "100", "disk_label": "root"},
+            {"type": "partition", "mount": "/srv", "file_system": "ext4", "size": "50", "keep_data": false},
             {"type": "partition", "mount": "swap", "size": "16"}]}],
         "partitions_policy": "verify"}"#;
 

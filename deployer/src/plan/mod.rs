@@ -21,9 +21,9 @@
 //!   it as a partition flagged boot, without a filesystem): an unformatted partition of
 //!   GPT type BIOS boot with the legacy-BIOS-bootable attribute, so that GRUB can also be
 //!   embedded on a disk other than the first.
-//! - A partition or logical volume without `file_system` gets ext4 when it is mounted on a
-//!   path, and no filesystem when its mount is `none`.
-//! - `pv`, `lvm_meta_pool` and `raid` volumes are planned (LVM and RAID partition types,
+//! - A partition or logical volume without `file_system` gets xfs, as in Bareon, when it is
+//!   mounted on a path, and no filesystem when its mount is `none`.
+//! - `pv` and `raid` volumes are planned (LVM and RAID partition types,
 //!   volume groups, logical volumes, md arrays) and mark the plan
 //!   [`Plan::needs_device_mapper`] or [`Plan::needs_md`]. Logical volume sizes are whole
 //!   MiB of the volume group's size, which is its pvs' sizes minus their `lvm_meta_size`

@@ -261,7 +261,8 @@ pub struct ImagePlan {
     pub name: String,
     /// `images[i]`.
     pub config_path: JsonPath,
-    /// The id of the image's GRUB menu entry: `multiboot-NAME`.
+    /// The id of the image's GRUB menu entry: `multiboot-NAME`, or for a name that is not
+    /// a plain word `multiboot-SLUG-HASH` ([`super::ids::grub_menu_ids`]).
     pub grub_menu_id: String,
     /// `deploy_data.kernel_params`.
     pub kernel_params: Option<String>,

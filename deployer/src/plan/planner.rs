@@ -11,7 +11,7 @@ use shared::layout::{ESP_LABEL, MULTIBOOT_LABEL};
 
 use super::allocate::{allocate, Request};
 use super::existing::keep_existing;
-use super::ids::IdSource;
+use super::ids::{grub_menu_ids, IdSource};
 use super::input::DiskInput;
 use super::layout::layout;
 use super::model::*;
@@ -131,7 +131,7 @@ fn volume_layout(volume: &DiskVolume) -> (PartitionKind, Option<FileSystem>) {
             (kind, fs)
         }
         DiskVolume::Raid(_) => (PartitionKind::LinuxRaid, None),
-        DiskVolume::Pv(_) | DiskVolume::LvmMetaPool(_) => (PartitionKind::LinuxLvm, None),
+        DiskVolume::Pv(_) => (PartitionKind::LinuxLvm, None),
         DiskVolume::Boot(_) => (PartitionKind::BiosBoot, None),
     }
 }
@@ -141,11 +141,13 @@ fn is_esp_mount(mount: &Mount) -> bool {
     matches!(mount, Mount::Path(path) if path == "/boot/efi" || path == "/efi")
 }
 
-/// The filesystem a volume gets: the configured one, else ext4 when it is mounted.
+/// The filesystem a volume gets: the configured one, else xfs when it is mounted, as in
+/// Bareon (`bareon/objects/partition/fs.py`, `FileSystem.__init__`; deployment.rst: "xfs
+/// by default").
 fn filesystem_of(fs: &FsVolume) -> Option<FileSystem> {
     match (&fs.mount, fs.file_system) {
         (_, Some(fs)) => Some(fs),
-        (Mount::Path(_), None) => Some(FileSystem::Ext4),
+        (Mount::Path(_), None) => Some(FileSystem::Xfs),
         (Mount::Swap, None) => Some(FileSystem::Swap),
         (Mount::None, None) => None,
     }
@@ -157,7 +159,6 @@ fn volume_size(volume: &DiskVolume) -> Size {
         DiskVolume::Raid(r) => r.fs.size,
         DiskVolume::Pv(pv) => pv.size,
         DiskVolume::Boot(b) => b.size,
-        DiskVolume::LvmMetaPool(pool) => pool.size,
     }
 }
 
@@ -173,23 +174,29 @@ impl<I: IdSource> Planner<'_, I> {
     }
 
     /// A volume too small for its filesystem's mkfs is a planning error, not a failure
-    /// after the disk was partitioned.
+    /// after the disk was partitioned. `omitted`: the config gives no `file_system`, so
+    /// the message says where the file system came from.
     fn check_filesystem_size(
         &mut self,
         volume_path: &JsonPath,
         fs_type: FileSystem,
+        omitted: bool,
         size_mib: u64,
     ) {
         let min_mib = fs_type.min_size_mib();
         if size_mib < min_mib {
-            self.errors.push(PlanError::at(
-                &volume_path.key("size"),
+            let name = fs_type.as_str();
+            let message = if omitted {
                 format!(
-                    "{size_mib} MiB is too small for {}: mkfs.{} needs at least {min_mib} MiB",
-                    fs_type.as_str(),
-                    fs_type.as_str()
-                ),
-            ));
+                    "{size_mib} MiB is too small for {name}, the file system of a mounted \
+                     volume without \"file_system\" (as in Bareon): mkfs.{name} needs at least \
+                     {min_mib} MiB; give \"file_system\" (such as \"ext4\") or more space"
+                )
+            } else {
+                format!("{size_mib} MiB is too small for {name}: mkfs.{name} needs at least {min_mib} MiB")
+            };
+            self.errors
+                .push(PlanError::at(&volume_path.key("size"), message));
         }
     }
 
@@ -328,8 +335,10 @@ impl<I: IdSource> Planner<'_, I> {
                 None,
             );
         }
-        let volume_paths: Vec<JsonPath> = (0..disk.volumes.len())
-            .map(|j| path.key("volumes").index(j))
+        let volume_paths: Vec<JsonPath> = disk
+            .config_index
+            .iter()
+            .map(|&j| path.key("volumes").index(j))
             .collect();
         let requests: Vec<Request<'_>> = disk
             .volumes
@@ -374,7 +383,12 @@ impl<I: IdSource> Planner<'_, I> {
                         partition.partition_uuid_from_config = true;
                     }
                     if let Some(fs_type) = fs_type {
-                        self.check_filesystem_size(volume_path, fs_type, size_mib);
+                        self.check_filesystem_size(
+                            volume_path,
+                            fs_type,
+                            p.fs.file_system.is_none(),
+                            size_mib,
+                        );
                         self.add_filesystem(
                             device(number),
                             fs_type,
@@ -415,7 +429,6 @@ impl<I: IdSource> Planner<'_, I> {
                             path: volume_path.clone(),
                         });
                 }
-                DiskVolume::LvmMetaPool(_) => self.needs_device_mapper = true,
             }
         }
         plan
@@ -442,7 +455,12 @@ impl<I: IdSource> Planner<'_, I> {
             let device = Device::RaidArray { name: name.clone() };
             if let Some(fs_type) = filesystem_of(&first.fs) {
                 let size_mib = members.iter().map(|m| m.size_mib).min().unwrap_or(0);
-                self.check_filesystem_size(&first.path, fs_type, size_mib);
+                self.check_filesystem_size(
+                    &first.path,
+                    fs_type,
+                    first.fs.file_system.is_none(),
+                    size_mib,
+                );
                 self.add_filesystem(
                     device,
                     fs_type,
@@ -489,8 +507,10 @@ impl<I: IdSource> Planner<'_, I> {
             size_mib,
             logical_volumes: Vec::new(),
         };
-        let lv_paths: Vec<JsonPath> = (0..vg.volumes.len())
-            .map(|j| path.key("volumes").index(j))
+        let lv_paths: Vec<JsonPath> = vg
+            .config_index
+            .iter()
+            .map(|&j| path.key("volumes").index(j))
             .collect();
         let requests: Vec<Request<'_>> = vg
             .volumes
@@ -516,7 +536,7 @@ impl<I: IdSource> Planner<'_, I> {
                 config_path: lv_path.clone(),
             });
             if let Some(fs_type) = filesystem_of(&lv.fs) {
-                self.check_filesystem_size(lv_path, fs_type, size_mib);
+                self.check_filesystem_size(lv_path, fs_type, lv.fs.file_system.is_none(), size_mib);
                 let device = Device::LogicalVolume {
                     vg: vg.id.clone(),
                     lv: lv.name.clone(),
@@ -533,14 +553,16 @@ impl<I: IdSource> Planner<'_, I> {
     }
 
     fn images(&self, config: &ProvisionConfig) -> Vec<ImagePlan> {
+        let ids = grub_menu_ids(config.images.iter().map(|image| image.name.as_str()));
         config
             .images
             .iter()
+            .zip(ids)
             .enumerate()
-            .map(|(i, image)| ImagePlan {
+            .map(|(i, (image, grub_menu_id))| ImagePlan {
                 name: image.name.clone(),
                 config_path: JsonPath::root().key("images").index(i),
-                grub_menu_id: format!("multiboot-{}", image.name),
+                grub_menu_id,
                 kernel_params: config.kernel_params.clone(),
                 source: image.source.clone(),
                 target: image.target.clone(),

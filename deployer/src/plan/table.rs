@@ -276,7 +276,7 @@ mod tests {
         "images": [{"name": "centos", "image_pull_url": "http://h/c.tar", "target": "/"}],
         "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
             {"type": "boot", "size": "1"},
-            {"type": "partition", "mount": "/", "size": "100", "images": ["centos"],
+            {"type": "partition", "mount": "/", "file_system": "ext4", "size": "100", "images": ["centos"],
              "name": "root \"A\" $x\\y `é`"}]}]}"#;
 
     fn named() -> DiskPlan {

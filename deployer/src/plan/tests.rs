@@ -27,8 +27,8 @@ fn two_images(volumes: &str, more: &str) -> ProvisionConfig {
 }
 
 const ROOTS: &str = r#"
-    {"type": "partition", "mount": "/", "size": "4000", "images": ["centos"]},
-    {"type": "partition", "mount": "/", "size": "5000", "images": ["ubuntu"]}"#;
+    {"type": "partition", "mount": "/", "file_system": "ext4", "size": "4000", "images": ["centos"]},
+    {"type": "partition", "mount": "/", "file_system": "ext4", "size": "5000", "images": ["ubuntu"]}"#;
 
 fn disk(name: &str, size_bytes: u64) -> DiskInput {
     DiskInput {
@@ -247,8 +247,8 @@ fn the_default_image_is_the_first_without_boot_true() {
               {"name": "b", "image_pull_url": "/srv/b", "target": "/"}],
             "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"},
               "volumes": [
-                {"type": "partition", "mount": "/", "size": "100", "images": ["a"]},
-                {"type": "partition", "mount": "/", "size": "100", "images": ["b"]}]}]}"#,
+                {"type": "partition", "mount": "/", "file_system": "ext4", "size": "100", "images": ["a"]},
+                {"type": "partition", "mount": "/", "file_system": "ext4", "size": "100", "images": ["b"]}]}]}"#,
     );
     let plan = plan_ok(&config, &[disk("vda", GIB)]);
     assert_eq!(plan.boot.default_image, "a");
@@ -258,11 +258,11 @@ fn the_default_image_is_the_first_without_boot_true() {
 #[test]
 fn mounts_go_by_depth_and_a_separate_boot_is_noted() {
     let config = two_images(
-        r#"{"type": "partition", "mount": "/usr/share/common", "size": "100", "images": ["centos"]},
-           {"type": "partition", "mount": "/usr", "size": "100", "images": ["centos"]},
+        r#"{"type": "partition", "mount": "/usr/share/common", "file_system": "ext4", "size": "100", "images": ["centos"]},
+           {"type": "partition", "mount": "/usr", "file_system": "ext4", "size": "100", "images": ["centos"]},
            {"type": "partition", "mount": "/boot", "size": "100", "images": ["centos"], "file_system": "ext2"},
            {"type": "partition", "mount": "/", "size": "300", "images": ["centos"], "file_system": "xfs"},
-           {"type": "partition", "mount": "/", "size": "100", "images": ["ubuntu"]}"#,
+           {"type": "partition", "mount": "/", "file_system": "ext4", "size": "100", "images": ["ubuntu"]}"#,
         "",
     );
     let plan = plan_ok(&config, &[disk("vda", GIB)]);
@@ -291,10 +291,10 @@ fn mounts_go_by_depth_and_a_separate_boot_is_noted() {
 #[test]
 fn swap_fstab_options_and_fstab_enabled_false() {
     let config = two_images(
-        r#"{"type": "partition", "mount": "/", "size": "100", "images": ["centos"],
+        r#"{"type": "partition", "mount": "/", "file_system": "ext4", "size": "100", "images": ["centos"],
             "fstab_options": "defaults,noatime", "disk_label": "root"},
-           {"type": "partition", "mount": "/", "size": "100", "images": ["ubuntu"]},
-           {"type": "partition", "mount": "/srv", "size": "100", "images": ["centos", "ubuntu"],
+           {"type": "partition", "mount": "/", "file_system": "ext4", "size": "100", "images": ["ubuntu"]},
+           {"type": "partition", "mount": "/srv", "file_system": "ext4", "size": "100", "images": ["centos", "ubuntu"],
             "fstab_enabled": false},
            {"type": "partition", "mount": "none", "size": "10", "file_system": "ext4"},
            {"type": "partition", "mount": "none", "size": "10"},
@@ -354,10 +354,10 @@ fn swap_fstab_options_and_fstab_enabled_false() {
 #[test]
 fn sizes_round_exact_amounts_up_and_percentages_down() {
     let config = two_images(
-        r#"{"type": "partition", "mount": "/", "size": "1.5 MiB", "images": ["centos"]},
-           {"type": "partition", "mount": "/", "size": "1 B", "images": ["ubuntu"]},
-           {"type": "partition", "mount": "/a", "size": "10%"},
-           {"type": "partition", "mount": "/b", "size": "0.01%"}"#,
+        r#"{"type": "partition", "mount": "/", "file_system": "ext4", "size": "1.5 MiB", "images": ["centos"]},
+           {"type": "partition", "mount": "/", "file_system": "ext4", "size": "1 B", "images": ["ubuntu"]},
+           {"type": "partition", "mount": "/a", "file_system": "ext4", "size": "10%"},
+           {"type": "partition", "mount": "/b", "file_system": "ext4", "size": "0.01%"}"#,
         "",
     );
     // 1000 MiB and 512 KiB: 10% is 100.05 MiB, 0.01% is 0.1 MiB.
@@ -369,10 +369,10 @@ fn sizes_round_exact_amounts_up_and_percentages_down() {
     );
 
     let config = two_images(
-        r#"{"type": "partition", "mount": "/", "size": "1.5 MiB", "images": ["centos"]},
-           {"type": "partition", "mount": "/", "size": "1 B", "images": ["ubuntu"]},
-           {"type": "partition", "mount": "/a", "size": "10%"},
-           {"type": "partition", "mount": "/b", "size": "12.5%"}"#,
+        r#"{"type": "partition", "mount": "/", "file_system": "ext4", "size": "1.5 MiB", "images": ["centos"]},
+           {"type": "partition", "mount": "/", "file_system": "ext4", "size": "1 B", "images": ["ubuntu"]},
+           {"type": "partition", "mount": "/a", "file_system": "ext4", "size": "10%"},
+           {"type": "partition", "mount": "/b", "file_system": "ext4", "size": "12.5%"}"#,
         "",
     );
     let plan = plan_ok(&config, &[disk("vda", disk_bytes)]);
@@ -392,8 +392,8 @@ fn sizes_round_exact_amounts_up_and_percentages_down() {
 fn remaining_takes_what_the_others_leave() {
     let config = two_images(
         &format!(
-            r#"{ROOTS}, {{"type": "partition", "mount": "/srv", "size": "remaining"}},
-                    {{"type": "partition", "mount": "/var", "size": "25%"}}"#
+            r#"{ROOTS}, {{"type": "partition", "mount": "/srv", "file_system": "ext4", "size": "remaining"}},
+                    {{"type": "partition", "mount": "/var", "file_system": "ext4", "size": "25%"}}"#
         ),
         "",
     );
@@ -412,8 +412,8 @@ fn a_second_disk_holds_only_its_volumes() {
         ROOTS,
         r#", {"type": "disk", "id": {"type": "path", "value": "disk/by-id/data"},
               "volumes": [
-                {"type": "partition", "mount": "/data", "size": "50%", "images": ["centos", "ubuntu"]},
-                {"type": "partition", "mount": "/scratch", "size": "remaining"}]}"#,
+                {"type": "partition", "mount": "/data", "file_system": "ext4", "size": "50%", "images": ["centos", "ubuntu"]},
+                {"type": "partition", "mount": "/scratch", "file_system": "ext4", "size": "remaining"}]}"#,
     );
     let plan = plan_ok(
         &config,
@@ -443,8 +443,8 @@ fn a_second_disk_holds_only_its_volumes() {
 fn volumes_that_do_not_fit_name_the_first_one_over_and_the_shortfall() {
     let config = two_images(
         &format!(
-            r#"{ROOTS}, {{"type": "partition", "mount": "/srv", "size": "12000"}},
-                    {{"type": "partition", "mount": "/var", "size": "100"}}"#
+            r#"{ROOTS}, {{"type": "partition", "mount": "/srv", "file_system": "ext4", "size": "12000"}},
+                    {{"type": "partition", "mount": "/var", "file_system": "ext4", "size": "100"}}"#
         ),
         "",
     );
@@ -461,8 +461,8 @@ fn volumes_that_do_not_fit_name_the_first_one_over_and_the_shortfall() {
 #[test]
 fn remaining_needs_at_least_one_mib() {
     let config = two_images(
-        r#"{"type": "partition", "mount": "/", "size": "remaining", "images": ["centos"]},
-           {"type": "partition", "mount": "/", "size": "100%", "images": ["ubuntu"]}"#,
+        r#"{"type": "partition", "mount": "/", "file_system": "ext4", "size": "remaining", "images": ["centos"]},
+           {"type": "partition", "mount": "/", "file_system": "ext4", "size": "100%", "images": ["ubuntu"]}"#,
         "",
     );
     assert_eq!(
@@ -520,7 +520,7 @@ fn a_first_disk_smaller_than_the_implicit_partitions() {
             "partitions": [
               {"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": []},
               {"type": "disk", "id": {"type": "name", "value": "vdb"},
-               "volumes": [{"type": "partition", "mount": "/", "size": "1"}]}]}"#,
+               "volumes": [{"type": "partition", "mount": "/", "file_system": "ext4", "size": "1"}]}]}"#,
     );
     assert_eq!(
         plan_errors(&only_implicit, &[disk("vda", 167 * MIB), disk("vdb", MIB)]),
@@ -542,7 +542,7 @@ fn no_bootable_image_is_an_error() {
     let config = config(
         r#"{"images": [{"name": "utils", "image_pull_url": "/srv/u", "target": "/opt"}],
             "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"},
-              "volumes": [{"type": "partition", "mount": "/opt", "size": "10"}]}]}"#,
+              "volumes": [{"type": "partition", "mount": "/opt", "file_system": "ext4", "size": "10"}]}]}"#,
     );
     assert_eq!(
         plan_errors(&config, &[disk("vda", GIB)]),
@@ -554,9 +554,9 @@ fn no_bootable_image_is_an_error() {
 fn partition_types_names_and_guids() {
     let config = two_images(
         r#"{"type": "boot", "size": "1"},
-           {"type": "partition", "mount": "/", "size": "100", "images": ["centos"],
+           {"type": "partition", "mount": "/", "file_system": "ext4", "size": "100", "images": ["centos"],
             "name": "centos-root", "partition_guid": "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"},
-           {"type": "partition", "mount": "/", "size": "100", "images": ["ubuntu"]},
+           {"type": "partition", "mount": "/", "file_system": "ext4", "size": "100", "images": ["ubuntu"]},
            {"type": "partition", "mount": "/boot/efi", "size": "100", "file_system": "vfat"},
            {"type": "partition", "mount": "/shared", "size": "100", "file_system": "vfat",
             "disk_label": "SHARED"}"#,
@@ -644,10 +644,10 @@ fn the_lvm_example_is_planned_and_needs_device_mapper() {
 #[test]
 fn a_volume_group_too_small_for_its_volumes() {
     let config = two_images(
-        r#"{"type": "partition", "mount": "/", "size": "100", "images": ["ubuntu"]},
+        r#"{"type": "partition", "mount": "/", "file_system": "ext4", "size": "100", "images": ["ubuntu"]},
            {"type": "pv", "vg": "os", "size": "164", "lvm_meta_size": "64"}"#,
         r#", {"type": "vg", "id": "os", "volumes": [
-               {"type": "lv", "name": "root", "mount": "/", "size": "101", "images": ["centos"]}]}"#,
+               {"type": "lv", "name": "root", "mount": "/", "file_system": "ext4", "size": "101", "images": ["centos"]}]}"#,
     );
     assert_eq!(
         plan_errors(&config, &[disk("vda", GIB)]),
@@ -663,10 +663,7 @@ fn the_raid_example_is_planned_and_needs_md() {
     let config = config(include_str!("../../examples/raid.json"));
     let plan = plan_ok(&config, &[disk("sda", 40 * GIB), disk("6:1:0:0", 30 * GIB)]);
     assert!(plan.needs_md);
-    assert!(
-        plan.needs_device_mapper,
-        "lvm_meta_pool is an LVM partition"
-    );
+    assert!(!plan.needs_device_mapper);
     let arrays: Vec<(&str, u64, usize)> = plan
         .raid_arrays
         .iter()
@@ -690,8 +687,7 @@ fn the_raid_example_is_planned_and_needs_md() {
         [
             (1, 10_240, LinuxRaid),
             (10_241, 1024, LinuxRaid),
-            (11_265, 15_360, LinuxFilesystem),
-            (26_625, 64, LinuxLvm)
+            (11_265, 15_360, LinuxFilesystem)
         ]
     );
 }
@@ -765,7 +761,7 @@ fn verify_keeps_the_tables_and_the_volumes_that_keep_data() {
         &two_images(
             &format!(
                 r#"{ROOTS},
-                {{"type": "partition", "mount": "/srv", "size": "100", "keep_data": false}},
+                {{"type": "partition", "mount": "/srv", "file_system": "ext4", "size": "100", "keep_data": false}},
                 {{"type": "partition", "mount": "swap", "size": "64"}}"#
             ),
             "",
@@ -826,7 +822,7 @@ fn verify_without_kept_data_still_keeps_the_tables() {
         &config(
             r#"{"images": [{"name": "a", "image_pull_url": "/a", "target": "/"}],
                 "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"},
-                  "volumes": [{"type": "partition", "mount": "/", "size": "100",
+                  "volumes": [{"type": "partition", "mount": "/", "file_system": "ext4", "size": "100",
                                "keep_data": false}]}],
                 "partitions_policy": "verify"}"#,
         ),
@@ -836,4 +832,57 @@ fn verify_without_kept_data_still_keeps_the_tables() {
     assert!(plan.filesystems.iter().all(|fs| !fs.keep_data));
     assert!(crate::render::plan_text(&plan, None)
         .contains("and are kept. No filesystem keeps its data: every one is made anew.\n"));
+}
+
+#[test]
+fn volumes_bareon_skips_make_nothing_and_the_others_keep_their_paths() {
+    let config = two_images(
+        r#"{"type": "lvm_meta_pool", "size": "64"},
+           {"type": "partition", "mount": "/srv", "file_system": "ext4", "size": "0"},
+           {"type": "partition", "mount": "/", "file_system": "ext4", "size": "100", "images": ["centos"]},
+           {"type": "partition", "mount": "/", "size": "300", "images": ["ubuntu"]}"#,
+        "",
+    );
+    let plan = plan_ok(&config, &[disk("vda", GIB)]);
+    assert!(!plan.needs_device_mapper);
+    let volume = |j| {
+        Purpose::Volume(
+            JsonPath::root()
+                .key("partitions")
+                .index(0)
+                .key("volumes")
+                .index(j),
+        )
+    };
+    let purposes: Vec<Purpose> = plan.disks[0]
+        .partitions
+        .iter()
+        .map(|p| p.purpose.clone())
+        .collect();
+    assert_eq!(purposes[3..], [volume(2), volume(3)]);
+    let types: Vec<FileSystem> = plan.filesystems.iter().map(|f| f.fs_type).collect();
+    assert_eq!(
+        types[2..],
+        [FileSystem::Ext4, FileSystem::Xfs],
+        "a mounted volume without file_system is xfs"
+    );
+}
+
+#[test]
+fn xfs_by_default_names_the_default_when_too_small() {
+    let config = two_images(
+        r#"{"type": "partition", "mount": "/", "size": "100", "images": ["centos"]},
+           {"type": "partition", "mount": "/", "size": "200", "file_system": "xfs", "images": ["ubuntu"]}"#,
+        "",
+    );
+    assert_eq!(
+        plan_errors(&config, &[disk("vda", GIB)]),
+        [
+            "partitions[0].volumes[0].size: 100 MiB is too small for xfs, the file system of a \
+             mounted volume without \"file_system\" (as in Bareon): mkfs.xfs needs at least 300 \
+             MiB; give \"file_system\" (such as \"ext4\") or more space",
+            "partitions[0].volumes[1].size: 200 MiB is too small for xfs: mkfs.xfs needs at least \
+             300 MiB",
+        ]
+    );
 }

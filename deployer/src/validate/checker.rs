@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
+use super::keys::Ignored;
 use super::syntax::has_control;
 use super::{ConfigError, JsonPath};
 use crate::config::FileSystem;
@@ -33,9 +34,20 @@ pub(super) struct RaidFirst {
     pub(super) name: Option<String>,
 }
 
+/// What an object's keys may be (see [`Checker::check_keys`]).
+pub(super) struct Keys<'a> {
+    pub(super) known: &'a [&'a str],
+    pub(super) required: &'a [&'a str],
+    pub(super) ignored: &'a [Ignored],
+    pub(super) hints: &'a [(&'a str, &'a str)],
+}
+
 #[derive(Default)]
 pub(super) struct Checker {
+    /// `--strict`: unknown keys are errors, not warnings.
+    pub(super) strict: bool,
     pub(super) errors: Vec<ConfigError>,
+    pub(super) warnings: Vec<ConfigError>,
     /// Every image name, valid or not (so that a bad name is reported once, not again at
     /// every reference); `None` when `images` or some image's `name` could not be read.
     pub(super) image_names: Option<Vec<String>>,
@@ -72,6 +84,14 @@ pub(super) fn json_kind(value: &Value) -> &'static str {
 }
 
 impl Checker {
+    /// Records a warning: something accepted that the operator should know about.
+    pub(super) fn warn(&mut self, path: &JsonPath, message: impl Into<String>) {
+        self.warnings.push(ConfigError {
+            path: path.clone(),
+            message: message.into(),
+        });
+    }
+
     pub(super) fn fail(&mut self, path: &JsonPath, message: impl Into<String>) -> Invalid {
         self.errors.push(ConfigError {
             path: path.clone(),
@@ -125,33 +145,47 @@ impl Checker {
         checked
     }
 
-    /// Reports unknown keys (with a likely intended key, or the known ones) and missing
-    /// required keys. A missing key that an unknown key looks like a typo of is not
-    /// reported twice.
-    pub(super) fn check_keys(
-        &mut self,
-        map: &Map<String, Value>,
-        path: &JsonPath,
-        known: &[&str],
-        required: &[&str],
-        hints: &[(&str, &str)],
-    ) {
+    /// Checks an object's keys against `keys`: a known key passes, an ignored one gets a
+    /// warning saying why, a missing required key is an error. An unknown key gets a
+    /// likely intended key or the known ones; it is an error under `--strict`, or when it
+    /// looks like a typo of a missing required key (the config cannot work without it),
+    /// and otherwise a warning, since Bareon ignores keys it does not know. A missing key
+    /// that an unknown key looks like a typo of is not reported twice.
+    pub(super) fn check_keys(&mut self, map: &Map<String, Value>, path: &JsonPath, keys: &Keys) {
         let mut suggested = HashSet::new();
         for key in map.keys() {
-            if known.contains(&key.as_str()) {
+            if keys.known.contains(&key.as_str()) {
                 continue;
             }
-            let message = if let Some((_, hint)) = hints.iter().find(|(k, _)| k == key) {
-                format!("unknown key; {hint}")
-            } else if let Some(suggestion) = closest(key, known.iter().copied()) {
-                suggested.insert(suggestion);
-                format!("unknown key{}", did_you_mean(Some(suggestion)))
+            if let Some((_, why)) = keys.ignored.iter().find(|(k, _)| k == key) {
+                self.warn(&path.key(key), format!("ignored: {why}"));
+                continue;
+            }
+            let hint = keys.hints.iter().find(|(k, _)| k == key).map(|(_, h)| *h);
+            let suggestion = closest(key, keys.known.iter().copied());
+            let missing_required =
+                suggestion.is_some_and(|s| keys.required.contains(&s) && !map.contains_key(s));
+            let strict = self.strict || missing_required;
+            let head = if strict {
+                "unknown key"
             } else {
-                format!("unknown key; expected one of: {}", known.join(", "))
+                "unknown key, ignored"
             };
-            self.fail(&path.key(key), message);
+            let message = match (hint, suggestion) {
+                (Some(hint), _) => format!("{head}; {hint}"),
+                (None, Some(suggestion)) => format!("{head}{}", did_you_mean(Some(suggestion))),
+                (None, None) => format!("{head}; expected one of: {}", keys.known.join(", ")),
+            };
+            if let Some(suggestion) = suggestion {
+                suggested.insert(suggestion);
+            }
+            if strict {
+                self.fail(&path.key(key), message);
+            } else {
+                self.warn(&path.key(key), message);
+            }
         }
-        for key in required {
+        for key in keys.required {
             if !map.contains_key(*key) && !suggested.contains(key) {
                 self.fail(&path.key(key), "missing required key");
             }

@@ -91,7 +91,13 @@ impl Checker {
         let label = if kind == FsKind::Raid {
             Ok(None)
         } else {
-            self.label(map, path, file_system.as_ref().ok().copied().flatten())
+            // The planner's default for a mounted volume (xfs) limits its label too.
+            let fs = match (&mount, &file_system) {
+                (_, Ok(Some(fs))) => Some(*fs),
+                (Ok(Mount::Path(_)), Ok(None)) => Some(FileSystem::Xfs),
+                _ => None,
+            };
+            self.label(map, path, fs)
         };
         match (&mount, &images) {
             (Ok(Mount::Path(mount)), Ok(images)) => self.mounts.push(MountUse {
@@ -167,13 +173,26 @@ impl Checker {
             Some(fs) => (fs.max_label_len(), fs.as_str()),
             None => (16, "any supported file system"),
         };
-        if label.len() > limit {
+        let label = if label.len() > limit {
+            // Bareon cuts every label to 12 characters (bareon/utils/fs.py,
+            // format_fs_label, "because of xfs limitations"); here a label is cut only as
+            // far as its file system needs.
+            let mut end = limit;
+            while !label.is_char_boundary(end) {
+                end -= 1;
+            }
+            let cut = label[..end].to_string();
             let message = format!(
-                "label {} is longer than {limit} bytes, the limit of {whose}",
-                quote(&label)
+                "label {} is longer than {limit} bytes, the limit of {whose}: cut to {}, \
+                 as Bareon cuts labels",
+                quote(&label),
+                quote(&cut)
             );
-            return Err(self.fail(&at, message));
-        }
+            self.warn(&at, message);
+            cut
+        } else {
+            label
+        };
         if label == MULTIBOOT_LABEL {
             let message = format!(
                 "label {} is the implicit multiboot partition's: bootctl finds that \

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::checker::{json_kind, Checked, Checker, Invalid};
-use super::keys::{IMAGE_HINTS, IMAGE_KEYS};
+use super::checker::{json_kind, Checked, Checker, Invalid, Keys};
+use super::keys::{IMAGE_HINTS, IMAGE_IGNORED, IMAGE_KEYS};
 use super::syntax::{check_absolute_path, check_image_name, is_hex, parse_source};
 use super::JsonPath;
 use crate::config::Image;
@@ -32,27 +32,17 @@ impl Checker {
             .and_then(Value::as_str)
             .map(str::to_string);
         let mut names: HashMap<String, JsonPath> = HashMap::new();
-        let mut first_boot: Option<JsonPath> = None;
+        let mut boots: Vec<JsonPath> = Vec::new();
         let mut images = Vec::new();
         for (i, item) in list.iter().enumerate() {
             let at = path.index(i);
             let image = self.image(item, &at, &mut names);
             if let Ok(image) = &image {
-                let boot_at = at.key("boot");
                 if image.boot {
-                    if let Some(first) = &first_boot {
-                        self.fail(
-                            &boot_at,
-                            format!(
-                                "only one image may have \"boot\": true; {first} already has it"
-                            ),
-                        );
-                    } else {
-                        first_boot = Some(at.clone());
-                    }
+                    boots.push(at.clone());
                     if image.target != "/" {
                         self.fail(
-                            &boot_at,
+                            &at.key("boot"),
                             format!(
                                 "image {} is deployed to {}, not \"/\", so it cannot boot",
                                 quote(&image.name),
@@ -64,6 +54,17 @@ impl Checker {
             }
             images.push(image);
         }
+        if let [first, second, ..] = boots.as_slice() {
+            // bareon/drivers/deploy/generic.py (_get_multiboot_boot_image) boots the
+            // first; bareon-ironic sets "boot" on every copy of an image listed twice.
+            let others: Vec<String> = boots[1..].iter().map(ToString::to_string).collect();
+            let message = format!(
+                "{} also {} \"boot\": true; the first, {first}, boots by default, as in Bareon",
+                others.join(", "),
+                if others.len() == 1 { "has" } else { "have" }
+            );
+            self.warn(&second.key("boot"), message);
+        }
         images.into_iter().collect()
     }
 
@@ -74,13 +75,13 @@ impl Checker {
         names: &mut HashMap<String, JsonPath>,
     ) -> Checked<Image> {
         let map = self.object(value, path)?;
-        self.check_keys(
-            map,
-            path,
-            IMAGE_KEYS,
-            &["name", "image_pull_url", "target"],
-            IMAGE_HINTS,
-        );
+        let keys = Keys {
+            known: IMAGE_KEYS,
+            required: &["name", "image_pull_url", "target"],
+            ignored: IMAGE_IGNORED,
+            hints: IMAGE_HINTS,
+        };
+        self.check_keys(map, path, &keys);
         let name = self.image_name(map, path, names);
         let boot = match map.get("boot") {
             None => Ok(false),

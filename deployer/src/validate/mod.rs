@@ -26,8 +26,8 @@ use serde_json::{Map, Value};
 
 use crate::config::{PartitionsPolicy, ProvisionConfig};
 use crate::text::{closest, did_you_mean, quote};
-use checker::{Checked, Checker};
-use keys::{POLICIES, TOP_HINTS, TOP_KEYS};
+use checker::{Checked, Checker, Keys};
+use keys::{POLICIES, TOP_IGNORED, TOP_KEYS};
 
 /// One problem in a provision.json: where, and what, in one line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
@@ -37,19 +37,48 @@ pub struct ConfigError {
     pub message: String,
 }
 
-/// Parses and validates a provision.json. Returns the typed config, or every error found,
-/// in document order followed by the checks that span the document.
+/// What [`check`] found: the typed config or every error, and the warnings (keys accepted
+/// and ignored, volumes skipped, labels cut, ...), which a valid config may have too.
+#[derive(Debug)]
+pub struct Outcome {
+    pub result: Result<ProvisionConfig, Vec<ConfigError>>,
+    pub warnings: Vec<ConfigError>,
+}
+
+/// Parses and validates a provision.json, without `--strict`, dropping the warnings.
 pub fn validate(text: &str) -> Result<ProvisionConfig, Vec<ConfigError>> {
-    let value = parse_json(text).map_err(|error| vec![error])?;
-    let mut checker = Checker::default();
+    check(text, false).result
+}
+
+/// Parses and validates a provision.json. Returns the typed config, or every error found,
+/// in document order followed by the checks that span the document; and the warnings in
+/// the same order. `strict` makes unknown keys errors.
+pub fn check(text: &str, strict: bool) -> Outcome {
+    let value = match parse_json(text) {
+        Ok(value) => value,
+        Err(error) => {
+            return Outcome {
+                result: Err(vec![error]),
+                warnings: Vec::new(),
+            }
+        }
+    };
+    let mut checker = Checker {
+        strict,
+        ..Checker::default()
+    };
     let config = checker.config(&value);
     checker.cross_checks();
-    match config {
+    let result = match config {
         Ok(config) if checker.errors.is_empty() => Ok(config),
         _ => {
             debug_assert!(!checker.errors.is_empty(), "rejected without an error");
             Err(checker.errors)
         }
+    };
+    Outcome {
+        result,
+        warnings: checker.warnings,
     }
 }
 
@@ -82,7 +111,13 @@ impl Checker {
     fn config(&mut self, root: &Value) -> Checked<ProvisionConfig> {
         let path = JsonPath::root();
         let map = self.object(root, &path)?;
-        self.check_keys(map, &path, TOP_KEYS, &["images", "partitions"], TOP_HINTS);
+        let keys = Keys {
+            known: TOP_KEYS,
+            required: &["images", "partitions"],
+            ignored: TOP_IGNORED,
+            hints: &[],
+        };
+        self.check_keys(map, &path, &keys);
         let images = self.images(map.get("images"), &path.key("images"));
         let partitions = self.partitions(map.get("partitions"), &path.key("partitions"));
         let policy = self.policy(map, &path);
@@ -126,7 +161,9 @@ impl Checker {
         })
     }
 
-    /// `image_deploy_flags` and `deploy_data`: objects with a single known string member.
+    /// `image_deploy_flags` and `deploy_data`: free-form objects (bareon-ironic adds to
+    /// them) of which the deployer reads one string member; it ignores the others with a
+    /// warning.
     fn sub_object(
         &mut self,
         map: &Map<String, Value>,
@@ -139,7 +176,10 @@ impl Checker {
         };
         let at = path.key(key);
         let object = self.object(value, &at)?;
-        self.check_keys(object, &at, &[member], &[], &[]);
+        for other in object.keys().filter(|k| *k != member) {
+            let message = format!("ignored: the deployer reads only {key}.{member}");
+            self.warn(&at.key(other), message);
+        }
         self.opt_text(object, member, &at)
     }
 }

@@ -4,19 +4,19 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::checker::{Checked, Checker, Invalid, RaidFirst};
+use super::checker::{Checked, Checker, Invalid, Keys, RaidFirst};
 use super::fs_volume::FsKind;
 use super::keys::{
-    BOOT_KEYS, DISK_ID_KEYS, DISK_KEYS, DISK_VOLUME_TYPES, LVM_META_POOL_KEYS, LV_KEYS,
-    PARTITION_KEYS, PV_HINTS, PV_KEYS, RAID_KEYS, VG_KEYS,
+    BOOT_KEYS, DISK_ID_KEYS, DISK_IGNORED, DISK_KEYS, DISK_VOLUME_TYPES, LVM_META_POOL_KEYS,
+    LV_KEYS, PARTITION_KEYS, PV_IGNORED, PV_KEYS, RAID_IGNORED, RAID_KEYS, VG_KEYS,
 };
 use super::syntax::{check_lvm_name, is_guid, is_md_name};
 use super::JsonPath;
 use crate::config::{
-    BootVolume, Disk, DiskId, DiskIdKind, DiskVolume, FileSystem, FsVolume, LogicalVolume,
-    LvmMetaPool, Mount, Partition, PhysicalVolume, Raid, StorageEntry, VolumeGroup,
+    BootVolume, Disk, DiskId, DiskIdKind, DiskVolume, FileSystem, FsVolume, LogicalVolume, Mount,
+    Partition, PhysicalVolume, Raid, StorageEntry, VolumeGroup,
 };
-use crate::size::{Size, MIB};
+use crate::size::{Size, SizeError, MIB};
 use crate::text::{closest, did_you_mean};
 use crate::text::{format_percent, quote};
 
@@ -110,7 +110,16 @@ impl Checker {
     }
 
     fn disk(&mut self, map: &Map<String, Value>, path: &JsonPath) -> Checked<Disk> {
-        self.check_keys(map, path, DISK_KEYS, &["type", "id", "volumes"], &[]);
+        self.check_keys(
+            map,
+            path,
+            &Keys {
+                known: DISK_KEYS,
+                required: &["type", "id", "volumes"],
+                ignored: DISK_IGNORED,
+                hints: &[],
+            },
+        );
         let id = match map.get("id") {
             Some(id) => self.disk_id(id, &path.key("id"), path),
             None => Err(Invalid),
@@ -131,26 +140,44 @@ impl Checker {
             let mut boot: Option<JsonPath> = None;
             for (j, item) in list.iter().enumerate() {
                 let at = volumes_at.index(j);
-                volumes.push(self.disk_volume(item, &at, &mut tally, &mut boot));
+                if self.skipped_for_zero_size(item, &at) {
+                    continue;
+                }
+                match self.disk_volume(item, &at, &mut tally, &mut boot) {
+                    Ok(None) => {}
+                    Ok(Some(volume)) => volumes.push(Ok((j, volume))),
+                    Err(Invalid) => volumes.push(Err(Invalid)),
+                }
             }
             self.check_percent_total(&tally, &volumes_at, "disk");
         } else {
             self.mounts_incomplete = true;
             self.lvm_incomplete = true;
         }
-        let volumes: Checked<Vec<DiskVolume>> = volumes.into_iter().collect();
+        let volumes: Checked<Vec<(usize, DiskVolume)>> = volumes.into_iter().collect();
         list?;
+        let (config_index, volumes) = volumes?.into_iter().unzip();
         Ok(Disk {
             id: id?,
             name: name?,
             size: size?,
-            volumes: volumes?,
+            volumes,
+            config_index,
         })
     }
 
     fn disk_id(&mut self, value: &Value, path: &JsonPath, disk: &JsonPath) -> Checked<DiskId> {
         let map = self.object(value, path)?;
-        self.check_keys(map, path, DISK_ID_KEYS, &["type", "value"], &[]);
+        self.check_keys(
+            map,
+            path,
+            &Keys {
+                known: DISK_ID_KEYS,
+                required: &["type", "value"],
+                ignored: &[],
+                hints: &[],
+            },
+        );
         let kind = match self.opt_str(map, "type", path) {
             Ok(Some("name")) => Ok(DiskIdKind::Name),
             Ok(Some("path")) => Ok(DiskIdKind::Path),
@@ -217,7 +244,7 @@ impl Checker {
         path: &JsonPath,
         tally: &mut Tally,
         boot: &mut Option<JsonPath>,
-    ) -> Checked<DiskVolume> {
+    ) -> Checked<Option<DiskVolume>> {
         let map = self.object(value, path);
         let map = self.unreadable_unless(map)?;
         let kind = self.entry_type(
@@ -231,7 +258,16 @@ impl Checker {
         );
         match self.unreadable_unless(kind)? {
             "partition" => {
-                self.check_keys(map, path, PARTITION_KEYS, &["type", "size", "mount"], &[]);
+                self.check_keys(
+                    map,
+                    path,
+                    &Keys {
+                        known: PARTITION_KEYS,
+                        required: &["type", "size", "mount"],
+                        ignored: &[],
+                        hints: &[],
+                    },
+                );
                 let fs = self.fs_volume(map, path, FsKind::Partition, tally, "disk");
                 let name = match self.opt_text(map, "name", path) {
                     Ok(Some(name)) if name.encode_utf16().count() > 36 => Err(self.fail(
@@ -244,14 +280,23 @@ impl Checker {
                     other => other,
                 };
                 let guid = self.partition_guid(map, path);
-                Ok(DiskVolume::Partition(Partition {
+                Ok(Some(DiskVolume::Partition(Partition {
                     fs: fs?,
                     name: name?,
                     partition_guid: guid?,
-                }))
+                })))
             }
             "raid" => {
-                self.check_keys(map, path, RAID_KEYS, &["type", "size", "mount"], &[]);
+                self.check_keys(
+                    map,
+                    path,
+                    &Keys {
+                        known: RAID_KEYS,
+                        required: &["type", "size", "mount"],
+                        ignored: RAID_IGNORED,
+                        hints: &[],
+                    },
+                );
                 let fs = self.fs_volume(map, path, FsKind::Raid, tally, "disk");
                 let name = match self.opt_str(map, "name", path) {
                     Ok(Some(name)) if !is_md_name(name) => Err(self.fail(
@@ -267,13 +312,22 @@ impl Checker {
                 if let (Ok(fs), Ok(name)) = (&fs, &name) {
                     self.raid_member(fs, name, path);
                 }
-                Ok(DiskVolume::Raid(Raid {
+                Ok(Some(DiskVolume::Raid(Raid {
                     fs: fs?,
                     name: name?,
-                }))
+                })))
             }
             "pv" => {
-                self.check_keys(map, path, PV_KEYS, &["type", "size", "vg"], PV_HINTS);
+                self.check_keys(
+                    map,
+                    path,
+                    &Keys {
+                        known: PV_KEYS,
+                        required: &["type", "size", "vg"],
+                        ignored: PV_IGNORED,
+                        hints: &[],
+                    },
+                );
                 let size = self.volume_size(map, path, tally, "disk");
                 let vg = match self.opt_str(map, "vg", path) {
                     Ok(Some(vg)) => {
@@ -294,14 +348,23 @@ impl Checker {
                 };
                 let keep_data = self.opt_bool(map, "keep_data", path);
                 keep_data?;
-                Ok(DiskVolume::Pv(PhysicalVolume {
+                Ok(Some(DiskVolume::Pv(PhysicalVolume {
                     vg: vg?,
                     size: size?,
                     lvm_meta_size: meta?,
-                }))
+                })))
             }
             "boot" => {
-                self.check_keys(map, path, BOOT_KEYS, &["type", "size"], &[]);
+                self.check_keys(
+                    map,
+                    path,
+                    &Keys {
+                        known: BOOT_KEYS,
+                        required: &["type", "size"],
+                        ignored: &[],
+                        hints: &[],
+                    },
+                );
                 if let Some(first) = boot {
                     let message =
                         format!("only one \"boot\" volume per disk; {first} already is one");
@@ -311,17 +374,51 @@ impl Checker {
                 }
                 let size = self.volume_size(map, path, tally, "disk");
                 let keep_data = self.opt_bool(map, "keep_data", path);
-                Ok(DiskVolume::Boot(BootVolume {
+                Ok(Some(DiskVolume::Boot(BootVolume {
                     size: size?,
                     keep_data: keep_data?.unwrap_or(true),
-                }))
+                })))
             }
             _ => {
-                self.check_keys(map, path, LVM_META_POOL_KEYS, &["type", "size"], &[]);
-                let size = self.volume_size(map, path, tally, "disk");
-                Ok(DiskVolume::LvmMetaPool(LvmMetaPool { size: size? }))
+                self.check_keys(
+                    map,
+                    path,
+                    &Keys {
+                        known: LVM_META_POOL_KEYS,
+                        required: &["type", "size"],
+                        ignored: &[],
+                        hints: &[],
+                    },
+                );
+                self.opt_size(map, "size", path)?;
+                // bareon/drivers/data/ironic.py (StorageParser._parse_disk): "unsupported
+                // but allowed by data-schema type", parsed to nothing.
+                self.warn(
+                    &path.key("type"),
+                    "ignored: Bareon makes no partition for an lvm_meta_pool, nor does the \
+                     deployer",
+                );
+                Ok(None)
             }
         }
+    }
+
+    /// A volume whose size is zero ("0", "0 MiB", "0%"): Bareon skips it
+    /// (`Ironic._get_partition_scheme` and `_process_vg` in bareon/drivers/data/ironic.py
+    /// before commit 0d52a37; `Nailgun.parse_partition_scheme`), and so does the deployer,
+    /// with a warning, checking nothing else of it.
+    fn skipped_for_zero_size(&mut self, item: &Value, path: &JsonPath) -> bool {
+        let zero = item
+            .get("size")
+            .and_then(Value::as_str)
+            .is_some_and(|size| Size::parse(size) == Err(SizeError::Zero));
+        if zero {
+            self.warn(
+                &path.key("size"),
+                "skipped: a volume of size 0 makes nothing, as in Bareon",
+            );
+        }
+        zero
     }
 
     fn partition_guid(
@@ -433,7 +530,16 @@ impl Checker {
     }
 
     fn volume_group(&mut self, map: &Map<String, Value>, path: &JsonPath) -> Checked<VolumeGroup> {
-        self.check_keys(map, path, VG_KEYS, &["type", "id", "volumes"], &[]);
+        self.check_keys(
+            map,
+            path,
+            &Keys {
+                known: VG_KEYS,
+                required: &["type", "id", "volumes"],
+                ignored: &[],
+                hints: &[],
+            },
+        );
         let id_at = path.key("id");
         let id = match self.opt_str(map, "id", path) {
             Ok(Some(id)) => match check_lvm_name(id, "volume group name") {
@@ -479,21 +585,26 @@ impl Checker {
             let mut names: HashMap<String, JsonPath> = HashMap::new();
             for (j, item) in list.iter().enumerate() {
                 let at = volumes_at.index(j);
-                volumes.push(self.logical_volume(item, &at, &mut tally, &mut names));
+                if !self.skipped_for_zero_size(item, &at) {
+                    let volume = self.logical_volume(item, &at, &mut tally, &mut names);
+                    volumes.push(volume.map(|volume| (j, volume)));
+                }
             }
             self.check_percent_total(&tally, &volumes_at, "volume group");
         } else {
             self.mounts_incomplete = true;
         }
-        let volumes: Checked<Vec<LogicalVolume>> = volumes.into_iter().collect();
+        let volumes: Checked<Vec<(usize, LogicalVolume)>> = volumes.into_iter().collect();
         list?;
         label?;
         min_size?;
         allocate?;
         keep_data?;
+        let (config_index, volumes) = volumes?.into_iter().unzip();
         Ok(VolumeGroup {
             id: id?,
-            volumes: volumes?,
+            volumes,
+            config_index,
         })
     }
 
@@ -521,7 +632,16 @@ impl Checker {
             ],
         );
         self.unreadable_unless(kind)?;
-        self.check_keys(map, path, LV_KEYS, &["type", "size", "name"], &[]);
+        self.check_keys(
+            map,
+            path,
+            &Keys {
+                known: LV_KEYS,
+                required: &["type", "size", "name"],
+                ignored: &[],
+                hints: &[],
+            },
+        );
         let name = match self.opt_str(map, "name", path) {
             Ok(Some(name)) => {
                 let at = path.key("name");

@@ -25,8 +25,8 @@ fn two_images(volumes: &str) -> String {
     )
 }
 
-const ROOTS: &str = r#"{"type": "partition", "mount": "/", "size": "4000", "images": ["centos"]},
-                       {"type": "partition", "mount": "/", "size": "5000", "images": ["ubuntu"]}"#;
+const ROOTS: &str = r#"{"type": "partition", "mount": "/", "file_system": "ext4", "size": "4000", "images": ["centos"]},
+                       {"type": "partition", "mount": "/", "file_system": "ext4", "size": "5000", "images": ["ubuntu"]}"#;
 
 #[test]
 fn paths_display_like_javascript() {
@@ -73,8 +73,8 @@ fn accepts_the_spec_layout() {
 #[test]
 fn volumes_without_images_belong_to_the_first_image() {
     let config = validate(&two_images(
-        r#"{"type": "partition", "mount": "/", "size": "4000"},
-           {"type": "partition", "mount": "/", "size": "4000", "images": ["ubuntu"]},
+        r#"{"type": "partition", "mount": "/", "file_system": "ext4", "size": "4000"},
+           {"type": "partition", "mount": "/", "file_system": "ext4", "size": "4000", "images": ["ubuntu"]},
            {"type": "partition", "mount": "swap", "size": "1000"}"#,
     ))
     .unwrap();
@@ -118,7 +118,7 @@ fn malformed_json_names_line_and_column() {
 #[test]
 fn collects_errors_from_everywhere_at_once() {
     let text = two_images(
-        r#"{"type": "partition", "mount": "/", "size": "4 gb", "images": ["centos"]},
+        r#"{"type": "partition", "mount": "/", "file_system": "ext4", "size": "4 gb", "images": ["centos"]},
            {"type": "partiton", "mount": "/", "size": "5000"},
            {"type": "partition", "mount": "usr", "size": "1", "images": ["ubuntu", "debian"]}"#,
     );
@@ -216,11 +216,22 @@ fn sources() {
 
 #[test]
 fn names_and_paths() {
-    assert!(check_image_name("centos-7.1_b").is_ok());
-    for bad in ["", "-x", ".x", "a b", "a/b", "..", "a\0", "é"] {
+    for good in [
+        "centos-7.1_b",
+        "-x",
+        ".x",
+        "centos 7.1",
+        "a/b",
+        "..",
+        "é",
+        "it's \"$x\"",
+    ] {
+        assert!(check_image_name(good).is_ok(), "{good:?}");
+    }
+    assert!(check_image_name(&"a".repeat(65)).is_ok());
+    for bad in ["", "a\0", "a\nb", "\u{7f}"] {
         assert!(check_image_name(bad).is_err(), "{bad:?}");
     }
-    assert!(check_image_name(&"a".repeat(65)).is_err());
     assert!(check_absolute_path("/").is_ok());
     assert!(check_absolute_path("/usr/share/common").is_ok());
     for bad in ["", "usr", "/usr/", "/a//b", "/a/../b", "/a/.", "/a\0b"] {
@@ -284,7 +295,6 @@ fn lvm_raid_and_verify_with_keep_data_are_valid() {
     };
     assert_eq!(unmounted.fs.mount, Mount::None);
     assert!(!unmounted.fs.fstab_enabled);
-    assert!(matches!(&disks[1].volumes[3], DiskVolume::LvmMetaPool(_)));
 
     let config = validate(include_str!("../../examples/multi-image.json")).unwrap();
     assert_eq!(
@@ -310,4 +320,81 @@ fn serialises_normalised() {
     assert_eq!(volume["images"][0], "ubuntu");
     assert_eq!(json["images"][0]["source"]["http"], "http://h/c.tar");
     assert_eq!(json["partitions_policy"], "verify");
+}
+
+fn warnings(text: &str, strict: bool) -> Vec<String> {
+    let outcome = check(text, strict);
+    if let Err(errors) = outcome.result {
+        panic!("refused: {errors:?}");
+    }
+    outcome.warnings.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn keys_bareon_knows_are_ignored_with_a_warning_and_unknown_keys_too_unless_strict() {
+    let text = r#"{"images": [
+          {"name": "centos 7.1", "url": "centos", "mode": "rsync", "image_pull_url": "/c",
+           "target": "/", "boot": true},
+          {"name": "centos 7.1 again", "image_pull_url": "/c", "target": "/", "boot": 1}],
+        "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"}, "size": "10000",
+          "extra": [], "free_space": "10000", "volumes": [
+            {"type": "pv", "vg": "os", "size": "1000", "images": ["centos 7.1"]},
+            {"type": "partition", "mount": "/", "size": "4000", "images": ["centos 7.1"],
+             "disk_label": "a-label-of-16-ch", "keep_dta": false},
+            {"type": "partition", "mount": "/", "size": "4000", "images": ["centos 7.1 again"]},
+            {"type": "lvm_meta_pool", "size": "64"},
+            {"type": "partition", "mount": "/srv", "size": "0"}]},
+          {"type": "vg", "id": "os", "label": "x", "volumes": [
+            {"type": "lv", "name": "zero", "size": "0 MiB", "mount": "/x"}]}],
+        "deploy_data": {"kernel_params": "quiet", "other": 1},
+        "image_deploy_flags": {"rsync_flags": "-a", "free": "form"},
+        "on_fail_script": "x.sh"}"#;
+    let lines = warnings(text, false);
+    let has = |prefix: &str| lines.iter().any(|line| line.starts_with(prefix));
+    for prefix in [
+        "on_fail_script: ignored: Ironic's conductor",
+        "images[0].url: ignored: bareon-ironic's deploy_config",
+        "images[0].mode: ignored:",
+        "images[1].boot: images[1] also has \"boot\": true; the first, images[0], boots by default",
+        "partitions[0].extra: ignored:",
+        "partitions[0].free_space: ignored:",
+        "partitions[0].volumes[0].images: ignored:",
+        "partitions[0].volumes[1].keep_dta: unknown key, ignored (did you mean \"keep_data\"?)",
+        "partitions[0].volumes[1].disk_label: label \"a-label-of-16-ch\" is longer than 12 bytes, \
+         the limit of xfs: cut to \"a-label-of-1\"",
+        "partitions[0].volumes[3].type: ignored: Bareon makes no partition for an lvm_meta_pool",
+        "partitions[0].volumes[4].size: skipped: a volume of size 0",
+        "partitions[1].volumes[0].size: skipped:",
+        "deploy_data.other: ignored: the deployer reads only deploy_data.kernel_params",
+        "image_deploy_flags.free: ignored:",
+    ] {
+        assert!(has(prefix), "no {prefix:?} in {lines:#?}");
+    }
+    assert_eq!(lines.len(), 14, "{lines:#?}");
+    let config = validate(text).unwrap();
+    assert_eq!(config.boot_image().name, "centos 7.1");
+    let disk = config.disks().next().unwrap();
+    assert_eq!(disk.config_index, [0, 1, 2]);
+    let DiskVolume::Partition(root) = &disk.volumes[1] else {
+        panic!("not a partition")
+    };
+    assert_eq!(root.fs.label.as_deref(), Some("a-label-of-1"));
+    assert!(config.volume_groups().next().unwrap().volumes.is_empty());
+
+    let outcome = check(text, true);
+    assert_eq!(
+        outcome
+            .result
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["partitions[0].volumes[1].keep_dta: unknown key (did you mean \"keep_data\"?)"]
+    );
+    // A typo of a required key is an error either way: the volume cannot be read.
+    let typo = two_images(r#"{"type": "partition", "moutn": "/", "size": "4000"}"#);
+    assert_eq!(
+        errors(&typo),
+        ["partitions[0].volumes[0].moutn: unknown key (did you mean \"mount\"?)"]
+    );
 }

@@ -85,10 +85,10 @@ fn a_separate_boot_partition_and_red_hat_kernel_names_boot() {
             "partitions": [{
                 "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "600 MiB",
                 "volumes": [
-                    {"type": "partition", "mount": "/", "size": "100", "images": ["alpha"]},
+                    {"type": "partition", "mount": "/", "file_system": "ext4", "size": "100", "images": ["alpha"]},
                     {"type": "partition", "mount": "/boot", "size": "100", "images": ["alpha"],
                      "file_system": "ext2"},
-                    {"type": "partition", "mount": "/", "size": "160", "images": ["beta"]}
+                    {"type": "partition", "mount": "/", "file_system": "ext4", "size": "160", "images": ["beta"]}
                 ]
             }],
             "partitions_policy": "clean",
@@ -383,8 +383,8 @@ fn swap_and_vfat_volumes_get_their_ids_fstab_lines_and_files() {
         "partitions": [{
             "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "700 MiB",
             "volumes": [
-                {"type": "partition", "mount": "/", "size": "160", "images": ["alpha"]},
-                {"type": "partition", "mount": "/", "size": "160", "images": ["beta"]},
+                {"type": "partition", "mount": "/", "file_system": "ext4", "size": "160", "images": ["alpha"]},
+                {"type": "partition", "mount": "/", "file_system": "ext4", "size": "160", "images": ["beta"]},
                 {"type": "partition", "mount": "/boot/efi", "size": "40", "images": ["alpha"],
                  "file_system": "vfat", "disk_label": "ALPHAEFI"},
                 {"type": "partition", "mount": "/usr/share/fat", "size": "40",

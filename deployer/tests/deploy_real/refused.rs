@@ -159,7 +159,7 @@ fn deploy_as_non_root_exits_4_while_validate_and_plan_work() {
         &scratch,
         "solo.json",
         "400 MiB",
-        serde_json::json!([{"type": "partition", "mount": "/", "size": "100"}]),
+        serde_json::json!([{"type": "partition", "mount": "/", "file_system": "ext4", "size": "100"}]),
     );
     let disk = scratch.join("node.img");
     let disk_arg = format!("vda={}", disk.display());
@@ -280,10 +280,10 @@ fn a_mount_below_an_unmountable_vfat_is_refused_before_any_write() {
         "nested.json",
         "400 MiB",
         serde_json::json!([
-            {"type": "partition", "mount": "/", "size": "100"},
+            {"type": "partition", "mount": "/", "file_system": "ext4", "size": "100"},
             {"type": "partition", "mount": "/boot/efi", "size": "40",
              "file_system": "vfat"},
-            {"type": "partition", "mount": "/boot/efi/extra", "size": "40"}
+            {"type": "partition", "mount": "/boot/efi/extra", "file_system": "ext4", "size": "40"}
         ]),
     );
     let disk = scratch.join("node.img");

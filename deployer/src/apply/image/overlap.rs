@@ -74,11 +74,11 @@ mod tests {
                 {"name": "c", "image_pull_url": "/c", "target": "/"}],
               "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"},
                 "volumes": [
-                  {"type": "partition", "mount": "/", "size": "50", "images": ["a"]},
-                  {"type": "partition", "mount": "/", "size": "50", "images": ["b"]},
-                  {"type": "partition", "mount": "/", "size": "50", "images": ["c"]},
-                  {"type": "partition", "mount": "/srv", "size": "20", "images": ["c", "b"]},
-                  {"type": "partition", "mount": "/opt", "size": "20", "images": ["a", "c"]}]}]}"#,
+                  {"type": "partition", "mount": "/", "file_system": "ext4", "size": "50", "images": ["a"]},
+                  {"type": "partition", "mount": "/", "file_system": "ext4", "size": "50", "images": ["b"]},
+                  {"type": "partition", "mount": "/", "file_system": "ext4", "size": "50", "images": ["c"]},
+                  {"type": "partition", "mount": "/srv", "file_system": "ext4", "size": "20", "images": ["c", "b"]},
+                  {"type": "partition", "mount": "/opt", "file_system": "ext4", "size": "20", "images": ["a", "c"]}]}]}"#,
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
         let disk = DiskInput {
