@@ -280,6 +280,34 @@ mod tests {
     }
 
     #[test]
+    fn bareon_image_names_give_ids_and_titles_that_parse_back() {
+        let names = [
+            "centos 7.1",
+            "ubuntu 14.04",
+            "http://10.0.0.1:8080/images/ubuntu.img?x=1&y=$2",
+            "it's \"quoted\" $HOME ${x} `id`",
+            "Ünïcödé 日本",
+            "centos",
+        ];
+        let ids = crate::plan::grub_menu_ids(names);
+        let entries: Vec<MenuEntrySpec> = names
+            .iter()
+            .zip(&ids)
+            .map(|(name, id)| MenuEntrySpec {
+                id: id.clone(),
+                title: (*name).to_owned(),
+                ..entry("x", ROOT_A, "")
+            })
+            .collect();
+        let text = generate(&entries, &ids[3], 5);
+        script_check(&text);
+        let menu = assert_round_trip(&entries, &ids[3]);
+        let titles: Vec<&str> = menu.items.iter().map(|item| item.title.as_str()).collect();
+        assert_eq!(titles, names);
+        assert_eq!(ids[5], "multiboot-centos");
+    }
+
+    #[test]
     fn hostile_strings_stay_data() {
         let nasty = "a'b\"c$d\\e;f{g}h";
         let entries = vec![

@@ -46,7 +46,7 @@ use crate::text::quote;
 use crate::validate::JsonPath;
 
 pub use existing::judge_filesystem;
-pub use ids::{IdSource, RandomIds, SequentialIds};
+pub use ids::{grub_menu_ids, IdSource, RandomIds, SequentialIds};
 pub use input::{disk_requests, DiskInput, DiskRequest, ExistingDisk};
 pub use layout::{ImageLayout, MountPlan};
 pub use model::*;

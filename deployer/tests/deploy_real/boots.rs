@@ -5,22 +5,28 @@ use super::*;
 /// The two-image config: alpha and beta with their own `/` of 160 MiB, a shared
 /// `/usr/share/common` of 32 MiB, beta boots by default.
 fn config(alpha: &str, beta: &str, alpha_uuid: &str, beta_uuid: &str) -> String {
+    named_config(["alpha", "beta"], [alpha, beta], [alpha_uuid, beta_uuid])
+}
+
+/// [`config`] with the images named `names` (provision names, as Bareon's are free).
+fn named_config(names: [&str; 2], urls: [&str; 2], uuids: [&str; 2]) -> String {
+    let [alpha, beta] = names;
     serde_json::json!({
         "images": [
-            {"name": "alpha", "image_name": "image-alpha-1.0", "image_uuid": alpha_uuid,
-             "image_pull_url": alpha, "target": "/"},
-            {"name": "beta", "boot": true, "image_name": "image-beta-1.0",
-             "image_uuid": beta_uuid, "image_pull_url": beta, "target": "/"}
+            {"name": alpha, "image_name": "image-alpha-1.0", "image_uuid": uuids[0],
+             "image_pull_url": urls[0], "target": "/"},
+            {"name": beta, "boot": true, "image_name": "image-beta-1.0",
+             "image_uuid": uuids[1], "image_pull_url": urls[1], "target": "/"}
         ],
         "partitions": [{
             "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "600 MiB",
             "volumes": [
-                {"type": "partition", "mount": "/", "size": "160", "images": ["alpha"],
+                {"type": "partition", "mount": "/", "size": "160", "images": [alpha],
                  "file_system": "ext4"},
-                {"type": "partition", "mount": "/", "size": "160", "images": ["beta"],
+                {"type": "partition", "mount": "/", "size": "160", "images": [beta],
                  "file_system": "ext4"},
                 {"type": "partition", "mount": "/usr/share/common", "size": "32",
-                 "images": ["alpha", "beta"], "file_system": "ext4"}
+                 "images": [alpha, beta], "file_system": "ext4"}
             ]
         }],
         "partitions_policy": "clean",
@@ -488,18 +494,44 @@ fn swap_and_vfat_volumes_get_their_ids_fstab_lines_and_files() {
 
 /// The same deploy twice onto one disk-image file: the second redoes everything over the
 /// first. The second writes boot-info.json to the default `--boot-info`,
-/// `/tmp/boot-info.json` (no other test uses that path).
+/// `/tmp/boot-info.json` (no other test uses that path), and names the images as Bareon
+/// may (quotes, spaces, `$`, unicode, a URL): boot-info.json and the fstabs keep the
+/// names as written, grub.cfg gets the derived ids and parses, and `bootctl switch` takes
+/// a name as written.
 #[test]
 fn an_image_file_deploys_twice_and_boot_info_goes_to_tmp_by_default() {
     require_deploy_tools(TOOLS);
     let scratch = TempDir::new("deploy-twice");
     let config_path = write_plain_two_image_config(&scratch);
+    let odd_names = [
+        "centos 7.1 \"$HOME\" it's ${x}",
+        "http://10.0.0.1:8080/images/ubuntu 14.04.img?é=1",
+    ];
+    let odd_config = scratch.join("odd-names.json");
+    let image_uuid = |tree: &str| {
+        read_boot_info(&scratch.join("boot-info-first.json"))["elements"]
+            .as_array()
+            .expect("elements")
+            .iter()
+            .find(|element| element["name"] == tree)
+            .map(|element| element["image_uuid"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
     let disk = scratch.join("node.img");
     let first_info = scratch.join("boot-info-first.json");
     let default_info = Path::new("/tmp/boot-info.json");
     let mut multiboot_uuids = Vec::new();
     for boot_info in [Some(first_info.as_path()), None] {
-        let out = deploy_vda(&config_path, &disk, boot_info, "deploy");
+        let config = if boot_info.is_some() {
+            config_path.clone()
+        } else {
+            let urls = ["alpha", "beta"].map(|tree| scratch.join(tree).display().to_string());
+            let uuids = ["alpha", "beta"].map(image_uuid);
+            let text = named_config(odd_names, [&urls[0], &urls[1]], [&uuids[0], &uuids[1]]);
+            std::fs::write(&odd_config, text).expect("writing the config");
+            odd_config.clone()
+        };
+        let out = deploy_vda(&config, &disk, boot_info, "deploy");
         let written = boot_info.unwrap_or(default_info);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -510,10 +542,49 @@ fn an_image_file_deploys_twice_and_boot_info_goes_to_tmp_by_default() {
     }
     assert_ne!(multiboot_uuids[0], multiboot_uuids[1]);
     assert_eq!(std::fs::metadata(&disk).expect("the disk").len(), 600 << 20);
-    let loop_disk = LoopDisk::attach(&disk);
+    let info = read_boot_info(default_info);
+    let names: Vec<&str> = info["elements"]
+        .as_array()
+        .expect("elements")
+        .iter()
+        .map(|element| element["name"].as_str().expect("a name"))
+        .collect();
     assert_eq!(
-        blkid(&loop_disk.partition(3)).get("UUID"),
-        Some(&multiboot_uuids[1]),
-        "the multiboot partition is the second deploy's, as /tmp/boot-info.json says"
+        names, odd_names,
+        "boot-info.json names the images as written"
+    );
+    let ids = deployer::plan::grub_menu_ids(odd_names);
+    {
+        let loop_disk = LoopDisk::attach(&disk);
+        assert_eq!(
+            blkid(&loop_disk.partition(3)).get("UUID"),
+            Some(&multiboot_uuids[1]),
+            "the multiboot partition is the second deploy's, as /tmp/boot-info.json says"
+        );
+        let multiboot = Mount::new(&loop_disk.partition(3), &scratch.join("check-mb"), "ro");
+        let cfg = read(&multiboot.path().join("boot/grub/grub.cfg"));
+        e2e::grubcfg::script_check(&cfg);
+        let menu = shared::grubcfg::parse(&cfg).expect("grub.cfg parses");
+        let menu_ids: Vec<Option<&str>> =
+            menu.items.iter().map(|item| item.id.as_deref()).collect();
+        assert_eq!(
+            menu_ids,
+            ids.iter().map(|id| Some(id.as_str())).collect::<Vec<_>>()
+        );
+        let root = Mount::new(&loop_disk.partition(4), &scratch.join("check-root"), "ro");
+        let fstab = read(&root.path().join("etc/fstab"));
+        assert!(
+            fstab.starts_with(&format!("# /etc/fstab of image {},", odd_names[0])),
+            "{fstab}"
+        );
+    }
+    let disk_arg = disk.display().to_string();
+    bootctl(&["--disk", &disk_arg, "switch", odd_names[0]]).expect_code(0);
+    let loop_disk = LoopDisk::attach(&disk);
+    let multiboot = Mount::new(&loop_disk.partition(3), &scratch.join("check-env"), "ro");
+    let env = std::fs::read(multiboot.path().join("boot/grub/grubenv")).expect("grubenv");
+    assert!(
+        String::from_utf8_lossy(&env).contains(&format!("saved_entry={}\n", ids[0])),
+        "bootctl switch by the name as written"
     );
 }
