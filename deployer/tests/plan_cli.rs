@@ -170,3 +170,66 @@ fn an_unreadable_disk_is_status_1_and_a_bad_config_status_3() {
         "images: missing required key\npartitions: missing required key\n"
     );
 }
+
+/// Image names as Bareon allows them (spaces, quotes, `$`, unicode, a URL): the plan keeps
+/// them as written and derives plain GRUB entry ids from them.
+#[test]
+fn plans_images_named_as_bareon_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("vda.img");
+    sparse_file(&image, 20 * GIB);
+    let names = [
+        "centos 7.1",
+        "it's \"$HOME\"",
+        "Ünïcödé 日本",
+        "http://10.0.0.1:8080/images/ubuntu.img",
+    ];
+    let images: Vec<serde_json::Value> = names
+        .iter()
+        .map(|name| {
+            serde_json::json!({"name": name, "image_pull_url": "/srv/images/x", "target": "/"})
+        })
+        .collect();
+    let volumes: Vec<serde_json::Value> = names
+        .iter()
+        .map(|name| {
+            serde_json::json!({"type": "partition", "mount": "/", "size": "1000",
+                               "file_system": "ext4", "images": [name]})
+        })
+        .collect();
+    let config = dir.path().join("provision.json");
+    let provision = serde_json::json!({
+        "images": images, "partitions_policy": "clean",
+        "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"},
+                        "volumes": volumes}]
+    });
+    fs::write(&config, provision.to_string()).unwrap();
+    let config = config.to_str().unwrap();
+    let disk = format!("vda={}", image.display());
+    let out = deployer(&["plan", config, "--disk", &disk, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
+    let ids = deployer::plan::grub_menu_ids(names);
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(plan["images"][i]["name"], *name);
+        assert_eq!(plan["images"][i]["grub_menu_id"], ids[i]);
+        let id = ids[i].as_str();
+        assert!(
+            id.starts_with("multiboot-")
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+            "{id}"
+        );
+    }
+    assert_eq!(plan["boot"]["default_image"], names[0]);
+    let out = deployer(&["plan", config, "--disk", &disk]);
+    let tables = text(&out.stdout);
+    assert!(
+        tables.contains(&format!(
+            "Image {} (boots by default; GRUB entry {})",
+            names[0], ids[0]
+        )),
+        "{tables}"
+    );
+}
