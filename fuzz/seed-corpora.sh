@@ -116,8 +116,11 @@ cat >"$corpus/bootinfo/bootctl-fixture.json" <<'EOF'
 }
 EOF
 
-# provision.json: the examples and the bad-input corpus.
+# provision.json: the examples, the bad-input corpus and Bareon's own configs.
 cp ../deployer/examples/*.json "$corpus/provision/"
 for f in ../deployer/tests/bad/*.json; do
   cp "$f" "$corpus/provision/bad-$(basename "$f")"
+done
+for f in ../deployer/tests/bareon/*.json; do
+  cp "$f" "$corpus/provision/bareon-$(basename "$f")"
 done

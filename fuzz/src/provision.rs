@@ -46,31 +46,51 @@ fn check_config(config: &ProvisionConfig) {
     for image in &config.images {
         let name = &image.name;
         assert!(names.insert(name.as_str()), "image {name:?} twice");
-        let mut chars = name.chars();
         assert!(
-            name.len() <= 64
-                && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-                && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')),
-            "unsafe image name {name:?}"
+            !name.is_empty() && !name.chars().any(char::is_control),
+            "image name {name:?} is empty or holds control characters"
+        );
+    }
+    let ids = deployer::plan::grub_menu_ids(config.images.iter().map(|i| i.name.as_str()));
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "GRUB ids {ids:?} clash");
+    for id in &ids {
+        assert!(
+            id.starts_with("multiboot-")
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')),
+            "GRUB id {id:?} is not a plain word"
         );
     }
     let mut volumes: Vec<&FsVolume> = Vec::new();
     for entry in &config.partitions {
         match entry {
             StorageEntry::Disk(disk) => {
+                assert_ordered_index(&disk.config_index, disk.volumes.len());
                 volumes.extend(disk.volumes.iter().filter_map(|volume| match volume {
                     DiskVolume::Partition(p) => Some(&p.fs),
                     DiskVolume::Raid(r) => Some(&r.fs),
                     _ => None,
                 }))
             }
-            StorageEntry::VolumeGroup(vg) => volumes.extend(vg.volumes.iter().map(|lv| &lv.fs)),
+            StorageEntry::VolumeGroup(vg) => {
+                assert_ordered_index(&vg.config_index, vg.volumes.len());
+                volumes.extend(vg.volumes.iter().map(|lv| &lv.fs))
+            }
         }
     }
     for volume in volumes {
         assert!(!volume.images.is_empty(), "a volume of no image");
         for image in &volume.images {
             assert!(names.contains(image.as_str()), "unknown image {image:?}");
+        }
+        if let (Some(label), Some(fs)) = (&volume.label, volume.file_system) {
+            assert!(
+                label.len() <= fs.max_label_len(),
+                "label {label:?} longer than {} takes",
+                fs.as_str()
+            );
         }
         assert!(
             volume.label.as_deref() != Some(MULTIBOOT_LABEL),
@@ -83,6 +103,19 @@ fn check_config(config: &ProvisionConfig) {
             "kernel_params {params:?} with a quote or backslash, which GRUB would escape"
         );
     }
+}
+
+/// Each kept volume's place in the config's `volumes`, in order (skipped ones left out).
+fn assert_ordered_index(index: &[usize], volumes: usize) {
+    assert_eq!(
+        index.len(),
+        volumes,
+        "config_index {index:?} for {volumes} volumes"
+    );
+    assert!(
+        index.windows(2).all(|pair| pair[0] < pair[1]),
+        "config_index {index:?} out of order"
+    );
 }
 
 /// Whether some volume of `config` keeps its data (`keep_data`).
