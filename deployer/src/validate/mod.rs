@@ -177,7 +177,10 @@ impl Checker {
         let at = path.key(key);
         let object = self.object(value, &at)?;
         for other in object.keys().filter(|k| *k != member) {
-            let message = format!("ignored: the deployer reads only {key}.{member}");
+            let message = format!(
+                "ignored: the deployer reads only {key}.{member}{}",
+                did_you_mean(closest(other, [member]))
+            );
             self.warn(&at.key(other), message);
         }
         self.opt_text(object, member, &at)
