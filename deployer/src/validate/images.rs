@@ -40,7 +40,9 @@ impl Checker {
             if let Ok(image) = &image {
                 if image.boot {
                     boots.push(at.clone());
-                    if image.target != "/" {
+                    // Only the image that boots must be an OS; Bareon ignores the others'
+                    // "boot".
+                    if image.target != "/" && boots.len() == 1 {
                         self.fail(
                             &at.key("boot"),
                             format!(

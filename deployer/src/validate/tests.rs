@@ -398,3 +398,19 @@ fn keys_bareon_knows_are_ignored_with_a_warning_and_unknown_keys_too_unless_stri
         ["partitions[0].volumes[0].moutn: unknown key (did you mean \"mount\"?)"]
     );
 }
+
+#[test]
+fn only_the_first_boot_image_must_be_deployed_to_root() {
+    let text = r#"{"images": [
+          {"name": "os", "image_pull_url": "/os", "target": "/", "boot": true},
+          {"name": "os as utils", "image_pull_url": "/os", "target": "/opt/os", "boot": true}],
+        "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
+            {"type": "partition", "mount": "/", "size": "4000", "images": ["os"]},
+            {"type": "partition", "mount": "/opt/os", "size": "4000", "images": ["os as utils"]}]}]}"#;
+    assert_eq!(
+        warnings(text, true),
+        ["images[1].boot: images[1] also has \"boot\": true; the first, images[0], boots by default, as in Bareon"]
+    );
+    let swapped = text.replace(r#""target": "/", "boot""#, r#""target": "/x", "boot""#);
+    assert!(errors(&swapped)[0].starts_with("images[0].boot: image \"os\" is deployed to \"/x\""));
+}
