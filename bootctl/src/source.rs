@@ -189,13 +189,14 @@ fn find_device(wanted: Option<&str>) -> anyhow::Result<(PathBuf, FsInfo)> {
             .context("looking for the multiboot partition")?
             .collect()
     };
-    // The running image's own /boot partition boots the running root too.
+    // The running image's own /boot partition boots the running root too. Loop devices are
+    // files someone attached, not the node's disks (--disk is for those): left alone.
     let own_boot = blockdev::device_mounted_at(Path::new("/boot"))
         .ok()
         .flatten();
     let filesystems = filesystems
         .into_iter()
-        .filter(|(device, _)| Some(device) != own_boot.as_ref())
+        .filter(|(device, _)| Some(device) != own_boot.as_ref() && !device.starts_with("/dev/loop"))
         .collect();
     by_contents(filesystems, &wanted)?.ok_or_else(|| {
         fail(
