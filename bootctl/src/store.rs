@@ -396,3 +396,70 @@ pub fn parse_boot_info(shown: &str, bytes: Vec<u8>) -> anyhow::Result<BootInfo> 
     let text = utf8_text(shown, bytes)?;
     BootInfo::from_json(&text).map_err(|err| fail(Code::Config, format!("{shown}: {err}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use e2e::tmp::TempDir;
+
+    use super::{find_grub_dir, BootDir};
+    use crate::exit::{code_of, Code};
+
+    fn tree(files: &[&str]) -> TempDir {
+        let dir = TempDir::new("grub-dir");
+        for file in files {
+            let path = dir.path().join(file);
+            if file.ends_with('/') {
+                fs::create_dir_all(&path).unwrap();
+            } else {
+                fs::create_dir_all(path.parent().unwrap()).unwrap();
+                fs::write(&path, "").unwrap();
+            }
+        }
+        dir
+    }
+
+    fn found(files: &[&str]) -> Option<String> {
+        let dir = tree(files);
+        find_grub_dir(dir.path()).map(|found| {
+            found
+                .strip_prefix(dir.path())
+                .unwrap()
+                .display()
+                .to_string()
+        })
+    }
+
+    #[test]
+    fn bareons_boot_grub2_is_found_and_boot_grub_comes_first() {
+        assert_eq!(
+            found(&["boot/grub2/grub.cfg"]).as_deref(),
+            Some("boot/grub2")
+        );
+        assert_eq!(found(&["grub2/grub.cfg"]).as_deref(), Some("grub2"));
+        assert_eq!(
+            found(&["boot/grub/grub.cfg", "boot/grub2/grub.cfg"]).as_deref(),
+            Some("boot/grub")
+        );
+        assert_eq!(found(&["boot/grub2/i386-pc/"]), None);
+    }
+
+    #[test]
+    fn where_both_hold_a_grub_cfg_the_one_with_grubs_modules_wins() {
+        let files = [
+            "boot/grub/grub.cfg",
+            "boot/grub2/grub.cfg",
+            "boot/grub2/i386-pc/",
+        ];
+        assert_eq!(found(&files).as_deref(), Some("boot/grub2"));
+    }
+
+    #[test]
+    fn a_tree_without_either_names_both_and_exits_4() {
+        let dir = tree(&["boot/grub2/i386-pc/"]);
+        let err = BootDir::open(dir.path(), Some("/dev/vda2")).unwrap_err();
+        assert_eq!(code_of(&err), Code::NotFound);
+        assert!(err.to_string().contains("boot/grub2/grub.cfg"), "{err}");
+    }
+}
