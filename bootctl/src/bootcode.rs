@@ -4,8 +4,9 @@
 //! BIOS: the firmware runs the disk's first sector, GRUB's boot.img, which loads the core
 //! image from the sector it names; the core image holds the prefix, so it decides which
 //! grub.cfg GRUB reads. grub-install keeps both images in the multiboot tree
-//! (`boot/grub/i386-pc/boot.img` and `core.img`) and patches some bytes of each as it writes
-//! them to the disk (GRUB's `util/setup.c`); everything else must be equal. An image's
+//! (`boot/grub/i386-pc/boot.img` and `core.img`; `boot/grub2/...` from Bareon's
+//! grub2-install) and patches some bytes of each as it writes them to the disk (GRUB's
+//! `util/setup.c`); everything else must be equal. An image's
 //! `grub-install` writes the same boot.img when its GRUB is the same version, so the core
 //! image is what tells them apart: its prefix names the image's /boot, not the partition.
 //! UEFI: see [`uefi`].
@@ -27,9 +28,10 @@ use crate::store;
 /// A disk sector as GRUB's i386-pc code counts them, whatever the disk's own sector size.
 const SECTOR: usize = 512;
 
-/// Where grub-install keeps the images it wrote, relative to the multiboot tree's root.
-const BOOT_IMG: &str = "boot/grub/i386-pc/boot.img";
-const CORE_IMG: &str = "boot/grub/i386-pc/core.img";
+/// Where grub-install keeps the images it wrote, relative to the grub directory
+/// (`boot/grub`, or `boot/grub2` where Bareon's grub2-install made it).
+const BOOT_IMG: &str = "i386-pc/boot.img";
+const CORE_IMG: &str = "i386-pc/core.img";
 
 /// The bytes of boot.img that grub-install sets as it writes the first sector (offsets
 /// from GRUB's `include/grub/i386/pc/boot.h`, what `util/setup.c` writes into them):
@@ -229,12 +231,18 @@ fn le64(b: &[u8], at: usize) -> Option<u64> {
 /// Reads the disk's first sector, the core image it points to and the images in the tree.
 pub fn check_bios(tree: &Path, disk: &Path) -> Verdict {
     let unknown = |why: String| Verdict::Unknown { why };
-    let read_tree = |rel: &str| match store::read_boot_file(&tree.join(rel), rel) {
-        Ok(Some(bytes)) => Ok(bytes),
-        Ok(None) => Err(unknown(format!(
-            "the multiboot partition has no {rel} (GRUB was not installed for BIOS from it)"
-        ))),
-        Err(err) => Err(unknown(format!("{err:#}"))),
+    let grub_dir = store::find_grub_dir(tree).unwrap_or_else(|| tree.join("boot/grub"));
+    let grub_rel = grub_dir.strip_prefix(tree).unwrap_or(&grub_dir).to_owned();
+    let read_tree = |name: &str| {
+        let path = grub_dir.join(name);
+        let rel = grub_rel.join(name).display().to_string();
+        match store::read_boot_file(&path, &rel) {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(unknown(format!(
+                "the multiboot partition has no {rel} (GRUB was not installed for BIOS from it)"
+            ))),
+            Err(err) => Err(unknown(format!("{err:#}"))),
+        }
     };
     let (boot_img, core_img) = match (read_tree(BOOT_IMG), read_tree(CORE_IMG)) {
         (Ok(boot), Ok(core)) => (boot, core),

@@ -75,12 +75,18 @@ pub fn plan_switch(
         }
         How::Try(tries) => {
             if !view.can_try {
+                // A grub.cfg with only a literal `set default=` (Bareon's) can do neither.
+                let instead = if view.one_shot.is_some() {
+                    "use switch --once instead"
+                } else {
+                    "switch without --try instead"
+                };
                 return Err(fail(
                     Code::Config,
                     format!(
                         "this grub.cfg cannot try an entry: it does not count trial boots down \
                          (${{{TRY_VARIABLE}}} after load_env, as the deployer's grub.cfg does); \
-                         use switch --once instead"
+                         {instead}"
                     ),
                 ));
             }
@@ -237,6 +243,39 @@ mod tests {
         let err = plan_switch(&files, &menu, &view, entry, How::Once).unwrap_err();
         assert_eq!(code_of(&err), Code::Config);
         assert!(err.to_string().contains("cannot boot an entry once"));
+    }
+
+    #[test]
+    fn bareons_config_switches_by_its_fixed_default_alone() {
+        let files = crate::view::BootFiles {
+            grub_cfg: fixtures::bareon_cfg(),
+            grubenv: None,
+            boot_info: None,
+        };
+        let (menu, view) = fixtures::load(&files, Some(fixtures::ROOT_A));
+        assert!(view.entries[0].running && view.entries[0].default);
+        let entry = target::resolve(&view, "Ubuntu 14.04 (on /dev/sda4)").unwrap();
+        let change = plan_switch(&files, &menu, &view, entry, How::Always).unwrap();
+        assert_eq!(
+            change.grub_cfg.as_deref(),
+            Some(
+                fixtures::bareon_cfg()
+                    .replace("set default=0", "set default=1")
+                    .as_str()
+            ),
+            "the digit alone changes, as bareon-ironic's sed changes it"
+        );
+        assert_eq!(
+            (change.grubenv, change.boot_info),
+            (None, None),
+            "no grubenv is made"
+        );
+        for how in [How::Once, How::Try(1)] {
+            let err = plan_switch(&files, &menu, &view, entry, how).unwrap_err();
+            assert_eq!(code_of(&err), Code::Config, "{how:?}");
+            assert!(err.to_string().contains("instead"), "{err}");
+            assert!(!err.to_string().contains("use switch --once"), "{err}");
+        }
     }
 
     #[test]

@@ -41,7 +41,8 @@ lock), 8 a health check failed, 130 interrupted.";
 
 /// Where the multiboot partition is. Without any of these, bootctl reads the partition's
 /// UUID from /etc/multiboot/boot-info.json, else looks for the filesystem labelled
-/// `multiboot`.
+/// `multiboot`, else (a node Bareon deployed) for the filesystem whose boot/grub or
+/// boot/grub2 grub.cfg boots the running root.
 #[derive(Debug, Default, Args)]
 #[group(multiple = false)]
 pub struct SourceArgs {
@@ -53,7 +54,8 @@ pub struct SourceArgs {
     #[arg(long, value_name = "IMAGE", global = true)]
     pub disk: Option<PathBuf>,
 
-    /// A multiboot filesystem that is already mounted (its root, holding boot/grub/grub.cfg).
+    /// A multiboot filesystem that is already mounted (its root, holding boot/grub/grub.cfg
+    /// or boot/grub2/grub.cfg).
     #[arg(long, value_name = "DIR", global = true)]
     pub boot_dir: Option<PathBuf>,
 }

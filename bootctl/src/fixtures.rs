@@ -39,6 +39,22 @@ menuentry 'Ubuntu 14.04' --class ubuntu {{
     )
 }
 
+/// grub.cfg as Bareon's `_generate_boot_info` writes it on the multiboot partition's
+/// `boot/grub2`: no grubenv, no ids, a literal `set default=0` last, with no newline.
+pub fn bareon_cfg() -> String {
+    let entry = |name: &str, uuid: &str| {
+        format!(
+            "\n    menuentry '{name}'{{\n    search --no-floppy --fs-uuid --set=root {uuid}\n    \
+             linux /boot/vmlinuz root=UUID={uuid} ro \n    initrd /boot/initrd.img\n    }}\n    "
+        )
+    };
+    format!(
+        "\n    set timeout=1\n    insmod part_gpt\n    insmod ext2\n        {}{}set default=0",
+        entry("CentOS Linux 7 (Core) (on /dev/sda3)", ROOT_A),
+        entry("Ubuntu 14.04 (on /dev/sda4)", ROOT_B)
+    )
+}
+
 /// Reads the default from grubenv's saved_entry.
 pub fn saved_entry_cfg() -> String {
     fixed_cfg().replace(r#"set default="0""#, r#"set default="${saved_entry}""#)

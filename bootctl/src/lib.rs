@@ -11,6 +11,7 @@ pub mod change;
 pub mod cli;
 pub mod complete;
 pub mod confirm;
+pub mod discover;
 pub mod exit;
 pub mod health;
 pub mod loaded;

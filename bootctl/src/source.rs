@@ -12,11 +12,13 @@ use std::sync::OnceLock;
 use anyhow::Context;
 use shared::blockdev::{self, FsInfo};
 use shared::bootinfo::BootInfo;
+use shared::grubcfg::{self, Menu};
 use shared::layout::{IMAGE_BOOT_INFO, MULTIBOOT_LABEL};
 use shared::loopdev::LoopDevice;
 use shared::mount::{self, DetachedMount, Mount, MountOptions};
 
 use crate::cli::SourceArgs;
+use crate::discover::{self, Candidate};
 use crate::exit::{fail, Code};
 use crate::store;
 
@@ -147,7 +149,8 @@ pub fn locate(args: &SourceArgs, access: Access) -> anyhow::Result<Located> {
 }
 
 /// The device of the multiboot filesystem: by --multiboot UUID, else by the UUID in the
-/// image's boot-info.json copy, else by label; with what its superblock says.
+/// image's boot-info.json copy, else by label, else by what its grub.cfg boots (a node
+/// Bareon deployed); with what its superblock says.
 fn find_device(wanted: Option<&str>) -> anyhow::Result<(PathBuf, FsInfo)> {
     let uuid = match wanted {
         Some(uuid) => Some((uuid.to_owned(), "--multiboot")),
@@ -168,22 +171,91 @@ fn find_device(wanted: Option<&str>) -> anyhow::Result<(PathBuf, FsInfo)> {
                 )
             });
     }
-    blockdev::find_by_label(MULTIBOOT_LABEL)
-        .map_err(|err| {
-            fail(
-                Code::NotFound,
-                format!("looking for the filesystem labelled {MULTIBOOT_LABEL}: {err}"),
-            )
-        })?
-        .ok_or_else(|| {
-            fail(
-                Code::NotFound,
-                format!(
-                    "multiboot partition not found: no --multiboot UUID, no {IMAGE_BOOT_INFO}, \
-                     and no filesystem labelled {MULTIBOOT_LABEL}"
-                ),
-            )
-        })
+    let labelled = blockdev::find_by_label(MULTIBOOT_LABEL).map_err(|err| {
+        fail(
+            Code::NotFound,
+            format!("looking for the filesystem labelled {MULTIBOOT_LABEL}: {err}"),
+        )
+    })?;
+    if let Some(found) = labelled {
+        return Ok(found);
+    }
+    // A node Bareon deployed: the partition is known by what its grub.cfg boots.
+    let wanted: Vec<String> = running_root_uuid().map(str::to_owned).into_iter().collect();
+    let filesystems = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        blockdev::probe_all()
+            .context("looking for the multiboot partition")?
+            .collect()
+    };
+    // The running image's own /boot partition boots the running root too. Loop devices are
+    // files someone attached, not the node's disks (--disk is for those): left alone.
+    let own_boot = blockdev::device_mounted_at(Path::new("/boot"))
+        .ok()
+        .flatten();
+    let filesystems = filesystems
+        .into_iter()
+        .filter(|(device, _)| Some(device) != own_boot.as_ref() && !device.starts_with("/dev/loop"))
+        .collect();
+    by_contents(filesystems, &wanted)?.ok_or_else(|| {
+        fail(
+            Code::NotFound,
+            format!(
+                "multiboot partition not found: no --multiboot UUID, no {IMAGE_BOOT_INFO}, \
+                 no filesystem labelled {MULTIBOOT_LABEL}, and no ext2/3/4 filesystem whose \
+                 boot/grub/grub.cfg or boot/grub2/grub.cfg boots the running root"
+            ),
+        )
+    })
+}
+
+/// The multiboot partition among `filesystems` by its grub.cfg (see [`discover`]): each
+/// ext2/3/4 filesystem (Bareon makes it ext4) is read through a read-only mount of this run
+/// only, or where it is mounted already. A filesystem that cannot be read is passed over,
+/// but when none qualifies the first such error is returned (not being root, mostly).
+fn by_contents(
+    filesystems: Vec<(PathBuf, FsInfo)>,
+    wanted: &[String],
+) -> anyhow::Result<Option<(PathBuf, FsInfo)>> {
+    let mut candidates = Vec::new();
+    let mut infos = Vec::new();
+    let mut first_error = None;
+    for (device, info) in filesystems {
+        if !matches!(info.fstype.as_str(), "ext2" | "ext3" | "ext4") {
+            continue;
+        }
+        match read_menu(&device, &info) {
+            Ok(Some(menu)) => {
+                candidates.push(Candidate::new(&device, info.uuid.as_deref(), &menu));
+                infos.push((device, info));
+            }
+            Ok(None) => {}
+            Err(err) => {
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    let chosen = discover::choose(&candidates, wanted).map_err(|err| fail(Code::NotFound, err))?;
+    match (chosen, first_error) {
+        (Some(chosen), _) => Ok(infos
+            .into_iter()
+            .find(|(device, _)| *device == chosen.device)),
+        (None, Some(err)) => Err(err),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The parsed grub.cfg of the filesystem on `device`; `None` when it holds none, or one
+/// that does not parse.
+fn read_menu(device: &Path, info: &FsInfo) -> anyhow::Result<Option<Menu>> {
+    let located = mount_device(device.to_owned(), info.clone(), Access::ReadOnly, None)?;
+    let menu = store::find_grub_dir(&located.root).and_then(|dir| {
+        let bytes = store::read_boot_file(&dir.join("grub.cfg"), "grub.cfg").ok()??;
+        grubcfg::parse(&String::from_utf8(bytes).ok()?).ok()
+    });
+    located.release()?;
+    Ok(menu)
 }
 
 fn locate_on_disk(image: &Path, access: Access) -> anyhow::Result<Located> {
@@ -203,21 +275,36 @@ fn locate_on_disk(image: &Path, access: Access) -> anyhow::Result<Located> {
         .partitions()
         .with_context(|| format!("reading the partitions of {}", image.display()))?;
     let labelled: Vec<(PathBuf, FsInfo)> = partitions
-        .into_iter()
+        .iter()
         .filter_map(|partition| {
-            let info = blockdev::probe(&partition).ok().flatten()?;
-            (info.label.as_deref() == Some(MULTIBOOT_LABEL)).then_some((partition, info))
+            let info = blockdev::probe(partition).ok().flatten()?;
+            (info.label.as_deref() == Some(MULTIBOOT_LABEL)).then_some((partition.clone(), info))
         })
         .collect();
     match <[_; 1]>::try_from(labelled) {
         Ok([(device, fs)]) => mount_device(device, fs, access, Some(disk)),
-        Err(found) if found.is_empty() => Err(fail(
-            Code::NotFound,
-            format!(
-                "{}: no partition holds a filesystem labelled {MULTIBOOT_LABEL}",
-                image.display()
-            ),
-        )),
+        Err(found) if found.is_empty() => {
+            // Made by Bareon: the partition whose grub.cfg boots another partition's root.
+            let filesystems: Vec<(PathBuf, FsInfo)> = partitions
+                .iter()
+                .filter_map(|p| Some((p.clone(), blockdev::probe(p).ok().flatten()?)))
+                .collect();
+            let roots: Vec<String> = filesystems
+                .iter()
+                .filter_map(|(_, info)| info.uuid.clone())
+                .collect();
+            match by_contents(filesystems, &roots)? {
+                Some((device, fs)) => mount_device(device, fs, access, Some(disk)),
+                None => Err(fail(
+                    Code::NotFound,
+                    format!(
+                        "{}: no partition holds a filesystem labelled {MULTIBOOT_LABEL}, nor \
+                         a grub.cfg that boots another of its partitions",
+                        image.display()
+                    ),
+                )),
+            }
+        }
         Err(found) => Err(fail(
             Code::NotFound,
             format!(

@@ -32,6 +32,7 @@ pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 const LOCK_STEP: Duration = Duration::from_millis(200);
 
 /// The boot files of a multiboot tree: `boot/grub/grub.cfg` and `boot/grub/grubenv` (or
+/// `boot/grub2/...`, see [`find_grub_dir`]; or
 /// `grub/...` when the tree is a /boot directory) and `boot-info.json` at its root.
 #[derive(Debug, Clone)]
 pub struct BootDir {
@@ -45,26 +46,17 @@ pub struct BootDir {
 impl BootDir {
     /// The tree at `root`, named `shown_root` in messages if given (else by `root`).
     pub fn open(root: &Path, shown_root: Option<&str>) -> anyhow::Result<BootDir> {
-        let candidates = ["boot/grub", "grub"].map(|dir| root.join(dir));
-        // Any kind of file: one that is not a regular file is refused when it is read. A
-        // symlink that leads nowhere inside the tree is looked at too, so that one leading
-        // out of it is named as such.
-        let grub_dir = candidates
-            .iter()
-            .find(|dir| dir.join("grub.cfg").exists())
-            .or_else(|| {
-                candidates
-                    .iter()
-                    .find(|dir| fs::symlink_metadata(dir.join("grub.cfg")).is_ok())
-            })
-            .cloned();
         let shown = shown_root.map_or_else(|| root.display().to_string(), str::to_owned);
         let not_multiboot = || {
             fail(
                 Code::NotFound,
-                format!("{shown} holds no boot/grub/grub.cfg: not a multiboot partition"),
+                format!(
+                    "{shown} holds no boot/grub/grub.cfg or boot/grub2/grub.cfg: \
+                     not a multiboot partition"
+                ),
             )
         };
+        let grub_dir = find_grub_dir(root);
         let dir = BootDir {
             root: root.to_owned(),
             grub_dir: grub_dir.ok_or_else(not_multiboot)?,
@@ -319,6 +311,34 @@ fn resolve_beneath(dir: &fs::File, path: &Path) -> Result<(), Errno> {
 /// How often [`resolve_beneath`] walks a path that renames keep disturbing.
 const RESOLVE_ATTEMPTS: u32 = 16;
 
+/// The grub directory of the tree at `root`: `boot/grub` (GRUB's own name, the deployer's),
+/// `boot/grub2` (what Bareon writes: `grub2-install`'s name on CentOS), or `grub` and
+/// `grub2` when the tree is a /boot directory; the first that holds grub.cfg. Where both
+/// names do, the one holding GRUB's modules (`i386-pc` or `x86_64-efi`), which is the
+/// one the core image was made for. Any kind of file counts: one that is not a regular
+/// file is refused when it is read. A symlink that leads nowhere inside the tree is looked
+/// at too, so that one leading out of it is named as such.
+pub fn find_grub_dir(root: &Path) -> Option<PathBuf> {
+    let candidates = ["boot/grub", "boot/grub2", "grub", "grub2"].map(|dir| root.join(dir));
+    let has_cfg = |dir: &&PathBuf| dir.join("grub.cfg").exists();
+    let has_modules = |dir: &&PathBuf| {
+        ["i386-pc", "x86_64-efi"]
+            .iter()
+            .any(|p| dir.join(p).is_dir())
+    };
+    candidates
+        .iter()
+        .filter(has_cfg)
+        .find(has_modules)
+        .or_else(|| candidates.iter().find(has_cfg))
+        .or_else(|| {
+            candidates
+                .iter()
+                .find(|dir| fs::symlink_metadata(dir.join("grub.cfg")).is_ok())
+        })
+        .cloned()
+}
+
 /// The bytes of one of the boot files, `None` if it does not exist. A file that is not a
 /// regular file (a FIFO would block, a device may never end) or that is larger than
 /// [`MAX_BOOT_FILE_BYTES`] is refused with exit status 6, without reading it whole.
@@ -375,4 +395,71 @@ fn utf8_text(shown: &str, bytes: Vec<u8>) -> anyhow::Result<String> {
 pub fn parse_boot_info(shown: &str, bytes: Vec<u8>) -> anyhow::Result<BootInfo> {
     let text = utf8_text(shown, bytes)?;
     BootInfo::from_json(&text).map_err(|err| fail(Code::Config, format!("{shown}: {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use e2e::tmp::TempDir;
+
+    use super::{find_grub_dir, BootDir};
+    use crate::exit::{code_of, Code};
+
+    fn tree(files: &[&str]) -> TempDir {
+        let dir = TempDir::new("grub-dir");
+        for file in files {
+            let path = dir.path().join(file);
+            if file.ends_with('/') {
+                fs::create_dir_all(&path).unwrap();
+            } else {
+                fs::create_dir_all(path.parent().unwrap()).unwrap();
+                fs::write(&path, "").unwrap();
+            }
+        }
+        dir
+    }
+
+    fn found(files: &[&str]) -> Option<String> {
+        let dir = tree(files);
+        find_grub_dir(dir.path()).map(|found| {
+            found
+                .strip_prefix(dir.path())
+                .unwrap()
+                .display()
+                .to_string()
+        })
+    }
+
+    #[test]
+    fn bareons_boot_grub2_is_found_and_boot_grub_comes_first() {
+        assert_eq!(
+            found(&["boot/grub2/grub.cfg"]).as_deref(),
+            Some("boot/grub2")
+        );
+        assert_eq!(found(&["grub2/grub.cfg"]).as_deref(), Some("grub2"));
+        assert_eq!(
+            found(&["boot/grub/grub.cfg", "boot/grub2/grub.cfg"]).as_deref(),
+            Some("boot/grub")
+        );
+        assert_eq!(found(&["boot/grub2/i386-pc/"]), None);
+    }
+
+    #[test]
+    fn where_both_hold_a_grub_cfg_the_one_with_grubs_modules_wins() {
+        let files = [
+            "boot/grub/grub.cfg",
+            "boot/grub2/grub.cfg",
+            "boot/grub2/i386-pc/",
+        ];
+        assert_eq!(found(&files).as_deref(), Some("boot/grub2"));
+    }
+
+    #[test]
+    fn a_tree_without_either_names_both_and_exits_4() {
+        let dir = tree(&["boot/grub2/i386-pc/"]);
+        let err = BootDir::open(dir.path(), Some("/dev/vda2")).unwrap_err();
+        assert_eq!(code_of(&err), Code::NotFound);
+        assert!(err.to_string().contains("boot/grub2/grub.cfg"), "{err}");
+    }
 }

@@ -295,7 +295,7 @@ fn parse_proc_partitions(text: &str) -> Vec<(u32, PathBuf)> {
 /// probed lazily: partitions and disks without partitions in the kernel's order, then the
 /// disks that hold partitions (a partition table, seldom a filesystem); floppies and
 /// CD-ROMs are skipped.
-fn probe_all() -> io::Result<impl Iterator<Item = (PathBuf, FsInfo)>> {
+pub fn probe_all() -> io::Result<impl Iterator<Item = (PathBuf, FsInfo)>> {
     let devices: Vec<PathBuf> = read_proc_partitions()?
         .into_iter()
         .filter(|(major, _)| !REMOVABLE_MAJORS.contains(major))

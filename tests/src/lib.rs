@@ -8,6 +8,7 @@
 //! software emulation and reports which image came up, [`chain`] boots one disk several
 //! times in a row and says which boot of the chain went wrong, and [`bootctl`] runs the
 //! statically linked `bootctl` binary, the artifact that ships inside the images.
+//! [`bareon`] builds a node disk the way Bareon makes one, for bootctl to manage.
 //! [`manpage`] generates the man pages in `man/` and checks them, [`completion`] the shell
 //! completion scripts in `packaging/completions/`, [`schema`] checks `--json` output against
 //! the JSON Schemas in `docs/schema/`. [`http`] serves download sources on 127.0.0.1
@@ -19,6 +20,7 @@
 //! Every resource they acquire (loop devices, mounts, QEMU processes, temporary
 //! directories) is released by a guard's `Drop`, also when a test panics.
 
+pub mod bareon;
 pub mod bootctl;
 pub mod build;
 pub mod chain;

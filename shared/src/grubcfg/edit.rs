@@ -6,7 +6,25 @@ pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// Return `text` with every literal default assignment's value replaced by `quote(value)`,
+/// `value` as the new value of an assignment whose old value was written `old`: bare, as
+/// `old` was, when it is a plain word (Bareon's `set default=0`, which bareon-ironic edits
+/// with `sed 's/\(set default=\)[0-9]*/\1N/'`, stays a line that sed still edits); else
+/// [`quote`]d.
+fn replacement(value: &str, old: &str) -> String {
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    if plain(old) && plain(value) {
+        value.to_owned()
+    } else {
+        quote(value)
+    }
+}
+
+/// Return `text` with every literal default assignment's value replaced by `value` (quoted
+/// unless it and the old value are plain words, see [`replacement`]),
 /// or, if `menu` (which must be `parse(text)`) has none, with `set default=<quoted>` inserted
 /// before the first line that is neither blank nor a comment. Nothing else changes. A later
 /// non-literal assignment (such as `set default="${saved_entry}"`) still wins at boot.
@@ -22,10 +40,11 @@ pub fn set_fixed_default(text: &str, menu: &Menu, value: &str) -> String {
             .map(|d| &d.value_span)
         {
             // Spans that do not fit `text` (a menu parsed from other text) are skipped.
-            if let (Some(before), Some(_)) = (text.get(copied..span.start), text.get(span.clone()))
+            if let (Some(before), Some(old)) =
+                (text.get(copied..span.start), text.get(span.clone()))
             {
                 out.push_str(before);
-                out.push_str(&quoted);
+                out.push_str(&replacement(value, old));
                 copied = span.end;
             }
         }

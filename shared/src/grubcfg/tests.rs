@@ -791,3 +791,49 @@ fn boot_file_spans_point_at_the_kernel_and_initrd_words() {
             .reads_try
     );
 }
+
+/// grub.cfg as Bareon's `_generate_boot_info` (bareon/drivers/deploy/generic.py) writes it:
+/// its template's indentation, `'NAME'{` with no space, no newline after `set default=0`.
+const BAREON: &str = "\n    set timeout=1\n    insmod part_gpt\n    insmod ext2\n        \n    \
+menuentry 'Fixture A (on /dev/sda3)'{\n    search --no-floppy --fs-uuid --set=root \
+2abf123d-d52f-4f62-a351-7358221bc51f\n    linux /boot/vmlinuz-6.1.0-13-amd64 \
+root=UUID=2abf123d-d52f-4f62-a351-7358221bc51f ro console=ttyS0\n    initrd \
+/boot/initrd.img-6.1.0-13-amd64\n    }\n    \n    menuentry 'Fixture B (on /dev/sda4)'{\n    \
+search --no-floppy --fs-uuid --set=root 688c5f1e-dc46-4aca-a90e-be21ba8aa3e2\n    linux \
+/boot/vmlinuz-6.1.0-13-amd64 root=UUID=688c5f1e-dc46-4aca-a90e-be21ba8aa3e2 ro console=ttyS0\n    \
+initrd /boot/initrd.img-6.1.0-13-amd64\n    }\n    set default=0";
+
+#[test]
+fn bareons_grub_cfg_parses_with_its_fixed_default() {
+    let menu = parse(BAREON).unwrap();
+    let titles: Vec<&str> = menu
+        .entries()
+        .iter()
+        .map(|e| e.item.title.as_str())
+        .collect();
+    assert_eq!(
+        titles,
+        ["Fixture A (on /dev/sda3)", "Fixture B (on /dev/sda4)"]
+    );
+    assert_eq!(
+        menu.entries()[1].item.root_uuid(),
+        Some("688c5f1e-dc46-4aca-a90e-be21ba8aa3e2")
+    );
+    assert!(!menu.loads_env && !menu.reads_next_entry && !menu.reads_saved_entry);
+    let literal: Vec<&str> = menu.defaults.iter().map(|d| d.value.as_str()).collect();
+    assert_eq!(literal, ["0"]);
+}
+
+#[test]
+fn set_fixed_default_on_bareons_grub_cfg_edits_as_bareon_ironics_sed_does() {
+    let menu = parse(BAREON).unwrap();
+    // bareon-ironic's switch_boot: sed -i 's/\(set default=\)[0-9]*/\1N/' boot/grub2/grub.cfg
+    let sed = |text: &str, n: &str| text.replace("set default=0", &format!("set default={n}"));
+    let out = set_fixed_default(BAREON, &menu, "1");
+    assert_eq!(out, sed(BAREON, "1"));
+    let back = set_fixed_default(&out, &parse(&out).unwrap(), "0");
+    assert_eq!(back, BAREON);
+    // A value that is no plain word is still quoted.
+    let odd = set_fixed_default(BAREON, &menu, "1>0");
+    assert!(odd.ends_with("set default='1>0'"), "{odd}");
+}
