@@ -19,7 +19,7 @@ use crate::disks::disk_input;
 use crate::exec::quote_command;
 use crate::exit::Exit;
 use crate::output::{self, Verbosity};
-use crate::plan::{disk_requests, plan, DiskInput, Plan, PlanError, RandomIds};
+use crate::plan::{disk_requests, plan_layout, DiskInput, Layout, Plan, PlanError, RandomIds};
 use crate::render::{
     deploy_json, plan_json, plan_text, terminal_width, DeployOutcome, JSON_VERSION,
 };
@@ -113,6 +113,14 @@ pub enum Command {
         /// validate --json, planning errors naming "path" or "disk".
         #[arg(long)]
         json: bool,
+        /// The implicit partitions: "default" (on the first disk a 1 MiB bios_grub
+        /// partition, a 64 MiB ESP and the 100 MiB multiboot partition; BIOS and UEFI) or
+        /// "bareon", Bareon's (a 24 MiB bios_grub partition at the head of every disk, the
+        /// multiboot partition on the first, no ESP: BIOS only; every partition where
+        /// Bareon puts it), which needs two images or more. Unless given: the default,
+        /// or under a policy that keeps the tables Bareon's when the first disk holds it.
+        #[arg(long, value_enum, value_name = "LAYOUT")]
+        layout: Option<Layout>,
     },
     /// Partition the disks, deploy every image and install one GRUB for all of them
     ///
@@ -162,6 +170,15 @@ pub enum Command {
         /// specification's flow, limited to the deployed disks.
         #[arg(long, value_enum, value_name = "MODE", default_value_t)]
         bootloader_config: BootloaderConfig,
+        /// The implicit partitions: "default" (on the first disk a 1 MiB bios_grub
+        /// partition, a 64 MiB ESP and the 100 MiB multiboot partition; BIOS and UEFI) or
+        /// "bareon", Bareon's (a 24 MiB bios_grub partition at the head of every disk, the
+        /// multiboot partition on the first, no ESP: BIOS only; every partition where
+        /// Bareon puts it), which needs two images or more. Unless given: the default,
+        /// or under a policy that keeps the tables Bareon's when the first disk holds it.
+        #[arg(long, value_enum, value_name = "LAYOUT")]
+        layout: Option<Layout>,
+
         /// How long GRUB shows its menu before it boots the default, in seconds: 0 boots
         /// at once (headless fleets), more leaves time to pick an image at the console.
         #[arg(long, value_name = "SECONDS", default_value_t = 5,
@@ -251,7 +268,8 @@ pub fn run(cli: &Cli) -> ExitCode {
             config,
             disks,
             json,
-        } => plan_command(config, disks, *json).into(),
+            layout,
+        } => plan_command(config, disks, *layout, *json).into(),
         Command::Deploy {
             config,
             disks,
@@ -260,6 +278,7 @@ pub fn run(cli: &Cli) -> ExitCode {
             yes,
             preserve_on_error,
             bootloader_config,
+            layout,
             grub_timeout,
             allow_unverified_downloads,
             cacert,
@@ -273,7 +292,7 @@ pub fn run(cli: &Cli) -> ExitCode {
                 );
                 Exit::NotRoot
             } else {
-                match load_plan(config, disks, false) {
+                match load_plan(config, disks, *layout, false) {
                     Ok(plan) => {
                         let options = DeployOptions {
                             boot_info: boot_info.clone(),
@@ -405,7 +424,12 @@ fn validate_command(path: &Path, json: bool) -> Exit {
 
 /// Reads, validates and plans; errors are reported (as JSON with `json`) and become the
 /// exit status.
-fn load_plan(path: &Path, disk_args: &[(String, PathBuf)], json: bool) -> Result<Plan, Exit> {
+fn load_plan(
+    path: &Path,
+    disk_args: &[(String, PathBuf)],
+    layout: Option<Layout>,
+    json: bool,
+) -> Result<Plan, Exit> {
     let Some(result) = load_config(path) else {
         return Err(Exit::Failure);
     };
@@ -433,11 +457,17 @@ fn load_plan(path: &Path, disk_args: &[(String, PathBuf)], json: bool) -> Result
             }
         }
     }
-    plan(&config, &disks, &mut RandomIds).map_err(|errors| plan_errors(&errors, json))
+    plan_layout(&config, &disks, layout, &mut RandomIds)
+        .map_err(|errors| plan_errors(&errors, json))
 }
 
-fn plan_command(path: &Path, disk_args: &[(String, PathBuf)], json: bool) -> Exit {
-    let plan = match load_plan(path, disk_args, json) {
+fn plan_command(
+    path: &Path,
+    disk_args: &[(String, PathBuf)],
+    layout: Option<Layout>,
+    json: bool,
+) -> Exit {
+    let plan = match load_plan(path, disk_args, layout, json) {
         Ok(plan) => plan,
         Err(exit) => return exit,
     };

@@ -31,6 +31,8 @@
 //!   level) as large as its smallest member.
 
 mod allocate;
+mod bareon;
+mod choose;
 mod existing;
 mod ids;
 mod input;
@@ -45,13 +47,23 @@ use crate::config::{Disk, ProvisionConfig, StorageEntry};
 use crate::text::quote;
 use crate::validate::JsonPath;
 
+pub use choose::plan_layout;
 pub use existing::judge_filesystem;
 pub use ids::{IdSource, RandomIds, SequentialIds};
 pub use input::{disk_requests, DiskInput, DiskRequest, ExistingDisk};
 pub use layout::{ImageLayout, MountPlan};
 pub use model::*;
-pub use planner::plan;
 pub use table::{check_kept, check_kept_table, check_table, sfdisk_script};
+
+/// Lays the config out on `disks`, in the layout they call for ([`plan_layout`] with no
+/// `--layout`), taking every UUID from `ids`.
+pub fn plan(
+    config: &ProvisionConfig,
+    disks: &[DiskInput],
+    ids: &mut impl IdSource,
+) -> Result<Plan, Vec<PlanError>> {
+    plan_layout(config, disks, None, ids)
+}
 
 /// Where a planning error is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

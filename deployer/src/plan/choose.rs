@@ -1,0 +1,78 @@
+//! Which layout a plan uses: `--layout` when given; else, under a policy that keeps the
+//! partition tables, Bareon's when the first disk holds it, and the default otherwise.
+//! A config that does not fit the default layout but fits Bareon's (its implicit
+//! partitions take 43 MiB less of the first disk) gets one more error naming the option.
+
+use crate::config::{PartitionsPolicy, ProvisionConfig};
+use crate::sfdisk::partition_number;
+use crate::size::MIB;
+use crate::validate::JsonPath;
+
+use super::ids::{IdSource, SequentialIds};
+use super::input::{DiskInput, ExistingDisk};
+use super::model::{Layout, PartitionKind, Plan, BAREON_BIOS_GRUB_MIB};
+use super::planner::plan_with;
+use super::{disk_entries, names_disk, PlanError};
+
+/// Lays the config out on `disks` in `layout`, or with `None` in the layout the disks
+/// call for (see the module), taking every UUID from `ids`.
+pub fn plan_layout(
+    config: &ProvisionConfig,
+    disks: &[DiskInput],
+    layout: Option<Layout>,
+    ids: &mut impl IdSource,
+) -> Result<Plan, Vec<PlanError>> {
+    let chosen = layout.unwrap_or_else(|| {
+        if holds_bareon_layout(config, disks) {
+            Layout::Bareon
+        } else {
+            Layout::Default
+        }
+    });
+    let mut errors = match plan_with(config, disks, chosen, ids) {
+        Ok(plan) => return Ok(plan),
+        Err(errors) => errors,
+    };
+    let fits_bareon =
+        || plan_with(config, disks, Layout::Bareon, &mut SequentialIds::default()).is_ok();
+    if chosen == Layout::Default && errors.iter().any(is_fit_error) && fits_bareon() {
+        errors.push(PlanError::at(
+            &JsonPath::root().key("partitions"),
+            "the config fits Bareon's layout, which configs written for Bareon are sized \
+             for (a 24 MiB bios_grub partition on every disk, no ESP: BIOS boot only); \
+             plan and deploy it with --layout bareon",
+        ));
+    }
+    Err(errors)
+}
+
+/// The error says that something does not fit its disk.
+fn is_fit_error(error: &PlanError) -> bool {
+    error.message.contains("does not fit") || error.message.contains("too small for")
+}
+
+/// Under a policy that may keep the tables, the first disk holds a table whose partition
+/// 1 is Bareon's bios_grub partition: 24 MiB of BIOS boot type at 1 MiB.
+fn holds_bareon_layout(config: &ProvisionConfig, disks: &[DiskInput]) -> bool {
+    if config.partitions_policy == PartitionsPolicy::Clean {
+        return false;
+    }
+    let Some((_, first)) = disk_entries(config).next() else {
+        return false;
+    };
+    let Some(input) = disks.iter().find(|d| names_disk(&d.name, &first.id.value)) else {
+        return false;
+    };
+    let Some(ExistingDisk::Table { table, .. }) = &input.existing else {
+        return false;
+    };
+    let sector = table.sectorsize.unwrap_or(u64::from(input.sector_size));
+    table.partitions.iter().any(|entry| {
+        partition_number(&entry.node) == Some(1)
+            && entry.start * sector == MIB
+            && entry.size * sector == BAREON_BIOS_GRUB_MIB * MIB
+            && entry
+                .type_guid
+                .eq_ignore_ascii_case(PartitionKind::BiosBoot.type_guid())
+    })
+}
