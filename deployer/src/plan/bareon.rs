@@ -9,7 +9,8 @@
 //!   from the tail, the last one first, each ending right before the one after it (the
 //!   last at the last usable sector); `remaining` then takes the free space between.
 //! - A percentage is of the usable space less the implicit (service) partitions, whatever
-//!   the other claims take: `usable bytes // 100 * percent`, in sectors rounded up.
+//!   the other claims take: `usable bytes // 100 * percent`, in sectors rounded up; only
+//!   its whole percents count (`33.3%` is `33%`).
 //! - A claim from the head ends on the next 1 MiB boundary, but never on the last sector
 //!   of its free space: a claim that reaches it, `remaining` included, ends one sector
 //!   before. A claim may be up to 1 MiB larger than its free space (Bareon's allocation
@@ -148,6 +149,26 @@ pub(super) fn place(
         .iter()
         .map(|request| claim_sectors(&free, request.size))
         .collect();
+    let empty: Vec<PlanError> = requests
+        .iter()
+        .zip(&claims)
+        .filter(|(_, claim)| **claim == Some(0))
+        .map(|(request, _)| {
+            PlanError::at(
+                &request.path.key("size"),
+                match request.size {
+                    Size::Percent(hundredths) => format!(
+                        "{} is 0% in Bareon's layout, which takes whole percents",
+                        format_percent(hundredths)
+                    ),
+                    _ => "an empty partition has no place in Bareon's layout".to_owned(),
+                },
+            )
+        })
+        .collect();
+    if !empty.is_empty() {
+        return Err(empty);
+    }
     let mut spans = vec![None; requests.len()];
     let remaining = requests.iter().position(|r| r.size == Size::Remaining);
     let head_end = remaining.unwrap_or(requests.len());
@@ -191,11 +212,8 @@ fn claim_sectors(free: &Free, size: Size) -> Option<u64> {
     let sector = free.geometry.sector_bytes();
     let bytes = match size {
         Size::Bytes(bytes) => bytes,
-        Size::Percent(hundredths) => {
-            let one_percent = free.usable * sector / 100;
-            u64::try_from(u128::from(one_percent) * u128::from(hundredths) / 100)
-                .unwrap_or(u64::MAX)
-        }
+        // Bareon takes the whole percents (`SizeUnit.value_int`).
+        Size::Percent(hundredths) => free.usable * sector / 100 * u64::from(hundredths / 100),
         Size::Remaining => return None,
     };
     Some(bytes.div_ceil(sector))

@@ -162,4 +162,6 @@ pub fn check_disk_names<'a>(
 }
 
 #[cfg(test)]
+mod bareon_tests;
+#[cfg(test)]
 mod tests;
