@@ -33,8 +33,23 @@ pub fn plan_layout(
         Ok(plan) => return Ok(plan),
         Err(errors) => errors,
     };
-    let fits_bareon =
-        || plan_with(config, disks, Layout::Bareon, &mut SequentialIds::default()).is_ok();
+    // Whether it fits, whatever the disks hold now.
+    let fits_bareon = || {
+        let blank: Vec<DiskInput> = disks
+            .iter()
+            .map(|disk| DiskInput {
+                existing: None,
+                ..disk.clone()
+            })
+            .collect();
+        plan_with(
+            config,
+            &blank,
+            Layout::Bareon,
+            &mut SequentialIds::default(),
+        )
+        .is_ok()
+    };
     if chosen == Layout::Default && errors.iter().any(is_fit_error) && fits_bareon() {
         errors.push(PlanError::at(
             &JsonPath::root().key("partitions"),
