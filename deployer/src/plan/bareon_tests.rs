@@ -262,3 +262,17 @@ fn verify_recognises_bareons_layout_on_the_first_disk() {
         "{forced:?}"
     );
 }
+
+#[test]
+fn bareons_layout_needs_no_uefi_tools() {
+    use crate::apply::boot::BootloaderConfig;
+    use crate::apply::tools::required_programs;
+    let bareon = planned(MULTI, &disks(), Some(Layout::Bareon)).unwrap();
+    let programs = required_programs(&bareon, BootloaderConfig::Generated);
+    assert!(programs.contains(&"grub-install"));
+    assert!(!programs.contains(&"mcopy"), "{programs:?}");
+    let big = [disk("vda", 400 * MIB, None), disk("vdb", 2048 * MIB, None)];
+    let default = planned(MULTI, &big, Some(Layout::Default)).unwrap();
+    let programs = required_programs(&default, BootloaderConfig::Generated);
+    assert!(programs.contains(&"mcopy"), "{programs:?}");
+}
