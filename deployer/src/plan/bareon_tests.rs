@@ -276,3 +276,20 @@ fn bareons_layout_needs_no_uefi_tools() {
     let programs = required_programs(&default, BootloaderConfig::Generated);
     assert!(programs.contains(&"mcopy"), "{programs:?}");
 }
+
+#[test]
+fn grub_for_bios_goes_on_every_disk_with_a_bios_boot_partition() {
+    let with_boot = MULTI.replace(
+        r#""volumes": [
+            {"type": "partition", "mount": "/", "size": "30%""#,
+        r#""volumes": [
+            {"type": "boot", "size": "1"},
+            {"type": "partition", "mount": "/", "size": "30%""#,
+    );
+    assert_ne!(with_boot, MULTI);
+    let big = [disk("vda", 400 * MIB, None), disk("vdb", 2048 * MIB, None)];
+    let default = planned(&with_boot, &big, Some(Layout::Default)).unwrap();
+    assert_eq!(default.boot.bios_disks, ["vda", "vdb"]);
+    let without = planned(MULTI, &big, Some(Layout::Default)).unwrap();
+    assert_eq!(without.boot.bios_disks, ["vda"]);
+}
