@@ -293,3 +293,44 @@ fn grub_for_bios_goes_on_every_disk_with_a_bios_boot_partition() {
     let without = planned(MULTI, &big, Some(Layout::Default)).unwrap();
     assert_eq!(without.boot.bios_disks, ["vda"]);
 }
+
+/// bareon-ironic's user guide example (doc/source/user-guide.rst): one image, a 10000 MiB
+/// disk whose volumes take all but Bareon's 24 MiB.
+const USER_GUIDE: &str = r#"{
+    "images": [{"name": "centos", "image_pull_url": "/c", "target": "/"}],
+    "partitions_policy": "clean",
+    "partitions": [
+        {"type": "disk", "id": {"type": "name", "value": "sda"}, "size": "10000 MiB",
+         "volumes": [
+            {"type": "partition", "mount": "/", "file_system": "ext4", "size": "4976 MiB"},
+            {"type": "partition", "mount": "/opt", "file_system": "ext4", "size": "2000 MiB"},
+            {"type": "pv", "size": "3000 MiB", "vg": "home"}]},
+        {"type": "vg", "id": "home", "volumes": [
+            {"type": "lv", "name": "home", "mount": "/home", "size": "2936 MiB",
+             "file_system": "ext3"}]}]}"#;
+
+#[test]
+fn bareon_ironics_one_image_example_is_told_why_it_does_not_fit() {
+    // Bareon's own allocator refuses it on a disk of exactly 10000 MiB (the GPTs take
+    // 67 sectors more than the guide counts: oracle.py 20480000 0 "4976 MiB" "2000 MiB"
+    // "3000 MiB" fails) and takes it on one of 10001 MiB.
+    let exact = [disk("sda", 10_000 * MIB, None)];
+    assert_eq!(planned(USER_GUIDE, &exact, None).unwrap_err().len(), 1);
+    let disks = [disk("sda", 10_001 * MIB, None)];
+    assert_eq!(
+        planned(USER_GUIDE, &disks, None).unwrap_err(),
+        [
+            "partitions[0].volumes[2]: does not fit on disk \"sda\" by 142 MiB: its volumes \
+             need 9976 MiB, 9834 MiB are free",
+            "partitions: the config is sized for Bareon's layout for one image (a 24 MiB \
+             bios_grub partition on every disk and no multiboot partition: Bareon installs \
+             a single image's own GRUB), which the deployer does not make: it needs room for \
+             its own implicit partitions"
+        ]
+    );
+    let roomy = [disk("sda", 10_200 * MIB, None)];
+    let plan = planned(USER_GUIDE, &roomy, None).unwrap();
+    // The pv's 3000 MiB hold 749 extents after LVM's default 1 MiB: 2996 MiB, which the
+    // guide's 2936 MiB lv (sized for its 64 MiB) leaves 60 of.
+    assert_eq!(plan.volume_groups[0].size_mib, 2996);
+}

@@ -1,17 +1,21 @@
 //! Which layout a plan uses: `--layout` when given; else, under a policy that keeps the
 //! partition tables, Bareon's when the first disk holds it, and the default otherwise.
 //! A config that does not fit the default layout but fits Bareon's (its implicit
-//! partitions take 43 MiB less of the first disk) gets one more error naming the option.
+//! partitions take 43 MiB less of the first disk) gets one more error naming the option;
+//! one sized for Bareon's layout for a single image, one saying that the deployer does
+//! not make that layout.
 
 use crate::config::{PartitionsPolicy, ProvisionConfig};
 use crate::sfdisk::partition_number;
 use crate::size::MIB;
 use crate::validate::JsonPath;
 
+use super::allocate::Request;
+use super::bareon::{self, Geometry};
 use super::ids::{IdSource, SequentialIds};
 use super::input::{DiskInput, ExistingDisk};
 use super::model::{Layout, PartitionKind, Plan, BAREON_BIOS_GRUB_MIB};
-use super::planner::plan_with;
+use super::planner::{bound_images, plan_with, volume_size};
 use super::{disk_entries, names_disk, PlanError};
 
 /// Lays the config out on `disks` in `layout`, or with `None` in the layout the disks
@@ -50,15 +54,53 @@ pub fn plan_layout(
         )
         .is_ok()
     };
-    if chosen == Layout::Default && errors.iter().any(is_fit_error) && fits_bareon() {
-        errors.push(PlanError::at(
-            &JsonPath::root().key("partitions"),
-            "the config fits Bareon's layout, which configs written for Bareon are sized \
-             for (a 24 MiB bios_grub partition on every disk, no ESP: BIOS boot only); \
-             plan and deploy it with --layout bareon",
-        ));
+    if chosen == Layout::Default && errors.iter().any(is_fit_error) {
+        if bound_images(config) < 2 {
+            if fits_bareon_single(config, disks) {
+                errors.push(PlanError::at(
+                    &JsonPath::root().key("partitions"),
+                    "the config is sized for Bareon's layout for one image (a 24 MiB \
+                     bios_grub partition on every disk and no multiboot partition: Bareon \
+                     installs a single image's own GRUB), which the deployer does not make: \
+                     it needs room for its own implicit partitions",
+                ));
+            }
+        } else if fits_bareon() {
+            errors.push(PlanError::at(
+                &JsonPath::root().key("partitions"),
+                "the config fits Bareon's layout, which configs written for Bareon are sized \
+                 for (a 24 MiB bios_grub partition on every disk, no ESP: BIOS boot only); \
+                 plan and deploy it with --layout bareon",
+            ));
+        }
     }
     Err(errors)
+}
+
+/// Every disk's volumes fit Bareon's layout for one image: only the 24 MiB bios_grub
+/// partition at the head of each disk.
+fn fits_bareon_single(config: &ProvisionConfig, disks: &[DiskInput]) -> bool {
+    disk_entries(config).all(|(path, disk)| {
+        let Some(input) = disks.iter().find(|d| names_disk(&d.name, &disk.id.value)) else {
+            return false;
+        };
+        let Some(geometry) = Geometry::new(input.size_bytes, input.sector_size) else {
+            return false;
+        };
+        let paths: Vec<JsonPath> = (0..disk.volumes.len())
+            .map(|j| path.key("volumes").index(j))
+            .collect();
+        let requests: Vec<Request<'_>> = disk
+            .volumes
+            .iter()
+            .zip(&paths)
+            .map(|(volume, path)| Request {
+                path,
+                size: volume_size(volume),
+            })
+            .collect();
+        bareon::place(geometry, &[BAREON_BIOS_GRUB_MIB], &requests, &path, "").is_ok()
+    })
 }
 
 /// The error says that something does not fit its disk.

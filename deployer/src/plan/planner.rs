@@ -106,7 +106,7 @@ pub(super) fn plan_with(
 /// How many images some volume belongs to: Bareon's operating systems
 /// (`bareon/drivers/data/ironic.py` `Ironic._collect_fs_bindings`), more than one of
 /// which makes it a multiboot deployment.
-fn bound_images(config: &ProvisionConfig) -> usize {
+pub(super) fn bound_images(config: &ProvisionConfig) -> usize {
     let mut names: Vec<&str> = Vec::new();
     let disk_volumes = config.disks().flat_map(|disk| &disk.volumes);
     let disk_fs = disk_volumes.filter_map(|volume| match volume {
@@ -211,7 +211,7 @@ fn filesystem_of(fs: &FsVolume) -> Option<FileSystem> {
     }
 }
 
-fn volume_size(volume: &DiskVolume) -> Size {
+pub(super) fn volume_size(volume: &DiskVolume) -> Size {
     match volume {
         DiskVolume::Partition(p) => p.fs.size,
         DiskVolume::Raid(r) => r.fs.size,
