@@ -179,11 +179,16 @@ pub(super) fn place(
         if !free.fits(claim) {
             return Err(vec![shortfall(&free, &requests[i], claim, container)]);
         }
-        spans[i] = Some(if tail {
+        let span = if tail {
             free.take_tail(claim)
         } else {
             free.take_head(claim)
-        });
+        };
+        // Bareon would make nothing of a claim left with its free space's last sector.
+        if span.length == 0 {
+            return Err(vec![shortfall(&free, &requests[i], claim, container)]);
+        }
+        spans[i] = Some(span);
     }
     if let Some(i) = remaining {
         let claim = free.size();
