@@ -250,9 +250,8 @@ fn shortfall(free: &Free, request: &Request<'_>, claim: u64, container: &str) ->
 mod tests {
     use super::*;
 
-    /// Spans of Bareon's own allocator for these inputs, by running
-    /// `bareon/utils/block_device.py` (Disk, SpaceClaim) with the claim order of
-    /// `generic.py` `_disk_partition` on a blank 200 MiB disk of 512-byte sectors.
+    /// The spans of a blank 200 MiB disk of 512-byte sectors, each test giving what
+    /// Bareon's own allocator makes of it (`scripts/bareon-oracle.py`).
     fn bareon(service: &[u64], sizes: &[Size]) -> Vec<(u64, u64)> {
         let path = JsonPath::root();
         let requests: Vec<Request<'_>> = sizes
@@ -273,7 +272,7 @@ mod tests {
 
     #[test]
     fn percentages_are_of_the_space_left_by_the_implicit_partitions() {
-        // oracle.py 409600 1 50% 50%
+        // scripts/bareon-oracle.py 409600 1 50% 50%
         assert_eq!(
             bareon(&[24, 100], &[Size::Percent(5000), Size::Percent(5000)]),
             [
@@ -283,7 +282,7 @@ mod tests {
                 (333824, 75742)
             ]
         );
-        // oracle.py 409600 0 100%
+        // scripts/bareon-oracle.py 409600 0 100%
         assert_eq!(
             bareon(&[24], &[Size::Percent(10000)]),
             [(2048, 49152), (51200, 358366)]
@@ -292,7 +291,7 @@ mod tests {
 
     #[test]
     fn claims_after_remaining_go_to_the_tail() {
-        // oracle.py 409600 1 20 remaining 30 10
+        // scripts/bareon-oracle.py 409600 1 20 remaining 30 10
         assert_eq!(
             bareon(
                 &[24, 100],
@@ -312,7 +311,7 @@ mod tests {
                 (387072, 22495)
             ]
         );
-        // oracle.py 409600 0 remaining
+        // scripts/bareon-oracle.py 409600 0 remaining
         assert_eq!(
             bareon(&[24], &[Size::Remaining]),
             [(2048, 49152), (51200, 358366)]
@@ -333,7 +332,7 @@ mod tests {
             "v: does not fit on disk \"vda\" by 3 MiB in Bareon's layout: it needs 177 MiB, \
              174 MiB are free there"
         );
-        // oracle.py 409600 0 176 fails, 175 fits.
+        // scripts/bareon-oracle.py 409600 0 176 fails, 175 fits.
         let fits = |mib| {
             let requests = [Request {
                 path: &path,

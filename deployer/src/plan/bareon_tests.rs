@@ -59,12 +59,12 @@ fn sectors(disk: &DiskPlan) -> Vec<(u64, u64)> {
 fn every_partition_is_where_bareon_puts_it() {
     let plan = planned(MULTI, &disks(), Some(Layout::Bareon)).unwrap();
     assert_eq!(plan.layout, Layout::Bareon);
-    // oracle.py 614400 1 160
+    // scripts/bareon-oracle.py 614400 1 160
     assert_eq!(
         sectors(&plan.disks[0]),
         [(2048, 49152), (51200, 204800), (256000, 327680)]
     );
-    // oracle.py 4194304 0 30% "1000 MiB" remaining 10% "100 MB"
+    // scripts/bareon-oracle.py 4194304 0 30% "1000 MiB" remaining 10% "100 MB"
     assert_eq!(
         sectors(&plan.disks[1]),
         [
@@ -312,7 +312,7 @@ const USER_GUIDE: &str = r#"{
 #[test]
 fn bareon_ironics_one_image_example_is_told_why_it_does_not_fit() {
     // Bareon's own allocator refuses it on a disk of exactly 10000 MiB (the GPTs take
-    // 67 sectors more than the guide counts: oracle.py 20480000 0 "4976 MiB" "2000 MiB"
+    // 67 sectors more than the guide counts: scripts/bareon-oracle.py 20480000 0 "4976 MiB" "2000 MiB"
     // "3000 MiB" fails) and takes it on one of 10001 MiB.
     let exact = [disk("sda", 10_000 * MIB, None)];
     assert_eq!(planned(USER_GUIDE, &exact, None).unwrap_err().len(), 1);
