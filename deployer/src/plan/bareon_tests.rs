@@ -312,8 +312,8 @@ const USER_GUIDE: &str = r#"{
 #[test]
 fn bareon_ironics_one_image_example_is_told_why_it_does_not_fit() {
     // Bareon's own allocator refuses it on a disk of exactly 10000 MiB (the GPTs take
-    // 67 sectors more than the guide counts: scripts/bareon-oracle.py 20480000 0 "4976 MiB" "2000 MiB"
-    // "3000 MiB" fails) and takes it on one of 10001 MiB.
+    // 67 sectors more than the guide counts: scripts/bareon-oracle.py 20480000 0
+    // "4976 MiB" "2000 MiB" "3000 MiB" fails) and takes it on one of 10001 MiB.
     let exact = [disk("sda", 10_000 * MIB, None)];
     assert_eq!(planned(USER_GUIDE, &exact, None).unwrap_err().len(), 1);
     let disks = [disk("sda", 10_001 * MIB, None)];
