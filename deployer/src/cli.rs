@@ -118,7 +118,8 @@ pub enum Command {
         /// "bareon", Bareon's (a 24 MiB bios_grub partition at the head of every disk, the
         /// multiboot partition on the first, no ESP: BIOS only; every partition where
         /// Bareon puts it), which needs two images or more. Unless given: the default,
-        /// or under a policy that keeps the tables Bareon's when the first disk holds it.
+        /// or under a policy that keeps the tables Bareon's when the first disk holds it
+        /// and the config has two images or more.
         #[arg(long, value_enum, value_name = "LAYOUT")]
         layout: Option<Layout>,
     },
@@ -175,7 +176,8 @@ pub enum Command {
         /// "bareon", Bareon's (a 24 MiB bios_grub partition at the head of every disk, the
         /// multiboot partition on the first, no ESP: BIOS only; every partition where
         /// Bareon puts it), which needs two images or more. Unless given: the default,
-        /// or under a policy that keeps the tables Bareon's when the first disk holds it.
+        /// or under a policy that keeps the tables Bareon's when the first disk holds it
+        /// and the config has two images or more.
         #[arg(long, value_enum, value_name = "LAYOUT")]
         layout: Option<Layout>,
 

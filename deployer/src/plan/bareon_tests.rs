@@ -334,3 +334,22 @@ fn bareon_ironics_one_image_example_is_told_why_it_does_not_fit() {
     // guide's 2936 MiB lv (sized for its 64 MiB) leaves 60 of.
     assert_eq!(plan.volume_groups[0].size_mib, 2996);
 }
+
+#[test]
+fn a_one_image_config_is_not_taken_for_bareons_layout() {
+    let one = r#"{
+        "images": [{"name": "alpha", "image_pull_url": "/a", "target": "/"}],
+        "partitions": [
+            {"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
+                {"type": "partition", "mount": "/", "size": "160", "keep_data": false}]}]}"#;
+    let bareon = planned(MULTI, &disks(), Some(Layout::Bareon)).unwrap();
+    let existing = ExistingDisk::Table {
+        table: table_of(&bareon.disks[0]),
+        filesystems: BTreeMap::new(),
+    };
+    let errors = planned(one, &[disk("vda", 400 * MIB, Some(existing))], None).unwrap_err();
+    assert!(
+        errors[0].contains("partition vda#1: size is 49152 sectors, the plan says 2048"),
+        "{errors:?}"
+    );
+}

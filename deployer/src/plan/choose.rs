@@ -108,10 +108,12 @@ fn is_fit_error(error: &PlanError) -> bool {
     error.message.contains("does not fit") || error.message.contains("too small for")
 }
 
-/// Under a policy that may keep the tables, the first disk holds a table whose partition
-/// 1 is Bareon's bios_grub partition: 24 MiB of BIOS boot type at 1 MiB.
+/// Under a policy that may keep the tables, with images enough for Bareon's layout, the
+/// first disk holds a table whose partition 1 is Bareon's bios_grub partition: 24 MiB of
+/// BIOS boot type at 1 MiB. (A disk Bareon laid out for one image has no multiboot
+/// partition; planned in the default layout, it is refused as not as planned.)
 fn holds_bareon_layout(config: &ProvisionConfig, disks: &[DiskInput]) -> bool {
-    if config.partitions_policy == PartitionsPolicy::Clean {
+    if config.partitions_policy == PartitionsPolicy::Clean || bound_images(config) < 2 {
         return false;
     }
     let Some((_, first)) = disk_entries(config).next() else {
