@@ -103,9 +103,9 @@ fn fits_bareon_single(config: &ProvisionConfig, disks: &[DiskInput]) -> bool {
     })
 }
 
-/// The error says that something does not fit its disk.
+/// The error says that volumes do not fit their disk, or the implicit partitions.
 fn is_fit_error(error: &PlanError) -> bool {
-    error.message.contains("does not fit") || error.message.contains("too small for")
+    error.message.contains("does not fit") || error.message.contains("too small for the GPTs")
 }
 
 /// Under a policy that may keep the tables, with images enough for Bareon's layout, the
