@@ -5,8 +5,8 @@
 //!
 //! sfdisk, the mkfs tools and blkid work on regular files, so no loop device or mount is
 //! involved, but for the volume group sizes compared with what pvcreate, vgcreate and
-//! lvcreate (activation off, so without device-mapper) make on loop devices. Every test works in its own temporary directory, removed when the test ends,
-//! also when it panics. A missing tool fails the test and names `scripts/setup`.
+//! lvcreate (activation off, so without device-mapper) make on loop devices. Every test
+//! works in its own temporary directory, removed when the test ends, also when it panics. A missing tool fails the test and names `scripts/setup`.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -260,8 +260,10 @@ fn sfdisk_writes_bareons_layout_as_planned() {
             {"name": "alpha", "image_pull_url": "/a", "target": "/"},
             {"name": "beta", "image_pull_url": "/b", "target": "/"}],
         "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
-            {"type": "partition", "mount": "/", "size": "50%", "images": ["alpha"]},
-            {"type": "partition", "mount": "/", "size": "50%", "images": ["beta"]}]}],
+            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "50%",
+             "images": ["alpha"]},
+            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "50%",
+             "images": ["beta"]}]}],
         "partitions_policy": "clean"}"#;
     let config = deployer::validate(config).unwrap();
     let request = DiskRequest {
@@ -367,7 +369,8 @@ fn volume_group_sizes_are_what_lvm_gives() {
                     format!("/v{i}")
                 };
                 format!(
-                    r#"{{"type": "lv", "name": "lv{i}", "mount": "{mount}", "size": "{size}"}}"#
+                    r#"{{"type": "lv", "name": "lv{i}", "file_system": "ext4",
+                        "mount": "{mount}", "size": "{size}"}}"#
                 )
             })
             .collect();
@@ -375,7 +378,8 @@ fn volume_group_sizes_are_what_lvm_gives() {
             r#"{{"images": [{{"name": "alpha", "image_pull_url": "/a", "target": "/"}}],
                "partitions": [
                  {{"type": "disk", "id": {{"type": "name", "value": "vda"}},
-                   "volumes": [{{"type": "partition", "mount": "/boot", "size": "64"}},
+                   "volumes": [{{"type": "partition", "file_system": "ext4", "mount": "/boot",
+                                 "size": "64"}},
                                {}]}},
                  {{"type": "vg", "id": "{vg_name}", "volumes": [{}]}}],
                "partitions_policy": "clean"}}"#,

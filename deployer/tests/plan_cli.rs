@@ -225,8 +225,8 @@ const SIZED_FOR_BAREON: &str = r#"{
         {"name": "beta", "image_pull_url": "/b", "target": "/"}],
     "partitions": [
         {"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
-            {"type": "partition", "mount": "/", "size": "200", "images": ["alpha"]},
-            {"type": "partition", "mount": "/", "size": "675", "images": ["beta"]}]}],
+            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "200", "images": ["alpha"]},
+            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "675", "images": ["beta"]}]}],
     "partitions_policy": "clean"}"#;
 
 #[test]
@@ -285,10 +285,10 @@ const TWO_DISKS_VERIFY: &str = r#"{
         {"name": "beta", "image_pull_url": "/b", "target": "/"}],
     "partitions": [
         {"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
-            {"type": "partition", "mount": "/", "size": "160", "images": ["alpha"],
+            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "160", "images": ["alpha"],
              "keep_data": false}]},
         {"type": "disk", "id": {"type": "name", "value": "vdb"}, "volumes": [
-            {"type": "partition", "mount": "/", "size": "100%", "images": ["beta"],
+            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "100%", "images": ["beta"],
              "keep_data": false}]}],
     "partitions_policy": "verify"}"#;
 

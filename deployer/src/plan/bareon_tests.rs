@@ -15,12 +15,12 @@ const MULTI: &str = r#"{
         {"name": "beta", "image_pull_url": "/b", "target": "/", "boot": true}],
     "partitions": [
         {"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
-            {"type": "partition", "mount": "/", "size": "160", "images": ["alpha"]}]},
+            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "160", "images": ["alpha"]}]},
         {"type": "disk", "id": {"type": "name", "value": "vdb"}, "volumes": [
-            {"type": "partition", "mount": "/", "size": "30%", "images": ["beta"]},
-            {"type": "partition", "mount": "/srv", "size": "1000 MiB", "images": ["beta"]},
-            {"type": "partition", "mount": "/var", "size": "remaining", "images": ["beta"]},
-            {"type": "partition", "mount": "/opt", "size": "10%", "images": ["beta"]},
+            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "30%", "images": ["beta"]},
+            {"type": "partition", "file_system": "ext4", "mount": "/srv", "size": "1000 MiB", "images": ["beta"]},
+            {"type": "partition", "file_system": "ext4", "mount": "/var", "size": "remaining", "images": ["beta"]},
+            {"type": "partition", "file_system": "ext4", "mount": "/opt", "size": "10%", "images": ["beta"]},
             {"type": "partition", "mount": "swap", "size": "100 MB", "images": ["beta"]}]}],
     "partitions_policy": "clean"}"#;
 
@@ -125,7 +125,7 @@ fn one_image_is_refused_in_bareons_layout() {
         "images": [{"name": "alpha", "image_pull_url": "/a", "target": "/"}],
         "partitions": [
             {"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
-                {"type": "partition", "mount": "/", "size": "160"}]}]}"#;
+                {"type": "partition", "file_system": "ext4", "mount": "/", "size": "160"}]}]}"#;
     let disks = [disk("vda", 300 * MIB, None)];
     assert_eq!(
         planned(one, &disks, Some(Layout::Bareon)).unwrap_err(),
@@ -160,8 +160,8 @@ const SIZED_FOR_BAREON: &str = r#"{
         {"name": "beta", "image_pull_url": "/b", "target": "/"}],
     "partitions": [
         {"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
-            {"type": "partition", "mount": "/", "size": "200", "images": ["alpha"]},
-            {"type": "partition", "mount": "/", "size": "675", "images": ["beta"]}]}],
+            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "200", "images": ["alpha"]},
+            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "675", "images": ["beta"]}]}],
     "partitions_policy": "clean"}"#;
 
 #[test]
@@ -197,7 +197,7 @@ fn percentages_fill_the_disk_in_the_default_layout() {
     assert_eq!((p[3].size_mib, p[4].size_mib), (416, 416));
     let whole = SIZED_FOR_BAREON.replace("\"675\"", "\"100%\"");
     let config = whole.replace(
-        r#"{"type": "partition", "mount": "/", "size": "200", "images": ["alpha"]},"#,
+        r#"{"type": "partition", "file_system": "ext4", "mount": "/", "size": "200", "images": ["alpha"]},"#,
         "",
     );
     let config = config.replace(r#""images": ["beta"]"#, r#""images": ["alpha", "beta"]"#);
@@ -281,10 +281,10 @@ fn bareons_layout_needs_no_uefi_tools() {
 fn grub_for_bios_goes_on_every_disk_with_a_bios_boot_partition() {
     let with_boot = MULTI.replace(
         r#""volumes": [
-            {"type": "partition", "mount": "/", "size": "30%""#,
+            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "30%""#,
         r#""volumes": [
             {"type": "boot", "size": "1"},
-            {"type": "partition", "mount": "/", "size": "30%""#,
+            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "30%""#,
     );
     assert_ne!(with_boot, MULTI);
     let big = [disk("vda", 400 * MIB, None), disk("vdb", 2048 * MIB, None)];
@@ -341,7 +341,7 @@ fn a_one_image_config_is_not_taken_for_bareons_layout() {
         "images": [{"name": "alpha", "image_pull_url": "/a", "target": "/"}],
         "partitions": [
             {"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
-                {"type": "partition", "mount": "/", "size": "160", "keep_data": false}]}]}"#;
+                {"type": "partition", "file_system": "ext4", "mount": "/", "size": "160", "keep_data": false}]}]}"#;
     let bareon = planned(MULTI, &disks(), Some(Layout::Bareon)).unwrap();
     let existing = ExistingDisk::Table {
         table: table_of(&bareon.disks[0]),
