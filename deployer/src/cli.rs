@@ -18,7 +18,7 @@ use crate::disks::disk_input;
 use crate::exec::quote_command;
 use crate::exit::Exit;
 use crate::output::{self, Verbosity};
-use crate::plan::{disk_requests, plan, DiskInput, Plan, PlanError, RandomIds};
+use crate::plan::{disk_requests, plan_layout, DiskInput, Layout, Plan, PlanError, RandomIds};
 use crate::render::{
     deploy_json, plan_json, plan_text, terminal_width, DeployOutcome, JSON_VERSION,
 };
@@ -122,6 +122,15 @@ pub enum Command {
         /// an error).
         #[arg(long)]
         strict: bool,
+        /// The implicit partitions: "default" (on the first disk a 1 MiB bios_grub
+        /// partition, a 64 MiB ESP and the 100 MiB multiboot partition; BIOS and UEFI) or
+        /// "bareon", Bareon's (a 24 MiB bios_grub partition at the head of every disk, the
+        /// multiboot partition on the first, no ESP: BIOS only; every partition where
+        /// Bareon puts it), which needs two images or more. Unless given: the default,
+        /// or under a policy that keeps the tables Bareon's when the first disk holds it
+        /// and the config has two images or more.
+        #[arg(long, value_enum, value_name = "LAYOUT")]
+        layout: Option<Layout>,
     },
     /// Partition the disks, deploy every image and install one GRUB for all of them
     ///
@@ -171,6 +180,16 @@ pub enum Command {
         /// specification's flow, limited to the deployed disks.
         #[arg(long, value_enum, value_name = "MODE", default_value_t)]
         bootloader_config: BootloaderConfig,
+        /// The implicit partitions: "default" (on the first disk a 1 MiB bios_grub
+        /// partition, a 64 MiB ESP and the 100 MiB multiboot partition; BIOS and UEFI) or
+        /// "bareon", Bareon's (a 24 MiB bios_grub partition at the head of every disk, the
+        /// multiboot partition on the first, no ESP: BIOS only; every partition where
+        /// Bareon puts it), which needs two images or more. Unless given: the default,
+        /// or under a policy that keeps the tables Bareon's when the first disk holds it
+        /// and the config has two images or more.
+        #[arg(long, value_enum, value_name = "LAYOUT")]
+        layout: Option<Layout>,
+
         /// How long GRUB shows its menu before it boots the default, in seconds: 0 boots
         /// at once (headless fleets), more leaves time to pick an image at the console.
         #[arg(long, value_name = "SECONDS", default_value_t = 5,
@@ -270,7 +289,8 @@ pub fn run(cli: &Cli) -> ExitCode {
             disks,
             json,
             strict,
-        } => plan_command(config, disks, *json, *strict).into(),
+            layout,
+        } => plan_command(config, disks, *layout, *json, *strict).into(),
         Command::Deploy {
             config,
             disks,
@@ -279,6 +299,7 @@ pub fn run(cli: &Cli) -> ExitCode {
             yes,
             preserve_on_error,
             bootloader_config,
+            layout,
             grub_timeout,
             allow_unverified_downloads,
             cacert,
@@ -293,7 +314,7 @@ pub fn run(cli: &Cli) -> ExitCode {
                 );
                 Exit::NotRoot
             } else {
-                match load_plan(config, disks, false, *strict) {
+                match load_plan(config, disks, *layout, false, *strict) {
                     Ok(plan) => {
                         let options = DeployOptions {
                             boot_info: boot_info.clone(),
@@ -442,6 +463,7 @@ fn validate_command(path: &Path, json: bool, strict: bool) -> Exit {
 fn load_plan(
     path: &Path,
     disk_args: &[(String, PathBuf)],
+    layout: Option<Layout>,
     json: bool,
     strict: bool,
 ) -> Result<Plan, Exit> {
@@ -477,11 +499,18 @@ fn load_plan(
             }
         }
     }
-    plan(&config, &disks, &mut RandomIds).map_err(|errors| plan_errors(&errors, json))
+    plan_layout(&config, &disks, layout, &mut RandomIds)
+        .map_err(|errors| plan_errors(&errors, json))
 }
 
-fn plan_command(path: &Path, disk_args: &[(String, PathBuf)], json: bool, strict: bool) -> Exit {
-    let plan = match load_plan(path, disk_args, json, strict) {
+fn plan_command(
+    path: &Path,
+    disk_args: &[(String, PathBuf)],
+    layout: Option<Layout>,
+    json: bool,
+    strict: bool,
+) -> Exit {
+    let plan = match load_plan(path, disk_args, layout, json, strict) {
         Ok(plan) => plan,
         Err(exit) => return exit,
     };

@@ -64,6 +64,7 @@ pub fn plan_json(plan: &Plan) -> Value {
             "esp_uuid": plan.esp_uuid(),
             "bios_disk": boot.bios_disk,
             "bios_disk_path": boot.bios_disk_path,
+            "bios_disks": boot.bios_disks,
             "default_image": boot.default_image,
             "entries": boot.entries,
         },
@@ -71,6 +72,7 @@ pub fn plan_json(plan: &Plan) -> Value {
         "needs_md": plan.needs_md,
         "partitions_policy": plan.partitions_policy,
         "rsync_flags": plan.rsync_flags,
+        "layout": plan.layout,
     })
 }
 
@@ -296,13 +298,18 @@ pub fn plan_text(plan: &Plan, width: Option<u16>) -> String {
         out.push('\n');
     }
     let boot = &plan.boot;
+    let esp = match plan.esp_uuid() {
+        Some(uuid) => format!("UUID={uuid}"),
+        None => "none (BIOS boot only)".to_owned(),
+    };
     out.push_str(&format!(
-        "Boot layout\n  multiboot partition: UUID={}\n  ESP: UUID={}\n  \
-         GRUB for BIOS on: {} ({})\n  entries in order: {}\n  default: {}\n",
+        "Boot layout ({} layout)\n  multiboot partition: UUID={} on {} ({})\n  ESP: {esp}\n  \
+         GRUB for BIOS on: {}\n  entries in order: {}\n  default: {}\n",
+        plan.layout.as_str(),
         plan.multiboot_uuid().unwrap_or_default(),
-        plan.esp_uuid().unwrap_or_default(),
         boot.bios_disk,
         boot.bios_disk_path.display(),
+        boot.bios_disks.join(", "),
         boot.entries.join(", "),
         boot.default_image
     ));

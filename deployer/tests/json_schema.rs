@@ -113,6 +113,11 @@ fn validate_and_plan_of_every_example_follow_their_schemas() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let plan = run(&args, 0, "deployer-plan.v1.json");
         assert_eq!(plan["version"], 1, "{name}");
+        if ["multi-image.json", "lvm.json"].contains(&name) {
+            let bareon = [&args[..], &["--layout", "bareon"]].concat();
+            let plan = run(&bareon, 0, "deployer-plan.v1.json");
+            assert_eq!(plan["layout"], "bareon", "{name}");
+        }
     }
 }
 

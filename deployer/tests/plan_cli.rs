@@ -233,3 +233,170 @@ fn plans_images_named_as_bareon_allows() {
         "{tables}"
     );
 }
+
+#[test]
+fn bareons_layout_with_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("vda.img");
+    sparse_file(&image, 20 * GIB);
+    let disk = format!("vda={}", image.display());
+    let config = example("multi-image.json");
+    let args = ["plan", &config, "--disk", &disk, "--layout", "bareon"];
+    let out = deployer(&[&args[..], &["--json"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["layout"], "bareon");
+    assert_eq!(plan["boot"]["esp_uuid"], serde_json::Value::Null);
+    assert_eq!(plan["boot"]["bios_disks"], serde_json::json!(["vda"]));
+    let disk0 = &plan["disks"][0];
+    assert_eq!(disk0["first_usable_sector"], 34);
+    let kinds: Vec<(&str, &str, u64)> = disk0["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let purpose = p["purpose"].as_str().unwrap_or("volume");
+            (
+                p["kind"].as_str().unwrap(),
+                purpose,
+                p["size_mib"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        &kinds[..3],
+        [
+            ("bios_boot", "bios_grub", 24),
+            ("linux_filesystem", "multiboot", 100),
+            ("linux_filesystem", "volume", 4000)
+        ]
+    );
+    let out = deployer(&args);
+    let shown = text(&out.stdout);
+    assert!(shown.contains("Boot layout (bareon layout)"), "{shown}");
+    assert!(shown.contains("ESP: none (BIOS boot only)"), "{shown}");
+
+    let out = deployer(&["plan", &config, "--disk", &disk, "--layout", "nailgun"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+/// Two images on a disk of 1000 MiB sized as for Bareon (the disk less its 24 MiB
+/// bios_grub and 100 MiB multiboot partitions, less a MiB).
+const SIZED_FOR_BAREON: &str = r#"{
+    "images": [
+        {"name": "alpha", "image_pull_url": "/a", "target": "/"},
+        {"name": "beta", "image_pull_url": "/b", "target": "/"}],
+    "partitions": [
+        {"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
+            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "200", "images": ["alpha"]},
+            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "675", "images": ["beta"]}]}],
+    "partitions_policy": "clean"}"#;
+
+#[test]
+fn a_config_sized_for_bareons_layout_names_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("vda.img");
+    sparse_file(&image, 1000 << 20);
+    let config = dir.path().join("provision.json");
+    fs::write(&config, SIZED_FOR_BAREON).unwrap();
+    let disk = format!("vda={}", image.display());
+    let config = config.to_str().unwrap();
+    let out = deployer(&["plan", config, "--disk", &disk]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        text(&out.stderr),
+        "partitions[0].volumes[1]: does not fit on disk \"vda\" by 42 MiB: its volumes need \
+         875 MiB, 833 MiB are free\n\
+         partitions: the config fits Bareon's layout, which configs written for Bareon are \
+         sized for (a 24 MiB bios_grub partition on every disk, no ESP: BIOS boot only); \
+         plan and deploy it with --layout bareon\n"
+    );
+    let out = deployer(&["plan", config, "--disk", &disk, "--layout", "bareon"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// Partitions `image` as Bareon does (`bareon/utils/block_device.py` `SGDisk.zap` and
+/// `SGDisk.new`: sgdisk --new, --typecode, and --change-name primary for 1 to 4) with the
+/// `(first sector, sectors, type code)` of each partition in order.
+fn partition_as_bareon(image: &Path, partitions: &[(u64, u64, u16)]) {
+    // One sgdisk run (each takes a second) with every option Bareon gives in its own.
+    let mut args = vec!["--zap-all".to_owned(), "--clear".to_owned()];
+    for (i, (begin, length, code)) in partitions.iter().enumerate() {
+        let index = i + 1;
+        args.push(format!("--new={index}:{begin}:{}", begin + length - 1));
+        args.push(format!("--typecode={index}:{code:04x}"));
+        if index < 5 {
+            args.push(format!("--change-name={index}:primary"));
+        }
+    }
+    let out = Command::new("sgdisk")
+        .args(&args)
+        .arg(image)
+        .output()
+        .expect("sgdisk (install gdisk: scripts/setup)");
+    assert!(
+        out.status.success(),
+        "sgdisk {args:?}: {}",
+        text(&out.stderr)
+    );
+}
+
+/// Alpha on the first disk, beta on all of the second, both made anew by a verify deploy.
+const TWO_DISKS_VERIFY: &str = r#"{
+    "images": [
+        {"name": "alpha", "image_pull_url": "/a", "target": "/"},
+        {"name": "beta", "image_pull_url": "/b", "target": "/"}],
+    "partitions": [
+        {"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
+            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "160", "images": ["alpha"],
+             "keep_data": false}]},
+        {"type": "disk", "id": {"type": "name", "value": "vdb"}, "volumes": [
+            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "100%", "images": ["beta"],
+             "keep_data": false}]}],
+    "partitions_policy": "verify"}"#;
+
+#[test]
+fn verify_recognises_disks_bareon_partitioned() {
+    let dir = tempfile::tempdir().unwrap();
+    let vda = dir.path().join("vda.img");
+    let vdb = dir.path().join("vdb.img");
+    sparse_file(&vda, 300 << 20);
+    sparse_file(&vdb, 200 << 20);
+    // What Bareon's allocator gives these disks and this config (block_device.py run
+    // as it is): 24 MiB bios_grub, the 100 MiB multiboot partition on the first disk,
+    // and beta's 100% ending one sector before the last usable one.
+    partition_as_bareon(
+        &vda,
+        &[
+            (2048, 49152, 0xef02),
+            (51200, 204_800, 0x8300),
+            (256_000, 327_680, 0x8300),
+        ],
+    );
+    partition_as_bareon(&vdb, &[(2048, 49152, 0xef02), (51200, 358_366, 0x8300)]);
+    let config = dir.path().join("provision.json");
+    fs::write(&config, TWO_DISKS_VERIFY).unwrap();
+    let config = config.to_str().unwrap();
+    let vda = format!("vda={}", vda.display());
+    let vdb = format!("vdb={}", vdb.display());
+    let args = ["plan", config, "--disk", &vda, "--disk", &vdb];
+    let out = deployer(&[&args[..], &["--json"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["layout"], "bareon");
+    assert_eq!(
+        plan["boot"]["bios_disks"],
+        serde_json::json!(["vda", "vdb"])
+    );
+
+    let out = deployer(&[&args[..], &["--layout", "default"]].concat());
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        text(&out.stderr),
+        "partitions[0].volumes[0]: does not fit on disk \"vda\" by 27 MiB: its volumes need \
+         160 MiB, 133 MiB are free\n\
+         partitions: the config fits Bareon's layout, which configs written for Bareon are \
+         sized for (a 24 MiB bios_grub partition on every disk, no ESP: BIOS boot only); \
+         plan and deploy it with --layout bareon\n"
+    );
+}

@@ -6,7 +6,9 @@
 //! anything is written (the whole file hashes the same after). A disk deployed before
 //! with the same layout is deployed again keeping the filesystems whose `keep_data` is
 //! true (their files and UUIDs) and making the others anew, as a disk-image file and as
-//! a block device; it then boots.
+//! a block device; it then boots. Two disks deployed in Bareon's layout (`--layout
+//! bareon`) hold exactly the tables Bareon makes and boot from the second disk's GRUB;
+//! `verify` recognises and keeps them without the option.
 //!
 //! A missing tool fails the test and names `scripts/setup`.
 
@@ -310,4 +312,176 @@ fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
 
     let outcome = boot(&disk, Firmware::Bios, BOOT_TIMEOUT, "policy-verify-bios");
     expect_boot(&outcome, "alpha", "boot after a verify deploy");
+}
+
+/// Alpha's `/` on disk vda, beta's (booting by default) on all of disk vdb.
+fn two_disks_config(alpha: &Path, beta: &Path, policy: &str) -> Value {
+    json!({
+        "images": [
+            {"name": "alpha", "image_pull_url": alpha, "target": "/"},
+            {"name": "beta", "image_pull_url": beta, "target": "/", "boot": true}],
+        "partitions": [
+            {"type": "disk", "id": {"type": "name", "value": "vda"}, "size": "300 MiB",
+             "volumes": [{"type": "partition", "mount": "/", "size": "160",
+                          "file_system": "ext4", "images": ["alpha"]}]},
+            {"type": "disk", "id": {"type": "name", "value": "vdb"}, "size": "200 MiB",
+             "volumes": [{"type": "partition", "mount": "/", "size": "100%",
+                          "file_system": "ext4", "images": ["beta"]}]}],
+        "partitions_policy": policy,
+        "deploy_data": {"kernel_params": "console=ttyS0 quiet panic=-1"}
+    })
+}
+
+/// `deployer deploy CONFIG --disk vda=VDA --disk vdb=VDB ...` with `extra` arguments.
+fn deploy_two(config: &Path, vda: &Path, vdb: &Path, boot_info: &Path, extra: &[&str]) -> Output {
+    let mut deploy = deploy_command(
+        Path::new(env!("CARGO_BIN_EXE_deployer")),
+        config,
+        vda,
+        boot_info,
+    );
+    deploy
+        .arg("--disk")
+        .arg(format!("vdb={}", vdb.display()))
+        .args(extra);
+    deploy.output().expect("running deployer")
+}
+
+/// `(start, size, type, name)` of every partition, and the first usable sector, as
+/// `sfdisk -J` reads them.
+fn table(disk: &Path) -> (Vec<(u64, u64, String, String)>, u64) {
+    let out = std::process::Command::new("sfdisk")
+        .arg("-J")
+        .arg(disk)
+        .output()
+        .expect("running sfdisk");
+    let json: Value = serde_json::from_slice(&out.stdout).expect("sfdisk -J prints JSON");
+    let table = &json["partitiontable"];
+    let partitions = table["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|p| {
+            (
+                p["start"].as_u64().unwrap(),
+                p["size"].as_u64().unwrap(),
+                p["type"].as_str().unwrap().to_owned(),
+                p["name"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    (partitions, table["firstlba"].as_u64().unwrap())
+}
+
+#[test]
+fn bareons_layout_boots_from_the_second_disk_and_verify_recognises_it() {
+    require_deploy_tools(&["sfdisk"]);
+    let scratch = TempDir::new("bareon-layout");
+    let mut trees = Vec::new();
+    for name in ["alpha", "beta"] {
+        let tree = scratch.join(name);
+        std::fs::create_dir(&tree).expect("creating an image tree");
+        populate_image(&tree, &FixtureImage::new(name));
+        trees.push(tree);
+    }
+    let (vda, vdb) = (scratch.join("vda.img"), scratch.join("vdb.img"));
+    let clean = scratch.join("clean.json");
+    std::fs::write(
+        &clean,
+        two_disks_config(&trees[0], &trees[1], "clean").to_string(),
+    )
+    .expect("writing the config");
+    let started = std::time::Instant::now();
+    let out = deploy_two(
+        &clean,
+        &vda,
+        &vdb,
+        &scratch.join("bi-clean.json"),
+        &["--layout", "bareon"],
+    );
+    assert!(
+        out.status.success(),
+        "bareon deploy: {}",
+        describe_output(&out)
+    );
+    eprintln!(
+        "--layout bareon deploy of two disks: {:.1?}",
+        started.elapsed()
+    );
+
+    // Exactly the tables Bareon makes of these disks for this config: its allocator
+    // (bareon/utils/block_device.py, run as it is) gives these sectors, its sgdisk calls
+    // (SGDisk.new) these types and names, and sgdisk the first usable sector 34.
+    let bios_boot = "21686148-6449-6E6F-744E-656564454649".to_owned();
+    let linux = "0FC63DAF-8483-4772-8E79-3D69D8477DE4".to_owned();
+    let primary = "primary".to_owned();
+    let vda_table = table(&vda);
+    assert_eq!(
+        vda_table,
+        (
+            vec![
+                (2048, 49152, bios_boot.clone(), primary.clone()),
+                (51200, 204_800, linux.clone(), primary.clone()),
+                (256_000, 327_680, linux.clone(), primary.clone()),
+            ],
+            34
+        )
+    );
+    let vdb_table = table(&vdb);
+    assert_eq!(
+        vdb_table,
+        (
+            vec![
+                (2048, 49152, bios_boot, primary.clone()),
+                (51200, 358_366, linux, primary),
+            ],
+            34
+        )
+    );
+
+    // Booted with vdb first and vda's boot code cleared (the MBR's first 440 bytes,
+    // which the next deploy writes again), so that only vdb's GRUB can start; it finds
+    // the multiboot partition on vda.
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&vda)
+            .expect("opening vda.img");
+        file.write_all(&[0; 440]).expect("clearing vda's boot code");
+    }
+    let outcome = e2e::qemu::boot_disks(
+        &[&vdb, &vda],
+        Firmware::Bios,
+        BOOT_TIMEOUT,
+        "bareon-layout-vdb",
+    );
+    expect_boot(&outcome, "beta", "boot from the second disk's GRUB");
+    eprintln!("boot from vdb: {:.1?}", outcome.elapsed);
+
+    // Bareon's default policy, without --layout: the disks are recognised as Bareon's
+    // and kept as they are.
+    let verify = scratch.join("verify.json");
+    std::fs::write(
+        &verify,
+        two_disks_config(&trees[0], &trees[1], "verify").to_string(),
+    )
+    .expect("writing the config");
+    let started = std::time::Instant::now();
+    let out = deploy_two(&verify, &vda, &vdb, &scratch.join("bi-verify.json"), &[]);
+    assert!(
+        out.status.success(),
+        "verify deploy: {}",
+        describe_output(&out)
+    );
+    eprintln!("verify deploy: {:.1?}", started.elapsed());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for disk in ["vda", "vdb"] {
+        assert!(
+            stderr.contains(&format!("keeping the partition table of disk {disk}")),
+            "{stderr}"
+        );
+    }
+    assert_eq!(table(&vda), vda_table);
+    assert_eq!(table(&vdb), vdb_table);
 }

@@ -75,6 +75,27 @@ pub fn boot_with(
     timeout: Duration,
     artifact_name: &str,
 ) -> BootOutcome {
+    boot_machine(&[disk], firmware, direct, timeout, artifact_name)
+}
+
+/// [`boot`] of a machine with several disks, in the order the firmware sees them: BIOS
+/// boots the first.
+pub fn boot_disks(
+    disks: &[&Path],
+    firmware: Firmware,
+    timeout: Duration,
+    artifact_name: &str,
+) -> BootOutcome {
+    boot_machine(disks, firmware, None, timeout, artifact_name)
+}
+
+fn boot_machine(
+    disks: &[&Path],
+    firmware: Firmware,
+    direct: Option<&DirectKernel>,
+    timeout: Duration,
+    artifact_name: &str,
+) -> BootOutcome {
     tools::require_tools(&["qemu-system-x86_64"]);
     let artifacts = crate::artifacts_dir();
     fs::create_dir_all(&artifacts)
@@ -97,9 +118,11 @@ pub fn boot_with(
             "none",
         ])
         .arg("-serial")
-        .arg(format!("file:{}", log.display()))
-        .arg("-drive")
-        .arg(format!("file={},format=raw,if=virtio", disk.display()));
+        .arg(format!("file:{}", log.display()));
+    for disk in disks {
+        qemu.arg("-drive")
+            .arg(format!("file={},format=raw,if=virtio", disk.display()));
+    }
     if firmware == Firmware::Uefi {
         tools::require_file(Path::new(OVMF_CODE));
         tools::require_file(Path::new(OVMF_VARS));

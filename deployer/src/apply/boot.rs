@@ -1,4 +1,5 @@
-//! The multiboot partition: GRUB for BIOS on the first disk and for UEFI on its ESP,
+//! The multiboot partition: GRUB for BIOS on every disk with a bios_grub partition and for
+//! UEFI on the first disk's ESP (none in Bareon's layout),
 //! grub.cfg (the deployer's own, or grub-mkconfig's with os-prober: [`BootloaderConfig`]),
 //! grubenv, and boot-info.json there, at `--boot-info` and in every image.
 //!
@@ -281,23 +282,24 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
     let mounted = Mount::new_temp(&node, inputs.work, &opts)
         .with_context(|| format!("mount the multiboot partition {}", node.display()))?;
     let boot_dir = mounted.path().join("boot");
-    let mut argv: Vec<OsString> = vec!["grub-install".into(), "--target=i386-pc".into()];
-    let mut boot_arg = OsString::from("--boot-directory=");
-    boot_arg.push(&boot_dir);
-    argv.push(boot_arg);
-    argv.push("--modules=part_gpt ext2".into());
-    argv.push(inputs.disks.device(&plan.boot.bios_disk)?.into());
-    fault::step("grub:bios")?;
-    run(
-        &format!("install GRUB for BIOS on disk {}", plan.boot.bios_disk),
-        &argv,
-    )?;
+    // Every disk with a bios_grub partition gets GRUB's core image, all reading the one
+    // multiboot partition, so the firmware may boot from any of them (as Bareon runs
+    // grub-install on every disk: generic.py do_multiboot_bootloader).
+    for disk in &plan.boot.bios_disks {
+        let mut argv: Vec<OsString> = vec!["grub-install".into(), "--target=i386-pc".into()];
+        let mut boot_arg = OsString::from("--boot-directory=");
+        boot_arg.push(&boot_dir);
+        argv.push(boot_arg);
+        argv.push("--modules=part_gpt ext2".into());
+        argv.push(inputs.disks.device(disk)?.into());
+        fault::step("grub:bios")?;
+        run(&format!("install GRUB for BIOS on disk {disk}"), &argv)?;
+    }
     let grub_dir = boot_dir.join("grub");
     let esp = plan
         .filesystems
         .iter()
-        .find(|fs| fs.purpose == Purpose::Esp)
-        .context("the plan has no ESP")?;
+        .find(|fs| fs.purpose == Purpose::Esp);
     fault::step("write:grub.cfg")?;
     replace_file(&grub_dir.join("grub.cfg"), menu.grub_cfg.as_bytes(), 0o644)
         .context("write grub.cfg")?;
@@ -312,8 +314,11 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
     )
     .context("write boot-info.json on the multiboot partition")?;
     // Last on the multiboot partition: a UEFI firmware finds BOOTX64.EFI on the ESP (a new,
-    // empty filesystem until now) only once GRUB's configuration is complete.
-    install_uefi(inputs, esp, &grub_dir)?;
+    // empty filesystem until now) only once GRUB's configuration is complete. Bareon's
+    // layout has no ESP.
+    if let Some(esp) = esp {
+        install_uefi(inputs, esp, &grub_dir)?;
+    }
     mounted
         .unmount()
         .context("unmount the multiboot partition")?;

@@ -17,16 +17,10 @@ use crate::source::format::{Compression, FileFormat};
 use crate::source::{CheckedSource, SourceKind};
 
 /// The programs every deploy runs, whatever the plan.
-const ALWAYS: &[&str] = &[
-    "losetup",
-    "wipefs",
-    "sfdisk",
-    "partx",
-    "grub-install",
-    "grub-mkimage",
-    "mmd",
-    "mcopy",
-];
+const ALWAYS: &[&str] = &["losetup", "wipefs", "sfdisk", "partx", "grub-install"];
+
+/// The programs that put GRUB for UEFI onto the ESP (none in Bareon's layout).
+const UEFI: &[&str] = &["grub-mkimage", "mmd", "mcopy"];
 
 /// GRUB's platform directories: BIOS and UEFI boot code both go onto the first disk.
 pub const GRUB_PLATFORMS: &[&str] = &["/usr/lib/grub/i386-pc", "/usr/lib/grub/x86_64-efi"];
@@ -34,6 +28,9 @@ pub const GRUB_PLATFORMS: &[&str] = &["/usr/lib/grub/i386-pc", "/usr/lib/grub/x8
 /// The programs deploying `plan` with grub.cfg made the `mode` way runs, sorted.
 pub fn required_programs(plan: &Plan, mode: BootloaderConfig) -> Vec<&'static str> {
     let mut programs: BTreeSet<&'static str> = ALWAYS.iter().copied().collect();
+    if plan.esp_uuid().is_some() {
+        programs.extend(UEFI);
+    }
     programs.extend(
         plan.filesystems
             .iter()

@@ -10,35 +10,42 @@ pub(super) struct Request<'a> {
     pub(super) size: Size,
 }
 
-/// Sizes in MiB for `requests` within `free_mib`, percentages taken of `whole_bytes`.
-/// `container` names the disk or volume group in messages.
+/// Sizes in MiB for `requests` within `free_mib`, in multiples of `unit_mib` (1, or a
+/// volume group's extent): exact sizes rounded up, percentages of `free_mib` (the space
+/// usable once the implicit partitions and the GPTs are taken) rounded down, `remaining`
+/// the rest. `container` names the disk or volume group in messages.
 pub(super) fn allocate(
     requests: &[Request<'_>],
-    whole_bytes: u64,
     free_mib: u64,
+    unit_mib: u64,
     container: &str,
 ) -> Result<Vec<u64>, Vec<PlanError>> {
     let mut errors = Vec::new();
     let mut sizes: Vec<u64> = requests
         .iter()
         .map(|request| match request.size {
-            Size::Bytes(bytes) => bytes.div_ceil(MIB),
+            Size::Bytes(bytes) => bytes.div_ceil(MIB * unit_mib) * unit_mib,
             Size::Percent(hundredths) => {
-                let bytes = u128::from(whole_bytes) * u128::from(hundredths) / 10_000;
-                let mib = u64::try_from(bytes / u128::from(MIB)).unwrap_or(u64::MAX);
+                let mib = u128::from(free_mib) * u128::from(hundredths) / 10_000;
+                let mib = u64::try_from(mib).unwrap_or(u64::MAX) / unit_mib * unit_mib;
                 if mib == 0 {
                     errors.push(PlanError::at(
                         &request.path.key("size"),
                         format!(
-                            "{} of {container} is less than 1 MiB",
-                            format_percent(hundredths)
+                            "{} of {container} is less than {}",
+                            format_percent(hundredths),
+                            if unit_mib == 1 {
+                                "1 MiB".to_owned()
+                            } else {
+                                format!("one {unit_mib} MiB extent")
+                            }
                         ),
                     ));
                 }
                 mib
             }
-            // At least 1 MiB, for the fit check; the real size is set below.
-            Size::Remaining => 1,
+            // At least one unit, for the fit check; the real size is set below.
+            Size::Remaining => unit_mib,
         })
         .collect();
     if !errors.is_empty() {
@@ -71,7 +78,7 @@ pub(super) fn allocate(
         )]);
     }
     if let Some(remaining) = requests.iter().position(|r| r.size == Size::Remaining) {
-        sizes[remaining] += free_mib - need;
+        sizes[remaining] += (free_mib - need) / unit_mib * unit_mib;
     }
     Ok(sizes)
 }

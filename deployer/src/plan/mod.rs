@@ -14,9 +14,15 @@
 //!   for BIOS boot), a 64 MiB EFI system partition (vfat, label `ESP`) and the 100 MiB
 //!   `multiboot` partition (ext4, label `multiboot`) that holds the one GRUB of all images.
 //!   The configured volumes follow, in config order; other disks hold only their volumes.
-//! - Exact sizes are rounded up to whole MiB; percentages are of the disk's whole size (a
-//!   volume group's size for logical volumes), rounded down to whole MiB; `remaining`
+//! - Exact sizes are rounded up to whole MiB; percentages are of the space usable once the
+//!   GPTs and the implicit partitions are taken (a volume group's extents for logical
+//!   volumes), whatever the other volumes take, rounded down to whole MiB; `remaining`
 //!   takes what the other volumes of its disk or volume group leave.
+//! - `--layout bareon` ([`Layout::Bareon`]) makes Bareon's layout instead: a 24 MiB
+//!   bios_grub partition at the head of every disk, the multiboot partition on the first,
+//!   no ESP, and every partition at the sector where Bareon's allocator puts it
+//!   (`bareon.rs`). Without `--layout`, a policy that keeps the tables takes it when the
+//!   first disk holds it (`choose.rs`).
 //! - A `boot` volume is planned as Bareon parses it (`bareon/drivers/data/ironic.py` reads
 //!   it as a partition flagged boot, without a filesystem): an unformatted partition of
 //!   GPT type BIOS boot with the legacy-BIOS-bootable attribute, so that GRUB can also be
@@ -25,12 +31,14 @@
 //!   mounted on a path, and no filesystem when its mount is `none`.
 //! - `pv` and `raid` volumes are planned (LVM and RAID partition types,
 //!   volume groups, logical volumes, md arrays) and mark the plan
-//!   [`Plan::needs_device_mapper`] or [`Plan::needs_md`]. Logical volume sizes are whole
-//!   MiB of the volume group's size, which is its pvs' sizes minus their `lvm_meta_size`
-//!   (64 MiB when not given, as in Bareon); an md array is a mirror (Bareon's default
-//!   level) as large as its smallest member.
+//!   [`Plan::needs_device_mapper`] or [`Plan::needs_md`]. Logical volumes are whole 4 MiB
+//!   extents of the volume group, whose extents are its pvs' after their metadata area
+//!   (LVM's default, or `lvm_meta_size` as `pvcreate --metadatasize`, as Bareon runs it);
+//!   an md array is a mirror (Bareon's default level) as large as its smallest member.
 
 mod allocate;
+mod bareon;
+mod choose;
 mod existing;
 mod ids;
 mod input;
@@ -45,13 +53,23 @@ use crate::config::{Disk, ProvisionConfig, StorageEntry};
 use crate::text::quote;
 use crate::validate::JsonPath;
 
+pub use choose::plan_layout;
 pub use existing::judge_filesystem;
 pub use ids::{grub_menu_ids, IdSource, RandomIds, SequentialIds};
 pub use input::{disk_requests, DiskInput, DiskRequest, ExistingDisk};
 pub use layout::{ImageLayout, MountPlan};
 pub use model::*;
-pub use planner::plan;
 pub use table::{check_kept, check_kept_table, check_table, sfdisk_script};
+
+/// Lays the config out on `disks`, in the layout they call for ([`plan_layout`] with no
+/// `--layout`), taking every UUID from `ids`.
+pub fn plan(
+    config: &ProvisionConfig,
+    disks: &[DiskInput],
+    ids: &mut impl IdSource,
+) -> Result<Plan, Vec<PlanError>> {
+    plan_layout(config, disks, None, ids)
+}
 
 /// Where a planning error is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -149,5 +167,7 @@ pub fn check_disk_names<'a>(
     errors
 }
 
+#[cfg(test)]
+mod bareon_tests;
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::config::{FileSystem, ImageSource, Mount, PartitionsPolicy};
-use crate::size::MIB;
 use crate::validate::JsonPath;
 
 /// The first usable MiB of a disk: everything before it is the protective MBR and the GPT.
@@ -17,8 +16,35 @@ pub const BIOS_GRUB_MIB: u64 = 1;
 pub const ESP_MIB: u64 = 64;
 /// The implicit multiboot partition (the specification's "100 Mb partition").
 pub const MULTIBOOT_MIB: u64 = 100;
-/// Space an LVM physical volume keeps for metadata when `lvm_meta_size` is not given.
-pub const DEFAULT_LVM_META_BYTES: u64 = 64 * MIB;
+/// LVM's default extent size, which Bareon's `vgcreate` keeps.
+pub const LVM_EXTENT_MIB: u64 = 4;
+
+/// Bareon's implicit BIOS boot partition, at the head of every disk
+/// (`bareon/drivers/data/ironic.py`, `Ironic.loader_partition_size`).
+pub const BAREON_BIOS_GRUB_MIB: u64 = 24;
+
+/// Which implicit partitions the disks get and how sizes are placed (`--layout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// The deployer's own: on the first disk a 1 MiB bios_grub partition, a 64 MiB ESP
+    /// and the 100 MiB multiboot partition; GRUB for BIOS and UEFI.
+    #[default]
+    Default,
+    /// Bareon's: a 24 MiB bios_grub partition at the head of every disk, the 100 MiB
+    /// multiboot partition on the first disk, no ESP (BIOS only), partitions placed
+    /// sector for sector as Bareon's allocator places them.
+    Bareon,
+}
+
+impl Layout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::Default => "default",
+            Layout::Bareon => "bareon",
+        }
+    }
+}
 
 /// The smallest first disk: the GPTs and the three implicit partitions.
 pub const MIN_FIRST_DISK_MIB: u64 =
@@ -46,6 +72,9 @@ pub struct Plan {
     pub needs_md: bool,
     /// The config's `partitions_policy`.
     pub partitions_policy: PartitionsPolicy,
+    /// The implicit partitions and placement: `--layout`, or under a policy that keeps
+    /// the tables, what the first disk holds.
+    pub layout: Layout,
     /// `image_deploy_flags.rsync_flags`: extra flags for the rsync of `rsync://` sources.
     pub rsync_flags: Option<String>,
 }
@@ -73,6 +102,9 @@ pub struct DiskPlan {
     pub path: PathBuf,
     pub size_bytes: u64,
     pub sector_size: u32,
+    /// The GPT's first usable sector: 1 MiB in the default layout, right after the
+    /// primary GPT in Bareon's (as sgdisk writes it).
+    pub first_usable_sector: u64,
     pub partitions: Vec<PartitionPlan>,
 }
 
@@ -82,7 +114,11 @@ pub struct PartitionPlan {
     /// The partition number, from 1.
     pub number: u32,
     pub start_mib: u64,
+    /// Whole MiB; with `size_sectors`, the whole MiB it holds.
     pub size_mib: u64,
+    /// The length in sectors when it is not whole MiB: in Bareon's layout, a partition
+    /// that Bareon's allocator ends at the end of the free space.
+    pub size_sectors: Option<u64>,
     pub kind: PartitionKind,
     /// The GPT partition type GUID of `kind`.
     pub type_guid: &'static str,
@@ -101,9 +137,10 @@ pub struct PartitionPlan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
-    /// The implicit BIOS boot partition of the first disk.
+    /// An implicit BIOS boot partition: the first disk's (every disk's in Bareon's
+    /// layout).
     BiosGrub,
-    /// The implicit EFI system partition of the first disk.
+    /// The implicit EFI system partition of the first disk (none in Bareon's layout).
     Esp,
     /// The implicit partition that holds GRUB and grub.cfg for every image.
     Multiboot,
@@ -195,7 +232,7 @@ pub struct VolumeGroupPlan {
     /// The `vg` entry, `partitions[i]`.
     pub config_path: JsonPath,
     pub physical_volumes: Vec<PhysicalVolumePlan>,
-    /// The space for logical volumes: the pvs' sizes minus their metadata.
+    /// The space for logical volumes: the pvs' extents.
     pub size_mib: u64,
     pub logical_volumes: Vec<LogicalVolumePlan>,
 }
@@ -204,7 +241,14 @@ pub struct VolumeGroupPlan {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PhysicalVolumePlan {
     pub device: Device,
-    pub metadata_mib: u64,
+    /// `pvcreate --metadatasize` in MiB: the pv's `lvm_meta_size` (whole MiB, as Bareon
+    /// passes it); `None`: not given, and LVM's default.
+    pub metadata_mib: Option<u64>,
+    /// Where its first extent starts: after the 4 KiB label and the metadata area, on a
+    /// 1 MiB boundary (1 MiB with LVM's default metadata area).
+    pub pe_start_mib: u64,
+    /// Its extents of [`LVM_EXTENT_MIB`].
+    pub extents: u64,
 }
 
 /// An LVM logical volume.
@@ -277,12 +321,17 @@ pub struct ImagePlan {
     pub image_uuid: Option<String>,
 }
 
-/// The bootloader layout; the multiboot partition and the ESP are among the filesystems.
+/// The bootloader layout; the multiboot partition and the ESP (if any) are among the
+/// filesystems.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BootPlan {
-    /// The first disk, where grub-install puts GRUB for BIOS.
+    /// The first disk, whose multiboot partition holds GRUB's files.
     pub bios_disk: String,
     pub bios_disk_path: PathBuf,
+    /// Every disk with a BIOS boot partition (implicit or a `boot` volume), in config
+    /// order: grub-install puts GRUB for BIOS on each, all reading the multiboot
+    /// partition, so the firmware may boot any of them.
+    pub bios_disks: Vec<String>,
     /// The image that boots by default: the `boot: true` one, else the first bootable one.
     pub default_image: String,
     /// The images that get a boot entry (those with `/`), in config order.

@@ -10,6 +10,7 @@ use crate::validate::JsonPath;
 use shared::layout::{ESP_LABEL, MULTIBOOT_LABEL};
 
 use super::allocate::{allocate, Request};
+use super::bareon::{self, Geometry, Span};
 use super::existing::keep_existing;
 use super::ids::{grub_menu_ids, IdSource};
 use super::input::DiskInput;
@@ -17,19 +18,34 @@ use super::layout::layout;
 use super::model::*;
 use super::{check_disk_names, disk_entries, names_disk, PlanError};
 
-/// Lays the config out on `disks`, taking every UUID from `ids`. Returns every error
-/// found: disks missing or unknown, volumes that do not fit (with the shortfall).
-pub fn plan(
+/// Lays the config out on `disks` in `layout`, taking every UUID from `ids`. Returns
+/// every error found: disks missing or unknown, volumes that do not fit (with the
+/// shortfall).
+pub(super) fn plan_with(
     config: &ProvisionConfig,
     disks: &[DiskInput],
+    layout: Layout,
     ids: &mut impl IdSource,
 ) -> Result<Plan, Vec<PlanError>> {
     let errors = check_disk_names(config, disks.iter().map(|d| d.name.as_str()));
     if !errors.is_empty() {
         return Err(errors);
     }
+    let operating_systems = bound_images(config);
+    if layout == Layout::Bareon && operating_systems < 2 {
+        return Err(vec![PlanError::at(
+            &JsonPath::root().key("images"),
+            format!(
+                "--layout bareon needs at least two images with volumes (here \
+                 {operating_systems}): Bareon makes its multiboot partition only then, and \
+                 with one image installs that image's own GRUB, which the deployer does \
+                 not do; use --layout default"
+            ),
+        )]);
+    }
     let mut planner = Planner {
         ids,
+        layout,
         policy: config.partitions_policy,
         errors: Vec::new(),
         filesystems: Vec::new(),
@@ -62,7 +78,7 @@ pub fn plan(
         })
         .collect();
     let images = planner.images(config);
-    let boot = planner.boot(config, &disk_plans[0], &images);
+    let boot = planner.boot(config, &disk_plans, &images);
     if !planner.errors.is_empty() {
         return Err(planner.errors);
     }
@@ -77,6 +93,7 @@ pub fn plan(
         needs_md: planner.needs_md,
         partitions_policy: config.partitions_policy,
         rsync_flags: config.rsync_flags.clone(),
+        layout,
     };
     let errors = keep_existing(&mut plan, disks);
     if errors.is_empty() {
@@ -86,9 +103,34 @@ pub fn plan(
     }
 }
 
+/// How many images some volume belongs to: Bareon's operating systems
+/// (`bareon/drivers/data/ironic.py` `Ironic._collect_fs_bindings`), more than one of
+/// which makes it a multiboot deployment.
+pub(super) fn bound_images(config: &ProvisionConfig) -> usize {
+    let mut names: Vec<&str> = Vec::new();
+    let disk_volumes = config.disks().flat_map(|disk| &disk.volumes);
+    let disk_fs = disk_volumes.filter_map(|volume| match volume {
+        DiskVolume::Partition(p) => Some(&p.fs),
+        DiskVolume::Raid(r) => Some(&r.fs),
+        _ => None,
+    });
+    let lv_fs = config
+        .volume_groups()
+        .flat_map(|vg| vg.volumes.iter().map(|lv| &lv.fs));
+    for fs in disk_fs.chain(lv_fs) {
+        for name in &fs.images {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+    }
+    names.len()
+}
+
 /// The state of one planning run.
 struct Planner<'a, I: IdSource> {
     ids: &'a mut I,
+    layout: Layout,
     policy: PartitionsPolicy,
     errors: Vec<PlanError>,
     filesystems: Vec<FilesystemPlan>,
@@ -111,8 +153,26 @@ struct RaidMember {
 struct PhysicalVolumeInput {
     device: Device,
     size_mib: u64,
-    metadata_mib: u64,
+    metadata_mib: Option<u64>,
     path: JsonPath,
+}
+
+/// Where a partition goes, in whole MiB, and its exact length when not whole MiB.
+struct Place {
+    start_mib: u64,
+    size_mib: u64,
+    size_sectors: Option<u64>,
+}
+
+impl Place {
+    fn of(span: Span, sector_size: u32) -> Place {
+        let per_mib = MIB / u64::from(sector_size);
+        Place {
+            start_mib: span.start / per_mib,
+            size_mib: span.length / per_mib,
+            size_sectors: (!span.length.is_multiple_of(per_mib)).then_some(span.length),
+        }
+    }
 }
 
 /// What a configured disk volume becomes.
@@ -153,7 +213,7 @@ fn filesystem_of(fs: &FsVolume) -> Option<FileSystem> {
     }
 }
 
-fn volume_size(volume: &DiskVolume) -> Size {
+pub(super) fn volume_size(volume: &DiskVolume) -> Size {
     match volume {
         DiskVolume::Partition(p) => p.fs.size,
         DiskVolume::Raid(r) => r.fs.size,
@@ -232,22 +292,33 @@ impl<I: IdSource> Planner<'_, I> {
         });
     }
 
-    /// Appends a partition right after the last one (or at the first usable MiB).
+    /// Appends a partition at `place`. In Bareon's layout, the partitions numbered 1 to 4
+    /// are named `primary` unless the config names them (`block_device.py` `SGDisk.new`)
+    /// and a vfat partition has the basic data type (`Partition._auto_guid_code`).
     fn push_partition<'p>(
         &mut self,
         partitions: &'p mut Vec<PartitionPlan>,
-        size_mib: u64,
+        place: Place,
         kind: PartitionKind,
         name: Option<String>,
         purpose: Purpose,
     ) -> &'p mut PartitionPlan {
-        let start_mib = partitions
-            .last()
-            .map_or(FIRST_USABLE_MIB, |p| p.start_mib + p.size_mib);
+        let number = u32::try_from(partitions.len() + 1).unwrap_or(u32::MAX);
+        let (kind, name) = match self.layout {
+            Layout::Default => (kind, name),
+            Layout::Bareon => (
+                match kind {
+                    PartitionKind::EfiSystem => PartitionKind::MicrosoftBasicData,
+                    kind => kind,
+                },
+                name.or_else(|| (number <= 4).then(|| "primary".to_owned())),
+            ),
+        };
         partitions.push(PartitionPlan {
-            number: u32::try_from(partitions.len() + 1).unwrap_or(u32::MAX),
-            start_mib,
-            size_mib,
+            number,
+            start_mib: place.start_mib,
+            size_mib: place.size_mib,
+            size_sectors: place.size_sectors,
             kind,
             type_guid: kind.type_guid(),
             partition_uuid: self.ids.partition_uuid().to_string(),
@@ -259,82 +330,40 @@ impl<I: IdSource> Planner<'_, I> {
         partitions.last_mut().expect("just pushed")
     }
 
-    /// Appends one of the implicit partitions of the first disk; returns its number.
+    /// Appends one of the implicit partitions; returns its number. In Bareon's layout
+    /// they are unnamed but for Bareon's `primary`.
     fn add_partition(
         &mut self,
         partitions: &mut Vec<PartitionPlan>,
-        size_mib: u64,
+        place: Place,
         kind: PartitionKind,
         name: &str,
     ) -> u32 {
+        let name = match self.layout {
+            Layout::Default => Some(name.to_owned()),
+            Layout::Bareon => None,
+        };
         let purpose = match kind {
             PartitionKind::BiosBoot => Purpose::BiosGrub,
             PartitionKind::EfiSystem => Purpose::Esp,
             _ => Purpose::Multiboot,
         };
-        self.push_partition(partitions, size_mib, kind, Some(name.to_string()), purpose)
+        self.push_partition(partitions, place, kind, name, purpose)
             .number
     }
 
     fn disk(&mut self, path: &JsonPath, disk: &Disk, input: &DiskInput, first: bool) -> DiskPlan {
         let name = disk.id.value.clone();
+        let sectors_per_mib = MIB / u64::from(input.sector_size);
         let mut plan = DiskPlan {
             name: name.clone(),
             config_path: path.clone(),
             path: input.path.clone(),
             size_bytes: input.size_bytes,
             sector_size: input.sector_size,
+            first_usable_sector: FIRST_USABLE_MIB * sectors_per_mib,
             partitions: Vec::new(),
         };
-        let disk_mib = input.size_bytes / MIB;
-        let overhead = if first {
-            MIN_FIRST_DISK_MIB
-        } else {
-            FIRST_USABLE_MIB + BACKUP_GPT_MIB
-        };
-        if disk_mib < overhead {
-            let what = if first {
-                "the GPTs and the bios_grub, ESP and multiboot partitions"
-            } else {
-                "the GPTs"
-            };
-            self.errors.push(PlanError::at(
-                path,
-                format!(
-                    "disk {} ({}) is {disk_mib} MiB, too small for {what} ({overhead} MiB)",
-                    quote(&name),
-                    input.path.display()
-                ),
-            ));
-            return plan;
-        }
-        let device = |number| Device::Partition {
-            disk: name.clone(),
-            number,
-        };
-        if first {
-            let partitions = &mut plan.partitions;
-            self.add_partition(
-                partitions,
-                BIOS_GRUB_MIB,
-                PartitionKind::BiosBoot,
-                "bios_grub",
-            );
-            let esp = self.add_partition(partitions, ESP_MIB, PartitionKind::EfiSystem, "ESP");
-            self.add_filesystem(device(esp), FileSystem::Vfat, Purpose::Esp, None);
-            let multiboot = self.add_partition(
-                partitions,
-                MULTIBOOT_MIB,
-                PartitionKind::LinuxFilesystem,
-                "multiboot",
-            );
-            self.add_filesystem(
-                device(multiboot),
-                FileSystem::Ext4,
-                Purpose::Multiboot,
-                None,
-            );
-        }
         let volume_paths: Vec<JsonPath> = disk
             .config_index
             .iter()
@@ -349,20 +378,165 @@ impl<I: IdSource> Planner<'_, I> {
                 size: volume_size(volume),
             })
             .collect();
-        let free_mib = disk_mib - overhead;
-        let sizes = match allocate(
-            &requests,
-            input.size_bytes,
-            free_mib,
-            &format!("disk {}", quote(&name)),
-        ) {
-            Ok(sizes) => sizes,
+        let places = match self.layout {
+            Layout::Default => self.default_places(path, input, first, &requests, &mut plan),
+            Layout::Bareon => self.bareon_places(path, input, first, &requests, &mut plan),
+        };
+        let places = match places {
+            Ok(places) => places,
             Err(errors) => {
                 self.errors.extend(errors);
                 return plan;
             }
         };
-        for ((volume, volume_path), size_mib) in disk.volumes.iter().zip(&volume_paths).zip(sizes) {
+        self.volumes(disk, &volume_paths, places, &mut plan);
+        plan
+    }
+
+    /// The default layout: on the first disk the bios_grub partition, the ESP and the
+    /// multiboot partition, then every volume in config order from the next MiB, the
+    /// last MiB left for the backup GPT. Returns the volumes' places.
+    fn default_places(
+        &mut self,
+        path: &JsonPath,
+        input: &DiskInput,
+        first: bool,
+        requests: &[Request<'_>],
+        plan: &mut DiskPlan,
+    ) -> Result<Vec<Place>, Vec<PlanError>> {
+        let name = &plan.name;
+        let disk_mib = input.size_bytes / MIB;
+        let overhead = if first {
+            MIN_FIRST_DISK_MIB
+        } else {
+            FIRST_USABLE_MIB + BACKUP_GPT_MIB
+        };
+        if disk_mib < overhead {
+            let what = if first {
+                "the GPTs and the bios_grub, ESP and multiboot partitions"
+            } else {
+                "the GPTs"
+            };
+            return Err(vec![PlanError::at(
+                path,
+                format!(
+                    "disk {} ({}) is {disk_mib} MiB, too small for {what} ({overhead} MiB)",
+                    quote(name),
+                    input.path.display()
+                ),
+            )]);
+        }
+        let mut next_mib = FIRST_USABLE_MIB;
+        let mut place = |size_mib: u64| {
+            let start_mib = next_mib;
+            next_mib += size_mib;
+            Place {
+                start_mib,
+                size_mib,
+                size_sectors: None,
+            }
+        };
+        if first {
+            let disk = plan.name.clone();
+            let device = |number| Device::Partition {
+                disk: disk.clone(),
+                number,
+            };
+            let partitions = &mut plan.partitions;
+            self.add_partition(
+                partitions,
+                place(BIOS_GRUB_MIB),
+                PartitionKind::BiosBoot,
+                "bios_grub",
+            );
+            let esp =
+                self.add_partition(partitions, place(ESP_MIB), PartitionKind::EfiSystem, "ESP");
+            self.add_filesystem(device(esp), FileSystem::Vfat, Purpose::Esp, None);
+            let multiboot = self.add_partition(
+                partitions,
+                place(MULTIBOOT_MIB),
+                PartitionKind::LinuxFilesystem,
+                "multiboot",
+            );
+            self.add_filesystem(
+                device(multiboot),
+                FileSystem::Ext4,
+                Purpose::Multiboot,
+                None,
+            );
+        }
+        let container = format!("disk {}", quote(name));
+        let sizes = allocate(requests, disk_mib - overhead, 1, &container)?;
+        Ok(sizes.into_iter().map(place).collect())
+    }
+
+    /// Bareon's layout: a 24 MiB bios_grub partition at the head of every disk, then on
+    /// the first the multiboot partition, then the volumes where Bareon puts them
+    /// ([`bareon::place`]). Returns the volumes' places.
+    fn bareon_places(
+        &mut self,
+        path: &JsonPath,
+        input: &DiskInput,
+        first: bool,
+        requests: &[Request<'_>],
+        plan: &mut DiskPlan,
+    ) -> Result<Vec<Place>, Vec<PlanError>> {
+        let container = format!("disk {}", quote(&plan.name));
+        let Some(geometry) = Geometry::new(input.size_bytes, input.sector_size) else {
+            return Err(vec![PlanError::at(
+                path,
+                format!("{container} is too small for the GPTs"),
+            )]);
+        };
+        plan.first_usable_sector = geometry.first_usable;
+        let service: &[u64] = if first {
+            &[BAREON_BIOS_GRUB_MIB, MULTIBOOT_MIB]
+        } else {
+            &[BAREON_BIOS_GRUB_MIB]
+        };
+        let (service, spans) = bareon::place(geometry, service, requests, path, &container)?;
+        let sector_size = input.sector_size;
+        self.add_partition(
+            &mut plan.partitions,
+            Place::of(service[0], sector_size),
+            PartitionKind::BiosBoot,
+            "bios_grub",
+        );
+        if first {
+            let multiboot = self.add_partition(
+                &mut plan.partitions,
+                Place::of(service[1], sector_size),
+                PartitionKind::LinuxFilesystem,
+                "multiboot",
+            );
+            let device = Device::Partition {
+                disk: plan.name.clone(),
+                number: multiboot,
+            };
+            self.add_filesystem(device, FileSystem::Ext4, Purpose::Multiboot, None);
+        }
+        Ok(spans
+            .into_iter()
+            .map(|span| Place::of(span, sector_size))
+            .collect())
+    }
+
+    /// The configured volumes of `disk` at `places`: partitions, filesystems, md members
+    /// and pvs.
+    fn volumes(
+        &mut self,
+        disk: &Disk,
+        volume_paths: &[JsonPath],
+        places: Vec<Place>,
+        plan: &mut DiskPlan,
+    ) {
+        let name = plan.name.clone();
+        let device = |number| Device::Partition {
+            disk: name.clone(),
+            number,
+        };
+        for ((volume, volume_path), place) in disk.volumes.iter().zip(volume_paths).zip(places) {
+            let size_mib = place.size_mib;
             let (kind, fs_type) = volume_layout(volume);
             let gpt_name = match volume {
                 DiskVolume::Partition(p) => p.name.clone(),
@@ -370,7 +544,7 @@ impl<I: IdSource> Planner<'_, I> {
             };
             let partition = self.push_partition(
                 &mut plan.partitions,
-                size_mib,
+                place,
                 kind,
                 gpt_name,
                 Purpose::Volume(volume_path.clone()),
@@ -415,10 +589,9 @@ impl<I: IdSource> Planner<'_, I> {
                 }
                 DiskVolume::Pv(pv) => {
                     self.needs_device_mapper = true;
-                    let metadata_mib = pv
-                        .lvm_meta_size
-                        .unwrap_or(DEFAULT_LVM_META_BYTES)
-                        .div_ceil(MIB);
+                    // Bareon passes lvm_meta_size in whole MiB, and nothing without it
+                    // (generic.py PartitionPolicyClean._handle_lvm, lvm.py pvcreate).
+                    let metadata_mib = pv.lvm_meta_size.map(|bytes| bytes / MIB);
                     self.physical_volumes
                         .entry(pv.vg.clone())
                         .or_default()
@@ -431,7 +604,6 @@ impl<I: IdSource> Planner<'_, I> {
                 }
             }
         }
-        plan
     }
 
     /// One md array per raid mount key, named as Bareon does: the members' `name`, else
@@ -481,29 +653,34 @@ impl<I: IdSource> Planner<'_, I> {
 
     fn volume_group(&mut self, path: &JsonPath, vg: &VolumeGroup) -> VolumeGroupPlan {
         let pvs = self.physical_volumes.remove(&vg.id).unwrap_or_default();
-        let mut size_mib = 0;
-        for pv in &pvs {
-            match pv.size_mib.checked_sub(pv.metadata_mib) {
-                Some(usable) if usable > 0 => size_mib += usable,
-                _ => self.errors.push(PlanError::at(
+        let mut physical_volumes = Vec::new();
+        for pv in pvs {
+            // Measured with LVM 2.03 (tests/lvm_sizes.rs): the first extent starts after
+            // the metadata area on the next MiB (1 MiB by default, metadatasize + 1 MiB).
+            let pe_start_mib = pv.metadata_mib.map_or(1, |mib| mib + 1);
+            let extents = pv.size_mib.saturating_sub(pe_start_mib) / LVM_EXTENT_MIB;
+            if extents == 0 {
+                self.errors.push(PlanError::at(
                     &pv.path.key("size"),
                     format!(
-                        "the physical volume is {} MiB, not more than its {} MiB of LVM metadata",
-                        pv.size_mib, pv.metadata_mib
+                        "the physical volume is {} MiB: no {LVM_EXTENT_MIB} MiB extent fits \
+                         after its {pe_start_mib} MiB of LVM label and metadata",
+                        pv.size_mib
                     ),
-                )),
+                ));
             }
+            physical_volumes.push(PhysicalVolumePlan {
+                device: pv.device,
+                metadata_mib: pv.metadata_mib,
+                pe_start_mib,
+                extents,
+            });
         }
+        let size_mib = physical_volumes.iter().map(|pv| pv.extents).sum::<u64>() * LVM_EXTENT_MIB;
         let mut plan = VolumeGroupPlan {
             name: vg.id.clone(),
             config_path: path.clone(),
-            physical_volumes: pvs
-                .into_iter()
-                .map(|pv| PhysicalVolumePlan {
-                    device: pv.device,
-                    metadata_mib: pv.metadata_mib,
-                })
-                .collect(),
+            physical_volumes,
             size_mib,
             logical_volumes: Vec::new(),
         };
@@ -522,7 +699,7 @@ impl<I: IdSource> Planner<'_, I> {
             })
             .collect();
         let container = format!("volume group {}", quote(&vg.id));
-        let sizes = match allocate(&requests, size_mib * MIB, size_mib, &container) {
+        let sizes = match allocate(&requests, size_mib, LVM_EXTENT_MIB, &container) {
             Ok(sizes) => sizes,
             Err(errors) => {
                 self.errors.extend(errors);
@@ -576,11 +753,15 @@ impl<I: IdSource> Planner<'_, I> {
     fn boot(
         &mut self,
         config: &ProvisionConfig,
-        first_disk: &DiskPlan,
+        disks: &[DiskPlan],
         images: &[ImagePlan],
     ) -> Option<BootPlan> {
-        let has = |purpose: Purpose| self.filesystems.iter().any(|fs| fs.purpose == purpose);
-        if !has(Purpose::Multiboot) || !has(Purpose::Esp) {
+        let first_disk = &disks[0];
+        if !self
+            .filesystems
+            .iter()
+            .any(|fs| fs.purpose == Purpose::Multiboot)
+        {
             return None;
         }
         let entries: Vec<String> = images
@@ -604,6 +785,15 @@ impl<I: IdSource> Planner<'_, I> {
         Some(BootPlan {
             bios_disk: first_disk.name.clone(),
             bios_disk_path: first_disk.path.clone(),
+            bios_disks: disks
+                .iter()
+                .filter(|disk| {
+                    disk.partitions
+                        .iter()
+                        .any(|p| p.kind == PartitionKind::BiosBoot)
+                })
+                .map(|disk| disk.name.clone())
+                .collect(),
             default_image,
             entries,
         })

@@ -17,15 +17,22 @@ use crate::sfdisk::{
 };
 use crate::size::MIB;
 
-use super::model::{DiskPlan, PartitionPlan, FIRST_USABLE_MIB};
+use super::model::{DiskPlan, PartitionPlan};
 
 /// `mib` MiB in sectors of `disk`. Logical sector sizes (512 to 4096 bytes) divide 1 MiB.
 fn sectors(disk: &DiskPlan, mib: u64) -> u64 {
     mib * (MIB / u64::from(disk.sector_size))
 }
 
+/// A partition's length in sectors.
+fn length(disk: &DiskPlan, partition: &PartitionPlan) -> u64 {
+    partition
+        .size_sectors
+        .unwrap_or_else(|| sectors(disk, partition.size_mib))
+}
+
 /// The sfdisk input script that writes `disk`'s partition table: a GPT (`label: gpt`) in
-/// sectors, whose first usable sector is the plan's first usable MiB (`first-lba`), and
+/// sectors, whose first usable sector is the plan's (`first-lba`), and
 /// one line per partition in number order with `start=`, `size=`, `type=` (the type
 /// GUID), `uuid=` (the planned unique GUID), `name=` when the plan names the partition,
 /// and `attrs=LegacyBIOSBootable` when the plan sets that bit.
@@ -36,14 +43,14 @@ fn sectors(disk: &DiskPlan, mib: u64) -> u64 {
 pub fn sfdisk_script(disk: &DiskPlan) -> String {
     let mut script = format!(
         "label: gpt\nunit: sectors\nfirst-lba: {}\n\n",
-        sectors(disk, FIRST_USABLE_MIB)
+        disk.first_usable_sector
     );
     for partition in &disk.partitions {
         let _ = write!(
             script,
             "start={}, size={}, type={}, uuid={}",
             sectors(disk, partition.start_mib),
-            sectors(disk, partition.size_mib),
+            length(disk, partition),
             partition.type_guid,
             partition.partition_uuid
         );
@@ -129,7 +136,7 @@ fn compare_table(
             table.label
         ));
     }
-    let first_lba = sectors(disk, FIRST_USABLE_MIB);
+    let first_lba = disk.first_usable_sector;
     if scope == Scope::Written && table.firstlba != Some(first_lba) {
         errors.push(format!(
             "disk {name}: the first usable sector is {}, the plan says {first_lba}",
@@ -196,7 +203,7 @@ fn compare(disk: &DiskPlan, planned: &PartitionPlan, entry: &Entry, scope: Scope
             entry.start
         ));
     }
-    let size = sectors(disk, planned.size_mib);
+    let size = length(disk, planned);
     if entry.size != size {
         what.push(format!(
             "size is {} sectors, the plan says {size}",
@@ -327,9 +334,16 @@ mod tests {
 
     #[test]
     fn script_counts_in_the_disks_sector_size() {
-        let mut disk = spec_example();
-        disk.sector_size = 4096;
-        let script = sfdisk_script(&disk);
+        let config = validate(include_str!("../../examples/multi-image.json")).unwrap();
+        let disk = DiskInput {
+            name: "vda".to_string(),
+            path: "/dev/vda".into(),
+            size_bytes: 20 * GIB,
+            sector_size: 4096,
+            existing: None,
+        };
+        let plan = plan(&config, &[disk], &mut SequentialIds::default()).unwrap();
+        let script = sfdisk_script(&plan.disks[0]);
         assert!(script.contains("first-lba: 256\n"), "{script}");
         assert!(
             script.contains("\nstart=512, size=16384, type=C12A7328"),

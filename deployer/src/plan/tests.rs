@@ -213,6 +213,7 @@ fn spec_example_mounts_and_boot_layout() {
         BootPlan {
             bios_disk: "vda".into(),
             bios_disk_path: PathBuf::from("/dev/vda"),
+            bios_disks: vec!["vda".into()],
             default_image: "centos".into(),
             entries: vec!["centos".into(), "ubuntu".into()],
         }
@@ -360,7 +361,8 @@ fn sizes_round_exact_amounts_up_and_percentages_down() {
            {"type": "partition", "mount": "/b", "file_system": "ext4", "size": "0.01%"}"#,
         "",
     );
-    // 1000 MiB and 512 KiB: 10% is 100.05 MiB, 0.01% is 0.1 MiB.
+    // 1000 MiB and 512 KiB, 833 MiB usable after the GPTs and the implicit partitions:
+    // 10% is 83.3 MiB, 12.5% 104.1 MiB, 0.01% 0.08 MiB.
     let disk_bytes = 1000 * MIB + 512 * 1024;
     let errors = plan_errors(&config, &[disk("vda", disk_bytes)]);
     assert_eq!(
@@ -380,12 +382,12 @@ fn sizes_round_exact_amounts_up_and_percentages_down() {
         .iter()
         .map(|p| p.size_mib)
         .collect();
-    assert_eq!(sizes, [2, 1, 100, 125]);
+    assert_eq!(sizes, [2, 1, 83, 104]);
     let starts: Vec<u64> = plan.disks[0].partitions[3..]
         .iter()
         .map(|p| p.start_mib)
         .collect();
-    assert_eq!(starts, [166, 168, 169, 269]);
+    assert_eq!(starts, [166, 168, 169, 252]);
 }
 
 #[test]
@@ -399,9 +401,10 @@ fn remaining_takes_what_the_others_leave() {
     );
     let plan = plan_ok(&config, &[disk("vda", 20 * GIB)]);
     let last = |n: usize| &plan.disks[0].partitions[n];
-    // 20480 MiB - 2 MiB of GPTs - 165 MiB implicit - 4000 - 5000 - 5120 (25%).
-    assert_eq!(last(5).size_mib, 6193);
-    assert_eq!(last(6).size_mib, 5120);
+    // 20313 MiB usable (20480 MiB - 2 MiB of GPTs - 165 MiB implicit) - 4000 - 5000 -
+    // 5078 (25% of 20313 MiB).
+    assert_eq!(last(5).size_mib, 6235);
+    assert_eq!(last(6).size_mib, 5078);
     let end = last(6).start_mib + last(6).size_mib;
     assert_eq!(end, 20_480 - BACKUP_GPT_MIB);
 }
@@ -427,7 +430,7 @@ fn a_second_disk_holds_only_its_volumes() {
     use PartitionKind::*;
     assert_eq!(
         layout(data),
-        [(1, 5120, LinuxFilesystem), (5121, 5118, LinuxFilesystem)]
+        [(1, 5119, LinuxFilesystem), (5120, 5119, LinuxFilesystem)]
     );
     assert_eq!(plan.boot.bios_disk, "vda");
     assert_eq!(
@@ -468,8 +471,8 @@ fn remaining_needs_at_least_one_mib() {
     assert_eq!(
         plan_errors(&config, &[disk("vda", GIB)]),
         [
-            "partitions[0].volumes[1]: does not fit on disk \"vda\" by 168 MiB: \
-          its volumes (with at least 1 MiB for \"remaining\") need 1025 MiB, 857 MiB are free"
+            "partitions[0].volumes[1]: does not fit on disk \"vda\" by 1 MiB: \
+          its volumes (with at least 1 MiB for \"remaining\") need 858 MiB, 857 MiB are free"
         ]
     );
 }
@@ -605,20 +608,24 @@ fn the_lvm_example_is_planned_and_needs_device_mapper() {
     assert_eq!(p[5].size_mib, 39_793);
     let vg = &plan.volume_groups[0];
     assert_eq!(vg.name, "os");
-    assert_eq!(vg.size_mib, 39_793 - 64);
+    // lvm_meta_size 64 MiB: the first extent at 65 MiB, (39793 - 65) / 4 extents.
+    assert_eq!(vg.physical_volumes[0].metadata_mib, Some(64));
+    assert_eq!(vg.physical_volumes[0].pe_start_mib, 65);
+    assert_eq!(vg.physical_volumes[0].extents, 9932);
+    assert_eq!(vg.size_mib, 39_728);
     let lvs: Vec<(&str, u64)> = vg
         .logical_volumes
         .iter()
         .map(|lv| (lv.name.as_str(), lv.size_mib))
         .collect();
-    // 30% of 39729 MiB is 11918.7; the rest goes to home.
+    // 30% of 39728 MiB is 11918.4, 11916 in whole extents; the rest goes to home.
     assert_eq!(
         lvs,
         [
-            ("centos_root", 11_918),
-            ("ubuntu_root", 11_918),
+            ("centos_root", 11_916),
+            ("ubuntu_root", 11_916),
             ("swap", 2048),
-            ("home", 39_729 - 2 * 11_918 - 2048)
+            ("home", 39_728 - 2 * 11_916 - 2048)
         ]
     );
     let centos = image_layout(&plan, "centos");
@@ -652,8 +659,8 @@ fn a_volume_group_too_small_for_its_volumes() {
     assert_eq!(
         plan_errors(&config, &[disk("vda", GIB)]),
         [
-            "partitions[1].volumes[0]: does not fit on volume group \"os\" by 1 MiB: \
-          its volumes need 101 MiB, 100 MiB are free"
+            "partitions[1].volumes[0]: does not fit on volume group \"os\" by 8 MiB: \
+          its volumes need 104 MiB, 96 MiB are free"
         ]
     );
 }
@@ -687,7 +694,7 @@ fn the_raid_example_is_planned_and_needs_md() {
         [
             (1, 10_240, LinuxRaid),
             (10_241, 1024, LinuxRaid),
-            (11_265, 15_360, LinuxFilesystem)
+            (11_265, 15_359, LinuxFilesystem)
         ]
     );
 }
@@ -749,7 +756,10 @@ fn tables_never_break_a_uuid_or_a_path() {
     }
     let text = crate::render::plan_text(&plan, Some(80));
     assert!(text.contains("Disk vda (/dev/vda, 20480 MiB"));
-    assert!(text.contains("GRUB for BIOS on: vda (/dev/vda)"));
+    assert!(text.contains(
+        "multiboot partition: UUID=00000000-0000-4000-a000-000000000002 on vda (/dev/vda)"
+    ));
+    assert!(text.contains("GRUB for BIOS on: vda\n"));
     assert!(text.contains("  UUID=00000000-0000-4000-a000-000000000004 / ext4 defaults 0 1\n"));
 }
 
