@@ -210,7 +210,12 @@ fn sources() {
     assert!(parse_source("file://host/srv").is_err());
     assert!(parse_source("http:///x").is_err());
     assert!(parse_source("swift://c/o").is_err());
-    assert!(parse_source("10.0.0.1::module/x").is_err());
+    for daemon in ["10.0.0.1::ironic_rsync/node/x/", "host::m", "user@h::m/x"] {
+        assert_eq!(parse_source(daemon), Ok(ImageSource::Rsync(daemon.into())));
+    }
+    for bad in ["::m/x", "a/b::m/x", "h::", "h::/m", "h::m::x"] {
+        assert!(parse_source(bad).is_err(), "{bad}");
+    }
     assert!(parse_source("images/x").is_err());
 }
 

@@ -37,7 +37,7 @@ use shared::kernels::{newest_kernel, KernelPair};
 
 use os_release::{printable, read_os_release};
 use overlap::report_existing;
-use rsync::{dir_arg, rsync_copy, url_arg};
+use rsync::{dir_arg, rsync_copy};
 use tar::{existing_members, TAR_EXTRACT};
 
 /// What a deployed image brings to its boot entry and boot-info.json.
@@ -107,7 +107,7 @@ pub fn deploy_image(
                 name,
                 &layout,
                 shared,
-                &rsync_copy(name, url_arg(url), &root, rsync_flags)?,
+                &rsync_copy(name, (*url).into(), &root, rsync_flags)?,
             );
         }
         Payload::Tar { path, compression } => {
