@@ -141,7 +141,9 @@ pub enum Command {
         #[arg(long = "disk", value_name = "NAME=PATH", value_parser = parse_disk_arg)]
         #[arg(add = ArgValueCompleter::new(complete_disk_arg))]
         disks: Vec<(String, PathBuf)>,
-        /// Where to write boot-info.json besides the multiboot partition and the images.
+        /// Where to write boot-info.json besides the multiboot partition and the images;
+        /// a copy goes beside it as boot_entries.json, the name Bareon's agent writes and
+        /// bareon-ironic reads (/tmp/boot_entries.json by default).
         #[arg(long, value_name = "PATH", default_value = "/tmp/boot-info.json")]
         boot_info: PathBuf,
         /// The static bootctl installed into every image at /usr/sbin/bootctl (a

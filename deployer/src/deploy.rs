@@ -16,7 +16,7 @@ use nix::fcntl::{Flock, FlockArg};
 use shared::blockdev::parse_mountinfo;
 use shared::fault;
 
-use crate::apply::boot::{install_boot, BootInputs, BootloaderConfig};
+use crate::apply::boot::{boot_entries_path, install_boot, BootInputs, BootloaderConfig};
 use crate::apply::disk::AttachedDisks;
 use crate::apply::image::{deploy_image, kernel_mounts_vfat, vfat_nesting, DeployedImage};
 use crate::apply::{preflight, tools};
@@ -72,10 +72,15 @@ pub fn deploy(plan: &Plan, options: &DeployOptions) -> Exit {
     match apply(plan, &sources, options, &bootctl, &work, &mut disks) {
         Ok(()) => {
             fault::point("deploy:done");
+            let written = match boot_entries_path(&options.boot_info) {
+                Some(entries) => {
+                    format!("{} and {}", options.boot_info.display(), entries.display())
+                }
+                None => options.boot_info.display().to_string(),
+            };
             crate::info!(
-                "deployer: deployed {} image(s); boot-info.json written to {}",
+                "deployer: deployed {} image(s); boot-info.json written to {written}",
                 plan.images.len(),
-                options.boot_info.display()
             );
             match work.remove() {
                 Ok(()) => Exit::Success,
