@@ -18,7 +18,9 @@ use shared::fault;
 
 use crate::apply::boot::{boot_entries_path, install_boot, BootInputs, BootloaderConfig};
 use crate::apply::disk::AttachedDisks;
-use crate::apply::image::{deploy_image, kernel_mounts_vfat, vfat_nesting, DeployedImage};
+use crate::apply::image::{
+    deploy_image, kernel_mounts_vfat, read_kept_image, vfat_nesting, DeployedImage,
+};
 use crate::apply::{preflight, tools};
 use crate::exec::StepError;
 use crate::exit::Exit;
@@ -154,6 +156,15 @@ fn prepare(plan: &Plan, options: &DeployOptions) -> Result<Ready, Stop> {
     if !refusals.is_empty() {
         return Err(Stop::refused(refusals));
     }
+    for empty in plan.left_empty() {
+        crate::warn!(
+            "deployer: image {}: its / keeps its data and it is not deployed again: {} ({}) is \
+             made anew and left empty",
+            empty.image,
+            empty.mount_point,
+            empty.device
+        );
+    }
     let work = WorkDir::create().map_err(|err| Stop::failed(&err))?;
     let client = source::Client::new(options.cacert.as_deref())
         .map_err(|err| Stop::refused(vec![format!("{err:#}")]))?;
@@ -213,6 +224,16 @@ pub fn refusals(plan: &Plan, bootctl: &Path, mode: BootloaderConfig) -> Vec<Stri
         .iter()
         .map(|image| (image.name.as_str(), plan.layout(image)))
         .collect();
+    for empty in plan.left_empty() {
+        if empty.mount_point == "/boot" {
+            out.push(format!(
+                "image {}: its / keeps its data, so it is not deployed again, but its /boot \
+                 ({}) is made anew and would hold no kernel; give /boot \"keep_data\": true, \
+                 or / \"keep_data\": false to deploy the image again",
+                empty.image, empty.device
+            ));
+        }
+    }
     for (name, layout) in &layouts {
         if layout.root_uuid.is_none() {
             out.push(format!(
@@ -321,6 +342,15 @@ fn apply(
     disks.make_filesystems(plan)?;
     let mut deployed: Vec<DeployedImage> = Vec::new();
     for image in &plan.images {
+        if !plan.deploys(image) {
+            crate::info!(
+                "deployer: image {}: its / keeps its data: not deployed again, its boot entry \
+                 read from it",
+                image.name
+            );
+            deployed.push(read_kept_image(plan, image, disks, work.path())?);
+            continue;
+        }
         let Some(source) = sources.of(&image.name) else {
             anyhow::bail!("image {}: its source was not checked", image.name);
         };

@@ -319,7 +319,9 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
         .unmount()
         .context("unmount the multiboot partition")?;
 
-    for image in &plan.images {
+    // Not into an image whose / keeps its data: its copy, of an earlier deploy, still names
+    // the multiboot partition, which keeps its UUID.
+    for image in plan.images.iter().filter(|image| plan.deploys(image)) {
         let layout = plan.layout(image);
         let Some(root) = layout.mounts.iter().find(|m| m.mount_point == "/") else {
             continue;

@@ -331,7 +331,8 @@ pub fn preflight(
 ) -> Result<Sources, Vec<String>> {
     let mut checked = Vec::new();
     let mut problems = Vec::new();
-    for image in &plan.images {
+    // An image that is not deployed again is not read: its source is not checked.
+    for image in plan.images.iter().filter(|image| plan.deploys(image)) {
         let target = target_fs(plan, image, &image.target);
         let kind = check_source(
             &image.source,
