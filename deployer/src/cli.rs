@@ -125,7 +125,9 @@ pub enum Command {
     /// (the default, as in Bareon) keeps the disks' partition tables and the filesystems
     /// whose volume keeps its data ("keep_data", true by default), making the others
     /// anew: a disk whose table or kept filesystem is not as planned is refused with its
-    /// first difference; "clean" partitions and formats the disks anew. On a terminal it
+    /// first difference. A kept filesystem is never written: an image whose / keeps its
+    /// data is not deployed again (its fstab stays as the user left it). "clean"
+    /// partitions and formats the disks anew. On a terminal it
     /// shows the plan and asks before destroying anything, unless --yes. A disk-image
     /// file that does not exist is created at the disk's planned size. HTTP sources are
     /// downloaded into a private directory under $TMPDIR (else /tmp), one image at a

@@ -224,16 +224,7 @@ pub fn refusals(plan: &Plan, bootctl: &Path, mode: BootloaderConfig) -> Vec<Stri
         .iter()
         .map(|image| (image.name.as_str(), plan.layout(image)))
         .collect();
-    for empty in plan.left_empty() {
-        if empty.mount_point == "/boot" {
-            out.push(format!(
-                "image {}: its / keeps its data, so it is not deployed again, but its /boot \
-                 ({}) is made anew and would hold no kernel; give /boot \"keep_data\": true, \
-                 or / \"keep_data\": false to deploy the image again",
-                empty.image, empty.device
-            ));
-        }
-    }
+    out.extend(plan.kept_refusals());
     for (name, layout) in &layouts {
         if layout.root_uuid.is_none() {
             out.push(format!(

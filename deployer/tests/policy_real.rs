@@ -215,6 +215,10 @@ fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
     std::fs::write(&verify, config(&alpha, None, "ext4").to_string()).expect("writing the config");
     let planned = plan_json(&verify, &disk);
     assert_eq!(planned["images"][0]["root_uuid"], before[0].as_str());
+    assert_eq!(
+        planned["images"][0]["deployed"], false,
+        "its / keeps its data"
+    );
     let fstab = planned["images"][0]["fstab"].as_str().expect("an fstab");
     for (uuid, mount_point) in [
         (&before[0], "/"),

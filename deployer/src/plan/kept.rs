@@ -61,6 +61,23 @@ impl Plan {
             })
             .collect()
     }
+
+    /// Why this plan cannot keep what it keeps, one line each: an image not deployed
+    /// again whose separate `/boot` would be made anew, left without a kernel.
+    pub fn kept_refusals(&self) -> Vec<String> {
+        self.left_empty()
+            .into_iter()
+            .filter(|empty| empty.mount_point == "/boot")
+            .map(|empty| {
+                format!(
+                    "image {}: its / keeps its data, so it is not deployed again, but its \
+                     /boot ({}) is made anew and would hold no kernel; give /boot \
+                     \"keep_data\": true, or / \"keep_data\": false to deploy the image again",
+                    empty.image, empty.device
+                )
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -119,8 +136,18 @@ mod tests {
         assert_eq!(home.mount_point, "/home");
         assert!(plan.keeps_data_of(&home.device));
 
+        assert_eq!(
+            plan.kept_refusals(),
+            [
+                "image alpha: its / keeps its data, so it is not deployed again, but its /boot \
+              (vda#5) is made anew and would hold no kernel; give /boot \"keep_data\": true, \
+              or / \"keep_data\": false to deploy the image again"
+            ]
+        );
+
         let plan = planned(false);
         assert!(plan.images.iter().all(|i| plan.deploys(i)));
         assert_eq!(plan.left_empty(), []);
+        assert!(plan.kept_refusals().is_empty());
     }
 }
