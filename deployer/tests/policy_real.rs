@@ -172,7 +172,7 @@ fn expect_missing(scratch: &TempDir, config_text: &str, disk: &Path) {
 }
 
 #[test]
-fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
+fn verify_writes_nothing_into_what_keeps_its_data_and_makes_the_rest_anew() {
     require_deploy_tools(TOOLS);
     let scratch = TempDir::new("policy-verify");
     let image = FixtureImage::new("alpha");
@@ -323,6 +323,56 @@ fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
         assert_eq!(fs_uuid(&loop_disk.partition(4)), before[0]);
         let root = Mount::new(&loop_disk.partition(4), &scratch.join("check-again"), "ro");
         assert!(root.path().join("kept.txt").is_file());
+    }
+
+    // / made anew while /data keeps its data: alpha is deployed again, onto its new / only;
+    // /data is not written, its mount point is there for the image's fstab.
+    let mut renewed = config(&alpha, Some("verify"), "ext4");
+    renewed["partitions"][0]["volumes"][0]["keep_data"] = json!(false);
+    let renewed_path = scratch.join("renewed.json");
+    std::fs::write(&renewed_path, renewed.to_string()).expect("writing the config");
+    let data_before = sha256(&LoopDisk::attach(&disk).partition(5));
+    let out = deploy(
+        &renewed_path,
+        &disk,
+        &scratch.join("boot-info-renewed.json"),
+    );
+    assert!(
+        out.status.success(),
+        "verify, / anew: {}",
+        describe_output(&out)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("not deployed again"),
+        "{}",
+        describe_output(&out)
+    );
+    {
+        let loop_disk = LoopDisk::attach(&disk);
+        assert_eq!(
+            sha256(&loop_disk.partition(5)),
+            data_before,
+            "/data (kept) was written"
+        );
+        let root = Mount::new(
+            &loop_disk.partition(4),
+            &scratch.join("check-renewed"),
+            "ro",
+        );
+        assert!(
+            !root.path().join("kept.txt").exists(),
+            "/ was not made anew"
+        );
+        assert!(
+            root.path().join("data").is_dir(),
+            "no mount point for /data"
+        );
+        assert!(root.path().join("usr/sbin/bootctl").is_file());
+        let fstab = std::fs::read_to_string(root.path().join("etc/fstab")).expect("fstab");
+        assert!(
+            fstab.contains(&format!("UUID={} /data ", before[1])),
+            "{fstab}"
+        );
     }
 
     // A kept filesystem that is not what the plan keeps: refused, nothing written.

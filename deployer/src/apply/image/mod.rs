@@ -144,6 +144,19 @@ pub fn deploy_image(
     }
 
     mounted.fill_vfat(name, shared)?;
+    // The image mounts its kept filesystems at boot: their mount points must be there.
+    for kept in layout
+        .mounts
+        .iter()
+        .filter(|m| plan.keeps_data_of(&m.device))
+    {
+        let what = || format!("image {name}: creating {}", kept.mount_point);
+        let rel = Path::new(kept.mount_point.trim_start_matches('/'));
+        let dir = file_in_image(&root, rel).with_context(what)?;
+        if std::fs::symlink_metadata(&dir).is_err() {
+            std::fs::create_dir(&dir).with_context(what)?;
+        }
+    }
 
     fault::step("image:fstab")?;
     let fstab = file_in_image(&root, Path::new("etc/fstab"))
