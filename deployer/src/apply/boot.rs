@@ -341,14 +341,21 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
             .unmount()
             .with_context(|| format!("unmount image {}", image.name))?;
     }
-    if let Some(entries) = boot_entries_path(inputs.boot_info) {
-        replace_file(&entries, info_json.as_bytes(), 0o644)
+    // Last: a boot-info.json outside the disks tells that the deploy finished, and so does
+    // Bareon's name for it, written just before; removed again when boot-info.json fails.
+    fault::step("boot-info:file")?;
+    let entries = boot_entries_path(inputs.boot_info);
+    if let Some(entries) = &entries {
+        replace_file(entries, info_json.as_bytes(), 0o644)
             .with_context(|| format!("write {}", entries.display()))?;
     }
-    // Last: a boot-info.json outside the disks tells that the deploy finished.
-    fault::step("boot-info:file")?;
     replace_file(inputs.boot_info, info_json.as_bytes(), 0o644)
-        .with_context(|| format!("write {}", inputs.boot_info.display()))?;
+        .with_context(|| format!("write {}", inputs.boot_info.display()))
+        .inspect_err(|_| {
+            if let Some(entries) = &entries {
+                let _ = std::fs::remove_file(entries);
+            }
+        })?;
     Ok(())
 }
 
