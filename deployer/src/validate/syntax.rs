@@ -167,7 +167,13 @@ pub(super) fn parse_source(url: &str) -> Result<ImageSource, String> {
         return Ok(ImageSource::Path(url.to_string()));
     }
     let Some((scheme, rest)) = url.split_once("://") else {
-        if let Some((host, path)) = url.split_once("::") {
+        // An IPv6 host is in brackets, its colons before the "::" that ends it.
+        let host_end = url
+            .strip_prefix('[')
+            .and_then(|rest| rest.find(']'))
+            .map_or(0, |end| end + 2);
+        if let Some(at) = url[host_end..].find("::") {
+            let (host, path) = (&url[..host_end + at], &url[host_end + at + 2..]);
             return parse_rsync_daemon(url, host, path);
         }
         return Err(format!(
