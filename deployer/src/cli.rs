@@ -143,7 +143,9 @@ pub enum Command {
     /// (the default, as in Bareon) keeps the disks' partition tables and the filesystems
     /// whose volume keeps its data ("keep_data", true by default), making the others
     /// anew: a disk whose table or kept filesystem is not as planned is refused with its
-    /// first difference; "clean" partitions and formats the disks anew. On a terminal it
+    /// first difference. A kept filesystem is never written: an image whose / keeps its
+    /// data is not deployed again (its fstab stays as the user left it). "clean"
+    /// partitions and formats the disks anew. On a terminal it
     /// shows the plan and asks before destroying anything, unless --yes. A disk-image
     /// file that does not exist is created at the disk's planned size. HTTP sources are
     /// downloaded into a private directory under $TMPDIR (else /tmp), one image at a
@@ -159,7 +161,9 @@ pub enum Command {
         #[arg(long = "disk", value_name = "NAME=PATH", value_parser = parse_disk_arg)]
         #[arg(add = ArgValueCompleter::new(complete_disk_arg))]
         disks: Vec<(String, PathBuf)>,
-        /// Where to write boot-info.json besides the multiboot partition and the images.
+        /// Where to write boot-info.json besides the multiboot partition and the images;
+        /// a copy goes beside it as boot_entries.json, the name Bareon's agent writes and
+        /// bareon-ironic reads (/tmp/boot_entries.json by default).
         #[arg(long, value_name = "PATH", default_value = "/tmp/boot-info.json")]
         boot_info: PathBuf,
         /// The static bootctl installed into every image at /usr/sbin/bootctl (a

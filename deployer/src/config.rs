@@ -109,7 +109,7 @@ pub enum ImageSource {
     Http(String),
     /// An `https://` URL.
     Https(String),
-    /// An `rsync://` URL.
+    /// An `rsync://` URL or an rsync daemon's `HOST::MODULE/PATH`, as written.
     Rsync(String),
 }
 

@@ -16,9 +16,11 @@ use nix::fcntl::{Flock, FlockArg};
 use shared::blockdev::parse_mountinfo;
 use shared::fault;
 
-use crate::apply::boot::{install_boot, BootInputs, BootloaderConfig};
+use crate::apply::boot::{boot_entries_path, install_boot, BootInputs, BootloaderConfig};
 use crate::apply::disk::AttachedDisks;
-use crate::apply::image::{deploy_image, kernel_mounts_vfat, vfat_nesting, DeployedImage};
+use crate::apply::image::{
+    deploy_image, kernel_mounts_vfat, read_kept_image, vfat_nesting, DeployedImage,
+};
 use crate::apply::{preflight, tools};
 use crate::exec::StepError;
 use crate::exit::Exit;
@@ -72,10 +74,15 @@ pub fn deploy(plan: &Plan, options: &DeployOptions) -> Exit {
     match apply(plan, &sources, options, &bootctl, &work, &mut disks) {
         Ok(()) => {
             fault::point("deploy:done");
+            let written = match boot_entries_path(&options.boot_info) {
+                Some(entries) => {
+                    format!("{} and {}", options.boot_info.display(), entries.display())
+                }
+                None => options.boot_info.display().to_string(),
+            };
             crate::info!(
-                "deployer: deployed {} image(s); boot-info.json written to {}",
+                "deployer: deployed {} image(s); boot-info.json written to {written}",
                 plan.images.len(),
-                options.boot_info.display()
             );
             match work.remove() {
                 Ok(()) => Exit::Success,
@@ -149,6 +156,15 @@ fn prepare(plan: &Plan, options: &DeployOptions) -> Result<Ready, Stop> {
     if !refusals.is_empty() {
         return Err(Stop::refused(refusals));
     }
+    for empty in plan.left_empty() {
+        crate::warn!(
+            "deployer: image {}: its / keeps its data and it is not deployed again: {} ({}) is \
+             made anew and left empty",
+            empty.image,
+            empty.mount_point,
+            empty.device
+        );
+    }
     let work = WorkDir::create().map_err(|err| Stop::failed(&err))?;
     let client = source::Client::new(options.cacert.as_deref())
         .map_err(|err| Stop::refused(vec![format!("{err:#}")]))?;
@@ -208,6 +224,7 @@ pub fn refusals(plan: &Plan, bootctl: &Path, mode: BootloaderConfig) -> Vec<Stri
         .iter()
         .map(|image| (image.name.as_str(), plan.layout(image)))
         .collect();
+    out.extend(plan.kept_refusals());
     for (name, layout) in &layouts {
         if layout.root_uuid.is_none() {
             out.push(format!(
@@ -316,6 +333,15 @@ fn apply(
     disks.make_filesystems(plan)?;
     let mut deployed: Vec<DeployedImage> = Vec::new();
     for image in &plan.images {
+        if !plan.deploys(image) {
+            crate::info!(
+                "deployer: image {}: its / keeps its data: not deployed again, its boot entry \
+                 read from it",
+                image.name
+            );
+            deployed.push(read_kept_image(plan, image, disks, work.path())?);
+            continue;
+        }
         let Some(source) = sources.of(&image.name) else {
             anyhow::bail!("image {}: its source was not checked", image.name);
         };

@@ -48,6 +48,7 @@ pub fn plan_json(plan: &Plan) -> Value {
                 "sha256": image.sha256,
                 "image_name": image.image_name,
                 "image_uuid": image.image_uuid,
+                "deployed": plan.deploys(image),
             })
         })
         .collect();
@@ -278,8 +279,13 @@ pub fn plan_text(plan: &Plan, width: Option<u16>) -> String {
         } else {
             "not bootable: nothing is mounted at /"
         };
+        let kept = if plan.deploys(image) {
+            ""
+        } else {
+            "; its / keeps its data: not deployed again, nothing written into it"
+        };
         out.push_str(&format!(
-            "Image {} ({role}; GRUB entry {})\n",
+            "Image {} ({role}; GRUB entry {}{kept})\n",
             image.name, image.grub_menu_id
         ));
         let mut rows = Vec::new();

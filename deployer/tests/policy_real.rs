@@ -5,27 +5,37 @@
 //! as planned, or whose kept filesystem is not what the plan keeps, is refused before
 //! anything is written (the whole file hashes the same after). A disk deployed before
 //! with the same layout is deployed again keeping the filesystems whose `keep_data` is
-//! true (their files and UUIDs) and making the others anew, as a disk-image file and as
-//! a block device; it then boots. Two disks deployed in Bareon's layout (`--layout
-//! bareon`) hold exactly the tables Bareon makes and boot from the second disk's GRUB;
-//! `verify` recognises and keeps them without the option.
+//! true (their files and UUIDs) and making the others anew (with the UUIDs they had), as a
+//! disk-image file and as a block device.
+//!
+//! Bareon's `test_verify_policy_preserve_fstab`, booted: two images, one from an rsync
+//! daemon (`HOST::MODULE/PATH/`, as bareon-ironic writes it), deployed clean; a line
+//! added to the kept image's fstab; a verify deploy leaves that image's root partition
+//! byte for byte as it was and deploys the other again; the kept image boots, still has
+//! the line, and `bootctl switch`es to the other, which boots next.
+//!
+//! Two disks deployed in Bareon's layout (`--layout bareon`) hold exactly the tables Bareon
+//! makes and boot from the second disk's GRUB; `verify` recognises and keeps them without
+//! the option.
 //!
 //! A missing tool fails the test and names `scripts/setup`.
 
 use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use e2e::chain::{boot_chain, shown, Expect, SHOW};
 use e2e::cmd::describe_output;
 use e2e::deploy::deploy_command;
 use e2e::disk::{fs_uuid, gpt_disk_file, sha256, LoopDisk, Mount};
-use e2e::fixture::{populate_image, FixtureImage};
-use e2e::qemu::{boot, expect_boot, Firmware};
+use e2e::fixture::{populate_image, write_image_trees, FixtureImage};
+use e2e::qemu::{expect_boot, Firmware};
+use e2e::rsyncd::RsyncDaemon;
 use e2e::tmp::TempDir;
 use e2e::tools::{require_deploy_tools, require_tools};
 use serde_json::{json, Value};
 
-const TOOLS: &[&str] = &["mkswap", "sha256sum"];
+const TOOLS: &[&str] = &["mkswap", "sha256sum", "rsync", "qemu-system-x86_64"];
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -166,7 +176,7 @@ fn expect_missing(scratch: &TempDir, config_text: &str, disk: &Path) {
 }
 
 #[test]
-fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
+fn verify_writes_nothing_into_what_keeps_its_data_and_makes_the_rest_anew() {
     require_deploy_tools(TOOLS);
     let scratch = TempDir::new("policy-verify");
     let image = FixtureImage::new("alpha");
@@ -209,6 +219,10 @@ fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
     std::fs::write(&verify, config(&alpha, None, "ext4").to_string()).expect("writing the config");
     let planned = plan_json(&verify, &disk);
     assert_eq!(planned["images"][0]["root_uuid"], before[0].as_str());
+    assert_eq!(
+        planned["images"][0]["deployed"], false,
+        "its / keeps its data"
+    );
     let fstab = planned["images"][0]["fstab"].as_str().expect("an fstab");
     for (uuid, mount_point) in [
         (&before[0], "/"),
@@ -221,8 +235,8 @@ fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
         );
     }
     assert!(
-        !fstab.contains(&before[2]),
-        "/scratch is made anew: {fstab}"
+        fstab.contains(&format!("UUID={} /scratch ", before[2])),
+        "/scratch is made anew with the UUID of the ext4 it replaces: {fstab}"
     );
     let boot_info_path = scratch.join("boot-info-verify.json");
     let out = deploy(&verify, &disk, &boot_info_path);
@@ -237,6 +251,17 @@ fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
         "{stderr}"
     );
     assert!(!stderr.contains("already brought"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "deployer: image alpha: its / keeps its data and it is not deployed again: \
+             /scratch (vda#6) is made anew and left empty"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("image alpha: its / keeps its data: not deployed again"),
+        "{stderr}"
+    );
 
     let info: Value = serde_json::from_str(
         &std::fs::read_to_string(&boot_info_path).expect("reading boot-info.json"),
@@ -247,7 +272,10 @@ fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
         let after: Vec<String> = (4..=7).map(|n| fs_uuid(&loop_disk.partition(n))).collect();
         assert_eq!(after[0], before[0], "/ keeps its UUID");
         assert_eq!(after[1], before[1], "/data keeps its UUID");
-        assert_ne!(after[2], before[2], "/scratch is made anew");
+        assert_eq!(
+            after[2], before[2],
+            "/scratch is made anew with the UUID of the ext4 it replaces"
+        );
         assert_eq!(after[3], before[3], "swap keeps its UUID");
         assert_eq!(info["elements"][0]["root_uuid"], before[0].as_str());
 
@@ -301,6 +329,56 @@ fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
         assert!(root.path().join("kept.txt").is_file());
     }
 
+    // / made anew while /data keeps its data: alpha is deployed again, onto its new / only;
+    // /data is not written, its mount point is there for the image's fstab.
+    let mut renewed = config(&alpha, Some("verify"), "ext4");
+    renewed["partitions"][0]["volumes"][0]["keep_data"] = json!(false);
+    let renewed_path = scratch.join("renewed.json");
+    std::fs::write(&renewed_path, renewed.to_string()).expect("writing the config");
+    let data_before = sha256(&LoopDisk::attach(&disk).partition(5));
+    let out = deploy(
+        &renewed_path,
+        &disk,
+        &scratch.join("boot-info-renewed.json"),
+    );
+    assert!(
+        out.status.success(),
+        "verify, / anew: {}",
+        describe_output(&out)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("not deployed again"),
+        "{}",
+        describe_output(&out)
+    );
+    {
+        let loop_disk = LoopDisk::attach(&disk);
+        assert_eq!(
+            sha256(&loop_disk.partition(5)),
+            data_before,
+            "/data (kept) was written"
+        );
+        let root = Mount::new(
+            &loop_disk.partition(4),
+            &scratch.join("check-renewed"),
+            "ro",
+        );
+        assert!(
+            !root.path().join("kept.txt").exists(),
+            "/ was not made anew"
+        );
+        assert!(
+            root.path().join("data").is_dir(),
+            "no mount point for /data"
+        );
+        assert!(root.path().join("usr/sbin/bootctl").is_file());
+        let fstab = std::fs::read_to_string(root.path().join("etc/fstab")).expect("fstab");
+        assert!(
+            fstab.contains(&format!("UUID={} /data ", before[1])),
+            "{fstab}"
+        );
+    }
+
     // A kept filesystem that is not what the plan keeps: refused, nothing written.
     expect_refused(
         &scratch,
@@ -309,9 +387,132 @@ fn verify_keeps_what_keeps_its_data_makes_the_rest_anew_and_boots() {
         "partition vda#5 (/data of alpha) keeps its data (keep_data), but it holds ext4, \
          the plan keeps ext2",
     );
+}
 
-    let outcome = boot(&disk, Firmware::Bios, BOOT_TIMEOUT, "policy-verify-bios");
-    expect_boot(&outcome, "alpha", "boot after a verify deploy");
+/// The line Bareon's test adds to the fstab of the image whose root it keeps.
+const USER_FSTAB_LINE: &str = "ftest-tmp /var/run tmpfs nodev,nosuid,noexec 0 0\n";
+
+#[test]
+fn verify_keeps_a_users_fstab_line_byte_for_byte_and_still_switches() {
+    require_deploy_tools(TOOLS);
+    let started = Instant::now();
+    let scratch = TempDir::new("policy-fstab");
+    // beta boots first (kept), shows its fstab and switches to alpha (deployed again
+    // from the rsync daemon).
+    let alpha = FixtureImage::new("alpha")
+        .run_script(&format!("set -e\n{SHOW}show fstab cat /etc/fstab\n"));
+    let beta = FixtureImage::new("beta").run_script(&format!(
+        "set -e\n{SHOW}show fstab cat /etc/fstab\nshow switch bootctl switch {}\n",
+        alpha.image_name
+    ));
+    let trees = scratch.join("trees");
+    std::fs::create_dir(&trees).expect("creating the trees' directory");
+    write_image_trees(&trees, &[&alpha, &beta]);
+    let daemon = RsyncDaemon::start(&scratch, &trees, 3);
+    let config = |policy: &str| {
+        json!({
+            "images": [
+                {"name": "alpha", "image_name": alpha.image_name,
+                 "image_pull_url": daemon.daemon_path("alpha/"), "target": "/"},
+                {"name": "beta", "image_name": beta.image_name, "boot": true,
+                 "image_pull_url": trees.join("beta"), "target": "/"}
+            ],
+            "partitions": [{
+                "type": "disk", "id": {"type": "name", "value": "vda"}, "size": "500 MiB",
+                "volumes": [
+                    {"type": "partition", "mount": "/", "size": "160", "images": ["alpha"],
+                     "file_system": "ext4", "keep_data": false},
+                    {"type": "partition", "mount": "/", "size": "160", "images": ["beta"],
+                     "file_system": "ext4"}
+                ]
+            }],
+            "partitions_policy": policy,
+            "deploy_data": {"kernel_params": "console=ttyS0 quiet panic=-1"}
+        })
+        .to_string()
+    };
+    let disk = scratch.join("node.img");
+    let clean = scratch.join("clean.json");
+    std::fs::write(&clean, config("clean")).expect("writing the config");
+    let out = deploy(&clean, &disk, &scratch.join("boot-info-clean.json"));
+    assert!(
+        out.status.success(),
+        "clean deploy: {}",
+        describe_output(&out)
+    );
+
+    // The user's line in beta's fstab, and a file on alpha's / that is made anew.
+    let beta_root_before = {
+        let loop_disk = LoopDisk::attach(&disk);
+        let root = Mount::new(&loop_disk.partition(5), &scratch.join("edit-beta"), "rw");
+        let fstab = root.path().join("etc/fstab");
+        let mut text = std::fs::read_to_string(&fstab).expect("beta's fstab");
+        text.push('\n');
+        text.push_str(USER_FSTAB_LINE);
+        std::fs::write(&fstab, text).expect("adding the user's line");
+        drop(root);
+        let stale = Mount::new(&loop_disk.partition(4), &scratch.join("edit-alpha"), "rw");
+        std::fs::write(stale.path().join("stale.txt"), "gone after verify\n")
+            .expect("writing onto alpha's /");
+        drop(stale);
+        sha256(&loop_disk.partition(5))
+    };
+
+    let verify = scratch.join("verify.json");
+    std::fs::write(&verify, config("verify")).expect("writing the config");
+    let boot_info = scratch.join("boot-info.json");
+    let out = deploy(&verify, &disk, &boot_info);
+    assert!(
+        out.status.success(),
+        "verify deploy: {}",
+        describe_output(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("image beta: its / keeps its data: not deployed again"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(scratch.join("boot_entries.json")).expect("boot_entries.json"),
+        std::fs::read(&boot_info).expect("boot-info.json"),
+    );
+    {
+        let loop_disk = LoopDisk::attach(&disk);
+        assert_eq!(
+            sha256(&loop_disk.partition(5)),
+            beta_root_before,
+            "beta's root partition changed under verify"
+        );
+        let alpha_root = Mount::new(&loop_disk.partition(4), &scratch.join("check-alpha"), "ro");
+        assert!(
+            !alpha_root.path().join("stale.txt").exists(),
+            "alpha's / was not made anew"
+        );
+        assert!(alpha_root.path().join("usr/sbin/bootctl").is_file());
+    }
+    eprintln!("policy-fstab: two deploys took {:.1?}", started.elapsed());
+
+    let boots = boot_chain(
+        &disk,
+        Firmware::Bios,
+        BOOT_TIMEOUT,
+        "policy-fstab",
+        &[
+            Expect::first("beta"),
+            Expect::after("alpha", "beta (kept by verify) ran `bootctl switch alpha`"),
+        ],
+    );
+    let fstab = shown(&boots[0].run_output, "fstab").stdout;
+    assert!(
+        fstab.lines().last() == Some(USER_FSTAB_LINE.trim_end()),
+        "beta's fstab lost the user's line: {fstab}"
+    );
+    let alpha_fstab = shown(&boots[1].run_output, "fstab").stdout;
+    assert!(
+        !alpha_fstab.contains("ftest-tmp"),
+        "alpha's fstab: {alpha_fstab}"
+    );
+    eprintln!("policy-fstab: took {:.1?}", started.elapsed());
 }
 
 /// Alpha's `/` on disk vda, beta's (booting by default) on all of disk vdb.

@@ -7,7 +7,7 @@
 //! what preflight can tell is refused before any write.
 //!
 //! The HTTP server is e2e's `HttpServer` on 127.0.0.1 and the rsync daemon a real
-//! `rsync --daemon` on 127.0.0.1, both started by the test and stopped by their guards.
+//! `rsync --daemon` on a loopback address of its own (e2e's `RsyncDaemon`), both started by the test and stopped by their guards.
 //! A missing tool fails the test and names `scripts/setup`.
 
 use std::collections::BTreeMap;
@@ -17,15 +17,15 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use e2e::bootctl::static_bootctl;
+use e2e::cmd;
 use e2e::cmd::describe_output;
-use e2e::cmd::{self, ChildGuard};
 use e2e::deploy::deploy_command;
 use e2e::disk::{blkid, fingerprint, fstab_uuid, gpt_disk_file, sha256, LoopDisk, Mount};
 use e2e::http::HttpServer;
-use e2e::net::{free_port, wait_until_listening};
+use e2e::rsyncd::RsyncDaemon;
 use e2e::tmp::{has_mounts_below, TempDir};
 use e2e::tools::require_deploy_tools;
 use serde_json::{json, Value};
@@ -236,51 +236,6 @@ fn xfs_qcow2(scratch: &TempDir, tree: &Path, out: &Path) {
         .arg(&raw)
         .arg(out));
     std::fs::remove_file(&raw).expect("removing the raw xfs image");
-}
-
-// ---------------------------------------------------------------------------------------
-// An rsync daemon on 127.0.0.1.
-
-/// `rsync --daemon` on 127.0.0.1 serving `dir` as module `images`, as root with numeric
-/// ids; killed when dropped.
-struct RsyncDaemon {
-    port: u16,
-    _child: ChildGuard,
-}
-
-impl RsyncDaemon {
-    fn start(scratch: &TempDir, dir: &Path) -> RsyncDaemon {
-        let config = scratch.join("rsyncd.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "use chroot = no\nnumeric ids = yes\nuid = 0\ngid = 0\nlog file = {}\n\
-                 [images]\n    path = {}\n    read only = yes\n",
-                scratch.join("rsyncd.log").display(),
-                dir.display()
-            ),
-        )
-        .expect("writing rsyncd.conf");
-        let port = free_port();
-        let child = ChildGuard::spawn(
-            Command::new("rsync")
-                .args(["--daemon", "--no-detach", "--address", "127.0.0.1"])
-                .arg(format!("--port={port}"))
-                .arg(format!("--config={}", config.display()))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        );
-        wait_until_listening(port, "the rsync daemon", Duration::from_secs(10));
-        RsyncDaemon {
-            port,
-            _child: child,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("rsync://127.0.0.1:{}/images/{path}", self.port)
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -522,7 +477,7 @@ fn raw_ext4_qcow2_over_http_and_rsync_get_the_planned_filesystems() {
         "q.qcow2".to_owned(),
         std::fs::read(&qcow2).expect("reading the qcow2 image"),
     )]));
-    let daemon = RsyncDaemon::start(&scratch, scratch.path());
+    let daemon = RsyncDaemon::start(&scratch, scratch.path(), 1);
 
     let config = scratch.join("provision.json");
     write_config(
@@ -533,7 +488,7 @@ fn raw_ext4_qcow2_over_http_and_rsync_get_the_planned_filesystems() {
             {"name": "q-qcow2", "image_pull_url": server.url("q.qcow2"),
              "sha256": sha256(&qcow2), "target": "/"},
             {"name": "t-tar", "image_pull_url": tar.display().to_string(), "target": "/"},
-            {"name": "s-rsync", "image_pull_url": daemon.url("tree-s-rsync"), "target": "/"}
+            {"name": "s-rsync", "image_pull_url": daemon.url("tree-s-rsync/"), "target": "/"}
         ]),
         vec![
             partition("/", 64, &["r-raw"], "ext4", Some("raw-root")),
@@ -729,6 +684,7 @@ fn what_preflight_can_tell_is_refused_before_any_write() {
         "small.img".to_owned(),
         std::fs::read(&small).expect("reading the image"),
     )]));
+    let daemon = RsyncDaemon::start(&scratch, scratch.path(), 2);
     let config = scratch.join("provision.json");
     write_config(
         &config,
@@ -742,7 +698,10 @@ fn what_preflight_can_tell_is_refused_before_any_write() {
             {"name": "gone", "image_pull_url": server.url("missing.tar"), "target": "/",
              "sha256": "1".repeat(64)},
             {"name": "no-daemon", "image_pull_url": "rsync://127.0.0.1:9/images/x/",
-             "target": "/"}
+             "target": "/"},
+            {"name": "no-path", "image_pull_url": daemon.daemon_path("missing/"),
+             "target": "/"},
+            {"name": "no-slash", "image_pull_url": daemon.daemon_path("tree"), "target": "/"}
         ]),
         vec![
             partition("/", 32, &["no-sum"], "ext4", None),
@@ -751,6 +710,8 @@ fn what_preflight_can_tell_is_refused_before_any_write() {
             partition("/", 32, &["bad-sum"], "ext4", None),
             partition("/", 32, &["gone"], "ext4", None),
             partition("/", 32, &["no-daemon"], "ext4", None),
+            partition("/", 32, &["no-path"], "ext4", None),
+            partition("/", 32, &["no-slash"], "ext4", None),
         ],
         json!({}),
     );
@@ -786,7 +747,19 @@ fn what_preflight_can_tell_is_refused_before_any_write() {
             "deployer: image gone: source does not answer: {}: HTTP 404",
             server.url("missing.tar")
         ),
-        "deployer: image no-daemon: source does not answer: list the rsync source".to_owned(),
+        "deployer: image no-daemon: rsync source rsync://127.0.0.1:9/images/x/ cannot be \
+         listed: failed to connect to 127.0.0.1 (127.0.0.1): Connection refused (111)"
+            .to_owned(),
+        format!(
+            "deployer: image no-path: rsync source {} cannot be listed: change_dir \
+             \"missing\" (in images) failed: No such file or directory (2)",
+            daemon.daemon_path("missing/")
+        ),
+        format!(
+            "deployer: image no-slash: rsync source {0} names the directory tree itself, \
+             which rsync would copy to /tree of the image; write {0}/ to copy its contents",
+            daemon.daemon_path("tree")
+        ),
     ] {
         assert!(
             stderr.contains(&expected),

@@ -12,7 +12,8 @@
 //! [`manpage`] generates the man pages in `man/` and checks them, [`completion`] the shell
 //! completion scripts in `packaging/completions/`, [`schema`] checks `--json` output against
 //! the JSON Schemas in `docs/schema/`. [`http`] serves download sources on 127.0.0.1
-//! (plain HTTP that can misbehave once, and HTTPS), on ports from [`net`]. [`deploy`]
+//! (plain HTTP that can misbehave once, and HTTPS), on ports from [`net`]; [`rsyncd`] is
+//! an rsync daemon. [`deploy`]
 //! writes provision.json configs of fixture images and the deployer's command line;
 //! [`build`] makes the static and fault-injection builds the tests run.
 //!
@@ -37,6 +38,7 @@ pub mod manpage;
 pub mod net;
 pub mod node;
 pub mod qemu;
+pub mod rsyncd;
 pub mod schema;
 pub mod tmp;
 pub mod tools;

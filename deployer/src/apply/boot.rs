@@ -1,7 +1,8 @@
 //! The multiboot partition: GRUB for BIOS on every disk with a bios_grub partition and for
 //! UEFI on the first disk's ESP (none in Bareon's layout),
 //! grub.cfg (the deployer's own, or grub-mkconfig's with os-prober: [`BootloaderConfig`]),
-//! grubenv, and boot-info.json there, at `--boot-info` and in every image.
+//! grubenv, and boot-info.json there, at `--boot-info` (with a copy beside it under Bareon's
+//! name, [`BAREON_BOOT_ENTRIES`]) and in every image.
 //!
 //! Both firmwares read the one grub.cfg on the multiboot partition. For BIOS,
 //! `grub-install --target=i386-pc` embeds core.img in the bios_grub partition. For UEFI,
@@ -323,7 +324,9 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
         .unmount()
         .context("unmount the multiboot partition")?;
 
-    for image in &plan.images {
+    // Not into an image whose / keeps its data: its copy, of an earlier deploy, still names
+    // the multiboot partition, which keeps its UUID.
+    for image in plan.images.iter().filter(|image| plan.deploys(image)) {
         let layout = plan.layout(image);
         let Some(root) = layout.mounts.iter().find(|m| m.mount_point == "/") else {
             continue;
@@ -343,11 +346,37 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
             .unmount()
             .with_context(|| format!("unmount image {}", image.name))?;
     }
-    // Last: a boot-info.json outside the disks tells that the deploy finished.
+    // Last: a boot-info.json outside the disks tells that the deploy finished, and so does
+    // Bareon's name for it, written just before; removed again when boot-info.json fails.
     fault::step("boot-info:file")?;
+    let entries = boot_entries_path(inputs.boot_info);
+    if let Some(entries) = &entries {
+        replace_file(entries, info_json.as_bytes(), 0o644)
+            .with_context(|| format!("write {}", entries.display()))?;
+    }
     replace_file(inputs.boot_info, info_json.as_bytes(), 0o644)
-        .with_context(|| format!("write {}", inputs.boot_info.display()))?;
+        .with_context(|| format!("write {}", inputs.boot_info.display()))
+        .inspect_err(|_| {
+            if let Some(entries) = &entries {
+                let _ = std::fs::remove_file(entries);
+            }
+        })?;
     Ok(())
+}
+
+/// The name Bareon's agent gives the file (`/tmp/boot_entries.json`, written by
+/// `GenericDeployDriver._generate_boot_info`) and bareon-ironic reads back
+/// (`bareon_base.py` `_get_boot_info`).
+pub const BAREON_BOOT_ENTRIES: &str = "boot_entries.json";
+
+/// Where the copy of boot-info.json under Bareon's name goes: beside `boot_info`
+/// (`--boot-info`), so `/tmp/boot_entries.json` by default; none when `boot_info` already
+/// has that name.
+pub fn boot_entries_path(boot_info: &Path) -> Option<PathBuf> {
+    if boot_info.file_name()? == BAREON_BOOT_ENTRIES {
+        return None;
+    }
+    Some(boot_info.with_file_name(BAREON_BOOT_ENTRIES))
 }
 
 /// GRUB for UEFI: the x86_64-efi modules next to the BIOS ones in `grub_dir`, and
@@ -447,4 +476,25 @@ fn copy_modules(platform: &Path, dest: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("copying {}", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bareons_boot_entries_go_beside_boot_info() {
+        assert_eq!(
+            boot_entries_path(Path::new("/tmp/boot-info.json")),
+            Some(PathBuf::from("/tmp/boot_entries.json"))
+        );
+        assert_eq!(
+            boot_entries_path(Path::new("node-boot-info.json")),
+            Some(PathBuf::from("boot_entries.json"))
+        );
+        assert_eq!(
+            boot_entries_path(Path::new("/run/x/boot_entries.json")),
+            None
+        );
+    }
 }

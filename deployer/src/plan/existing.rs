@@ -2,7 +2,8 @@
 //! filesystem that keeps its data; see [`Plan::keeps_partition_tables`]) plans what the
 //! disks already hold: every disk's table must be as planned, its partitions keep their
 //! unique GUIDs, and every filesystem whose volume keeps its data must be there, of the
-//! planned type, with the configured label if any, and keeps its UUID.
+//! planned type, with the configured label if any, and keeps its UUID. A filesystem made
+//! anew takes the UUID of the filesystem of its type it replaces.
 //!
 //! This is Bareon's `verify`: compare the schema with the disks and refuse them when they
 //! differ. Bareon's `nailgun_legacy` skips partitioning without a check when a
@@ -69,6 +70,11 @@ pub(super) fn keep_existing(plan: &mut Plan, disks: &[DiskInput]) -> Vec<PlanErr
                 partition.partition_uuid = guid.to_lowercase();
             }
         }
+        for fs in plan.filesystems.iter_mut().filter(|fs| !fs.keep_data) {
+            if let Some(uuid) = replaced_uuid(fs, &disk.name, found_filesystems) {
+                fs.uuid = uuid;
+            }
+        }
         for fs in plan.filesystems.iter_mut().filter(|fs| fs.keep_data) {
             let Device::Partition { disk: name, number } = &fs.device else {
                 continue;
@@ -102,6 +108,24 @@ pub(super) fn keep_existing(plan: &mut Plan, disks: &[DiskInput]) -> Vec<PlanErr
         }
     }
     errors
+}
+
+/// The UUID a filesystem made anew on disk `disk` takes over from the filesystem of the same
+/// type it replaces (`found`: what `blkid -p` read on each partition), so that what names
+/// it and is kept stays true: the fstab and `root=UUID=` of an image whose `/` is kept, and
+/// the multiboot partition's UUID in the boot-info.json copy of such an image.
+fn replaced_uuid(
+    fs: &FilesystemPlan,
+    disk: &str,
+    found: &BTreeMap<u32, Result<BTreeMap<String, String>, String>>,
+) -> Option<String> {
+    let Device::Partition { disk: name, number } = &fs.device else {
+        return None;
+    };
+    let found = found.get(number)?.as_ref().ok().filter(|_| name == disk)?;
+    (found.get("TYPE").map(String::as_str) == Some(fs.fs_type.as_str()))
+        .then(|| found.get("UUID").cloned())
+        .flatten()
 }
 
 /// The UUID of the filesystem `found` (`blkid -p`'s `KEY=value` pairs) that `fs` keeps: it
@@ -271,6 +295,13 @@ mod tests {
     #[test]
     fn the_plan_takes_the_guids_and_uuids_the_disk_holds() {
         let planned = plan_of(VERIFY, None).unwrap();
+        // Whatever the default filesystem is.
+        let srv_type = planned
+            .filesystems
+            .iter()
+            .find(|fs| fs.mount == Mount::Path("/srv".to_owned()))
+            .map(|fs| fs.fs_type.as_str())
+            .unwrap();
         let held = "11111111-2222-4333-8444-555555555555";
         let filesystems = BTreeMap::from([
             (
@@ -283,7 +314,7 @@ mod tests {
             ),
             (
                 5,
-                Ok(found(&[("TYPE", "ext4"), ("UUID", "srv-is-made-anew")])),
+                Ok(found(&[("TYPE", srv_type), ("UUID", "srv-is-made-anew")])),
             ),
             (6, Ok(found(&[("TYPE", "swap"), ("UUID", "swap-uuid")]))),
         ]);
@@ -312,9 +343,31 @@ mod tests {
                 .map(|fs| fs.uuid.clone())
         };
         assert_eq!(
-            srv(&kept),
+            srv(&kept).as_deref(),
+            Some("srv-is-made-anew"),
+            "a filesystem made anew takes the UUID of the one of its type it replaces"
+        );
+        let other = if srv_type == "xfs" { "ext4" } else { "xfs" };
+        let existing = ExistingDisk::Table {
+            table: table_of(&planned, None),
+            filesystems: BTreeMap::from([
+                (
+                    4,
+                    Ok(found(&[
+                        ("TYPE", "ext4"),
+                        ("LABEL", "root"),
+                        ("UUID", held),
+                    ])),
+                ),
+                (5, Ok(found(&[("TYPE", other), ("UUID", "another-type")]))),
+                (6, Ok(found(&[("TYPE", "swap"), ("UUID", "swap-uuid")]))),
+            ]),
+        };
+        let retyped = plan_of(VERIFY, Some(existing)).unwrap();
+        assert_eq!(
+            srv(&retyped),
             srv(&planned),
-            "a filesystem made anew keeps its plan"
+            "a filesystem of another type replaced keeps the planned UUID"
         );
     }
 

@@ -6,7 +6,7 @@
 //! | a local directory, `file://` directory | a tree, copied file by file |
 //! | a local file, `file://` file | a file whose format is detected by its content |
 //! | `http://`, `https://` | a file, downloaded into the deploy's work directory, its `sha256` verified as it streams |
-//! | `rsync://` | a tree on an rsync daemon, copied by rsync with `image_deploy_flags.rsync_flags` |
+//! | `rsync://HOST[:PORT]/MODULE/PATH`, `HOST::MODULE/PATH` | a tree on an rsync daemon, copied by rsync (with `image_deploy_flags.rsync_flags`) from the source as written: with a trailing `/` the directory's contents, without it the directory itself |
 //!
 //! A file is a tar archive (plain, gzip, xz or zstd), a raw ext2/3/4 or xfs filesystem
 //! image, or a qcow2 image of one ([`format`](mod@format)). A filesystem image is written onto the
@@ -17,7 +17,8 @@
 //! once, one line each naming the image: a local path exists (and a file's format is
 //! known, its checksum right when given); an HTTP source answers a ranged GET for the
 //! start of the file, whose format is told from it, and has a `sha256` unless the operator
-//! allows unverified downloads; an rsync source lists (`rsync --list-only`); a raw or
+//! allows unverified downloads; an rsync source lists (`rsync --list-only`), and one that
+//! would copy a directory itself onto an image's `/` is refused; a raw or
 //! qcow2 image fits its partition. [`CheckedSource::fetch`] then gives the deploy each
 //! image's [`Payload`], downloading it first when it comes over HTTP (and checking the
 //! downloaded file again, since only its start was seen before).
@@ -32,7 +33,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::config::{FileSystem, ImageSource};
-use crate::exec::run;
+use crate::exec::{run, StepError};
 use crate::plan::{Device, ImagePlan, Plan};
 use crate::size::MIB;
 use format::{check_qcow2_header, detect, detect_file, Compression, FileFormat, FsImage};
@@ -197,7 +198,7 @@ pub struct CheckedSource {
 pub enum SourceKind {
     /// A local directory.
     Tree(PathBuf),
-    /// An `rsync://` URL.
+    /// An rsync daemon source, as written.
     Rsync(String),
     /// A local file of a known format.
     File { path: PathBuf, format: FileFormat },
@@ -266,7 +267,7 @@ pub enum Fetched {
 pub enum Payload<'a> {
     /// A local directory tree, copied onto the mounted filesystems.
     Tree(&'a Path),
-    /// An `rsync://` URL, copied by rsync onto the mounted filesystems.
+    /// An rsync daemon source, copied by rsync onto the mounted filesystems.
     Rsync(&'a str),
     /// A tar archive, extracted onto the mounted filesystems.
     Tar {
@@ -330,7 +331,8 @@ pub fn preflight(
 ) -> Result<Sources, Vec<String>> {
     let mut checked = Vec::new();
     let mut problems = Vec::new();
-    for image in &plan.images {
+    // An image that is not deployed again is not read: its source is not checked.
+    for image in plan.images.iter().filter(|image| plan.deploys(image)) {
         let target = target_fs(plan, image, &image.target);
         let kind = check_source(
             &image.source,
@@ -428,15 +430,69 @@ fn check_source(
                      (remove it from the config)"
                 ));
             }
-            let argv: Vec<OsString> = ["rsync", "--list-only", url.as_str()]
-                .iter()
-                .map(OsString::from)
-                .collect();
-            run("list the rsync source", &argv)
-                .map_err(|err| format!("source does not answer: {err}"))?;
+            let argv: Vec<OsString> = [
+                "rsync",
+                "--list-only",
+                "--contimeout=20",
+                "--timeout=60",
+                url.as_str(),
+            ]
+            .iter()
+            .map(OsString::from)
+            .collect();
+            let listing = run("list the rsync source", &argv).map_err(|err| match &err {
+                StepError::Failed { stderr_tail, .. } => format!(
+                    "rsync source {url} cannot be listed: {}",
+                    rsync_reason(stderr_tail)
+                ),
+                _ => format!("rsync source {url}: {err}"),
+            })?;
+            let mount_point = target.as_ref().map_or("/", |t| t.mount_point.as_str());
+            check_rsync_listing(url, mount_point, &listing)?;
             Ok(SourceKind::Rsync(url.clone()))
         }
     }
+}
+
+/// Why rsync failed, from its stderr: its first own line (`rsync: ...`, `@ERROR: ...`)
+/// without the role in brackets, else the last line.
+fn rsync_reason(stderr: &str) -> String {
+    let lines = || stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+    let own = lines().find_map(|line| {
+        line.strip_prefix("@ERROR: ").or_else(|| {
+            line.strip_prefix("rsync: ").map(|rest| {
+                rest.strip_prefix('[')
+                    .and_then(|r| r.split_once("] "))
+                    .map_or(rest, |(_, after)| after)
+            })
+        })
+    });
+    own.or_else(|| lines().next_back())
+        .unwrap_or("no message")
+        .to_owned()
+}
+
+/// An rsync source that would copy a directory itself rather than its contents onto an
+/// image's `/` (rsync's meaning of a source without a trailing `/`, which Bareon keeps):
+/// the deploy would end with no kernel in /boot, so it is refused with the way out.
+/// `listing` is `rsync --list-only`'s output for `url`.
+fn check_rsync_listing(url: &str, mount_point: &str, listing: &str) -> Result<(), String> {
+    if url.ends_with('/') || mount_point != "/" {
+        return Ok(());
+    }
+    let name = url.rsplit(['/', ':']).next().unwrap_or_default();
+    let mut entries = listing.lines().filter(|line| !line.trim().is_empty());
+    let only_dir = match (entries.next(), entries.next()) {
+        (Some(entry), None) => entry.starts_with('d') && entry.ends_with(&format!(" {name}")),
+        _ => false,
+    };
+    if only_dir {
+        return Err(format!(
+            "rsync source {url} names the directory {name} itself, which rsync would copy \
+             to /{name} of the image; write {url}/ to copy its contents"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -606,6 +662,40 @@ mod tests {
         assert!(check_fit(&backed, None, &root)
             .unwrap_err()
             .contains("backing file"));
+    }
+
+    #[test]
+    fn rsync_failures_name_rsyncs_own_reason() {
+        let refused = "rsync: [Receiver] failed to connect to 127.0.0.1 (127.0.0.1): \
+            Connection refused (111)\nrsync error: error in socket IO (code 10) at \
+            clientserver.c(139) [Receiver=3.2.7]\n";
+        assert_eq!(
+            rsync_reason(refused),
+            "failed to connect to 127.0.0.1 (127.0.0.1): Connection refused (111)"
+        );
+        let module = "@ERROR: Unknown module 'nope'\nrsync error: error starting client-server \
+            protocol (code 5) at main.c(1863) [Receiver=3.2.7]\n";
+        assert_eq!(rsync_reason(module), "Unknown module 'nope'");
+        assert_eq!(rsync_reason("\nsomething else\n"), "something else");
+    }
+
+    #[test]
+    fn an_rsync_directory_without_its_slash_is_refused_onto_a_root() {
+        let dir = "drwxr-xr-x          4,096 2026/12/07 04:00:00 alpha\n";
+        let err = check_rsync_listing("h::m/alpha", "/", dir).unwrap_err();
+        assert_eq!(
+            err,
+            "rsync source h::m/alpha names the directory alpha itself, which rsync would \
+             copy to /alpha of the image; write h::m/alpha/ to copy its contents"
+        );
+        assert!(check_rsync_listing("rsync://h:873/m/alpha", "/", dir).is_err());
+        assert_eq!(check_rsync_listing("h::m/alpha/", "/", dir), Ok(()));
+        assert_eq!(check_rsync_listing("h::m/alpha", "/opt", dir), Ok(()));
+        let contents = "drwxr-xr-x  4,096 2026/12/07 04:00:00 .\n\
+            drwxr-xr-x  4,096 2026/12/07 04:00:00 boot\n";
+        assert_eq!(check_rsync_listing("h::m/alpha/", "/", contents), Ok(()));
+        let file = "-rw-r--r--  10 2026/12/07 04:00:00 alpha\n";
+        assert_eq!(check_rsync_listing("h::m/alpha", "/", file), Ok(()));
     }
 
     #[test]

@@ -144,7 +144,8 @@ pub(super) fn percent_decode(s: &str) -> Option<String> {
 }
 
 pub(super) fn parse_source(url: &str) -> Result<ImageSource, String> {
-    const EXPECTED: &str = "use a file://, http://, https:// or rsync:// URL or an absolute path";
+    const EXPECTED: &str =
+        "use a file://, http://, https:// or rsync:// URL, HOST::MODULE/PATH or an absolute path";
     if url.is_empty() {
         return Err(format!("the image URL is empty; {EXPECTED}"));
     }
@@ -155,11 +156,14 @@ pub(super) fn parse_source(url: &str) -> Result<ImageSource, String> {
         return Ok(ImageSource::Path(url.to_string()));
     }
     let Some((scheme, rest)) = url.split_once("://") else {
-        if url.contains("::") {
-            return Err(format!(
-                "{} looks like an rsync daemon address; write it as rsync://HOST/MODULE/PATH",
-                quote(url)
-            ));
+        // An IPv6 host is in brackets, its colons before the "::" that ends it.
+        let host_end = url
+            .strip_prefix('[')
+            .and_then(|rest| rest.find(']'))
+            .map_or(0, |end| end + 2);
+        if let Some(at) = url[host_end..].find("::") {
+            let (host, path) = (&url[..host_end + at], &url[host_end + at + 2..]);
+            return parse_rsync_daemon(url, host, path);
         }
         return Err(format!(
             "{} is not a URL or an absolute path; {EXPECTED}",
@@ -196,4 +200,23 @@ pub(super) fn parse_source(url: &str) -> Result<ImageSource, String> {
             quote(scheme)
         )),
     }
+}
+
+/// `HOST::MODULE/PATH`, an rsync daemon source as bareon-ironic writes `image_pull_url`
+/// (`resources/rsync.py` `build_rsync_url_from_rel`) and Bareon hands to rsync as it is:
+/// kept as written, so that a trailing `/` keeps rsync's meaning (the directory's contents).
+fn parse_rsync_daemon(url: &str, host: &str, path: &str) -> Result<ImageSource, String> {
+    if host.is_empty() || host.contains('/') {
+        return Err(format!(
+            "{} has no host before \"::\"; an rsync daemon source is HOST::MODULE/PATH",
+            quote(url)
+        ));
+    }
+    if path.is_empty() || path.starts_with('/') || path.contains("::") {
+        return Err(format!(
+            "{} names no module after \"::\"; an rsync daemon source is HOST::MODULE/PATH",
+            quote(url)
+        ));
+    }
+    Ok(ImageSource::Rsync(url.to_string()))
 }

@@ -210,7 +210,25 @@ fn sources() {
     assert!(parse_source("file://host/srv").is_err());
     assert!(parse_source("http:///x").is_err());
     assert!(parse_source("swift://c/o").is_err());
-    assert!(parse_source("10.0.0.1::module/x").is_err());
+    for daemon in [
+        "10.0.0.1::ironic_rsync/node/x/",
+        "host::m",
+        "user@h::m/x",
+        "[fd00::1]::m/x/",
+        "h::m/a]b",
+    ] {
+        assert_eq!(parse_source(daemon), Ok(ImageSource::Rsync(daemon.into())));
+    }
+    for bad in [
+        "::m/x",
+        "a/b::m/x",
+        "h::",
+        "h::/m",
+        "h::m::x",
+        "[fd00::1]::",
+    ] {
+        assert!(parse_source(bad).is_err(), "{bad}");
+    }
     assert!(parse_source("images/x").is_err());
 }
 

@@ -412,7 +412,14 @@ impl Node {
             loops_of(&self.disk).is_empty(),
             "{what}: a loop device is left"
         );
+        let entries = self.out.join("boot_entries.json");
+        assert_eq!(
+            read(&entries),
+            read(&self.boot_info()),
+            "{what}: boot_entries.json beside boot-info.json"
+        );
         std::fs::remove_file(self.boot_info()).expect("removing boot-info.json");
+        std::fs::remove_file(entries).expect("removing boot_entries.json");
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 

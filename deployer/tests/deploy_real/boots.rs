@@ -494,10 +494,11 @@ fn swap_and_vfat_volumes_get_their_ids_fstab_lines_and_files() {
 
 /// The same deploy twice onto one disk-image file: the second redoes everything over the
 /// first. The second writes boot-info.json to the default `--boot-info`,
-/// `/tmp/boot-info.json` (no other test uses that path), and names the images as Bareon
-/// may (quotes, spaces, `$`, unicode, a URL): boot-info.json and the fstabs keep the
-/// names as written, grub.cfg gets the derived ids and parses, and `bootctl switch` takes
-/// a name as written.
+/// `/tmp/boot-info.json`, and its copy under Bareon's name to `/tmp/boot_entries.json` (no
+/// other test uses those paths); the first, to `--boot-info` and beside it. The second
+/// names the images as Bareon may (quotes, spaces, `$`, unicode, a URL): boot-info.json and
+/// the fstabs keep the names as written, grub.cfg gets the derived ids and parses, and
+/// `bootctl switch` takes a name as written.
 #[test]
 fn an_image_file_deploys_twice_and_boot_info_goes_to_tmp_by_default() {
     require_deploy_tools(TOOLS);
@@ -534,9 +535,22 @@ fn an_image_file_deploys_twice_and_boot_info_goes_to_tmp_by_default() {
         let out = deploy_vda(&config, &disk, boot_info, "deploy");
         let written = boot_info.unwrap_or(default_info);
         let stderr = String::from_utf8_lossy(&out.stderr);
+        let entries = written.with_file_name("boot_entries.json");
         assert!(
-            stderr.contains(&format!("boot-info.json written to {}", written.display())),
+            stderr.contains(&format!(
+                "boot-info.json written to {} and {}",
+                written.display(),
+                entries.display()
+            )),
             "{stderr}"
+        );
+        // Bareon's name for it, beside it: what bareon-ironic reads.
+        assert_eq!(
+            std::fs::read(&entries).expect("boot_entries.json"),
+            std::fs::read(written).expect("boot-info.json"),
+            "{} is not a copy of {}",
+            entries.display(),
+            written.display()
         );
         multiboot_uuids.push(multiboot_uuid(&read_boot_info(written)));
     }

@@ -74,7 +74,8 @@ fn sources_that_cannot_be_deployed_are_refused_before_any_write() {
         ),
         (
             "rsync://127.0.0.1:9/images/solo/".to_owned(),
-            "image solo: source does not answer: list the rsync source",
+            "image solo: rsync source rsync://127.0.0.1:9/images/solo/ cannot be listed: \
+             failed to connect to 127.0.0.1",
         ),
         (
             unknown.display().to_string(),

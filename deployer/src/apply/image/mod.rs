@@ -1,4 +1,6 @@
-//! One image put onto its filesystems: written or copied, its fstab, bootctl and the hooks
+//! One image put onto its filesystems (those made anew: a filesystem that keeps its data is
+//! never written), or the boot entry of an image not deployed again read from it
+//! ([`read_kept_image`]): written or copied, its fstab, bootctl and the hooks
 //! that run it added ([`extras`]), and what its boot entry needs read back. The image is untrusted content: the files the
 //! deployer writes into it or reads from it are looked up as the image itself sees them
 //! ([`resolve_in`], [`file_in_image`]), never on the host.
@@ -26,18 +28,19 @@ use anyhow::{bail, Context};
 use shared::atomic::replace_file;
 use shared::fault;
 use shared::layout::{in_image, BOOTCTL, IMAGE_BOOT_INFO};
+use shared::mount::{Mount, MountOptions};
 
 use crate::apply::copy::copy_tree;
 use crate::apply::disk::AttachedDisks;
 use crate::apply::fsimage;
 use crate::exec::run;
-use crate::plan::{ImagePlan, Plan};
+use crate::plan::{ImagePlan, MountPlan, Plan};
 use crate::source::Payload;
 use shared::kernels::{newest_kernel, KernelPair};
 
 use os_release::{printable, read_os_release};
 use overlap::report_existing;
-use rsync::{dir_arg, rsync_copy, url_arg};
+use rsync::{dir_arg, rsync_copy};
 use tar::{existing_members, TAR_EXTRACT};
 
 /// What a deployed image brings to its boot entry and boot-info.json.
@@ -78,7 +81,15 @@ pub fn deploy_image(
         let node = disks.node(&target.device)?;
         fsimage::install(name, path, *qcow2, fs, target, &node)?;
     }
-    let mounted = MountedImage::mount(name, &layout.mounts, disks, work)?;
+    // A filesystem that keeps its data is not written: not mounted, what the image holds
+    // beneath its mount point goes into the filesystem that holds the mount point.
+    let mounts: Vec<MountPlan> = layout
+        .mounts
+        .iter()
+        .filter(|m| !plan.keeps_data_of(&m.device))
+        .cloned()
+        .collect();
+    let mounted = MountedImage::mount(name, &mounts, disks, work)?;
     let root = mounted.root().to_owned();
     match payload {
         // A local tree is copied by copy_tree, keeping every attribute, faster than cp -a
@@ -107,7 +118,7 @@ pub fn deploy_image(
                 name,
                 &layout,
                 shared,
-                &rsync_copy(name, url_arg(url), &root, rsync_flags)?,
+                &rsync_copy(name, (*url).into(), &root, rsync_flags)?,
             );
         }
         Payload::Tar { path, compression } => {
@@ -133,6 +144,19 @@ pub fn deploy_image(
     }
 
     mounted.fill_vfat(name, shared)?;
+    // The image mounts its kept filesystems at boot: their mount points must be there.
+    for kept in layout
+        .mounts
+        .iter()
+        .filter(|m| plan.keeps_data_of(&m.device))
+    {
+        let what = || format!("image {name}: creating {}", kept.mount_point);
+        let rel = Path::new(kept.mount_point.trim_start_matches('/'));
+        let dir = file_in_image(&root, rel).with_context(what)?;
+        if std::fs::symlink_metadata(&dir).is_err() {
+            std::fs::create_dir(&dir).with_context(what)?;
+        }
+    }
 
     fault::step("image:fstab")?;
     let fstab = file_in_image(&root, Path::new("etc/fstab"))
@@ -162,8 +186,18 @@ pub fn deploy_image(
         ));
     }
 
+    let entry = boot_entry_of(name, &root, os_release)?;
+    mounted
+        .unmount()
+        .with_context(|| format!("unmount image {name}"))?;
+    Ok(entry)
+}
+
+/// What the image `name` mounted at `root` brings to its boot entry: its newest kernel and
+/// its os-release names.
+fn boot_entry_of(name: &str, root: &Path, os_release: OsRelease) -> anyhow::Result<DeployedImage> {
     // /boot as the image sees it: a symlink to "/boot" must not list the host's kernels.
-    let boot_dir = resolve_in(&root, Path::new("boot"), true).map(|dir| root.join(dir));
+    let boot_dir = resolve_in(root, Path::new("boot"), true).map(|dir| root.join(dir));
     let boot_files = boot_dir
         .map(|dir| list_names(&dir))
         .transpose()
@@ -173,17 +207,59 @@ pub fn deploy_image(
     let Some(kernel) = newest_kernel(&names) else {
         bail!("image {name}: no kernel (vmlinuz-*) in /boot");
     };
-    mounted
-        .unmount()
-        .with_context(|| format!("unmount image {name}"))?;
     Ok(DeployedImage {
-        name: name.clone(),
+        name: name.to_owned(),
         title: printable(name, "PRETTY_NAME", os_release.pretty_name)
             .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| name.clone()),
+            .unwrap_or_else(|| name.to_owned()),
         os_id: printable(name, "ID", os_release.id).unwrap_or_default(),
         kernel,
     })
+}
+
+/// Reads the boot entry of `image`, whose `/` keeps its data and which is not deployed
+/// again ([`Plan::deploys`]): its `/` and a separate `/boot` mounted read-only, nothing
+/// written.
+pub fn read_kept_image(
+    plan: &Plan,
+    image: &ImagePlan,
+    disks: &AttachedDisks,
+    work: &Path,
+) -> anyhow::Result<DeployedImage> {
+    let name = &image.name;
+    let layout = plan.layout(image);
+    let opts = |m: &MountPlan| MountOptions {
+        read_only: true,
+        fstype: Some(m.fs_type.as_str().to_owned()),
+    };
+    let step = |m: &MountPlan| {
+        format!(
+            "mount {} of image {name} ({}) read-only",
+            m.mount_point, m.device
+        )
+    };
+    let mount_of = |point: &str| layout.mounts.iter().find(|m| m.mount_point == point);
+    let root_plan = mount_of("/").with_context(|| format!("image {name}: no / filesystem"))?;
+    let root = Mount::new_temp(&disks.node(&root_plan.device)?, work, &opts(root_plan))
+        .with_context(|| step(root_plan))?;
+    let boot = match mount_of("/boot").filter(|_| layout.separate_boot) {
+        Some(boot_plan) => {
+            let dir = root.path().join("boot");
+            Some(
+                Mount::at(&disks.node(&boot_plan.device)?, &dir, &opts(boot_plan))
+                    .with_context(|| step(boot_plan))?,
+            )
+        }
+        None => None,
+    };
+    let entry = boot_entry_of(name, root.path(), read_os_release(root.path()))?;
+    if let Some(boot) = boot {
+        boot.unmount()
+            .with_context(|| format!("unmount /boot of image {name}"))?;
+    }
+    root.unmount()
+        .with_context(|| format!("unmount image {name}"))?;
+    Ok(entry)
 }
 
 /// Whether `path` is a file that is not a multiboot bootctl of any version (every one

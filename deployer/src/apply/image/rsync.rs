@@ -8,7 +8,8 @@ use shared::fault;
 
 use crate::exec::run;
 
-/// Copies `source` (a `DIR/` or an rsync URL ending in `/`) onto `root` with rsync,
+/// Copies `source` (a `DIR/`, or an rsync daemon source as the config writes it, rsync's
+/// trailing `/` included) onto `root` with rsync,
 /// itemizing every file; returns the files that existed on the target before.
 pub(super) fn rsync_copy(
     name: &str,
@@ -70,15 +71,6 @@ pub(super) fn dir_arg(dir: &Path) -> OsString {
     arg
 }
 
-/// An rsync URL ending in `/`: the contents of the directory it names.
-pub(super) fn url_arg(url: &str) -> OsString {
-    if url.ends_with('/') {
-        url.into()
-    } else {
-        format!("{url}/").into()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,11 +78,6 @@ mod tests {
     #[test]
     fn rsync_copies_contents() {
         assert_eq!(dir_arg(Path::new("/srv/img")), OsString::from("/srv/img/"));
-        assert_eq!(
-            url_arg("rsync://h/m/img"),
-            OsString::from("rsync://h/m/img/")
-        );
-        assert_eq!(url_arg("rsync://h/m/"), OsString::from("rsync://h/m/"));
     }
 
     #[test]
