@@ -40,7 +40,8 @@ boot-info.json unreadable or unable to do what was asked, 7 busy (another bootct
 lock), 8 a health check failed, 130 interrupted.";
 
 /// Where the multiboot partition is. Without any of these, bootctl reads the partition's
-/// UUID from /etc/multiboot/boot-info.json, else looks for the filesystem labelled
+/// UUID from /etc/multiboot/boot-info.json (where no device holds it: says so and goes
+/// on), else looks for the filesystem labelled
 /// `multiboot`, else (a node Bareon deployed) for the filesystem whose boot/grub or
 /// boot/grub2 grub.cfg boots the running root.
 #[derive(Debug, Default, Args)]

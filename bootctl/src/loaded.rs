@@ -29,6 +29,9 @@ impl Loaded {
     pub(crate) fn open(cli: &Cli, access: Access, lock_first: bool) -> anyhow::Result<Loaded> {
         let (source, verbose, quiet) = (&cli.source, cli.verbose, cli.quiet);
         let located = source::locate(source, access)?;
+        if let (Some(note), false) = (&located.note, quiet) {
+            eprintln!("bootctl: {note}");
+        }
         if verbose {
             eprintln!("bootctl: {}", located.describe());
         }

@@ -39,6 +39,9 @@ pub struct Located {
     pub root: PathBuf,
     pub uuid: Option<String>,
     pub device: Option<PathBuf>,
+    /// What the user should know about how the partition was found (a stale UUID passed
+    /// over), said on stderr unless --quiet.
+    pub note: Option<String>,
     /// Declared before `disk` so the mount goes before the loop device.
     mount: Option<OwnMount>,
     disk: Option<LoopDevice>,
@@ -137,6 +140,7 @@ pub fn locate(args: &SourceArgs, access: Access) -> anyhow::Result<Located> {
             root: dir.clone(),
             uuid,
             device: None,
+            note: None,
             mount: None,
             disk: None,
         });
@@ -144,33 +148,53 @@ pub fn locate(args: &SourceArgs, access: Access) -> anyhow::Result<Located> {
     if let Some(image) = &args.disk {
         return locate_on_disk(image, access);
     }
-    let (device, fs) = find_device(args.multiboot.as_deref())?;
-    mount_device(device, fs, access, None)
+    let (device, fs, note) = find_device(args.multiboot.as_deref())?;
+    let mut located = mount_device(device, fs, access, None)?;
+    located.note = note;
+    Ok(located)
 }
 
 /// The device of the multiboot filesystem: by --multiboot UUID, else by the UUID in the
 /// image's boot-info.json copy, else by label, else by what its grub.cfg boots (a node
-/// Bareon deployed); with what its superblock says.
-fn find_device(wanted: Option<&str>) -> anyhow::Result<(PathBuf, FsInfo)> {
-    let uuid = match wanted {
-        Some(uuid) => Some((uuid.to_owned(), "--multiboot")),
-        None => read_boot_info(Path::new(IMAGE_BOOT_INFO))?
-            .map(|info| (info.multiboot_partition, IMAGE_BOOT_INFO)),
+/// Bareon deployed); with what its superblock says, and a note when the image's copy named
+/// a UUID no device holds (the partition made anew by an older deploy, or another tool).
+fn find_device(wanted: Option<&str>) -> anyhow::Result<(PathBuf, FsInfo, Option<String>)> {
+    let missing = |uuid: &str, named_by: &str| {
+        format!("no block device holds the multiboot filesystem UUID {uuid} (named by {named_by})")
     };
-    if let Some((uuid, named_by)) = uuid {
-        // A partition that was there at deploy time can be gone: a disk replaced or removed.
-        return blockdev::find_by_uuid(&uuid)
-            .context("looking for the multiboot partition")?
-            .ok_or_else(|| {
-                fail(
-                    Code::NotFound,
-                    format!(
-                        "no block device holds the multiboot filesystem UUID {uuid} \
-                         (named by {named_by})"
-                    ),
-                )
-            });
+    if let Some(uuid) = wanted {
+        let found = blockdev::find_by_uuid(uuid).context("looking for the multiboot partition")?;
+        return found
+            .map(|(device, fs)| (device, fs, None))
+            .ok_or_else(|| fail(Code::NotFound, missing(uuid, "--multiboot")));
     }
+    let Some(info) = read_boot_info(Path::new(IMAGE_BOOT_INFO))? else {
+        return search_device().map(|(device, fs)| (device, fs, None));
+    };
+    let uuid = info.multiboot_partition;
+    if let Some((device, fs)) =
+        blockdev::find_by_uuid(&uuid).context("looking for the multiboot partition")?
+    {
+        return Ok((device, fs, None));
+    }
+    // The copy is stale: look as if there were none, and say so; when that finds nothing
+    // either, the stale UUID is the clearest thing to report.
+    match search_device() {
+        Ok((device, fs)) => {
+            let note = format!(
+                "{}; using {} instead",
+                missing(&uuid, IMAGE_BOOT_INFO),
+                device.display()
+            );
+            Ok((device, fs, Some(note)))
+        }
+        Err(_) => Err(fail(Code::NotFound, missing(&uuid, IMAGE_BOOT_INFO))),
+    }
+}
+
+/// The multiboot filesystem found without a UUID: by label, else by what its grub.cfg
+/// boots.
+fn search_device() -> anyhow::Result<(PathBuf, FsInfo)> {
     let labelled = blockdev::find_by_label(MULTIBOOT_LABEL).map_err(|err| {
         fail(
             Code::NotFound,
@@ -332,6 +356,7 @@ fn mount_device(
                 root,
                 uuid: found.uuid,
                 device: Some(device),
+                note: None,
                 mount: None,
                 disk,
             });
@@ -362,6 +387,7 @@ fn mount_device(
         root: mount.path().to_owned(),
         uuid: found.uuid,
         device: Some(device),
+        note: None,
         mount: Some(mount),
         disk,
     })
