@@ -10,6 +10,31 @@ pub(super) struct Request<'a> {
     pub(super) size: Size,
 }
 
+/// The config paths of a disk's or volume group's volumes: `config_index` says where each
+/// is among the container's `volumes` (skipped ones left out).
+pub(super) fn volume_paths(container: &JsonPath, config_index: &[usize]) -> Vec<JsonPath> {
+    config_index
+        .iter()
+        .map(|&j| container.key("volumes").index(j))
+        .collect()
+}
+
+/// One request per volume, named by its path in `paths` (from [`volume_paths`]).
+pub(super) fn requests<'a, T>(
+    paths: &'a [JsonPath],
+    volumes: &[T],
+    size: impl Fn(&T) -> Size,
+) -> Vec<Request<'a>> {
+    volumes
+        .iter()
+        .zip(paths)
+        .map(|(volume, path)| Request {
+            path,
+            size: size(volume),
+        })
+        .collect()
+}
+
 /// Sizes in MiB for `requests` within `free_mib`, in multiples of `unit_mib` (1, or a
 /// volume group's extent): exact sizes rounded up, percentages of `free_mib` (the space
 /// usable once the implicit partitions and the GPTs are taken) rounded down, `remaining`

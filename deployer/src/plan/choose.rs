@@ -10,7 +10,7 @@ use crate::sfdisk::partition_number;
 use crate::size::MIB;
 use crate::validate::JsonPath;
 
-use super::allocate::Request;
+use super::allocate::{requests, volume_paths};
 use super::bareon::{self, Geometry};
 use super::ids::{IdSource, SequentialIds};
 use super::input::{DiskInput, ExistingDisk};
@@ -87,20 +87,8 @@ fn fits_bareon_single(config: &ProvisionConfig, disks: &[DiskInput]) -> bool {
         let Some(geometry) = Geometry::new(input.size_bytes, input.sector_size) else {
             return false;
         };
-        let paths: Vec<JsonPath> = disk
-            .config_index
-            .iter()
-            .map(|&j| path.key("volumes").index(j))
-            .collect();
-        let requests: Vec<Request<'_>> = disk
-            .volumes
-            .iter()
-            .zip(&paths)
-            .map(|(volume, path)| Request {
-                path,
-                size: volume_size(volume),
-            })
-            .collect();
+        let paths = volume_paths(&path, &disk.config_index);
+        let requests = requests(&paths, &disk.volumes, volume_size);
         bareon::place(geometry, &[BAREON_BIOS_GRUB_MIB], &requests, &path, "").is_ok()
     })
 }

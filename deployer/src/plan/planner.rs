@@ -9,7 +9,7 @@ use crate::text::quote;
 use crate::validate::JsonPath;
 use shared::layout::{ESP_LABEL, MULTIBOOT_LABEL};
 
-use super::allocate::{allocate, Request};
+use super::allocate::{allocate, requests, volume_paths, Request};
 use super::bareon::{self, Geometry, Span};
 use super::existing::keep_existing;
 use super::ids::{grub_menu_ids, IdSource};
@@ -364,20 +364,8 @@ impl<I: IdSource> Planner<'_, I> {
             first_usable_sector: FIRST_USABLE_MIB * sectors_per_mib,
             partitions: Vec::new(),
         };
-        let volume_paths: Vec<JsonPath> = disk
-            .config_index
-            .iter()
-            .map(|&j| path.key("volumes").index(j))
-            .collect();
-        let requests: Vec<Request<'_>> = disk
-            .volumes
-            .iter()
-            .zip(&volume_paths)
-            .map(|(volume, path)| Request {
-                path,
-                size: volume_size(volume),
-            })
-            .collect();
+        let volume_paths = volume_paths(path, &disk.config_index);
+        let requests = requests(&volume_paths, &disk.volumes, volume_size);
         let places = match self.layout {
             Layout::Default => self.default_places(path, input, first, &requests, &mut plan),
             Layout::Bareon => self.bareon_places(path, input, first, &requests, &mut plan),
@@ -684,20 +672,8 @@ impl<I: IdSource> Planner<'_, I> {
             size_mib,
             logical_volumes: Vec::new(),
         };
-        let lv_paths: Vec<JsonPath> = vg
-            .config_index
-            .iter()
-            .map(|&j| path.key("volumes").index(j))
-            .collect();
-        let requests: Vec<Request<'_>> = vg
-            .volumes
-            .iter()
-            .zip(&lv_paths)
-            .map(|(lv, path)| Request {
-                path,
-                size: lv.fs.size,
-            })
-            .collect();
+        let lv_paths = volume_paths(path, &vg.config_index);
+        let requests = requests(&lv_paths, &vg.volumes, |lv| lv.fs.size);
         let container = format!("volume group {}", quote(&vg.id));
         let sizes = match allocate(&requests, size_mib, LVM_EXTENT_MIB, &container) {
             Ok(sizes) => sizes,
