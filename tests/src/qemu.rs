@@ -75,7 +75,10 @@ pub fn boot_with(
     timeout: Duration,
     artifact_name: &str,
 ) -> BootOutcome {
-    boot_machine(&[disk], firmware, direct, timeout, artifact_name)
+    let disks = [disk];
+    let mut machine = Machine::new(&disks, firmware, timeout, artifact_name);
+    machine.direct = direct;
+    machine.boot()
 }
 
 /// [`boot`] of a machine with several disks, in the order the firmware sees them: BIOS
@@ -86,16 +89,66 @@ pub fn boot_disks(
     timeout: Duration,
     artifact_name: &str,
 ) -> BootOutcome {
-    boot_machine(disks, firmware, None, timeout, artifact_name)
+    Machine::new(disks, firmware, timeout, artifact_name).boot()
 }
 
-fn boot_machine(
+/// Boots `direct` (the deploy ramdisk) on SeaBIOS with `disks` and one NIC on QEMU's
+/// user-mode network, where the guest is 10.0.2.15 (by DHCP) and reaches this machine's
+/// 127.0.0.1 as 10.0.2.2, until the guest powers off (or `timeout`).
+pub fn boot_networked(
     disks: &[&Path],
-    firmware: Firmware,
-    direct: Option<&DirectKernel>,
+    direct: &DirectKernel,
     timeout: Duration,
     artifact_name: &str,
 ) -> BootOutcome {
+    let mut machine = Machine::new(disks, Firmware::Bios, timeout, artifact_name);
+    machine.direct = Some(direct);
+    machine.network = true;
+    machine.boot()
+}
+
+/// What [`Machine::boot`] starts.
+struct Machine<'a> {
+    disks: &'a [&'a Path],
+    firmware: Firmware,
+    direct: Option<&'a DirectKernel>,
+    /// One virtio NIC on QEMU's user-mode network (none otherwise).
+    network: bool,
+    timeout: Duration,
+    artifact_name: &'a str,
+}
+
+impl<'a> Machine<'a> {
+    fn new(
+        disks: &'a [&'a Path],
+        firmware: Firmware,
+        timeout: Duration,
+        artifact_name: &'a str,
+    ) -> Self {
+        Machine {
+            disks,
+            firmware,
+            direct: None,
+            network: false,
+            timeout,
+            artifact_name,
+        }
+    }
+
+    fn boot(&self) -> BootOutcome {
+        boot_machine(self)
+    }
+}
+
+fn boot_machine(machine: &Machine) -> BootOutcome {
+    let Machine {
+        disks,
+        firmware,
+        direct,
+        network,
+        timeout,
+        artifact_name,
+    } = *machine;
     tools::require_tools(&["qemu-system-x86_64"]);
     let artifacts = crate::artifacts_dir();
     fs::create_dir_all(&artifacts)
@@ -109,14 +162,12 @@ fn boot_machine(
     // no RDRAND, so the guest's entropy pool fills slowly, as early in a real node's boot:
     // the bootctl run inside the guest proves it never waits for randomness.
     qemu.args(["-m", "768", "-smp", "1"])
-        .args([
-            "-nographic",
-            "-no-reboot",
-            "-monitor",
-            "none",
-            "-nic",
-            "none",
-        ])
+        .args(["-nographic", "-no-reboot", "-monitor", "none", "-nic"])
+        .arg(if network {
+            "user,model=virtio-net-pci"
+        } else {
+            "none"
+        })
         .arg("-serial")
         .arg(format!("file:{}", log.display()));
     for disk in disks {

@@ -1,0 +1,153 @@
+//! The deploy ramdisk (`packaging/ramdisk`), booted for real as a PXE node boots it: QEMU
+//! (TCG) loads its vmlinuz and initrd.img with the kernel command line of the README's
+//! "Deploy from a ramdisk (PXE)", one blank virtio disk and a NIC on QEMU's user-mode
+//! network. The ramdisk takes DHCP, fetches provision.json and two fixture images
+//! (tar.zst with their sha256) from HTTP servers on this machine's 127.0.0.1 (the
+//! guest's 10.0.2.2), deploys both onto partitions of its own and powers off; then the
+//! disk boots alone, into alpha (the default).
+//!
+//! Opt-in, as it builds the ramdisk (release deployer, about a minute more once built)
+//! and boots twice under TCG:
+//!
+//! ```text
+//! cargo nextest run -p deployer --test ramdisk --run-ignored only
+//! ```
+//!
+//! The consoles are kept in tests/artifacts/ramdisk-deploy.log and ramdisk-alpha.log. A
+//! missing tool fails the test and names `scripts/setup`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use e2e::build::without_cargo_env;
+use e2e::cmd;
+use e2e::deploy::write_images_config;
+use e2e::disk::sha256;
+use e2e::fixture::FixtureImage;
+use e2e::http::HttpServer;
+use e2e::qemu::{self, expect_boot, DirectKernel, Firmware};
+use e2e::tmp::TempDir;
+use e2e::tools::require_tools;
+use serde_json::Value;
+
+/// The ramdisk's build and its boot: it unpacks about 100 MB and runs every step of the
+/// deploy under TCG.
+const DEPLOY_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// One fixture boot of the deployed disk.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The disk-image file the ramdisk deploys onto, as `/dev/vda`.
+const DISK_BYTES: u64 = 1 << 30;
+
+/// How the guest reaches this machine's 127.0.0.1 on QEMU's user-mode network.
+const HOST_FROM_GUEST: &str = "10.0.2.2";
+
+/// `url` (a server's `http://127.0.0.1:PORT/NAME`) as the guest reaches it.
+fn guest_url(url: &str) -> String {
+    url.replacen("127.0.0.1", HOST_FROM_GUEST, 1)
+}
+
+/// Runs `packaging/ramdisk DIR` and returns DIR/vmlinuz and DIR/initrd.img.
+fn build_ramdisk(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let started = Instant::now();
+    let mut build = Command::new(e2e::workspace_root().join("packaging/ramdisk"));
+    without_cargo_env(&mut build);
+    cmd::run(build.arg(dir));
+    let initrd = dir.join("initrd.img");
+    let size = std::fs::metadata(&initrd)
+        .unwrap_or_else(|e| panic!("{}: {e}", initrd.display()))
+        .len();
+    eprintln!(
+        "ramdisk: packaging/ramdisk took {:.1?}, initrd.img {} MiB",
+        started.elapsed(),
+        size >> 20
+    );
+    (dir.join("vmlinuz"), initrd)
+}
+
+#[test]
+#[ignore = "builds the ramdisk and boots twice (several minutes): run with --run-ignored only"]
+fn the_ramdisk_deploys_two_images_from_http_and_the_disk_boots_alpha() {
+    require_tools(&["qemu-system-x86_64", "busybox", "cpio", "zstd", "tar", "curl"]);
+    let started = Instant::now();
+    let scratch = TempDir::new("ramdisk");
+    let (vmlinuz, initrd) = build_ramdisk(&scratch.join("dist"));
+
+    let alpha = FixtureImage::new("alpha");
+    let beta = FixtureImage::new("beta");
+    let config_path = write_images_config(
+        scratch.path(),
+        &[&alpha, &beta],
+        "alpha",
+        &[],
+        "console=ttyS0 quiet panic=-1",
+        240,
+    );
+    let mut images = BTreeMap::new();
+    for name in ["alpha", "beta"] {
+        let tarball = scratch.join(format!("{name}.tar.zst"));
+        cmd::run(
+            Command::new("tar")
+                .arg("--zstd")
+                .arg("--numeric-owner")
+                .arg("-C")
+                .arg(scratch.join(name))
+                .arg("-cf")
+                .arg(&tarball)
+                .arg("."),
+        );
+        images.insert(format!("{name}.tar.zst"), tarball);
+    }
+    let image_server = HttpServer::serve(
+        images
+            .iter()
+            .map(|(name, path)| (name.clone(), std::fs::read(path).expect("a tarball")))
+            .collect(),
+    );
+    let mut config: Value =
+        serde_json::from_slice(&std::fs::read(&config_path).expect("provision.json"))
+            .expect("provision.json is JSON");
+    for image in config["images"].as_array_mut().expect("images") {
+        let file = format!("{}.tar.zst", image["name"].as_str().expect("a name"));
+        image["image_pull_url"] = guest_url(&image_server.url(&file)).into();
+        image["sha256"] = sha256(&images[&file]).into();
+    }
+    let config_server = HttpServer::serve(BTreeMap::from([(
+        "provision.json".to_owned(),
+        config.to_string().into_bytes(),
+    )]));
+
+    let disk = scratch.join("node.img");
+    std::fs::File::create(&disk)
+        .and_then(|file| file.set_len(DISK_BYTES))
+        .expect("creating the blank disk");
+    let direct = DirectKernel {
+        kernel: vmlinuz,
+        initrd,
+        append: format!(
+            "console=ttyS0 panic=-1 deployer.config={} deployer.disk=vda=/dev/vda \
+             deployer.done=poweroff",
+            guest_url(&config_server.url("provision.json"))
+        ),
+    };
+    let deployed = qemu::boot_networked(&[&disk], &direct, DEPLOY_TIMEOUT, "ramdisk-deploy");
+    let tail: Vec<&str> = deployed.serial.lines().rev().take(40).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    assert!(
+        !deployed.timed_out
+            && deployed.serial.contains("deployer: deployed 2 image(s)")
+            && deployed.serial.contains("ramdisk: deploy done"),
+        "the ramdisk did not deploy (after {:.1?}); console: {}\n--- last lines ---\n{}",
+        deployed.elapsed,
+        deployed.log.display(),
+        tail.join("\n")
+    );
+    eprintln!("ramdisk: the deploy boot took {:.1?}", deployed.elapsed);
+
+    let booted = qemu::boot(&disk, Firmware::Bios, BOOT_TIMEOUT, "ramdisk-alpha");
+    expect_boot(&booted, "alpha", "the disk the ramdisk deployed");
+    eprintln!("ramdisk: the whole test took {:.1?}", started.elapsed());
+}
