@@ -4,10 +4,13 @@
 //! network. The ramdisk takes DHCP, fetches provision.json and two fixture images
 //! (tar.zst with their sha256) from HTTP servers on this machine's 127.0.0.1 (the
 //! guest's 10.0.2.2), deploys both onto partitions of its own and powers off; then the
-//! disk boots alone, into alpha (the default).
+//! disk boots alone, into alpha (the default). Before that, a boot whose
+//! `deployer.disk=` names a disk the config lacks shows the deployer's error and
+//! `ramdisk: FAILED` on the console and powers off (`deployer.done=poweroff`), the disk
+//! untouched.
 //!
-//! Opt-in, as it builds the ramdisk (release deployer, about a minute more once built)
-//! and boots twice under TCG:
+//! Opt-in, as it builds the ramdisk (about 10 s once the release deployer is built, a
+//! few minutes before) and boots three times under TCG (about 45 s in all):
 //!
 //! ```text
 //! cargo nextest run -p deployer --test ramdisk --run-ignored only
@@ -17,7 +20,8 @@
 //! missing tool fails the test and names `scripts/setup`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -32,15 +36,15 @@ use e2e::tmp::TempDir;
 use e2e::tools::require_tools;
 use serde_json::Value;
 
-/// The ramdisk's build and its boot: it unpacks about 100 MB and runs every step of the
-/// deploy under TCG.
+/// One boot of the ramdisk: it unpacks about 90 MB and runs every step of the deploy
+/// under TCG (15 s on an idle machine).
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// One fixture boot of the deployed disk.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The disk-image file the ramdisk deploys onto, as `/dev/vda`.
-const DISK_BYTES: u64 = 1 << 30;
+const DISK_BYTES: u64 = 768 << 20;
 
 /// How the guest reaches this machine's 127.0.0.1 on QEMU's user-mode network.
 const HOST_FROM_GUEST: &str = "10.0.2.2";
@@ -51,7 +55,7 @@ fn guest_url(url: &str) -> String {
 }
 
 /// Runs `packaging/ramdisk DIR` and returns DIR/vmlinuz and DIR/initrd.img.
-fn build_ramdisk(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+fn build_ramdisk(dir: &Path) -> (PathBuf, PathBuf) {
     let started = Instant::now();
     let mut build = Command::new(e2e::workspace_root().join("packaging/ramdisk"));
     without_cargo_env(&mut build);
@@ -68,10 +72,38 @@ fn build_ramdisk(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     (dir.join("vmlinuz"), initrd)
 }
 
+/// Whether the file at `path` holds only zero bytes.
+fn all_zeros(path: &Path) -> bool {
+    let mut file = std::fs::File::open(path).expect("opening the disk");
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let read = file.read(&mut buffer).expect("reading the disk");
+        if read == 0 {
+            return true;
+        }
+        if buffer[..read].iter().any(|byte| *byte != 0) {
+            return false;
+        }
+    }
+}
+
+/// The last 40 lines of a console log.
+fn last_lines(serial: &str) -> String {
+    let lines: Vec<&str> = serial.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
 #[test]
-#[ignore = "builds the ramdisk and boots twice (several minutes): run with --run-ignored only"]
+#[ignore = "builds the ramdisk and boots three times (a minute, more on a first build): run with --run-ignored only"]
 fn the_ramdisk_deploys_two_images_from_http_and_the_disk_boots_alpha() {
-    require_tools(&["qemu-system-x86_64", "busybox", "cpio", "zstd", "tar", "curl"]);
+    require_tools(&[
+        "qemu-system-x86_64",
+        "busybox",
+        "cpio",
+        "zstd",
+        "tar",
+        "curl",
+    ]);
     let started = Instant::now();
     let scratch = TempDir::new("ramdisk");
     let (vmlinuz, initrd) = build_ramdisk(&scratch.join("dist"));
@@ -124,18 +156,48 @@ fn the_ramdisk_deploys_two_images_from_http_and_the_disk_boots_alpha() {
     std::fs::File::create(&disk)
         .and_then(|file| file.set_len(DISK_BYTES))
         .expect("creating the blank disk");
-    let direct = DirectKernel {
-        kernel: vmlinuz,
-        initrd,
+    let config_url = guest_url(&config_server.url("provision.json"));
+    let ramdisk = |disks: &str| DirectKernel {
+        kernel: vmlinuz.clone(),
+        initrd: initrd.clone(),
         append: format!(
-            "console=ttyS0 panic=-1 deployer.config={} deployer.disk=vda=/dev/vda \
-             deployer.done=poweroff",
-            guest_url(&config_server.url("provision.json"))
+            "console=ttyS0 panic=-1 deployer.config={config_url} {disks} deployer.done=poweroff"
         ),
     };
-    let deployed = qemu::boot_networked(&[&disk], &direct, DEPLOY_TIMEOUT, "ramdisk-deploy");
-    let tail: Vec<&str> = deployed.serial.lines().rev().take(40).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
+
+    // A deploy the deployer refuses (a disk id the config does not have): the error on
+    // the console, the machine off (as deployer.done=poweroff asks), the disk untouched.
+    let refused = qemu::boot_networked(
+        &[&disk],
+        &ramdisk("deployer.disk=vdb=/dev/vda"),
+        DEPLOY_TIMEOUT,
+        "ramdisk-refused",
+    );
+    assert!(
+        !refused.timed_out
+            && refused
+                .serial
+                .contains("--disk vdb: no disk of the config has id \"vdb\"")
+            && refused
+                .serial
+                .contains("ramdisk: FAILED: deployer deploy exited with 3")
+            && !refused.serial.contains("ramdisk: deploy done"),
+        "the refused deploy: console {}\n--- last lines ---\n{}",
+        refused.log.display(),
+        last_lines(&refused.serial)
+    );
+    assert!(all_zeros(&disk), "the refused deploy wrote to the disk");
+    eprintln!(
+        "ramdisk: the refused deploy's boot took {:.1?}",
+        refused.elapsed
+    );
+
+    let deployed = qemu::boot_networked(
+        &[&disk],
+        &ramdisk("deployer.disk=vda=/dev/vda"),
+        DEPLOY_TIMEOUT,
+        "ramdisk-deploy",
+    );
     assert!(
         !deployed.timed_out
             && deployed.serial.contains("deployer: deployed 2 image(s)")
@@ -143,7 +205,7 @@ fn the_ramdisk_deploys_two_images_from_http_and_the_disk_boots_alpha() {
         "the ramdisk did not deploy (after {:.1?}); console: {}\n--- last lines ---\n{}",
         deployed.elapsed,
         deployed.log.display(),
-        tail.join("\n")
+        last_lines(&deployed.serial)
     );
     eprintln!("ramdisk: the deploy boot took {:.1?}", deployed.elapsed);
 
