@@ -4,7 +4,8 @@
 //! network. The ramdisk takes DHCP, fetches provision.json and two fixture images
 //! (tar.zst with their sha256) from HTTP servers on this machine's 127.0.0.1 (the
 //! guest's 10.0.2.2), deploys both onto partitions of its own and powers off; then the
-//! disk boots alone, into alpha (the default). Before that, a boot whose
+//! disk boots alone, into alpha (the default). Before that, a boot that reads the same
+//! config from a second disk (`deployer.config=file:LABEL=cfg:/provision.json`) and whose
 //! `deployer.disk=` names a disk the config lacks shows the deployer's error and
 //! `ramdisk: FAILED` on the console and powers off (`deployer.done=poweroff`), the disk
 //! untouched.
@@ -156,20 +157,34 @@ fn the_ramdisk_deploys_two_images_from_http_and_the_disk_boots_alpha() {
     std::fs::File::create(&disk)
         .and_then(|file| file.set_len(DISK_BYTES))
         .expect("creating the blank disk");
-    let config_url = guest_url(&config_server.url("provision.json"));
-    let ramdisk = |disks: &str| DirectKernel {
+    let ramdisk = |config: &str, disks: &str| DirectKernel {
         kernel: vmlinuz.clone(),
         initrd: initrd.clone(),
         append: format!(
-            "console=ttyS0 panic=-1 deployer.config={config_url} {disks} deployer.done=poweroff"
+            "console=ttyS0 panic=-1 deployer.config={config} {disks} deployer.done=poweroff"
         ),
     };
 
-    // A deploy the deployer refuses (a disk id the config does not have): the error on
-    // the console, the machine off (as deployer.done=poweroff asks), the disk untouched.
+    // The same config from an ext4 filesystem labelled "cfg" on a second disk, with a
+    // deploy the deployer refuses (a disk id the config does not have): the error on the
+    // console, the machine off (as deployer.done=poweroff asks), the disk untouched.
+    let cfg_tree = scratch.join("cfg");
+    std::fs::create_dir_all(&cfg_tree).expect("creating the cfg tree");
+    std::fs::write(cfg_tree.join("provision.json"), config.to_string()).expect("writing it");
+    let cfg_disk = scratch.join("cfg.img");
+    cmd::run(
+        Command::new("mkfs.ext4")
+            .args(["-q", "-L", "cfg", "-d"])
+            .arg(&cfg_tree)
+            .arg(&cfg_disk)
+            .arg("8M"),
+    );
     let refused = qemu::boot_networked(
-        &[&disk],
-        &ramdisk("deployer.disk=vdb=/dev/vda"),
+        &[&disk, &cfg_disk],
+        &ramdisk(
+            "file:LABEL=cfg:/provision.json",
+            "deployer.disk=vdb=/dev/vda",
+        ),
         DEPLOY_TIMEOUT,
         "ramdisk-refused",
     );
@@ -194,7 +209,10 @@ fn the_ramdisk_deploys_two_images_from_http_and_the_disk_boots_alpha() {
 
     let deployed = qemu::boot_networked(
         &[&disk],
-        &ramdisk("deployer.disk=vda=/dev/vda"),
+        &ramdisk(
+            &guest_url(&config_server.url("provision.json")),
+            "deployer.disk=vda=/dev/vda",
+        ),
         DEPLOY_TIMEOUT,
         "ramdisk-deploy",
     );
