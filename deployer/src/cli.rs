@@ -149,7 +149,9 @@ pub enum Command {
     /// shows the plan and asks before destroying anything, unless --yes. A disk-image
     /// file that does not exist is created at the disk's planned size. HTTP sources are
     /// downloaded into a private directory under $TMPDIR (else /tmp), one image at a
-    /// time, and their checksum verified. A deploy that fails after the first write wipes
+    /// time, and their checksum verified; they go through the proxy of http_proxy
+    /// (http://) or https_proxy (https://), except to the hosts of no_proxy (with their
+    /// subdomains; "*" for all), as curl does. A deploy that fails after the first write wipes
     /// the new partition tables (unless --preserve-on-error; a kept table is never
     /// wiped), names the failed step and exits with status 1.
     #[command(after_help = DEPLOY_HELP)]

@@ -166,7 +166,7 @@ fn prepare(plan: &Plan, options: &DeployOptions) -> Result<Ready, Stop> {
         );
     }
     let work = WorkDir::create().map_err(|err| Stop::failed(&err))?;
-    let client = source::Client::new(options.cacert.as_deref())
+    let client = source::Client::new(options.cacert.as_deref(), source::Proxies::from_env())
         .map_err(|err| Stop::refused(vec![format!("{err:#}")]))?;
     let sources = source::preflight(
         plan,

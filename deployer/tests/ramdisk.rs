@@ -1,9 +1,11 @@
 //! The deploy ramdisk (`packaging/ramdisk`), booted for real as a PXE node boots it: QEMU
 //! (TCG) loads its vmlinuz and initrd.img with the kernel command line of the README's
 //! "Deploy from a ramdisk (PXE)", one blank virtio disk and a NIC on QEMU's user-mode
-//! network. The ramdisk takes DHCP, fetches provision.json and two fixture images
-//! (tar.zst with their sha256) from HTTP servers on this machine's 127.0.0.1 (the
-//! guest's 10.0.2.2), deploys both onto partitions of its own and powers off; then the
+//! network. The ramdisk takes DHCP, fetches provision.json from an HTTP server on this
+//! machine's 127.0.0.1 (the guest's 10.0.2.2, reached directly as `deployer.no_proxy=`
+//! says) and two fixture images (tar.zst with their sha256) at `http://images.invalid/`
+//! through the same server as the proxy of `deployer.proxy=`, deploys both onto
+//! partitions of their own and powers off; then the
 //! disk boots alone, into alpha (the default). Before that, a boot that reads the same
 //! config from a second disk (`deployer.config=file:LABEL=cfg:/provision.json`) and whose
 //! `deployer.disk=` names a disk the config lacks shows the deployer's error and
@@ -49,6 +51,10 @@ const DISK_BYTES: u64 = 768 << 20;
 
 /// How the guest reaches this machine's 127.0.0.1 on QEMU's user-mode network.
 const HOST_FROM_GUEST: &str = "10.0.2.2";
+
+/// Where the config says the images are: a host that resolves nowhere, reached through
+/// the proxy.
+const IMAGES_URL: &str = "http://images.invalid";
 
 /// `url` (a server's `http://127.0.0.1:PORT/NAME`) as the guest reaches it.
 fn guest_url(url: &str) -> String {
@@ -134,24 +140,25 @@ fn the_ramdisk_deploys_two_images_from_http_and_the_disk_boots_alpha() {
         );
         images.insert(format!("{name}.tar.zst"), tarball);
     }
-    let image_server = HttpServer::serve(
-        images
-            .iter()
-            .map(|(name, path)| (name.clone(), std::fs::read(path).expect("a tarball")))
-            .collect(),
-    );
+    // The images' host resolves nowhere: they come through the proxy of
+    // deployer.proxy=, the server that also serves provision.json, which curl fetches
+    // directly (deployer.no_proxy= names its address). A proxy is asked for the whole
+    // URL: the server serves each image under it.
     let mut config: Value =
         serde_json::from_slice(&std::fs::read(&config_path).expect("provision.json"))
             .expect("provision.json is JSON");
+    let mut files = BTreeMap::new();
     for image in config["images"].as_array_mut().expect("images") {
         let file = format!("{}.tar.zst", image["name"].as_str().expect("a name"));
-        image["image_pull_url"] = guest_url(&image_server.url(&file)).into();
+        let url = format!("{IMAGES_URL}/{file}");
+        image["image_pull_url"] = url.clone().into();
         image["sha256"] = sha256(&images[&file]).into();
+        files.insert(url, std::fs::read(&images[&file]).expect("a tarball"));
     }
-    let config_server = HttpServer::serve(BTreeMap::from([(
-        "provision.json".to_owned(),
-        config.to_string().into_bytes(),
-    )]));
+    files.insert("provision.json".to_owned(), config.to_string().into_bytes());
+    let server = HttpServer::serve(files);
+    let server_url = guest_url(&server.url(""));
+    let proxy = server_url.trim_end_matches('/');
 
     let disk = scratch.join("node.img");
     std::fs::File::create(&disk)
@@ -210,14 +217,21 @@ fn the_ramdisk_deploys_two_images_from_http_and_the_disk_boots_alpha() {
     let deployed = qemu::boot_networked(
         &[&disk],
         &ramdisk(
-            &guest_url(&config_server.url("provision.json")),
-            "deployer.disk=vda=/dev/vda",
+            &format!("{server_url}provision.json"),
+            &format!(
+                "deployer.disk=vda=/dev/vda deployer.proxy={proxy} \
+                 deployer.no_proxy={HOST_FROM_GUEST}"
+            ),
         ),
         DEPLOY_TIMEOUT,
         "ramdisk-deploy",
     );
     assert!(
         !deployed.timed_out
+            && deployed
+                .serial
+                .contains("deploying image alpha from http://images.invalid/alpha.tar.zst")
+            && deployed.serial.contains("image beta: downloaded ")
             && deployed.serial.contains("deployer: deployed 2 image(s)")
             && deployed.serial.contains("ramdisk: deploy done"),
         "the ramdisk did not deploy (after {:.1?}); console: {}\n--- last lines ---\n{}",

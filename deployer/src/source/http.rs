@@ -6,7 +6,8 @@
 //! Mozilla root certificates built into the deployer (webpki-roots), so a provisioning
 //! ramdisk needs no certificate store, and against the certificates of `deploy --cacert`
 //! (an image server behind a private CA). Redirects are followed (at most 5). A transfer
-//! that makes no progress for [`READ_TIMEOUT`] fails.
+//! that makes no progress for [`READ_TIMEOUT`] fails. Each URL goes through the proxy the
+//! environment names for it ([`Proxies`]).
 //!
 //! A download shows its progress with a [`Meter`]: a bar on a terminal, else a plain line
 //! every few seconds (bytes so far, the percentage and the time left when the length is
@@ -28,6 +29,7 @@ use shared::fault;
 
 use crate::progress::{Meter, Total};
 use crate::source::format::HEAD_BYTES;
+use crate::source::proxy::Proxies;
 
 /// How long connecting may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,29 +39,58 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// The HTTP(S) client of one deploy.
 #[derive(Clone)]
 pub struct Client {
-    agent: ureq::Agent,
+    direct: ureq::Agent,
+    proxies: Proxies,
+    /// An agent for each proxy of `proxies`, by its URL.
+    proxied: Vec<(String, ureq::Agent)>,
 }
 
 impl Client {
     /// A client that trusts the built-in Mozilla roots and, with `cacert`, every
-    /// certificate of that PEM file as well. An unreadable file, one without certificates
-    /// or with one that is not a valid CA certificate is an error naming the file.
-    pub fn new(cacert: Option<&Path>) -> anyhow::Result<Client> {
-        let mut builder = ureq::AgentBuilder::new()
-            .timeout_connect(CONNECT_TIMEOUT)
-            .timeout_read(READ_TIMEOUT)
-            .redirects(5);
-        if let Some(path) = cacert {
-            builder = builder.tls_config(Arc::new(tls_config(path)?));
+    /// certificate of that PEM file as well, and goes through `proxies`. An unreadable
+    /// file, one without certificates or with one that is not a valid CA certificate is an
+    /// error naming the file; a proxy that is no proxy URL, one naming its variable.
+    pub fn new(cacert: Option<&Path>, proxies: Proxies) -> anyhow::Result<Client> {
+        let tls = cacert.map(tls_config).transpose()?.map(Arc::new);
+        let builder = || {
+            let builder = ureq::AgentBuilder::new()
+                .timeout_connect(CONNECT_TIMEOUT)
+                .timeout_read(READ_TIMEOUT)
+                .redirects(5);
+            match &tls {
+                Some(config) => builder.tls_config(Arc::clone(config)),
+                None => builder,
+            }
+        };
+        let mut proxied: Vec<(String, ureq::Agent)> = Vec::new();
+        for (variable, proxy) in [
+            ("http_proxy", &proxies.http),
+            ("https_proxy", &proxies.https),
+        ] {
+            let Some(proxy) = proxy else { continue };
+            if proxied.iter().any(|(url, _)| url == proxy) {
+                continue;
+            }
+            let parsed = ureq::Proxy::new(proxy)
+                .with_context(|| format!("{variable}={proxy}: not a proxy URL"))?;
+            proxied.push((proxy.clone(), builder().proxy(parsed).build()));
         }
         Ok(Client {
-            agent: builder.build(),
+            direct: builder().build(),
+            proxies,
+            proxied,
         })
     }
 
-    /// `GET url`; an HTTP error status or a transport failure becomes one line.
+    /// `GET url` (through its proxy, if any); an HTTP error status or a transport failure
+    /// becomes one line. A redirect goes the way the first URL went.
     fn get(&self, url: &str, range: Option<&str>) -> anyhow::Result<ureq::Response> {
-        get(&self.agent, url, range)
+        let agent = self
+            .proxies
+            .for_url(url)
+            .and_then(|proxy| self.proxied.iter().find(|(each, _)| each == proxy))
+            .map_or(&self.direct, |(_, agent)| agent);
+        get(agent, url, range)
     }
 }
 
@@ -287,6 +318,41 @@ mod tests {
         assert_eq!(
             sha256_file(&path).unwrap(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    /// A proxy is a server the request line names the whole URL to: e2e's `HttpServer`
+    /// serving a file under that URL is one. `images.invalid` resolves nowhere, so the
+    /// file can only come through the proxy; `no_proxy` sends the same request direct.
+    #[test]
+    fn downloads_go_through_the_proxy_of_their_scheme_unless_no_proxy_names_the_host() {
+        let url = "http://images.invalid/a.tar";
+        let proxy = e2e::http::HttpServer::serve(std::collections::BTreeMap::from([(
+            url.to_owned(),
+            b"through the proxy".to_vec(),
+        )]));
+        let proxy_url = proxy.url("").trim_end_matches('/').to_owned();
+        let proxies = |no_proxy: &str| Proxies {
+            http: Some(proxy_url.clone()),
+            https: None,
+            no_proxy: no_proxy.split(',').map(str::to_owned).collect(),
+        };
+        let client = Client::new(None, proxies("")).unwrap();
+        let head = probe(&client, url).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(head.head, b"through the proxy");
+
+        let direct = Client::new(None, proxies("images.invalid")).unwrap();
+        let err = format!("{:#}", probe(&direct, url).unwrap_err());
+        assert!(err.contains("images.invalid"), "{err}");
+
+        let bad = Proxies {
+            https: Some("ftp://proxy".to_owned()),
+            ..Proxies::default()
+        };
+        let err = format!("{:#}", Client::new(None, bad).err().unwrap());
+        assert!(
+            err.starts_with("https_proxy=ftp://proxy: not a proxy URL"),
+            "{err}"
         );
     }
 }

@@ -28,6 +28,7 @@
 
 pub mod format;
 pub mod http;
+pub mod proxy;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ use crate::size::MIB;
 use format::{check_qcow2_header, detect, detect_file, Compression, FileFormat, FsImage};
 pub use http::Client;
 use http::{download, probe, sha256_file, Download};
+pub use proxy::Proxies;
 
 /// The filesystem an image's `target` mount point gets, as planned: where a raw or qcow2
 /// image is written.
