@@ -16,17 +16,8 @@ fn corpus_dir() -> PathBuf {
 
 /// `(name, bytes)` of each line of a `.disks` file.
 fn disks(path: &Path) -> Vec<(String, u64)> {
-    fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(
-            |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
-                [name, number, "MiB"] => (name.to_owned(), number.parse::<u64>().unwrap() << 20),
-                [name, number, "GiB"] => (name.to_owned(), number.parse::<u64>().unwrap() << 30),
-                _ => panic!("{}: {line:?} is not `DISK SIZE MiB|GiB`", path.display()),
-            },
-        )
-        .collect()
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    e2e::disk::parse_disk_sizes(&text, path)
 }
 
 /// Random ids written as placeholders: UUIDs, then vfat volume ids.

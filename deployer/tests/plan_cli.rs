@@ -281,16 +281,9 @@ fn bareons_layout_with_the_option() {
 }
 
 /// Two images on a disk of 1000 MiB sized as for Bareon (the disk less its 24 MiB
-/// bios_grub and 100 MiB multiboot partitions, less a MiB).
-const SIZED_FOR_BAREON: &str = r#"{
-    "images": [
-        {"name": "alpha", "image_pull_url": "/a", "target": "/"},
-        {"name": "beta", "image_pull_url": "/b", "target": "/"}],
-    "partitions": [
-        {"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
-            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "200", "images": ["alpha"]},
-            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "675", "images": ["beta"]}]}],
-    "partitions_policy": "clean"}"#;
+/// bios_grub and 100 MiB multiboot partitions, less a MiB), as bareon-ironic's guide sizes
+/// volumes.
+const SIZED_FOR_BAREON: &str = include_str!("data/sized-for-bareon.json");
 
 #[test]
 fn a_config_sized_for_bareons_layout_names_the_option() {

@@ -51,6 +51,13 @@ fn deploy(config: &Path, disk: &Path, boot_info: &Path) -> Output {
     .expect("running deployer")
 }
 
+/// [`deploy`], which must succeed (`what` names it in the failure); its stderr.
+fn deploy_ok(config: &Path, disk: &Path, boot_info: &Path, what: &str) -> String {
+    let out = deploy(config, disk, boot_info);
+    assert!(out.status.success(), "{what}: {}", describe_output(&out));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// The one-image config: alpha's `/`, a `/data` and swap that keep their data unless the
 /// config says otherwise, and a `/scratch` that never does. `policy` is the
 /// `partitions_policy` (`None`: the key is absent); `data_fs` is `/data`'s filesystem.
@@ -188,11 +195,11 @@ fn verify_writes_nothing_into_what_keeps_its_data_and_makes_the_rest_anew() {
     let clean = scratch.join("clean.json");
     std::fs::write(&clean, config(&alpha, Some("clean"), "ext4").to_string())
         .expect("writing the config");
-    let out = deploy(&clean, &disk, &scratch.join("boot-info-clean.json"));
-    assert!(
-        out.status.success(),
-        "clean deploy: {}",
-        describe_output(&out)
+    deploy_ok(
+        &clean,
+        &disk,
+        &scratch.join("boot-info-clean.json"),
+        "clean deploy",
     );
 
     // What the operator keeps: a file on every data volume; and the UUIDs.
@@ -239,13 +246,7 @@ fn verify_writes_nothing_into_what_keeps_its_data_and_makes_the_rest_anew() {
         "/scratch is made anew with the UUID of the ext4 it replaces: {fstab}"
     );
     let boot_info_path = scratch.join("boot-info-verify.json");
-    let out = deploy(&verify, &disk, &boot_info_path);
-    assert!(
-        out.status.success(),
-        "verify deploy: {}",
-        describe_output(&out)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = deploy_ok(&verify, &disk, &boot_info_path, "verify deploy");
     assert!(
         stderr.contains("keeping the partition table of disk vda"),
         "{stderr}"
@@ -336,21 +337,13 @@ fn verify_writes_nothing_into_what_keeps_its_data_and_makes_the_rest_anew() {
     let renewed_path = scratch.join("renewed.json");
     std::fs::write(&renewed_path, renewed.to_string()).expect("writing the config");
     let data_before = sha256(&LoopDisk::attach(&disk).partition(5));
-    let out = deploy(
+    let stderr = deploy_ok(
         &renewed_path,
         &disk,
         &scratch.join("boot-info-renewed.json"),
+        "verify, / anew",
     );
-    assert!(
-        out.status.success(),
-        "verify, / anew: {}",
-        describe_output(&out)
-    );
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("not deployed again"),
-        "{}",
-        describe_output(&out)
-    );
+    assert!(!stderr.contains("not deployed again"), "{stderr}");
     {
         let loop_disk = LoopDisk::attach(&disk);
         assert_eq!(
@@ -434,11 +427,11 @@ fn verify_keeps_a_users_fstab_line_byte_for_byte_and_still_switches() {
     let disk = scratch.join("node.img");
     let clean = scratch.join("clean.json");
     std::fs::write(&clean, config("clean")).expect("writing the config");
-    let out = deploy(&clean, &disk, &scratch.join("boot-info-clean.json"));
-    assert!(
-        out.status.success(),
-        "clean deploy: {}",
-        describe_output(&out)
+    deploy_ok(
+        &clean,
+        &disk,
+        &scratch.join("boot-info-clean.json"),
+        "clean deploy",
     );
 
     // The user's line in beta's fstab, and a file on alpha's / that is made anew.
@@ -461,13 +454,7 @@ fn verify_keeps_a_users_fstab_line_byte_for_byte_and_still_switches() {
     let verify = scratch.join("verify.json");
     std::fs::write(&verify, config("verify")).expect("writing the config");
     let boot_info = scratch.join("boot-info.json");
-    let out = deploy(&verify, &disk, &boot_info);
-    assert!(
-        out.status.success(),
-        "verify deploy: {}",
-        describe_output(&out)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = deploy_ok(&verify, &disk, &boot_info, "verify deploy");
     assert!(
         stderr.contains("image beta: its / keeps its data: not deployed again"),
         "{stderr}"

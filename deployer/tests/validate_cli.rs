@@ -99,19 +99,6 @@ fn with_disks_dir(output: &[u8], dir: &Path) -> Vec<u8> {
         .into_bytes()
 }
 
-/// `vda 10 GiB` lines: disk names and sizes in bytes.
-fn parse_disks(text: &str, path: &Path) -> Vec<(String, u64)> {
-    text.lines()
-        .map(
-            |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
-                [name, number, "MiB"] => (name.to_owned(), number.parse::<u64>().unwrap() << 20),
-                [name, number, "GiB"] => (name.to_owned(), number.parse::<u64>().unwrap() << 30),
-                _ => panic!("{}: {line:?} is not `DISK SIZE MiB|GiB`", path.display()),
-            },
-        )
-        .collect()
-}
-
 fn bad_cases() -> Vec<BadCase> {
     let cases: Vec<BadCase> = json_files(&crate_dir().join("tests/bad"))
         .into_iter()
@@ -120,7 +107,7 @@ fn bad_cases() -> Vec<BadCase> {
                 .unwrap_or_else(|e| panic!("{}: no .expected file: {e}", json.display()));
             let disks_path = json.with_extension("disks");
             let disks = fs::read_to_string(&disks_path)
-                .map(|text| parse_disks(&text, &disks_path))
+                .map(|text| e2e::disk::parse_disk_sizes(&text, &disks_path))
                 .unwrap_or_default();
             BadCase {
                 json,

@@ -16,6 +16,20 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::{cmd, tools};
 
+/// The lines `vda 10 GiB` (or `MiB`) of the `.disks` file `path` holding `text`: disk names
+/// and sizes in bytes.
+pub fn parse_disk_sizes(text: &str, path: &Path) -> Vec<(String, u64)> {
+    text.lines()
+        .map(
+            |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                [name, number, "MiB"] => (name.to_owned(), number.parse::<u64>().unwrap() << 20),
+                [name, number, "GiB"] => (name.to_owned(), number.parse::<u64>().unwrap() << 30),
+                _ => panic!("{}: {line:?} is not `DISK SIZE MiB|GiB`", path.display()),
+            },
+        )
+        .collect()
+}
+
 /// How long to wait for a partition's device node to appear.
 const PARTITION_TIMEOUT: Duration = Duration::from_secs(15);
 

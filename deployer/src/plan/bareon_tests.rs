@@ -153,16 +153,8 @@ fn fractions_of_a_percent_are_dropped_as_bareon_drops_them() {
 }
 
 /// A config sized as bareon-ironic's guide sizes it: the disk less Bareon's 24 MiB, and
-/// the multiboot partition's 100 MiB.
-const SIZED_FOR_BAREON: &str = r#"{
-    "images": [
-        {"name": "alpha", "image_pull_url": "/a", "target": "/"},
-        {"name": "beta", "image_pull_url": "/b", "target": "/"}],
-    "partitions": [
-        {"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
-            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "200", "images": ["alpha"]},
-            {"type": "partition", "file_system": "ext4", "mount": "/", "size": "675", "images": ["beta"]}]}],
-    "partitions_policy": "clean"}"#;
+/// the multiboot partition's 100 MiB (shared with the CLI tests).
+const SIZED_FOR_BAREON: &str = include_str!("../../tests/data/sized-for-bareon.json");
 
 #[test]
 fn a_config_that_fits_only_bareons_layout_names_the_option() {

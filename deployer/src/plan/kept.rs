@@ -82,13 +82,13 @@ impl Plan {
 
 #[cfg(test)]
 mod tests {
-    use crate::plan::{plan, DiskInput, Plan, SequentialIds};
-    use crate::validate::validate;
+    use crate::plan::tests::{config, disk, plan_ok};
+    use crate::plan::Plan;
 
     /// alpha: `/` (kept unless `alpha_root_kept` is false), `/boot` and `/scratch` made
     /// anew; beta: `/` made anew, `/home` kept; both share `/srv`, made anew.
     fn planned(alpha_root_kept: bool) -> Plan {
-        let config = format!(
+        let text = format!(
             r#"{{"images": [
                 {{"name": "alpha", "image_pull_url": "/a", "target": "/"}},
                 {{"name": "beta", "image_pull_url": "/b", "target": "/"}}],
@@ -108,16 +108,7 @@ mod tests {
                    "images": ["alpha", "beta"], "file_system": "ext4", "keep_data": false}}]}}],
               "partitions_policy": "verify"}}"#
         );
-        let config = validate(&config).unwrap_or_else(|e| panic!("invalid config: {e:?}"));
-        let disk = DiskInput {
-            name: "vda".to_owned(),
-            path: "/dev/vda".into(),
-            size_bytes: 2 << 30,
-            sector_size: 512,
-            existing: None,
-        };
-        plan(&config, &[disk], &mut SequentialIds::default())
-            .unwrap_or_else(|e| panic!("planning failed: {e:?}"))
+        plan_ok(&config(&text), &[disk("vda", 2 << 30)])
     }
 
     #[test]

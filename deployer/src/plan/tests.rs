@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 const GIB: u64 = 1 << 30;
 
-fn config(text: &str) -> ProvisionConfig {
+pub(super) fn config(text: &str) -> ProvisionConfig {
     validate(text).unwrap_or_else(|errors| panic!("invalid test config: {errors:?}"))
 }
 
@@ -30,7 +30,7 @@ const ROOTS: &str = r#"
     {"type": "partition", "mount": "/", "file_system": "ext4", "size": "4000", "images": ["centos"]},
     {"type": "partition", "mount": "/", "file_system": "ext4", "size": "5000", "images": ["ubuntu"]}"#;
 
-fn disk(name: &str, size_bytes: u64) -> DiskInput {
+pub(super) fn disk(name: &str, size_bytes: u64) -> DiskInput {
     DiskInput {
         name: name.to_string(),
         path: PathBuf::from(format!("/dev/{name}")),
@@ -40,7 +40,7 @@ fn disk(name: &str, size_bytes: u64) -> DiskInput {
     }
 }
 
-fn plan_ok(config: &ProvisionConfig, disks: &[DiskInput]) -> Plan {
+pub(super) fn plan_ok(config: &ProvisionConfig, disks: &[DiskInput]) -> Plan {
     plan(config, disks, &mut SequentialIds::default())
         .unwrap_or_else(|errors| panic!("planning failed: {errors:?}"))
 }
