@@ -21,10 +21,10 @@ use crate::apply::disk::AttachedDisks;
 use crate::apply::image::{
     deploy_image, kernel_mounts_vfat, read_kept_image, vfat_nesting, DeployedImage,
 };
-use crate::apply::{preflight, tools};
+use crate::apply::{preflight, stack, tools};
 use crate::exec::StepError;
 use crate::exit::Exit;
-use crate::plan::{ImageLayout, Plan};
+use crate::plan::{Device, ImageLayout, Plan};
 use crate::render::{plan_text, terminal_width};
 use crate::source::{self, Sources};
 
@@ -95,6 +95,12 @@ pub fn deploy(plan: &Plan, options: &DeployOptions) -> Exit {
         Err(err) => {
             crate::output::set_failed_step(failed_step(&err));
             crate::error!("deployer: deploy failed: {err:#}");
+            if options.preserve_on_error || plan.keeps_partition_tables() {
+                // Nothing stays active on the disks, whatever is left on them.
+                if let Err(err) = disks.stop_stack() {
+                    crate::error!("deployer: {err:#}");
+                }
+            }
             if options.preserve_on_error {
                 crate::warn!("deployer: --preserve-on-error: the disks are left as they are");
             } else if plan.keeps_partition_tables() {
@@ -216,9 +222,7 @@ fn default_bootctl() -> anyhow::Result<PathBuf> {
 /// does. The image sources are checked by [`source::preflight`].
 pub fn refusals(plan: &Plan, bootctl: &Path, mode: BootloaderConfig) -> Vec<String> {
     let mut out = Vec::new();
-    if plan.needs_device_mapper || plan.needs_md {
-        out.push("LVM/RAID: not supported on this host (no device-mapper/md)".to_owned());
-    }
+    out.extend(stack::kernel_refusals(plan));
     let layouts: Vec<(&str, ImageLayout)> = plan
         .images
         .iter()
@@ -243,6 +247,18 @@ pub fn refusals(plan: &Plan, bootctl: &Path, mode: BootloaderConfig) -> Vec<Stri
         }
     }
     if mode == BootloaderConfig::OsProber {
+        for (name, layout) in &layouts {
+            if layout
+                .mounts
+                .iter()
+                .any(|m| !matches!(m.device, Device::Partition { .. }))
+            {
+                out.push(format!(
+                    "image {name}: images on LVM or RAID are not supported in os-prober mode; \
+                     use the generated grub.cfg"
+                ));
+            }
+        }
         for (name, _) in layouts.iter().filter(|(_, layout)| layout.separate_boot) {
             out.push(format!(
                 "image {name}: a separate /boot is not supported in os-prober mode (os-prober \
@@ -330,6 +346,7 @@ fn apply(
             disks.partition(disk)?;
         }
     }
+    disks.build_stack(plan)?;
     disks.make_filesystems(plan)?;
     let mut deployed: Vec<DeployedImage> = Vec::new();
     for image in &plan.images {
@@ -369,7 +386,8 @@ fn apply(
         boot_info: &options.boot_info,
         mode: options.bootloader_config,
         grub_timeout: options.grub_timeout,
-    })
+    })?;
+    disks.stop_stack()
 }
 
 /// The private directory under which filesystems are mounted and downloads kept while

@@ -24,6 +24,9 @@ pub struct MenuEntrySpec {
     pub title: String,
     /// Filesystem UUID of the filesystem holding the kernel (the image's boot filesystem).
     pub search_uuid: String,
+    /// GRUB modules that filesystem needs besides `part_gpt`, `ext2` and `xfs` (`lvm`,
+    /// `mdraid1x`).
+    pub modules: Vec<&'static str>,
     /// The kernel's path on that filesystem: `/boot/vmlinuz-X`, or `/vmlinuz-X` when
     /// `/boot` is a partition of its own.
     pub kernel_path: String,
@@ -114,6 +117,9 @@ fn menu_entry(out: &mut String, entry: &MenuEntrySpec) {
     let _ = writeln!(out, "\tset {BOOT_STAMP}={}", quote(&entry.id));
     let _ = writeln!(out, "\tsave_env {BOOT_STAMP}");
     out.push_str("\tinsmod part_gpt\n\tinsmod ext2\n\tinsmod xfs\n");
+    for module in &entry.modules {
+        let _ = writeln!(out, "\tinsmod {module}");
+    }
     let _ = writeln!(
         out,
         "\tsearch --no-floppy --fs-uuid --set=root {}",
@@ -161,6 +167,7 @@ mod tests {
             id: format!("multiboot-{name}"),
             title: format!("Image {name}"),
             search_uuid: root.to_owned(),
+            modules: Vec::new(),
             kernel_path: "/boot/vmlinuz-6.1.0-56-amd64".to_owned(),
             initrd_path: Some("/boot/initrd.img-6.1.0-56-amd64".to_owned()),
             root_uuid: root.to_owned(),
@@ -318,6 +325,7 @@ mod tests {
                 initrd_path: Some(format!("/boot/initrd.img-{nasty} $(reboot)")),
                 root_uuid: format!("{nasty}\nreboot"),
                 search_uuid: "${root}'".to_owned(),
+                modules: Vec::new(),
                 kernel_params: format!("{nasty} $(reboot)\nreboot; ' \" }} {{ \\"),
             },
             MenuEntrySpec {
@@ -464,6 +472,7 @@ mod tests {
                 id: "multiboot-alpha".to_owned(),
                 title: "Debian GNU/Linux 12 (bookworm)".to_owned(),
                 search_uuid: ROOT_A.to_owned(),
+                modules: Vec::new(),
                 kernel_path: "/boot/vmlinuz-6.1.0-56-amd64".to_owned(),
                 initrd_path: Some("/boot/initrd.img-6.1.0-56-amd64".to_owned()),
                 root_uuid: ROOT_A.to_owned(),
@@ -473,10 +482,11 @@ mod tests {
                 id: "multiboot-beta".to_owned(),
                 title: "Rocky Linux 9.3 (Blue Onyx)".to_owned(),
                 search_uuid: BOOT_C.to_owned(),
+                modules: vec!["lvm"],
                 kernel_path: "/vmlinuz-5.14.0-362.8.1.el9_3.x86_64".to_owned(),
                 initrd_path: None,
                 root_uuid: ROOT_B.to_owned(),
-                kernel_params: String::new(),
+                kernel_params: "rd.lvm.lv=rl/root".to_owned(),
             },
         ];
         let want = r#"# grub.cfg of the multiboot partition, written by the deployer.
@@ -546,8 +556,9 @@ menuentry --id='multiboot-beta' --class os -- 'Rocky Linux 9.3 (Blue Onyx)' {
 	insmod part_gpt
 	insmod ext2
 	insmod xfs
+	insmod lvm
 	search --no-floppy --fs-uuid --set=root '9e8d7c6b-5a49-4382-b1a0-f9e8d7c6b5a4'
-	linux '/vmlinuz-5.14.0-362.8.1.el9_3.x86_64' 'root=UUID=688c5f1e-dc46-4aca-a90e-be21ba8aa3e2' ro
+	linux '/vmlinuz-5.14.0-362.8.1.el9_3.x86_64' 'root=UUID=688c5f1e-dc46-4aca-a90e-be21ba8aa3e2' ro 'rd.lvm.lv=rl/root'
 }
 "#;
         assert_eq!(generate(&entries, "multiboot-beta", 5), want);

@@ -231,10 +231,11 @@ pub fn plan_text(plan: &Plan, width: Option<u16>) -> String {
     for array in &plan.raid_arrays {
         let members: Vec<String> = array.members.iter().map(ToString::to_string).collect();
         out.push_str(&format!(
-            "md array {} ({}, {} MiB): {}\n\n",
+            "md array {} ({}, {} MiB, UUID {}): {}\n\n",
             array.name,
             array.level,
             array.size_mib,
+            array.uuid,
             members.join(", ")
         ));
     }

@@ -235,4 +235,8 @@ impl IdSource for ExampleIds {
     fn partition_uuid(&mut self) -> Uuid {
         self.uuid()
     }
+
+    fn array_uuid(&mut self) -> Uuid {
+        self.uuid()
+    }
 }

@@ -88,6 +88,11 @@ impl IdSource for MixedIds {
         self.0 += 1;
         Uuid::from_u128(0xc0de_5eed_ab12_4cd3_9e8f_7a6b_5c4d_3e00 + self.0)
     }
+
+    fn array_uuid(&mut self) -> Uuid {
+        self.0 += 1;
+        Uuid::from_u128(0x9a1d_a77a_4e51_4c0d_8b2e_6f3a_1d5c_7e00 + self.0)
+    }
 }
 
 /// Plans `config` onto one disk `vda`, the sparse file `image` of `size` bytes.

@@ -103,7 +103,7 @@ fn entries<'a>(inputs: &BootInputs<'a>) -> anyhow::Result<Vec<Entry<'a>>> {
 }
 
 /// The menu entry of a deployed image.
-pub fn menu_entry(entry: &Entry) -> anyhow::Result<MenuEntrySpec> {
+fn menu_entry(plan: &Plan, entry: &Entry) -> anyhow::Result<MenuEntrySpec> {
     let Entry {
         image,
         layout,
@@ -113,10 +113,18 @@ pub fn menu_entry(entry: &Entry) -> anyhow::Result<MenuEntrySpec> {
     let (Some(root_uuid), Some(boot_uuid)) = (&layout.root_uuid, &layout.boot_uuid) else {
         bail!("image {}: no / filesystem to boot", image.name);
     };
+    let stack = plan.stack_boot(layout);
+    let params = stack
+        .kernel_params
+        .into_iter()
+        .chain(image.kernel_params.clone())
+        .collect::<Vec<_>>()
+        .join(" ");
     Ok(MenuEntrySpec {
         id: image.grub_menu_id.clone(),
         title: deployed.title.clone(),
         search_uuid: boot_uuid.clone(),
+        modules: stack.grub_modules,
         kernel_path: format!("{prefix}{}", deployed.kernel.kernel),
         initrd_path: deployed
             .kernel
@@ -124,7 +132,7 @@ pub fn menu_entry(entry: &Entry) -> anyhow::Result<MenuEntrySpec> {
             .as_ref()
             .map(|initrd| format!("{prefix}{initrd}")),
         root_uuid: root_uuid.clone(),
-        kernel_params: image.kernel_params.clone().unwrap_or_default(),
+        kernel_params: params,
     })
 }
 
@@ -181,7 +189,7 @@ struct Menu {
 fn generated_menu(inputs: &BootInputs, entries: &[Entry]) -> anyhow::Result<Menu> {
     let specs = entries
         .iter()
-        .map(menu_entry)
+        .map(|entry| menu_entry(inputs.plan, entry))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let default_id = entries
         .iter()

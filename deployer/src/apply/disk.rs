@@ -13,6 +13,7 @@ use shared::fault;
 use shared::loopdev::LoopDevice;
 
 use crate::apply::mkfs::mkfs_command;
+use crate::apply::stack::{stack_node, Stack};
 use crate::exec::{run, run_with_input};
 use crate::plan::{check_kept_table, check_table, sfdisk_script};
 use crate::plan::{Device, DiskPlan, Plan};
@@ -33,10 +34,12 @@ struct AttachedDisk {
     written: bool,
 }
 
-/// The disks of a deploy, attached in plan order.
+/// The disks of a deploy, attached in plan order, and the md arrays and volume groups
+/// made on them.
 #[derive(Debug, Default)]
 pub struct AttachedDisks {
     disks: Vec<AttachedDisk>,
+    stack: Stack,
 }
 
 fn os(args: &[&str]) -> Vec<OsString> {
@@ -206,7 +209,26 @@ impl AttachedDisks {
     pub fn node(&self, device: &Device) -> anyhow::Result<PathBuf> {
         match device {
             Device::Partition { disk, number } => self.partition_node(disk, *number),
-            other => bail!("{other}: LVM/RAID: not supported on this host"),
+            other => stack_node(other).with_context(|| format!("{other} has no device node")),
+        }
+    }
+
+    /// Creates the planned md arrays and volume groups on the partitioned disks.
+    pub fn build_stack(&mut self, plan: &Plan) -> anyhow::Result<()> {
+        let mut stack = std::mem::take(&mut self.stack);
+        let built = stack.build(plan, |device| self.node(device));
+        self.stack = stack;
+        built
+    }
+
+    /// Deactivates the volume groups and stops the arrays, so that the disks can be let
+    /// go of; the filesystems on them must be unmounted.
+    pub fn stop_stack(&mut self) -> anyhow::Result<()> {
+        let problems = self.stack.stop();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            bail!("{}", problems.join("; "))
         }
     }
 
@@ -244,10 +266,11 @@ impl AttachedDisks {
         Ok(())
     }
 
-    /// After a failure: wipes the signatures (the new partition table first) of every disk
-    /// whose table was written, so that it never boots half-written. Returns the problems.
-    pub fn wipe(&self) -> Vec<String> {
-        let mut problems = Vec::new();
+    /// After a failure: stops the volume groups and arrays and wipes their members, then
+    /// wipes the signatures (the new partition table first) of every disk whose table was
+    /// written, so that it never boots half-written. Returns the problems.
+    pub fn wipe(&mut self) -> Vec<String> {
+        let mut problems = self.stack.wipe();
         for disk in self.disks.iter().filter(|d| d.written) {
             let step = format!("wipe the partition table of disk {}", disk.name);
             match run(&step, &with_path(os(&["wipefs", "-a", "-q"]), &disk.device)) {

@@ -11,7 +11,8 @@
 //! not mounted, swap, held or the running root) before the first write, as [`tools`]
 //! checks every program the deploy will run.
 //!
-//! Deploying uses them: [`disk`] attaches, partitions and formats the disks, [`image`]
+//! Deploying uses them: [`disk`] attaches, partitions and formats the disks (with the md
+//! arrays and volume groups of [`stack`] between the partitions and the filesystems), [`image`]
 //! puts each image onto its mounted filesystems with its fstab and bootctl (a raw or qcow2
 //! filesystem image is written onto its partition first by [`fsimage`], with [`raw`]'s
 //! zero-skipping writer), and [`boot`] installs GRUB and writes grub.cfg, grubenv and
@@ -28,4 +29,5 @@ pub mod mkfs;
 pub mod osprober;
 pub mod preflight;
 pub mod raw;
+pub mod stack;
 pub mod tools;

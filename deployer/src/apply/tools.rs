@@ -51,6 +51,12 @@ pub fn required_programs(plan: &Plan, mode: BootloaderConfig) -> Vec<&'static st
     if mode == BootloaderConfig::OsProber {
         programs.extend(OS_PROBER_PROGRAMS);
     }
+    if plan.needs_device_mapper {
+        programs.insert("lvm");
+    }
+    if plan.needs_md {
+        programs.insert("mdadm");
+    }
     programs.into_iter().collect()
 }
 

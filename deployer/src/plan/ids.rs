@@ -8,6 +8,8 @@ pub trait IdSource {
     fn filesystem_uuid(&mut self) -> Uuid;
     /// A GPT unique partition GUID.
     fn partition_uuid(&mut self) -> Uuid;
+    /// An md array's UUID (`mdadm --create --uuid`; dracut starts a root array by it).
+    fn array_uuid(&mut self) -> Uuid;
 }
 
 /// Random version-4 UUIDs, for real deployments.
@@ -22,15 +24,21 @@ impl IdSource for RandomIds {
     fn partition_uuid(&mut self) -> Uuid {
         Uuid::new_v4()
     }
+
+    fn array_uuid(&mut self) -> Uuid {
+        Uuid::new_v4()
+    }
 }
 
 /// Predictable UUIDs for tests and reproducible plans: the n-th filesystem UUID is
-/// `00000000-0000-4000-a000-00000000000n` and the n-th partition GUID
-/// `00000000-0000-4000-b000-00000000000n` (n in hexadecimal, counting from 1).
+/// `00000000-0000-4000-a000-00000000000n`, the n-th partition GUID
+/// `00000000-0000-4000-b000-00000000000n` and the n-th array UUID
+/// `00000000-0000-4000-c000-00000000000n` (n in hexadecimal, counting from 1).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SequentialIds {
     filesystems: u64,
     partitions: u64,
+    arrays: u64,
 }
 
 impl SequentialIds {
@@ -47,6 +55,10 @@ impl IdSource for SequentialIds {
 
     fn partition_uuid(&mut self) -> Uuid {
         SequentialIds::uuid(0xb000, &mut self.partitions)
+    }
+
+    fn array_uuid(&mut self) -> Uuid {
+        SequentialIds::uuid(0xc000, &mut self.arrays)
     }
 }
 

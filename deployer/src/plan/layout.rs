@@ -30,10 +30,79 @@ pub struct ImageLayout {
     pub fstab: String,
 }
 
+/// What an image on LVM or md needs to boot: GRUB reads its kernel through `lvm` or
+/// `mdraid1x`, and dracut starts only the root it is named (`rd.lvm.lv=VG/LV`,
+/// `rd.md.uuid=`; Debian's initramfs-tools starts every VG and array it finds).
+/// `root=UUID=` stays as for a partition: bootctl and its kernel hooks know an image's
+/// entry by it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StackBoot {
+    pub kernel_params: Vec<String>,
+    pub grub_modules: Vec<&'static str>,
+}
+
 impl Plan {
     /// Image `image`'s mounts, root, boot and fstab.
     pub fn layout(&self, image: &ImagePlan) -> ImageLayout {
         layout(&self.filesystems, &image.name)
+    }
+
+    /// What booting `layout` needs beyond `root=UUID=` when its filesystems are on LVM or
+    /// md ([`StackBoot`]).
+    pub fn stack_boot(&self, layout: &ImageLayout) -> StackBoot {
+        let device_at = |mount_point: &str| {
+            layout
+                .mounts
+                .iter()
+                .find(|m| m.mount_point == mount_point)
+                .map(|m| &m.device)
+        };
+        let mut boot = StackBoot::default();
+        match device_at("/") {
+            Some(Device::LogicalVolume { vg, lv }) => {
+                boot.kernel_params.push(format!("rd.lvm.lv={vg}/{lv}"));
+            }
+            Some(Device::RaidArray { name }) => {
+                if let Some(array) = self.raid_arrays.iter().find(|a| &a.name == name) {
+                    boot.kernel_params
+                        .push(format!("rd.md.uuid={}", array.uuid));
+                }
+            }
+            _ => {}
+        }
+        match device_at("/boot").or_else(|| device_at("/")) {
+            Some(Device::LogicalVolume { .. }) => boot.grub_modules.push("lvm"),
+            Some(Device::RaidArray { .. }) => boot.grub_modules.push("mdraid1x"),
+            _ => {}
+        }
+        boot
+    }
+
+    /// The size of a planned partition, logical volume or array.
+    pub fn device_size_mib(&self, device: &Device) -> Option<u64> {
+        match device {
+            Device::Partition { disk, number } => self
+                .disks
+                .iter()
+                .find(|d| &d.name == disk)?
+                .partitions
+                .iter()
+                .find(|p| p.number == *number)
+                .map(|p| p.size_mib),
+            Device::LogicalVolume { vg, lv } => self
+                .volume_groups
+                .iter()
+                .find(|g| &g.name == vg)?
+                .logical_volumes
+                .iter()
+                .find(|l| &l.name == lv)
+                .map(|l| l.size_mib),
+            Device::RaidArray { name } => self
+                .raid_arrays
+                .iter()
+                .find(|a| &a.name == name)
+                .map(|a| a.size_mib),
+        }
     }
 
     /// The multiboot partition's filesystem UUID (boot-info.json's `multiboot_partition`).

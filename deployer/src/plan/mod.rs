@@ -59,7 +59,7 @@ pub use existing::judge_filesystem;
 pub use ids::{grub_menu_ids, IdSource, RandomIds, SequentialIds};
 pub use input::{disk_requests, DiskInput, DiskRequest, ExistingDisk};
 pub use kept::LeftEmpty;
-pub use layout::{ImageLayout, MountPlan};
+pub use layout::{ImageLayout, MountPlan, StackBoot};
 pub use model::*;
 pub use table::{check_kept, check_kept_table, check_table, sfdisk_script};
 

@@ -218,6 +218,8 @@ pub struct RaidArrayPlan {
     pub name: String,
     /// Always `raid1`, Bareon's default level.
     pub level: &'static str,
+    /// The array's UUID, given to `mdadm --create`.
+    pub uuid: String,
     pub members: Vec<Device>,
     /// The smallest member's size.
     pub size_mib: u64,

@@ -631,6 +631,7 @@ impl<I: IdSource> Planner<'_, I> {
             arrays.push(RaidArrayPlan {
                 name,
                 level: "raid1",
+                uuid: self.ids.array_uuid().to_string(),
                 size_mib: members.iter().map(|m| m.size_mib).min().unwrap_or(0),
                 config_path: first.path.clone(),
                 members: members.into_iter().map(|m| m.device).collect(),

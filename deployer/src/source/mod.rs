@@ -69,19 +69,9 @@ pub fn target_fs(plan: &Plan, image: &ImagePlan, target: &str) -> Result<TargetF
         .into_iter()
         .find(|m| m.mount_point == target)
         .ok_or_else(|| format!("no filesystem of the image is mounted at its target {target}"))?;
-    let Device::Partition { disk, number } = &mount.device else {
-        return Err(format!(
-            "its target {target} is on {}: LVM/RAID: not supported on this host",
-            mount.device
-        ));
-    };
     let size_mib = plan
-        .disks
-        .iter()
-        .find(|d| &d.name == disk)
-        .and_then(|d| d.partitions.iter().find(|p| p.number == *number))
-        .map(|p| p.size_mib)
-        .ok_or_else(|| format!("partition {} is not in the plan", mount.device))?;
+        .device_size_mib(&mount.device)
+        .ok_or_else(|| format!("{} is not in the plan", mount.device))?;
     let filesystem = plan
         .filesystems
         .iter()

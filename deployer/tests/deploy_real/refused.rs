@@ -2,8 +2,12 @@
 
 use super::*;
 
-/// How a deploy of LVM or RAID is refused on this host.
-const NO_LVM_RAID: &str = "LVM/RAID: not supported on this host (no device-mapper/md)";
+/// How a deploy of LVM is refused on this host, whose kernel has no device-mapper.
+const NO_LVM: &str = "LVM: this host's kernel has no device-mapper (dm_mod); deploy from the \
+                      deploy ramdisk (packaging/ramdisk; README \"Deploy from a ramdisk (PXE)\")";
+/// How a deploy of RAID is refused on this host, whose kernel has no md.
+const NO_RAID: &str = "RAID: this host's kernel has no md RAID1 (md_mod, raid1); deploy from the \
+                       deploy ramdisk";
 
 /// The example `examples/NAME.json` with `"partitions_policy": "clean"`, written to
 /// `scratch`: the examples keep Bareon's default, verify, which would refuse the blank
@@ -33,7 +37,7 @@ fn an_lvm_config_is_refused_and_the_disk_left_unchanged() {
         None,
         &["--yes"],
     );
-    assert_refused(&out, NO_LVM_RAID);
+    assert_refused(&out, NO_LVM);
     assert_eq!(fingerprint(&disk), before, "the disk was written");
 }
 
@@ -52,7 +56,7 @@ fn a_raid_config_is_refused_and_both_disks_left_unchanged() {
         None,
         &["--yes"],
     );
-    assert_refused(&out, NO_LVM_RAID);
+    assert_refused(&out, NO_RAID);
     assert_eq!(
         [fingerprint(&sda), fingerprint(&scsi)],
         before,
