@@ -30,6 +30,7 @@ pub mod disks;
 pub mod exec;
 pub mod exit;
 pub mod grubcfg_gen;
+pub mod initrd;
 pub mod output;
 pub mod plan;
 pub mod progress;
