@@ -19,14 +19,15 @@ use shared::fault;
 use crate::apply::boot::{boot_entries_path, install_boot, BootInputs, BootloaderConfig};
 use crate::apply::disk::AttachedDisks;
 use crate::apply::image::{
-    deploy_image, kernel_mounts_vfat, read_kept_image, vfat_nesting, DeployedImage,
+    check_root_starter, deploy_image, image_kernel, kernel_mounts_vfat, read_kept_image,
+    vfat_nesting, DeployedImage,
 };
 use crate::apply::{preflight, stack, tools};
 use crate::exec::StepError;
 use crate::exit::Exit;
 use crate::plan::{Device, ImageLayout, Plan};
 use crate::render::{plan_text, terminal_width};
-use crate::source::{self, Sources};
+use crate::source::{self, SourceKind, Sources};
 
 /// The deploy options besides the config and the disks.
 #[derive(Debug, Clone)]
@@ -189,6 +190,10 @@ fn prepare(plan: &Plan, options: &DeployOptions) -> Result<Ready, Stop> {
     if !missing.is_empty() {
         return Err(Stop::refused(missing));
     }
+    let unstartable = initramfs_refusals(plan, &sources);
+    if !unstartable.is_empty() {
+        return Err(Stop::refused(unstartable));
+    }
     let busy = preflight::check_disks(plan);
     if !busy.is_empty() {
         return Err(Stop::refused(
@@ -201,6 +206,37 @@ fn prepare(plan: &Plan, options: &DeployOptions) -> Result<Ready, Stop> {
         work,
         sources,
     })
+}
+
+/// The images deployed from a local tree onto a logical volume or an array whose
+/// initramfs cannot start their `/`, known before any write. The other sources are
+/// checked once deployed, before GRUB is installed.
+fn initramfs_refusals(plan: &Plan, sources: &Sources) -> Vec<String> {
+    let mut out = Vec::new();
+    for source in &sources.checked {
+        let SourceKind::Tree(tree) = &source.kind else {
+            continue;
+        };
+        let Some(image) = plan
+            .images
+            .iter()
+            .find(|i| i.name == source.image && i.target == "/" && plan.deploys(i))
+        else {
+            continue;
+        };
+        let Some((program, device)) = plan.stack_boot(&plan.layout(image)).root_starter else {
+            continue;
+        };
+        // A tree without a kernel is reported by the deploy, as for any image.
+        if let Ok((boot_dir, Some(kernel))) = image_kernel(&image.name, tree) {
+            if let Err(line) =
+                check_root_starter(&image.name, &boot_dir, &kernel, (program, &device))
+            {
+                out.push(line);
+            }
+        }
+    }
+    out
 }
 
 /// What the deploy was doing when `err` stopped it: the command's step when a command

@@ -39,6 +39,9 @@ pub struct ImageLayout {
 pub struct StackBoot {
     pub kernel_params: Vec<String>,
     pub grub_modules: Vec<&'static str>,
+    /// What the image's initramfs must hold to start its `/`: `lvm` or `mdadm`, with the
+    /// device; nothing for a partition.
+    pub root_starter: Option<(&'static str, Device)>,
 }
 
 impl Plan {
@@ -59,14 +62,16 @@ impl Plan {
         };
         let mut boot = StackBoot::default();
         match device_at("/") {
-            Some(Device::LogicalVolume { vg, lv }) => {
+            Some(root @ Device::LogicalVolume { vg, lv }) => {
                 boot.kernel_params.push(format!("rd.lvm.lv={vg}/{lv}"));
+                boot.root_starter = Some(("lvm", root.clone()));
             }
-            Some(Device::RaidArray { name }) => {
+            Some(root @ Device::RaidArray { name }) => {
                 if let Some(array) = self.raid_arrays.iter().find(|a| &a.name == name) {
                     boot.kernel_params
                         .push(format!("rd.md.uuid={}", array.uuid));
                 }
+                boot.root_starter = Some(("mdadm", root.clone()));
             }
             _ => {}
         }

@@ -6,6 +6,7 @@
 //! ([`resolve_in`], [`file_in_image`]), never on the host.
 
 mod extras;
+mod initramfs;
 mod mounted;
 mod os_release;
 mod overlap;
@@ -13,6 +14,7 @@ mod rootpath;
 mod rsync;
 mod tar;
 
+pub use initramfs::{check_root_starter, image_kernel};
 pub use mounted::{
     kernel_mounts_vfat, mounts_vfat, mtools_command, vfat_nesting, vfat_overlaps, MountedImage,
 };
@@ -34,9 +36,9 @@ use crate::apply::copy::copy_tree;
 use crate::apply::disk::AttachedDisks;
 use crate::apply::fsimage;
 use crate::exec::run;
-use crate::plan::{ImagePlan, MountPlan, Plan};
+use crate::plan::{Device, ImagePlan, MountPlan, Plan};
 use crate::source::Payload;
-use shared::kernels::{newest_kernel, KernelPair};
+use shared::kernels::KernelPair;
 
 use os_release::{printable, read_os_release};
 use overlap::report_existing;
@@ -186,7 +188,8 @@ pub fn deploy_image(
         ));
     }
 
-    let entry = boot_entry_of(name, &root, os_release)?;
+    let starter = plan.stack_boot(&layout).root_starter;
+    let entry = boot_entry_of(name, &root, os_release, starter.as_ref())?;
     mounted
         .unmount()
         .with_context(|| format!("unmount image {name}"))?;
@@ -195,18 +198,22 @@ pub fn deploy_image(
 
 /// What the image `name` mounted at `root` brings to its boot entry: its newest kernel and
 /// its os-release names.
-fn boot_entry_of(name: &str, root: &Path, os_release: OsRelease) -> anyhow::Result<DeployedImage> {
-    // /boot as the image sees it: a symlink to "/boot" must not list the host's kernels.
-    let boot_dir = resolve_in(root, Path::new("boot"), true).map(|dir| root.join(dir));
-    let boot_files = boot_dir
-        .map(|dir| list_names(&dir))
-        .transpose()
-        .with_context(|| format!("image {name}: reading /boot"))?
-        .unwrap_or_default();
-    let names: Vec<&str> = boot_files.iter().map(String::as_str).collect();
-    let Some(kernel) = newest_kernel(&names) else {
+/// An image deployed onto a logical volume or an array (`root_starter`) is checked for
+/// what its initramfs needs to start it.
+fn boot_entry_of(
+    name: &str,
+    root: &Path,
+    os_release: OsRelease,
+    root_starter: Option<&(&'static str, Device)>,
+) -> anyhow::Result<DeployedImage> {
+    let (boot_dir, kernel) = image_kernel(name, root)?;
+    let Some(kernel) = kernel else {
         bail!("image {name}: no kernel (vmlinuz-*) in /boot");
     };
+    if let Some((program, device)) = root_starter {
+        check_root_starter(name, &boot_dir, &kernel, (program, device))
+            .map_err(anyhow::Error::msg)?;
+    }
     Ok(DeployedImage {
         name: name.to_owned(),
         title: printable(name, "PRETTY_NAME", os_release.pretty_name)
@@ -252,7 +259,7 @@ pub fn read_kept_image(
         }
         None => None,
     };
-    let entry = boot_entry_of(name, root.path(), read_os_release(root.path()))?;
+    let entry = boot_entry_of(name, root.path(), read_os_release(root.path()), None)?;
     if let Some(boot) = boot {
         boot.unmount()
             .with_context(|| format!("unmount /boot of image {name}"))?;
@@ -271,20 +278,6 @@ fn holds_another_program(path: &Path) -> bool {
             !old.windows(IMAGE_BOOT_INFO.len())
                 .any(|window| window == IMAGE_BOOT_INFO.as_bytes())
         })
-}
-
-/// The names in `dir` (none when it does not exist).
-fn list_names(dir: &Path) -> std::io::Result<Vec<String>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut names = Vec::new();
-    for entry in entries {
-        names.push(entry?.file_name().to_string_lossy().into_owned());
-    }
-    Ok(names)
 }
 
 #[cfg(test)]
