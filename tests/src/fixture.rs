@@ -5,7 +5,9 @@
 //! `/sbin/init`, a busybox shell script that prints
 //! `MULTIBOOT-FIXTURE booted=<name>` on the console, mounts the filesystems of its
 //! `/etc/fstab` (as a real init does), runs `/etc/fixture/run` if the test provided one,
-//! and powers the machine off.
+//! and powers the machine off. An image made [`FixtureImage::with_storage`] carries the
+//! storage initramfs ([`crate::initramfs::storage`]) instead, for a root or mounts on LVM or
+//! md RAID1.
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -83,6 +85,24 @@ pub fn initramfs() -> &'static Path {
     })
 }
 
+/// The storage initramfs for [`host_kernel`] ([`crate::initramfs::storage`]), written once
+/// per test process, by the first test that asks.
+pub fn storage_initramfs() -> &'static Path {
+    static INITRAMFS: OnceLock<PathBuf> = OnceLock::new();
+    INITRAMFS.get_or_init(|| {
+        let kernel = host_kernel();
+        let path = crate::tmp::process_dir().join(format!("initrd.img-storage-{}", kernel.version));
+        crate::initramfs::storage::write(&kernel.version, &busybox_path(), &path);
+        path
+    })
+}
+
+/// Writes the storage initramfs with the setup `script` to `path`
+/// ([`crate::initramfs::storage::write_setup`]).
+pub fn write_setup_initramfs(script: &str, path: &Path) {
+    crate::initramfs::storage::write_setup(&host_kernel().version, &busybox_path(), script, path);
+}
+
 /// Splits a version into numeric and textual runs so that "6.10" sorts after "6.9".
 fn version_key(version: &str) -> Vec<(u64, String)> {
     let mut key = Vec::new();
@@ -127,6 +147,8 @@ pub struct FixtureImage {
     pub image_uuid: String,
     /// Whether the static bootctl is installed at `/usr/sbin/bootctl`.
     pub bootctl: bool,
+    /// Whether `/boot` holds the storage initramfs rather than the plain one.
+    pub storage: bool,
     pub files: Vec<FixtureFile>,
     /// Empty directories added to the tree, relative to its root.
     pub dirs: Vec<PathBuf>,
@@ -151,6 +173,7 @@ impl FixtureImage {
             image_name: format!("image-{name}-1.0"),
             image_uuid: uuid::Uuid::new_v4().to_string(),
             bootctl: false,
+            storage: false,
             files: Vec::new(),
             dirs: Vec::new(),
         }
@@ -166,6 +189,24 @@ impl FixtureImage {
     pub fn with_bootctl(mut self) -> Self {
         self.bootctl = true;
         self
+    }
+
+    /// Puts the storage initramfs ([`crate::initramfs::storage`]) at
+    /// `/boot/initrd.img-<version>`: the image's root or the filesystems of its fstab may
+    /// be on LVM logical volumes or md RAID1 arrays. It is more than twice the plain one's
+    /// size, so only the images that need it get it.
+    pub fn with_storage(mut self) -> Self {
+        self.storage = true;
+        self
+    }
+
+    /// The initramfs at the image's `/boot/initrd.img-<version>`.
+    pub fn initramfs(&self) -> &'static Path {
+        if self.storage {
+            storage_initramfs()
+        } else {
+            initramfs()
+        }
     }
 
     /// Adds a file at `path` (relative to the image root).
@@ -200,7 +241,7 @@ impl FixtureImage {
         let kernel = host_kernel();
         let mut paths = vec![
             kernel.vmlinuz.clone(),
-            initramfs().to_owned(),
+            self.initramfs().to_owned(),
             busybox_path(),
         ];
         if self.bootctl {
@@ -334,7 +375,7 @@ pub fn populate_image(root: &Path, image: &FixtureImage) {
         0o644,
     );
     copy(
-        initramfs(),
+        image.initramfs(),
         &root.join(format!("boot/initrd.img-{}", kernel.version)),
         0o644,
     );

@@ -9,7 +9,8 @@
 //! the initramfs, the image's root found by its UUID, the image's init; only the
 //! initramfs is ours. Like udev in Debian's, `/init` leaves a `/dev/disk/by-uuid/` link
 //! for every ext4 and xfs filesystem it sees, and it moves `/dev`, `/proc` and `/sys`
-//! into the new root.
+//! into the new root. Images whose root or mounts are on LVM or md RAID1 boot with the
+//! [`storage`] variant instead.
 //!
 //! When it cannot go on (no filesystem with the root's UUID, a root that does not mount,
 //! no init on it) it prints a line starting with [`FAILURE`] and powers the machine off
@@ -23,6 +24,8 @@ use std::process::Command;
 
 use crate::cmd;
 use crate::tools;
+
+pub mod storage;
 
 /// The console marker of `/init`'s failure lines.
 pub const FAILURE: &str = "MULTIBOOT-INITRAMFS failed:";
@@ -78,17 +81,27 @@ pub fn module_paths(version: &str, modules: &[&str]) -> Vec<PathBuf> {
 }
 
 /// The `/init` script; `groups` holds each group's name and module files (paths inside
-/// the initramfs) in load order.
-fn init_script(groups: &[(&str, Vec<String>)]) -> String {
+/// the initramfs) in load order. With `storage`, the root is found as
+/// [`storage`] describes; otherwise by `root=UUID=` with `findfs`.
+fn init_script(groups: &[(&str, Vec<String>)], storage: bool) -> String {
     let arms: String = groups
         .iter()
         .map(|(name, files)| format!("        {name}) set -- {} ;;\n", files.join(" ")))
         .collect();
+    let (what, exports, root_arms, find_root) = if storage {
+        storage::script_parts()
+    } else {
+        (
+            "load the modules, find the root by UUID",
+            "export PATH=/bin\n".to_owned(),
+            "",
+            find_root_by_uuid(),
+        )
+    };
     format!(
         r#"#!/bin/sh
-# Fixture initramfs: load the modules, find the root by UUID, switch to the image's init.
-export PATH=/bin
-fail() {{
+# Fixture initramfs: {what}, switch to the image's init.
+{exports}fail() {{
     echo "{FAILURE} $*"
     echo "--- /proc/partitions"; cat /proc/partitions
     poweroff -f
@@ -129,27 +142,13 @@ init=/sbin/init
 for word in $(cat /proc/cmdline); do
     case "$word" in
         root=UUID=*) uuid=${{word#root=UUID=}} ;;
-        ro) mode=ro ;;
+{root_arms}        ro) mode=ro ;;
         rw) mode=rw ;;
         init=*) init=${{word#init=}} ;;
     esac
 done
 set +f
-[ -n "$uuid" ] || fail "no root=UUID= on the kernel command line"
-load disk
-load ext4
-tries=0
-until root=$(findfs "UUID=$uuid" 2>/dev/null); do
-    tries=$((tries + 1))
-    [ "$tries" -lt {ROOT_WAIT_TENTHS} ] || fail "no filesystem with UUID $uuid (the root)"
-    sleep 0.1
-done
-# The links udev makes: /dev/disk/by-uuid/UUID for the ext4 and xfs filesystems.
-mkdir -p /dev/disk/by-uuid
-while read -r major minor blocks name; do
-    [ -b "/dev/$name" ] && probe "/dev/$name" && ln -sfn "../../$name" "/dev/disk/by-uuid/$id"
-done < /proc/partitions
-type=
+{find_root}type=
 if probe "$root"; then
     type="-t $fstype"
     load "$fstype"
@@ -177,10 +176,44 @@ exec switch_root /root "$init"
     )
 }
 
+/// The plain `/init`'s search for the root: the filesystem with the UUID of `root=UUID=`,
+/// as `findfs` finds it, and the `/dev/disk/by-uuid/` links.
+fn find_root_by_uuid() -> String {
+    format!(
+        r#"[ -n "$uuid" ] || fail "no root=UUID= on the kernel command line"
+load disk
+load ext4
+tries=0
+until root=$(findfs "UUID=$uuid" 2>/dev/null); do
+    tries=$((tries + 1))
+    [ "$tries" -lt {ROOT_WAIT_TENTHS} ] || fail "no filesystem with UUID $uuid (the root)"
+    sleep 0.1
+done
+# The links udev makes: /dev/disk/by-uuid/UUID for the ext4 and xfs filesystems.
+mkdir -p /dev/disk/by-uuid
+while read -r major minor blocks name; do
+    [ -b "/dev/$name" ] && probe "/dev/$name" && ln -sfn "../../$name" "/dev/disk/by-uuid/$id"
+done < /proc/partitions
+"#
+    )
+}
+
 /// Writes the initramfs for kernel `version` to `path`: an uncompressed newc cpio
 /// archive (the kernel unpacks it without a decompressor, and the busybox and modules
 /// inside it take about 9 MB).
 pub fn write(version: &str, busybox: &Path, path: &Path) {
+    let (mut archive, groups) = base_archive(version, busybox, MODULE_GROUPS);
+    archive.file("init", init_script(&groups, false).as_bytes(), 0o755);
+    write_archive(archive, path);
+}
+
+/// The archive's directories, devices, busybox and the modules of `module_groups`; with
+/// each group's module files inside it, in load order, for [`init_script`].
+fn base_archive<'a>(
+    version: &str,
+    busybox: &Path,
+    module_groups: &[(&'a str, &[&str])],
+) -> (Cpio, Vec<(&'a str, Vec<String>)>) {
     let mut archive = Cpio::default();
     for dir in ["bin", "dev", "proc", "sys", "root", "lib", "lib/modules"] {
         archive.dir(dir);
@@ -196,7 +229,7 @@ pub fn write(version: &str, busybox: &Path, path: &Path) {
     }
     let mut added: Vec<(PathBuf, String)> = Vec::new();
     let mut groups = Vec::new();
-    for (group, modules) in MODULE_GROUPS {
+    for (group, modules) in module_groups {
         let mut files = Vec::new();
         for module in module_paths(version, modules) {
             let inside = match added.iter().find(|(host, _)| *host == module) {
@@ -217,7 +250,10 @@ pub fn write(version: &str, busybox: &Path, path: &Path) {
         }
         groups.push((*group, files));
     }
-    archive.file("init", init_script(&groups).as_bytes(), 0o755);
+    (archive, groups)
+}
+
+fn write_archive(archive: Cpio, path: &Path) {
     let bytes = archive.finish();
     let mut file =
         fs::File::create(path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
@@ -237,6 +273,8 @@ fn read(path: &Path) -> Vec<u8> {
 struct Cpio {
     bytes: Vec<u8>,
     next_inode: u32,
+    /// The directories in it, for [`Cpio::parents`].
+    dirs: Vec<String>,
 }
 
 const S_IFDIR: u32 = 0o040000;
@@ -247,10 +285,33 @@ const S_IFCHR: u32 = 0o020000;
 impl Cpio {
     fn dir(&mut self, name: &str) {
         self.entry(name, S_IFDIR | 0o755, 2, (0, 0), b"");
+        self.dirs.push(name.to_owned());
+    }
+
+    /// The directories above `name` that are not in the archive yet: the kernel makes no
+    /// parent directory when it unpacks a member.
+    fn parents(&mut self, name: &str) {
+        let mut end = 0;
+        while let Some(slash) = name[end..].find('/') {
+            end += slash;
+            if !self.dirs.iter().any(|d| d == &name[..end]) {
+                self.dir(&name[..end]);
+            }
+            end += 1;
+        }
     }
 
     fn file(&mut self, name: &str, contents: &[u8], mode: u32) {
         self.entry(name, S_IFREG | mode, 1, (0, 0), contents);
+    }
+
+    /// `contents` at `path` (an absolute path outside, made relative), with the
+    /// directories above it.
+    fn file_at(&mut self, path: &Path, contents: &[u8], mode: u32) {
+        let name = path.to_string_lossy();
+        let name = name.trim_start_matches('/');
+        self.parents(name);
+        self.file(name, contents, mode);
     }
 
     fn symlink(&mut self, name: &str, target: &str) {
@@ -306,6 +367,7 @@ impl Cpio {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use std::process::Command;
 
     use super::{init_script, Cpio, MODULE_GROUPS};
@@ -319,21 +381,44 @@ mod tests {
             .iter()
             .map(|(name, _)| (*name, vec![format!("/lib/modules/00-{name}.ko")]))
             .collect();
-        let script = init_script(&groups);
         let scratch = crate::tmp::TempDir::new("initramfs-init");
-        let path = scratch.join("init");
-        std::fs::write(&path, &script).expect("writing the init script");
-        let out = cmd::output(Command::new(busybox).args(["sh", "-n"]).arg(&path));
-        assert!(
-            out.status.success(),
-            "busybox sh -n rejects /init: {}\n{script}",
-            cmd::describe_output(&out)
-        );
-        for (name, _) in MODULE_GROUPS {
-            assert!(script.contains(&format!(
-                "        {name}) set -- /lib/modules/00-{name}.ko ;;\n"
-            )));
+        for storage in [false, true] {
+            let script = init_script(&groups, storage);
+            let path = scratch.join("init");
+            std::fs::write(&path, &script).expect("writing the init script");
+            let out = cmd::output(Command::new(&busybox).args(["sh", "-n"]).arg(&path));
+            assert!(
+                out.status.success(),
+                "busybox sh -n rejects /init (storage: {storage}): {}\n{script}",
+                cmd::describe_output(&out)
+            );
+            for (name, _) in MODULE_GROUPS {
+                assert!(script.contains(&format!(
+                    "        {name}) set -- /lib/modules/00-{name}.ko ;;\n"
+                )));
+            }
+            assert_eq!(script.contains("mdadm"), storage, "{script}");
+            assert_eq!(script.contains("root=/dev/*)"), storage, "{script}");
         }
+    }
+
+    #[test]
+    fn cpio_parents_are_added_once() {
+        let mut archive = Cpio::default();
+        archive.dir("lib");
+        archive.file_at(Path::new("/lib/x86_64-linux-gnu/libc.so.6"), b"", 0o755);
+        archive.file_at(Path::new("/lib/x86_64-linux-gnu/libm.so.6"), b"", 0o755);
+        archive.parents("run/lock/lvm/");
+        assert_eq!(
+            archive.dirs,
+            [
+                "lib",
+                "lib/x86_64-linux-gnu",
+                "run",
+                "run/lock",
+                "run/lock/lvm"
+            ]
+        );
     }
 
     #[test]

@@ -92,6 +92,19 @@ pub fn boot_disks(
     Machine::new(disks, firmware, timeout, artifact_name).boot()
 }
 
+/// Boots `direct` on SeaBIOS with `disks` (`vda`, `vdb`, ... in this order), no network,
+/// until the guest powers off (or `timeout`).
+pub fn boot_direct(
+    disks: &[&Path],
+    direct: &DirectKernel,
+    timeout: Duration,
+    artifact_name: &str,
+) -> BootOutcome {
+    let mut machine = Machine::new(disks, Firmware::Bios, timeout, artifact_name);
+    machine.direct = Some(direct);
+    machine.boot()
+}
+
 /// Boots `direct` (the deploy ramdisk) on SeaBIOS with `disks` and one NIC on QEMU's
 /// user-mode network, where the guest is 10.0.2.15 (by DHCP) and reaches this machine's
 /// 127.0.0.1 as 10.0.2.2, until the guest powers off (or `timeout`).
