@@ -27,6 +27,9 @@ pub struct MenuEntrySpec {
     /// GRUB modules that filesystem needs besides `part_gpt`, `ext2` and `xfs` (`lvm`,
     /// `mdraid1x`).
     pub modules: Vec<&'static str>,
+    /// The GRUB device the search tries first (`search --hint`), which makes GRUB scan
+    /// for an LV or array.
+    pub search_hint: Option<String>,
     /// The kernel's path on that filesystem: `/boot/vmlinuz-X`, or `/vmlinuz-X` when
     /// `/boot` is a partition of its own.
     pub kernel_path: String,
@@ -120,11 +123,11 @@ fn menu_entry(out: &mut String, entry: &MenuEntrySpec) {
     for module in &entry.modules {
         let _ = writeln!(out, "\tinsmod {module}");
     }
-    let _ = writeln!(
-        out,
-        "\tsearch --no-floppy --fs-uuid --set=root {}",
-        quote(&entry.search_uuid)
-    );
+    out.push_str("\tsearch --no-floppy --fs-uuid --set=root");
+    if let Some(hint) = &entry.search_hint {
+        let _ = write!(out, " --hint={}", quote(hint));
+    }
+    let _ = writeln!(out, " {}", quote(&entry.search_uuid));
     let _ = write!(
         out,
         "\tlinux {} {} ro",
@@ -168,6 +171,7 @@ mod tests {
             title: format!("Image {name}"),
             search_uuid: root.to_owned(),
             modules: Vec::new(),
+            search_hint: None,
             kernel_path: "/boot/vmlinuz-6.1.0-56-amd64".to_owned(),
             initrd_path: Some("/boot/initrd.img-6.1.0-56-amd64".to_owned()),
             root_uuid: root.to_owned(),
@@ -224,8 +228,13 @@ mod tests {
                     Some(spec.root_uuid.as_str())
                 )
             );
+            let hint = spec
+                .search_hint
+                .as_ref()
+                .map(|hint| format!("--hint={} ", quote(hint)))
+                .unwrap_or_default();
             let search = format!(
-                "\tsearch --no-floppy --fs-uuid --set=root {}\n",
+                "\tsearch --no-floppy --fs-uuid --set=root {hint}{}\n",
                 quote(&spec.search_uuid)
             );
             assert!(body(item).contains(&search), "{}", body(item));
@@ -326,6 +335,7 @@ mod tests {
                 root_uuid: format!("{nasty}\nreboot"),
                 search_uuid: "${root}'".to_owned(),
                 modules: Vec::new(),
+                search_hint: None,
                 kernel_params: format!("{nasty} $(reboot)\nreboot; ' \" }} {{ \\"),
             },
             MenuEntrySpec {
@@ -473,6 +483,7 @@ mod tests {
                 title: "Debian GNU/Linux 12 (bookworm)".to_owned(),
                 search_uuid: ROOT_A.to_owned(),
                 modules: Vec::new(),
+                search_hint: None,
                 kernel_path: "/boot/vmlinuz-6.1.0-56-amd64".to_owned(),
                 initrd_path: Some("/boot/initrd.img-6.1.0-56-amd64".to_owned()),
                 root_uuid: ROOT_A.to_owned(),
@@ -483,6 +494,7 @@ mod tests {
                 title: "Rocky Linux 9.3 (Blue Onyx)".to_owned(),
                 search_uuid: BOOT_C.to_owned(),
                 modules: vec!["lvm"],
+                search_hint: Some("lvm/rl-root".to_owned()),
                 kernel_path: "/vmlinuz-5.14.0-362.8.1.el9_3.x86_64".to_owned(),
                 initrd_path: None,
                 root_uuid: ROOT_B.to_owned(),
@@ -557,7 +569,7 @@ menuentry --id='multiboot-beta' --class os -- 'Rocky Linux 9.3 (Blue Onyx)' {
 	insmod ext2
 	insmod xfs
 	insmod lvm
-	search --no-floppy --fs-uuid --set=root '9e8d7c6b-5a49-4382-b1a0-f9e8d7c6b5a4'
+	search --no-floppy --fs-uuid --set=root --hint='lvm/rl-root' '9e8d7c6b-5a49-4382-b1a0-f9e8d7c6b5a4'
 	linux '/vmlinuz-5.14.0-362.8.1.el9_3.x86_64' 'root=UUID=688c5f1e-dc46-4aca-a90e-be21ba8aa3e2' ro 'rd.lvm.lv=rl/root'
 }
 "#;

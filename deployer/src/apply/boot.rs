@@ -125,6 +125,7 @@ fn menu_entry(plan: &Plan, entry: &Entry) -> anyhow::Result<MenuEntrySpec> {
         title: deployed.title.clone(),
         search_uuid: boot_uuid.clone(),
         modules: stack.grub_modules,
+        search_hint: stack.search_hint,
         kernel_path: format!("{prefix}{}", deployed.kernel.kernel),
         initrd_path: deployed
             .kernel

@@ -31,7 +31,7 @@ pub struct ImageLayout {
 }
 
 /// What an image on LVM or md needs to boot: GRUB reads its kernel through `lvm` or
-/// `mdraid1x`, and dracut starts only the root it is named (`rd.lvm.lv=VG/LV`,
+/// `mdraid1x`, told where to look, and dracut starts only the root it is named (`rd.lvm.lv=VG/LV`,
 /// `rd.md.uuid=`; Debian's initramfs-tools starts every VG and array it finds).
 /// `root=UUID=` stays as for a partition: bootctl and its kernel hooks know an image's
 /// entry by it.
@@ -39,6 +39,9 @@ pub struct ImageLayout {
 pub struct StackBoot {
     pub kernel_params: Vec<String>,
     pub grub_modules: Vec<&'static str>,
+    /// The GRUB device of the filesystem holding the kernel, for `search --hint`
+    /// (`lvm/VG-LV`, `mduuid/HEX`).
+    pub search_hint: Option<String>,
     /// What the image's initramfs must hold to start its `/`: `lvm` or `mdadm`, with the
     /// device; nothing for a partition.
     pub root_starter: Option<(&'static str, Device)>,
@@ -75,9 +78,25 @@ impl Plan {
             }
             _ => {}
         }
+        // GRUB finds an LV or array only once something opens one of its devices (a
+        // search by UUID alone does not make it scan): the hint names it as GRUB does.
         match device_at("/boot").or_else(|| device_at("/")) {
-            Some(Device::LogicalVolume { .. }) => boot.grub_modules.push("lvm"),
-            Some(Device::RaidArray { .. }) => boot.grub_modules.push("mdraid1x"),
+            Some(Device::LogicalVolume { vg, lv }) => {
+                boot.grub_modules.push("lvm");
+                boot.search_hint = Some(format!(
+                    "lvm/{}-{}",
+                    vg.replace('-', "--"),
+                    lv.replace('-', "--")
+                ));
+            }
+            Some(Device::RaidArray { name }) => {
+                boot.grub_modules.push("mdraid1x");
+                boot.search_hint = self
+                    .raid_arrays
+                    .iter()
+                    .find(|a| &a.name == name)
+                    .map(|a| format!("mduuid/{}", a.uuid.replace('-', "")));
+            }
             _ => {}
         }
         boot
@@ -204,4 +223,64 @@ fn fstab(name: &str, filesystems: &[&FilesystemPlan]) -> String {
         ));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::{config, disk, plan_ok};
+
+    #[test]
+    fn roots_on_lvm_and_md_boot_with_their_modules_hints_and_dracut_parameters() {
+        let plan = plan_ok(
+            &config(
+                r#"{"images": [{"name": "alpha", "image_pull_url": "/a", "target": "/"},
+                               {"name": "beta", "image_pull_url": "/b", "target": "/"},
+                               {"name": "gamma", "image_pull_url": "/c", "target": "/"}],
+                  "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"}, "volumes": [
+                    {"type": "partition", "mount": "/", "file_system": "ext4", "size": "100", "images": ["alpha"]},
+                    {"type": "pv", "vg": "image-vg", "size": "200"},
+                    {"type": "raid", "mount": "/", "file_system": "ext4", "size": "100", "images": ["gamma"]}]},
+                   {"type": "vg", "id": "image-vg", "volumes": [
+                    {"type": "lv", "name": "beta-root", "mount": "/", "file_system": "ext4", "size": "100",
+                     "images": ["beta"]}]}],
+                  "partitions_policy": "clean"}"#,
+            ),
+            &[disk("vda", 2 << 30)],
+        );
+        let boot = |name: &str| {
+            let image = plan.images.iter().find(|i| i.name == name).unwrap();
+            plan.stack_boot(&plan.layout(image))
+        };
+        assert_eq!(boot("alpha"), StackBoot::default());
+        let lv = Device::LogicalVolume {
+            vg: "image-vg".to_owned(),
+            lv: "beta-root".to_owned(),
+        };
+        assert_eq!(
+            boot("beta"),
+            StackBoot {
+                kernel_params: vec!["rd.lvm.lv=image-vg/beta-root".to_owned()],
+                grub_modules: vec!["lvm"],
+                search_hint: Some("lvm/image--vg-beta--root".to_owned()),
+                root_starter: Some(("lvm", lv)),
+            }
+        );
+        let array = &plan.raid_arrays[0];
+        assert_eq!(array.uuid, "00000000-0000-4000-c000-000000000001");
+        assert_eq!(
+            boot("gamma"),
+            StackBoot {
+                kernel_params: vec![format!("rd.md.uuid={}", array.uuid)],
+                grub_modules: vec!["mdraid1x"],
+                search_hint: Some("mduuid/0000000000004000c000000000000001".to_owned()),
+                root_starter: Some((
+                    "mdadm",
+                    Device::RaidArray {
+                        name: "md0".to_owned()
+                    }
+                )),
+            }
+        );
+    }
 }
