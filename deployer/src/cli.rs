@@ -14,6 +14,8 @@ use serde::Serialize;
 
 use crate::apply::boot::BootloaderConfig;
 use crate::deploy::{deploy, DeployOptions};
+use crate::disk_ids::read::{block_devnum, read_machine};
+use crate::disk_ids::{kind_name, resolve_disks, GivenDisk};
 use crate::disks::disk_input;
 use crate::exec::quote_command;
 use crate::exit::Exit;
@@ -22,8 +24,9 @@ use crate::plan::{disk_requests, plan_layout, DiskInput, Layout, Plan, PlanError
 use crate::render::{
     deploy_json, plan_json, plan_text, terminal_width, DeployOutcome, JSON_VERSION,
 };
-use crate::text::plural;
+use crate::text::{plural, quote};
 use crate::validate::{check, ConfigError, JsonPath, Outcome};
+use crate::ProvisionConfig;
 use shared::bootinfo::BootInfo;
 
 /// Deploy several OS images from a Bareon provision.json onto one node's disks.
@@ -109,10 +112,22 @@ pub enum Command {
         /// The provision.json; "-" reads standard input.
         config: PathBuf,
         /// The disk the config calls NAME (its id value) is PATH: a block device or a
-        /// disk-image file. Give every disk of the config once.
+        /// disk-image file. Give every disk of the config once, or find the others with
+        /// --resolve-disks.
         #[arg(long = "disk", value_name = "NAME=PATH", value_parser = parse_disk_arg)]
         #[arg(add = ArgValueCompleter::new(complete_disk_arg))]
         disks: Vec<(String, PathBuf)>,
+        /// Find every disk of the config that no --disk gives on this machine, through its
+        /// id as Bareon does: "name" sda is /dev/sda; "path" is the device's node or one of
+        /// udev's links under /dev/disk ("disk/by-path/...", "/dev/disk/by-id/..."); "scsi"
+        /// H:C:T:L is the disk at that SCSI address (/sys/class/scsi_device). Without udev
+        /// (no /dev/disk, as in the deploy ramdisk) path ids match the links derived from
+        /// sysfs as udev names them: by-path of PCI virtio, SCSI, ATA and NVMe disks, by-id
+        /// virtio-SERIAL and nvme-WWID. An id that names no device, or several, a partition, a
+        /// read-only or an empty device, or one --disk gives, is an error (status 3). Never
+        /// implied: on a workstation "sda" is its own disk.
+        #[arg(long)]
+        resolve_disks: bool,
         /// Print the whole plan as JSON, with "version": 1; errors are printed as by
         /// validate --json, planning errors naming "path" or "disk".
         #[arg(long)]
@@ -159,10 +174,22 @@ pub enum Command {
         /// The provision.json; "-" reads standard input.
         config: PathBuf,
         /// The disk the config calls NAME (its id value) is PATH: a block device or a
-        /// disk-image file. Give every disk of the config once.
+        /// disk-image file. Give every disk of the config once, or find the others with
+        /// --resolve-disks.
         #[arg(long = "disk", value_name = "NAME=PATH", value_parser = parse_disk_arg)]
         #[arg(add = ArgValueCompleter::new(complete_disk_arg))]
         disks: Vec<(String, PathBuf)>,
+        /// Find every disk of the config that no --disk gives on this machine, through its
+        /// id as Bareon does: "name" sda is /dev/sda; "path" is the device's node or one of
+        /// udev's links under /dev/disk ("disk/by-path/...", "/dev/disk/by-id/..."); "scsi"
+        /// H:C:T:L is the disk at that SCSI address (/sys/class/scsi_device). Without udev
+        /// (no /dev/disk, as in the deploy ramdisk) path ids match the links derived from
+        /// sysfs as udev names them: by-path of PCI virtio, SCSI, ATA and NVMe disks, by-id
+        /// virtio-SERIAL and nvme-WWID. An id that names no device, or several, a partition, a
+        /// read-only or an empty device, or one --disk gives, is an error (status 3). Never
+        /// implied: on a workstation "sda" is its own disk.
+        #[arg(long)]
+        resolve_disks: bool,
         /// Where to write boot-info.json besides the multiboot partition and the images;
         /// a copy goes beside it as boot_entries.json, the name Bareon's agent writes and
         /// bareon-ironic reads (/tmp/boot_entries.json by default).
@@ -230,7 +257,8 @@ const DEPLOY_HELP: &str = concat!(
     "Examples:\n",
     "  deployer deploy provision.json --disk vda=/dev/vda\n",
     "  deployer deploy provision.json --disk vda=node.img --yes --boot-info node-boot-info.json\n",
-    "  deployer -q deploy provision.json --disk vda=/dev/sda --yes --json --log-file deploy.log\n\n",
+    "  deployer -q deploy provision.json --disk vda=/dev/sda --yes --json --log-file deploy.log\n",
+    "  deployer deploy provision.json --resolve-disks --yes    (on the node, as the ramdisk does)\n\n",
     "Exit status: 0 deployed, 1 a step failed (the disks' partition tables were wiped), \
      2 usage error or no confirmation possible, 3 invalid config, it does not fit the \
      disks, or this host cannot deploy it, 4 not run as root."
@@ -239,7 +267,8 @@ const DEPLOY_HELP: &str = concat!(
 const PLAN_HELP: &str = concat!(
     "Examples:\n",
     "  deployer plan provision.json --disk vda=/dev/vda\n",
-    "  deployer plan provision.json --disk vda=disk.img --json | jq .boot\n\n",
+    "  deployer plan provision.json --disk vda=disk.img --json | jq .boot\n",
+    "  deployer plan provision.json --resolve-disks    (the disks of this machine, by their ids)\n\n",
     exit_status!()
 );
 
@@ -293,13 +322,15 @@ pub fn run(cli: &Cli) -> ExitCode {
         Command::Plan {
             config,
             disks,
+            resolve_disks,
             json,
             strict,
             layout,
-        } => plan_command(config, disks, *layout, *json, *strict).into(),
+        } => plan_command(config, disks, *resolve_disks, *layout, *json, *strict).into(),
         Command::Deploy {
             config,
             disks,
+            resolve_disks,
             boot_info,
             bootctl,
             yes,
@@ -313,6 +344,8 @@ pub fn run(cli: &Cli) -> ExitCode {
             json,
             strict,
         } => {
+            // With the disks --resolve-disks finds, for the summary.
+            let mut disks = disks.clone();
             let exit = if !Uid::effective().is_root() {
                 crate::error!(
                     "deployer: deploy must be run as root (it partitions disks and mounts \
@@ -320,7 +353,7 @@ pub fn run(cli: &Cli) -> ExitCode {
                 );
                 Exit::NotRoot
             } else {
-                match load_plan(config, disks, *layout, false, *strict) {
+                match load_plan(config, &mut disks, *resolve_disks, *layout, false, *strict) {
                     Ok(plan) => {
                         let options = DeployOptions {
                             boot_info: boot_info.clone(),
@@ -338,7 +371,7 @@ pub fn run(cli: &Cli) -> ExitCode {
                 }
             };
             let exit = if *json {
-                deploy_summary(exit, disks, boot_info)
+                deploy_summary(exit, &disks, boot_info)
             } else {
                 exit
             };
@@ -464,11 +497,12 @@ fn validate_command(path: &Path, json: bool, strict: bool) -> Exit {
     }
 }
 
-/// Reads, validates and plans; errors are reported (as JSON with `json`) and become the
-/// exit status.
+/// Reads, validates and plans (`disk_args` gets the disks `resolve` finds); errors are
+/// reported (as JSON with `json`) and become the exit status.
 fn load_plan(
     path: &Path,
-    disk_args: &[(String, PathBuf)],
+    disk_args: &mut Vec<(String, PathBuf)>,
+    resolve: bool,
     layout: Option<Layout>,
     json: bool,
     strict: bool,
@@ -493,6 +527,9 @@ fn load_plan(
             });
         }
     };
+    if resolve {
+        resolve_disk_args(&config, disk_args, json)?;
+    }
     let requests =
         disk_requests(&config, disk_args).map_err(|errors| plan_errors(&errors, json))?;
     let mut disks: Vec<DiskInput> = Vec::new();
@@ -509,14 +546,48 @@ fn load_plan(
         .map_err(|errors| plan_errors(&errors, json))
 }
 
+/// `--resolve-disks`: appends to `disk_args` every disk of the config that they do not
+/// give, found on this machine through its id.
+fn resolve_disk_args(
+    config: &ProvisionConfig,
+    disk_args: &mut Vec<(String, PathBuf)>,
+    json: bool,
+) -> Result<(), Exit> {
+    let machine = read_machine(Path::new("/sys"), Path::new("/dev")).map_err(|err| {
+        crate::error!("deployer: --resolve-disks: cannot read the block devices: {err}");
+        Exit::Failure
+    })?;
+    let given: Vec<GivenDisk> = disk_args
+        .iter()
+        .map(|(name, path)| GivenDisk {
+            name: name.clone(),
+            devnum: block_devnum(path),
+        })
+        .collect();
+    let found =
+        resolve_disks(config, &given, &machine).map_err(|errors| plan_errors(&errors, json))?;
+    for disk in found {
+        crate::info!(
+            "deployer: disk {} ({} id) is {}",
+            quote(&disk.name),
+            kind_name(disk.kind),
+            disk.path.display()
+        );
+        disk_args.push((disk.name, disk.path));
+    }
+    Ok(())
+}
+
 fn plan_command(
     path: &Path,
     disk_args: &[(String, PathBuf)],
+    resolve: bool,
     layout: Option<Layout>,
     json: bool,
     strict: bool,
 ) -> Exit {
-    let plan = match load_plan(path, disk_args, layout, json, strict) {
+    let mut disk_args = disk_args.to_vec();
+    let plan = match load_plan(path, &mut disk_args, resolve, layout, json, strict) {
         Ok(plan) => plan,
         Err(exit) => return exit,
     };

@@ -26,6 +26,7 @@ pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod deploy;
+pub mod disk_ids;
 pub mod disks;
 pub mod exec;
 pub mod exit;

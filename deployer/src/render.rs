@@ -80,7 +80,7 @@ pub fn plan_json(plan: &Plan) -> Value {
 /// How a deploy ended, for `deployer deploy --json`.
 pub struct DeployOutcome<'a> {
     pub exit: u8,
-    /// The disks as given with `--disk`.
+    /// The disks as given with `--disk`, then those `--resolve-disks` found.
     pub disks: &'a [(String, PathBuf)],
     /// After a deploy: where boot-info.json was written, and what it says.
     pub boot_info: Option<(&'a Path, &'a BootInfo)>,

@@ -1,11 +1,13 @@
 //! The deploy ramdisk (`packaging/ramdisk`), booted for real as a PXE node boots it: QEMU
 //! (TCG) loads its vmlinuz and initrd.img with the kernel command line of the README's
-//! "Deploy from a ramdisk (PXE)", one blank virtio disk and a NIC on QEMU's user-mode
+//! "Deploy from a ramdisk (PXE)", one blank disk and a NIC on QEMU's user-mode
 //! network. The ramdisk takes DHCP, fetches provision.json from an HTTP server on this
 //! machine's 127.0.0.1 (the guest's 10.0.2.2, reached directly as `deployer.no_proxy=`
 //! says) and two fixture images (tar.zst with their sha256) at `http://images.invalid/`
 //! through the same server as the proxy of `deployer.proxy=`, deploys both onto
-//! partitions of their own and powers off; then the
+//! partitions of their own and powers off; the disk is then on a virtio-scsi controller and
+//! the config names it by its SCSI address, which the deployer resolves itself (no
+//! `deployer.disk=`, so `--resolve-disks`). Then the
 //! disk boots alone, into alpha (the default). Before that, a boot that reads the same
 //! config from a second disk (`deployer.config=file:LABEL=cfg:/provision.json`) and whose
 //! `deployer.disk=` names a disk the config lacks shows the deployer's error and
@@ -34,7 +36,7 @@ use e2e::deploy::write_images_config;
 use e2e::disk::sha256;
 use e2e::fixture::FixtureImage;
 use e2e::http::HttpServer;
-use e2e::qemu::{self, expect_boot, DirectKernel, Firmware};
+use e2e::qemu::{self, expect_boot, DirectKernel, Firmware, ScsiDisk};
 use e2e::tmp::TempDir;
 use e2e::tools::require_tools;
 use serde_json::Value;
@@ -155,6 +157,10 @@ fn the_ramdisk_deploys_two_images_from_http_and_the_disk_boots_alpha() {
         image["sha256"] = sha256(&images[&file]).into();
         files.insert(url, std::fs::read(&images[&file]).expect("a tarball"));
     }
+    // The node's disk by its SCSI address: the deploy boot gives no deployer.disk=, and the
+    // deployer finds the disk on QEMU's virtio-scsi controller (the guest's only SCSI
+    // host) with --resolve-disks.
+    config["partitions"][0]["id"] = serde_json::json!({"type": "scsi", "value": "0:0:1:0"});
     files.insert("provision.json".to_owned(), config.to_string().into_bytes());
     let server = HttpServer::serve(files);
     let server_url = guest_url(&server.url(""));
@@ -214,20 +220,28 @@ fn the_ramdisk_deploys_two_images_from_http_and_the_disk_boots_alpha() {
         refused.elapsed
     );
 
-    let deployed = qemu::boot_networked(
-        &[&disk],
+    let deployed = qemu::boot_networked_scsi(
+        &[],
+        &[ScsiDisk {
+            path: &disk,
+            target: 1,
+            lun: 0,
+        }],
         &ramdisk(
             &format!("{server_url}provision.json"),
-            &format!(
-                "deployer.disk=vda=/dev/vda deployer.proxy={proxy} \
-                 deployer.no_proxy={HOST_FROM_GUEST}"
-            ),
+            &format!("deployer.proxy={proxy} deployer.no_proxy={HOST_FROM_GUEST}"),
         ),
         DEPLOY_TIMEOUT,
         "ramdisk-deploy",
     );
     assert!(
         !deployed.timed_out
+            && deployed
+                .serial
+                .contains("ramdisk: no deployer.disk=: the deployer finds the config's disks")
+            && deployed
+                .serial
+                .contains("deployer: disk \"0:0:1:0\" (scsi id) is /dev/sda")
             && deployed
                 .serial
                 .contains("deploying image alpha from http://images.invalid/alpha.tar.zst")

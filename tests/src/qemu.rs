@@ -120,9 +120,35 @@ pub fn boot_networked(
     machine.boot()
 }
 
+/// A disk on the machine's virtio-scsi controller at SCSI target `target`, LUN `lun`: in
+/// the guest, SCSI address `H:0:target:lun`, H being the controller's host number.
+#[derive(Clone, Copy, Debug)]
+pub struct ScsiDisk<'a> {
+    pub path: &'a Path,
+    pub target: u8,
+    pub lun: u8,
+}
+
+/// [`boot_networked`] with `scsi` on a virtio-scsi controller besides the virtio `disks`.
+pub fn boot_networked_scsi(
+    disks: &[&Path],
+    scsi: &[ScsiDisk],
+    direct: &DirectKernel,
+    timeout: Duration,
+    artifact_name: &str,
+) -> BootOutcome {
+    let mut machine = Machine::new(disks, Firmware::Bios, timeout, artifact_name);
+    machine.direct = Some(direct);
+    machine.network = true;
+    machine.scsi = scsi;
+    machine.boot()
+}
+
 /// What [`Machine::boot`] starts.
 struct Machine<'a> {
     disks: &'a [&'a Path],
+    /// Disks on a virtio-scsi controller (none: no controller).
+    scsi: &'a [ScsiDisk<'a>],
     firmware: Firmware,
     direct: Option<&'a DirectKernel>,
     /// One virtio NIC on QEMU's user-mode network (none otherwise).
@@ -140,6 +166,7 @@ impl<'a> Machine<'a> {
     ) -> Self {
         Machine {
             disks,
+            scsi: &[],
             firmware,
             direct: None,
             network: false,
@@ -156,6 +183,7 @@ impl<'a> Machine<'a> {
 fn boot_machine(machine: &Machine) -> BootOutcome {
     let Machine {
         disks,
+        scsi,
         firmware,
         direct,
         network,
@@ -186,6 +214,21 @@ fn boot_machine(machine: &Machine) -> BootOutcome {
     for disk in disks {
         qemu.arg("-drive")
             .arg(format!("file={},format=raw,if=virtio", disk.display()));
+    }
+    if !scsi.is_empty() {
+        qemu.args(["-device", "virtio-scsi-pci,id=scsi0"]);
+    }
+    for (i, disk) in scsi.iter().enumerate() {
+        qemu.arg("-drive")
+            .arg(format!(
+                "file={},format=raw,if=none,id=scsi-disk{i}",
+                disk.path.display()
+            ))
+            .arg("-device")
+            .arg(format!(
+                "scsi-hd,drive=scsi-disk{i},bus=scsi0.0,scsi-id={},lun={}",
+                disk.target, disk.lun
+            ));
     }
     if firmware == Firmware::Uefi {
         tools::require_file(Path::new(OVMF_CODE));

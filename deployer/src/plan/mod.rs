@@ -111,7 +111,7 @@ pub fn names_disk<'a>(name: &'a str, id: &'a str) -> bool {
 }
 
 /// The disk entries of the config with their JSON paths, in order.
-pub(super) fn disk_entries(config: &ProvisionConfig) -> impl Iterator<Item = (JsonPath, &Disk)> {
+pub(crate) fn disk_entries(config: &ProvisionConfig) -> impl Iterator<Item = (JsonPath, &Disk)> {
     config
         .partitions
         .iter()
