@@ -32,6 +32,7 @@ pub mod exec;
 pub mod exit;
 pub mod grubcfg_gen;
 pub mod initrd;
+pub mod ondisk;
 pub mod output;
 pub mod plan;
 pub mod progress;
