@@ -26,24 +26,20 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use e2e::build::without_cargo_env;
 use e2e::cmd;
 use e2e::deploy::write_images_config;
 use e2e::disk::sha256;
 use e2e::fixture::FixtureImage;
 use e2e::http::HttpServer;
 use e2e::qemu::{self, expect_boot, DirectKernel, Firmware, ScsiDisk};
+use e2e::ramdisk::{build_ramdisk, guest_url, last_lines, DEPLOY_TIMEOUT, HOST_FROM_GUEST};
 use e2e::tmp::TempDir;
 use e2e::tools::require_tools;
 use serde_json::Value;
-
-/// One boot of the ramdisk: it unpacks about 90 MB and runs every step of the deploy
-/// under TCG (15 s on an idle machine).
-const DEPLOY_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// One fixture boot of the deployed disk.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -51,35 +47,9 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 /// The disk-image file the ramdisk deploys onto, as `/dev/vda`.
 const DISK_BYTES: u64 = 768 << 20;
 
-/// How the guest reaches this machine's 127.0.0.1 on QEMU's user-mode network.
-const HOST_FROM_GUEST: &str = "10.0.2.2";
-
 /// Where the config says the images are: a host that resolves nowhere, reached through
 /// the proxy.
 const IMAGES_URL: &str = "http://images.invalid";
-
-/// `url` (a server's `http://127.0.0.1:PORT/NAME`) as the guest reaches it.
-fn guest_url(url: &str) -> String {
-    url.replacen("127.0.0.1", HOST_FROM_GUEST, 1)
-}
-
-/// Runs `packaging/ramdisk DIR` and returns DIR/vmlinuz and DIR/initrd.img.
-fn build_ramdisk(dir: &Path) -> (PathBuf, PathBuf) {
-    let started = Instant::now();
-    let mut build = Command::new(e2e::workspace_root().join("packaging/ramdisk"));
-    without_cargo_env(&mut build);
-    cmd::run(build.arg(dir));
-    let initrd = dir.join("initrd.img");
-    let size = std::fs::metadata(&initrd)
-        .unwrap_or_else(|e| panic!("{}: {e}", initrd.display()))
-        .len();
-    eprintln!(
-        "ramdisk: packaging/ramdisk took {:.1?}, initrd.img {} MiB",
-        started.elapsed(),
-        size >> 20
-    );
-    (dir.join("vmlinuz"), initrd)
-}
 
 /// Whether the file at `path` holds only zero bytes.
 fn all_zeros(path: &Path) -> bool {
@@ -94,12 +64,6 @@ fn all_zeros(path: &Path) -> bool {
             return false;
         }
     }
-}
-
-/// The last 40 lines of a console log.
-fn last_lines(serial: &str) -> String {
-    let lines: Vec<&str> = serial.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 #[test]

@@ -38,6 +38,7 @@ pub mod manpage;
 pub mod net;
 pub mod node;
 pub mod qemu;
+pub mod ramdisk;
 pub mod rsyncd;
 pub mod schema;
 pub mod tmp;
