@@ -11,7 +11,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::exec::{run, StepError};
-use crate::plan::{DiskInput, DiskRequest, ExistingDisk};
+use crate::ondisk;
+use crate::plan::{DiskInput, DiskRequest, ExistingDisk, Member};
 use crate::sfdisk::{parse_table, partition_number};
 
 /// The sector size of disk-image files, and of block devices that do not report one.
@@ -118,21 +119,133 @@ fn existing(path: &Path) -> ExistingDisk {
         Err(why) => return ExistingDisk::NoTable(why),
     };
     let sector_size = table.sectorsize.unwrap_or(u64::from(DEFAULT_SECTOR_SIZE));
-    let filesystems = table
-        .partitions
-        .iter()
-        .filter_map(|entry| {
-            let number = partition_number(&entry.node)?;
-            let found = filesystem_at(
-                path,
-                entry.start * sector_size,
-                entry.size * sector_size,
-                number,
-            );
-            Some((number, found))
+    let mut filesystems = BTreeMap::new();
+    let mut members = BTreeMap::new();
+    for entry in &table.partitions {
+        let Some(number) = partition_number(&entry.node) else {
+            continue;
+        };
+        let (offset, size) = (entry.start * sector_size, entry.size * sector_size);
+        let found = filesystem_at(path, offset, size, number);
+        let kind = found.as_ref().ok().and_then(|f| f.get("TYPE")).cloned();
+        if let Some(kind) = kind {
+            let partition = Window { offset, size };
+            if let Some(member) = member_at(path, &partition, &kind, number) {
+                members.insert(number, member);
+            }
+        }
+        filesystems.insert(number, found);
+    }
+    ExistingDisk::Table {
+        table,
+        filesystems,
+        members,
+    }
+}
+
+/// A partition: `size` bytes at `offset` of its disk.
+struct Window {
+    offset: u64,
+    size: u64,
+}
+
+/// What partition `number` holds when it is an LVM physical volume or an md member
+/// (`kind`, blkid's `TYPE`): its metadata, and what `blkid -p` finds in the logical
+/// volumes that start on it or in the array.
+fn member_at(
+    path: &Path,
+    partition: &Window,
+    kind: &str,
+    number: u32,
+) -> Option<Result<Member, String>> {
+    let what = |e: String| format!("partition {number} of {}: {e}", path.display());
+    let mut reader = match PartitionReader::open(path, partition) {
+        Ok(reader) => reader,
+        Err(err) => return Some(Err(what(err.to_string()))),
+    };
+    let probe = |start: u64| {
+        let size = partition.size.saturating_sub(start);
+        filesystem_at(path, partition.offset + start, size, number)
+    };
+    match kind {
+        "LVM2_member" => Some(match ondisk::read_lvm_pv(&mut reader) {
+            Ok(Some(pv)) => {
+                let filesystems = pv.metadata.as_ref().map_or_else(BTreeMap::new, |vg| {
+                    vg.lvs
+                        .iter()
+                        .filter_map(|lv| {
+                            let (holder, start) = vg.lv_start(lv)?;
+                            (holder.id == pv.label.pv_id).then(|| (lv.name.clone(), probe(start)))
+                        })
+                        .collect()
+                });
+                Ok(Member::Pv {
+                    pv_id: pv.label.pv_id,
+                    vg: pv.metadata,
+                    filesystems,
+                })
+            }
+            Ok(None) => Err(what(
+                "blkid says LVM2_member, but it has no LVM label".to_owned(),
+            )),
+            Err(err) => Err(what(err)),
+        }),
+        "linux_raid_member" => Some(match ondisk::read_md_member(&mut reader) {
+            Ok(Some(superblock)) => Ok(Member::Md {
+                filesystem: probe(superblock.data_offset_bytes),
+                superblock,
+            }),
+            // Another md metadata version: not one this deployer made.
+            Ok(None) => return None,
+            Err(err) => Err(what(err)),
+        }),
+        _ => None,
+    }
+}
+
+/// Reads one partition of a disk (or disk-image file) as a device of its own.
+struct PartitionReader {
+    file: std::fs::File,
+    start: u64,
+    size: u64,
+    position: u64,
+}
+
+impl PartitionReader {
+    fn open(path: &Path, partition: &Window) -> io::Result<PartitionReader> {
+        Ok(PartitionReader {
+            file: std::fs::File::open(path)?,
+            start: partition.offset,
+            size: partition.size,
+            position: 0,
         })
-        .collect();
-    ExistingDisk::Table { table, filesystems }
+    }
+}
+
+impl io::Read for PartitionReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let left = self.size.saturating_sub(self.position);
+        let len = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let read = self
+            .file
+            .read_at(&mut buf[..len], self.start + self.position)?;
+        self.position += read as u64;
+        Ok(read)
+    }
+}
+
+impl io::Seek for PartitionReader {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let position = match to {
+            io::SeekFrom::Start(at) => Some(at),
+            io::SeekFrom::End(delta) => self.size.checked_add_signed(delta),
+            io::SeekFrom::Current(delta) => self.position.checked_add_signed(delta),
+        };
+        self.position = position
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        Ok(self.position)
+    }
 }
 
 /// What `blkid -p` finds on the `size` bytes at `offset` of the disk at `path` (partition

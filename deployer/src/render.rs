@@ -231,11 +231,12 @@ pub fn plan_text(plan: &Plan, width: Option<u16>) -> String {
     for array in &plan.raid_arrays {
         let members: Vec<String> = array.members.iter().map(ToString::to_string).collect();
         out.push_str(&format!(
-            "md array {} ({}, {} MiB, UUID {}): {}\n\n",
+            "md array {} ({}, {} MiB, UUID {}{}): {}\n\n",
             array.name,
             array.level,
             array.size_mib,
             array.uuid,
+            if array.keep { ", kept" } else { "" },
             members.join(", ")
         ));
     }
@@ -246,10 +247,11 @@ pub fn plan_text(plan: &Plan, width: Option<u16>) -> String {
             .map(|pv| pv.device.to_string())
             .collect();
         out.push_str(&format!(
-            "Volume group {} ({} MiB on {})\n",
+            "Volume group {} ({} MiB on {}{})\n",
             vg.name,
             vg.size_mib,
-            pvs.join(", ")
+            pvs.join(", "),
+            if vg.keep { ", kept" } else { "" }
         ));
         let mut rows = Vec::new();
         for lv in &vg.logical_volumes {

@@ -9,11 +9,14 @@
 //!   in the guest, and no LVM label or md superblock left on the disks.
 //! - The deploy of the same disks then succeeds; they boot alpha, which writes a file on
 //!   the RAID1 `/srv` and switches to beta; beta boots from its logical volume, reads
-//!   that file and switches back; alpha then boots with the second disk gone, its RAID1
-//!   `/srv` degraded.
+//!   that file and switches back.
+//! - A deploy under `verify` keeps the array and the volume group (assembled and
+//!   activated, not made again; beta, whose `/` keeps its data, is not deployed again) and
+//!   deploys alpha anew; alpha then boots with the second disk gone, its RAID1 `/srv`
+//!   degraded and still holding its file.
 //!
 //! It runs in the suite, the one proof of LVM and RAID deployed: it builds the ramdisk
-//! (about 10 s after the packages test's release build) and boots five times (about 95 s).
+//! (about 10 s after the packages test's release build) and boots six times (about two minutes).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -148,9 +151,15 @@ fn lvm_and_raid_deployed_from_the_ramdisk_boot_switch_and_survive_a_lost_disk() 
     let good = config(&url("alpha"), &sums["alpha"], &url("beta"), &sums["beta"]);
     let mut bad = good.clone();
     bad["images"][1]["sha256"] = sums["alpha"].clone().into();
+    // The same disks again under Bareon's default policy: alpha's / made anew, beta's
+    // logical volume and /srv keep their data (keep_data defaults to true).
+    let mut verify = good.clone();
+    verify["partitions_policy"] = "verify".into();
+    verify["partitions"][0]["volumes"][0]["keep_data"] = false.into();
     let server = HttpServer::serve(BTreeMap::from([
         ("good.json".to_owned(), good.to_string().into_bytes()),
         ("bad.json".to_owned(), bad.to_string().into_bytes()),
+        ("verify.json".to_owned(), verify.to_string().into_bytes()),
     ]));
     let disks = [scratch.join("vda.img"), scratch.join("vdb.img")];
     for disk in &disks {
@@ -285,13 +294,39 @@ fn lvm_and_raid_deployed_from_the_ramdisk_boot_switch_and_survive_a_lost_disk() 
         "beta does not see alpha's file on the shared RAID1 /srv"
     );
 
+    let redeployed = qemu::boot_networked(
+        &disk_refs,
+        &ramdisk("verify.json"),
+        DEPLOY_TIMEOUT,
+        "ramdisk-stack-verify",
+    );
+    let serial = &redeployed.serial;
+    assert!(
+        !redeployed.timed_out
+            && serial.contains("deployer: assembling md array md0 (it keeps data)")
+            && serial.contains("deployer: activating volume group os (it keeps data)")
+            && serial.contains("deployer: image beta: its / keeps its data: not deployed again")
+            && serial.contains("deployer: deploying image alpha from")
+            && serial.contains("ramdisk: deploy done"),
+        "the verify deploy: console {}\n--- last lines ---\n{}",
+        redeployed.log.display(),
+        last_lines(serial)
+    );
+    eprintln!(
+        "ramdisk-stack: the verify deploy took {:.1?}",
+        redeployed.elapsed
+    );
+
+    // alpha, deployed again, finds its file on the kept /srv (and so does not switch).
     let degraded = boot(
         &[disk_refs[0]],
-        &Expect::after(
-            "alpha",
-            "beta ran `bootctl switch alpha`; the second disk gone",
-        ),
+        &Expect::after("alpha", "the verify deploy; the second disk gone"),
         "ramdisk-stack-degraded",
+    );
+    assert_eq!(
+        shown(&degraded, "switch").rc,
+        None,
+        "alpha did not find /srv/from-alpha on the kept array"
     );
     let mounts = shown(&degraded, "mounts").stdout;
     assert!(

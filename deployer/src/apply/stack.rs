@@ -1,6 +1,7 @@
 //! The layers between the partitions and the filesystems: md arrays created, physical
 //! volumes, volume groups and logical volumes made, all as planned and as Bareon makes
-//! them (`bareon/utils/md.py` `mdcreate`, `bareon/utils/lvm.py`); at the end of a deploy,
+//! them (`bareon/utils/md.py` `mdcreate`, `bareon/utils/lvm.py`), or those that keep data
+//! assembled and activated as they are; at the end of a deploy,
 //! either way, every volume group deactivated and every array stopped, so that nothing
 //! holds the disks; after a failure, their signatures wiped too.
 
@@ -117,7 +118,11 @@ impl Stack {
                 .iter()
                 .map(&node)
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            self.create_array(array, &members)?;
+            if array.keep {
+                self.assemble_array(array, &members)?;
+            } else {
+                self.create_array(array, &members)?;
+            }
         }
         for vg in &plan.volume_groups {
             let pvs = vg
@@ -125,7 +130,11 @@ impl Stack {
                 .iter()
                 .map(|pv| node(&pv.device))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            self.create_group(vg, &pvs)?;
+            if vg.keep {
+                self.activate_group(vg)?;
+            } else {
+                self.create_group(vg, &pvs)?;
+            }
         }
         Ok(())
     }
@@ -172,6 +181,52 @@ impl Stack {
         wait_for(&node, &format!("md array {}", array.name))
     }
 
+    /// Starts the array the members hold, which keeps data (checked when planning).
+    fn assemble_array(&mut self, array: &RaidArrayPlan, members: &[PathBuf]) -> anyhow::Result<()> {
+        crate::info!(
+            "deployer: assembling md array {} (it keeps data)",
+            array.name
+        );
+        fault::step("stack:mdadm")?;
+        let node = Path::new("/dev").join(&array.name);
+        let mut words = argv(&["mdadm", "--assemble"]);
+        words.push(node.clone().into());
+        words.extend(argv(&["--run", &format!("--uuid={}", array.uuid)]));
+        words.extend(members.iter().map(OsString::from));
+        self.arrays.push(array.name.clone());
+        run(&format!("assemble md array {}", array.name), &words)?;
+        wait_for(&node, &format!("md array {}", array.name))
+    }
+
+    /// Activates the volume group the physical volumes hold, one of whose logical volumes
+    /// keeps data (checked when planning).
+    fn activate_group(&mut self, vg: &VolumeGroupPlan) -> anyhow::Result<()> {
+        crate::info!(
+            "deployer: activating volume group {} (it keeps data)",
+            vg.name
+        );
+        fault::step("stack:vgcreate")?;
+        self.groups.push(vg.name.clone());
+        run(
+            &format!("activate volume group {}", vg.name),
+            &argv(&["lvm", "vgchange", "--activate=y", &vg.name]),
+        )?;
+        self.wait_for_volumes(vg)
+    }
+
+    fn wait_for_volumes(&self, vg: &VolumeGroupPlan) -> anyhow::Result<()> {
+        for lv in &vg.logical_volumes {
+            let device = Device::LogicalVolume {
+                vg: vg.name.clone(),
+                lv: lv.name.clone(),
+            };
+            if let Some(node) = stack_node(&device) {
+                wait_for(&node, &format!("logical volume {device}"))?;
+            }
+        }
+        Ok(())
+    }
+
     fn create_group(&mut self, vg: &VolumeGroupPlan, pvs: &[PathBuf]) -> anyhow::Result<()> {
         crate::info!(
             "deployer: creating volume group {} on {} physical volume(s)",
@@ -216,15 +271,8 @@ impl Stack {
                     &vg.name,
                 ]),
             )?;
-            let device = Device::LogicalVolume {
-                vg: vg.name.clone(),
-                lv: lv.name.clone(),
-            };
-            if let Some(node) = stack_node(&device) {
-                wait_for(&node, &format!("logical volume {device}"))?;
-            }
         }
-        Ok(())
+        self.wait_for_volumes(vg)
     }
 
     /// Deactivates every volume group and stops every array, the reverse of their

@@ -236,6 +236,7 @@ fn verify_recognises_bareons_layout_on_the_first_disk() {
             .map(|d| {
                 let existing = ExistingDisk::Table {
                     table: table_of(d),
+                    members: BTreeMap::new(),
                     filesystems: BTreeMap::new(),
                 };
                 disk(&d.name, d.size_bytes, Some(existing))
@@ -337,6 +338,7 @@ fn a_one_image_config_is_not_taken_for_bareons_layout() {
     let bareon = planned(MULTI, &disks(), Some(Layout::Bareon)).unwrap();
     let existing = ExistingDisk::Table {
         table: table_of(&bareon.disks[0]),
+        members: BTreeMap::new(),
         filesystems: BTreeMap::new(),
     };
     let errors = planned(one, &[disk("vda", 400 * MIB, Some(existing))], None).unwrap_err();

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use super::kept_stack::keep_existing_stack;
 use super::table::check_kept;
 use crate::text::quote;
 
@@ -40,7 +41,9 @@ pub(super) fn keep_existing(plan: &mut Plan, disks: &[DiskInput]) -> Vec<PlanErr
         let found = match existing {
             ExistingDisk::Missing => Err("it does not exist".to_owned()),
             ExistingDisk::NoTable(why) => Err(why.clone()),
-            ExistingDisk::Table { table, filesystems } => check_kept(disk, table)
+            ExistingDisk::Table {
+                table, filesystems, ..
+            } => check_kept(disk, table)
                 .map(|guids| (guids, filesystems))
                 .map_err(|mismatches| {
                     let more = match mismatches.len() {
@@ -107,6 +110,7 @@ pub(super) fn keep_existing(plan: &mut Plan, disks: &[DiskInput]) -> Vec<PlanErr
             }
         }
     }
+    errors.extend(keep_existing_stack(plan, disks));
     errors
 }
 
@@ -320,6 +324,7 @@ mod tests {
         ]);
         let existing = ExistingDisk::Table {
             table: table_of(&planned, None),
+            members: BTreeMap::new(),
             filesystems,
         };
         let kept = plan_of(VERIFY, Some(existing)).unwrap();
@@ -350,6 +355,7 @@ mod tests {
         let other = if srv_type == "xfs" { "ext4" } else { "xfs" };
         let existing = ExistingDisk::Table {
             table: table_of(&planned, None),
+            members: BTreeMap::new(),
             filesystems: BTreeMap::from([
                 (
                     4,
@@ -394,6 +400,7 @@ mod tests {
         );
         let moved = ExistingDisk::Table {
             table: table_of(&planned, Some(5)),
+            members: BTreeMap::new(),
             filesystems: BTreeMap::new(),
         };
         assert_eq!(
@@ -405,6 +412,7 @@ mod tests {
         );
         let wrong = ExistingDisk::Table {
             table: table_of(&planned, None),
+            members: BTreeMap::new(),
             filesystems: BTreeMap::from([
                 (4, Ok(found(&[("TYPE", "xfs"), ("UUID", "u")]))),
                 (6, Err("blkid: cannot read".to_owned())),

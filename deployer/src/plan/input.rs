@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::config::{PartitionsPolicy, ProvisionConfig};
+use crate::ondisk::lvm::VgMetadata;
+use crate::ondisk::md::MdSuperblock;
 use crate::sfdisk::Table;
 
 use super::{check_disk_names, names_disk, PlanError};
@@ -35,10 +37,34 @@ pub enum ExistingDisk {
     /// can read").
     NoTable(String),
     /// The partition table, and what `blkid -p` found on each partition by number: its
-    /// `KEY=value` pairs (empty: nothing), or why it could not be read.
+    /// `KEY=value` pairs (empty: nothing), or why it could not be read; and on the
+    /// partitions that are LVM physical volumes or md members, what they hold.
     Table {
         table: Table,
         filesystems: BTreeMap<u32, Result<BTreeMap<String, String>, String>>,
+        members: BTreeMap<u32, Result<Member, String>>,
+    },
+}
+
+/// What `blkid -p` finds at some place: its `KEY=value` pairs (empty: nothing), or why it
+/// could not be read.
+pub type Probe = Result<BTreeMap<String, String>, String>;
+
+/// A partition that is an LVM physical volume or an md member, as its metadata says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Member {
+    /// A physical volume: its id, its volume group (none when it is in none), and what
+    /// `blkid -p` finds at the start of each logical volume whose first extent is on it.
+    Pv {
+        pv_id: String,
+        vg: Option<VgMetadata>,
+        filesystems: BTreeMap<String, Probe>,
+    },
+    /// An md member: its superblock, and what `blkid -p` finds where the array's data
+    /// starts (a RAID1 member holds all of it).
+    Md {
+        superblock: MdSuperblock,
+        filesystem: Probe,
     },
 }
 

@@ -218,8 +218,11 @@ pub struct RaidArrayPlan {
     pub name: String,
     /// Always `raid1`, Bareon's default level.
     pub level: &'static str,
-    /// The array's UUID, given to `mdadm --create`.
+    /// The array's UUID, given to `mdadm --create`; under a keeping policy the UUID of
+    /// the array the members hold.
     pub uuid: String,
+    /// A filesystem on it keeps its data: the array is assembled, not made again.
+    pub keep: bool,
     pub members: Vec<Device>,
     /// The smallest member's size.
     pub size_mib: u64,
@@ -237,6 +240,9 @@ pub struct VolumeGroupPlan {
     /// The space for logical volumes: the pvs' extents.
     pub size_mib: u64,
     pub logical_volumes: Vec<LogicalVolumePlan>,
+    /// A filesystem on one of its logical volumes keeps its data: the volume group is
+    /// activated, not made again.
+    pub keep: bool,
 }
 
 /// A partition used as an LVM physical volume.

@@ -632,6 +632,7 @@ impl<I: IdSource> Planner<'_, I> {
                 name,
                 level: "raid1",
                 uuid: self.ids.array_uuid().to_string(),
+                keep: false,
                 size_mib: members.iter().map(|m| m.size_mib).min().unwrap_or(0),
                 config_path: first.path.clone(),
                 members: members.into_iter().map(|m| m.device).collect(),
@@ -672,6 +673,7 @@ impl<I: IdSource> Planner<'_, I> {
             physical_volumes,
             size_mib,
             logical_volumes: Vec::new(),
+            keep: false,
         };
         let lv_paths = volume_paths(path, &vg.config_index);
         let requests = requests(&lv_paths, &vg.volumes, |lv| lv.fs.size);
