@@ -150,8 +150,9 @@ pub enum Command {
     /// Partition the disks, deploy every image and install one GRUB for all of them
     ///
     /// Validates and plans as plan does, then refuses (status 3, before any write) what
-    /// this host cannot apply: LVM or RAID, a missing or dynamically linked bootctl
-    /// binary, an image source that is missing or does not answer, a file of unknown
+    /// this host cannot apply: LVM or RAID on a kernel without device-mapper or md (the
+    /// deploy ramdisk has both), an image on LVM or RAID whose initramfs holds no lvm or
+    /// mdadm, a missing or dynamically linked bootctl binary, an image source that is missing or does not answer, a file of unknown
     /// format (tar, tar.gz, tar.xz, tar.zst, raw ext2/3/4 or xfs image and qcow2 are
     /// known, by content), a raw or qcow2 image that does not fit its partition, a
     /// download without "sha256", disks that are in use. "partitions_policy": "verify"
