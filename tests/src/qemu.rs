@@ -100,8 +100,19 @@ pub fn boot_direct(
     timeout: Duration,
     artifact_name: &str,
 ) -> BootOutcome {
+    boot_kernel(disks, direct, false, timeout, artifact_name)
+}
+
+fn boot_kernel(
+    disks: &[&Path],
+    direct: &DirectKernel,
+    network: bool,
+    timeout: Duration,
+    artifact_name: &str,
+) -> BootOutcome {
     let mut machine = Machine::new(disks, Firmware::Bios, timeout, artifact_name);
     machine.direct = Some(direct);
+    machine.network = network;
     machine.boot()
 }
 
@@ -114,10 +125,7 @@ pub fn boot_networked(
     timeout: Duration,
     artifact_name: &str,
 ) -> BootOutcome {
-    let mut machine = Machine::new(disks, Firmware::Bios, timeout, artifact_name);
-    machine.direct = Some(direct);
-    machine.network = true;
-    machine.boot()
+    boot_kernel(disks, direct, true, timeout, artifact_name)
 }
 
 /// A disk on the machine's virtio-scsi controller at SCSI target `target`, LUN `lun`: in
