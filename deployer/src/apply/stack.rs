@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use shared::fault;
 
 use crate::exec::run;
 use crate::plan::{Device, Plan, RaidArrayPlan, VolumeGroupPlan, LVM_EXTENT_MIB};
@@ -163,7 +162,6 @@ impl Stack {
         for member in members {
             self.clear(member)?;
         }
-        fault::step("stack:mdadm")?;
         let node = Path::new("/dev").join(&array.name);
         let mut words = argv(&["mdadm", "--create"]);
         words.push(node.clone().into());
@@ -187,7 +185,6 @@ impl Stack {
             "deployer: assembling md array {} (it keeps data)",
             array.name
         );
-        fault::step("stack:mdadm")?;
         let node = Path::new("/dev").join(&array.name);
         let mut words = argv(&["mdadm", "--assemble"]);
         words.push(node.clone().into());
@@ -205,7 +202,6 @@ impl Stack {
             "deployer: activating volume group {} (it keeps data)",
             vg.name
         );
-        fault::step("stack:vgcreate")?;
         self.groups.push(vg.name.clone());
         run(
             &format!("activate volume group {}", vg.name),
@@ -245,7 +241,6 @@ impl Stack {
                 &words,
             )?;
         }
-        fault::step("stack:vgcreate")?;
         let mut words = argv(&[
             "lvm",
             "vgcreate",
@@ -257,7 +252,6 @@ impl Stack {
         self.groups.push(vg.name.clone());
         run(&format!("create volume group {}", vg.name), &words)?;
         for lv in &vg.logical_volumes {
-            fault::step("stack:lvcreate")?;
             run(
                 &format!("create logical volume {}/{}", vg.name, lv.name),
                 &argv(&[
