@@ -337,5 +337,6 @@ fn existing_as_planned(
             partitions,
         },
         filesystems,
+        members: BTreeMap::new(),
     }
 }
