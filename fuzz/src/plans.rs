@@ -2,9 +2,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use deployer::config::{FileSystem, PartitionsPolicy, ProvisionConfig};
+use deployer::ondisk::lvm::{LvMeta, PvMeta, VgMetadata};
+use deployer::ondisk::md::{MdSuperblock, MemberRole};
 use deployer::plan::{
-    self, Device, DiskInput, DiskPlan, ExistingDisk, FilesystemPlan, Plan, Purpose, SequentialIds,
-    BACKUP_GPT_MIB, FIRST_USABLE_MIB,
+    self, Device, DiskInput, DiskPlan, ExistingDisk, FilesystemPlan, Member, Plan, Purpose,
+    SequentialIds, BACKUP_GPT_MIB, FIRST_USABLE_MIB,
 };
 use deployer::render;
 use deployer::sfdisk::{Entry, Table};
@@ -289,8 +291,9 @@ fn check_kept_uuids(config: &ProvisionConfig, disks: &[DiskInput], plan: &Plan) 
     }
 }
 
-/// What `disk` holds once deployed as `plan` says: its table as sfdisk reports it, and each
-/// partition's filesystem as blkid does, with the UUID `uuid_of` gives.
+/// What `disk` holds once deployed as `plan` says: its table as sfdisk reports it, each
+/// partition's filesystem as blkid does, with the UUID `uuid_of` gives, and the metadata
+/// of its md members and physical volumes.
 fn existing_as_planned(
     plan: &Plan,
     disk: &DiskPlan,
@@ -310,6 +313,17 @@ fn existing_as_planned(
             attrs: None,
         })
         .collect();
+    let probe = |device: &Device| {
+        let mut found = BTreeMap::new();
+        if let Some(fs) = plan.filesystems.iter().find(|fs| fs.device == *device) {
+            found.insert("TYPE".to_owned(), fs.fs_type.as_str().to_owned());
+            found.insert("UUID".to_owned(), uuid_of(fs));
+            if let Some(label) = &fs.label {
+                found.insert("LABEL".to_owned(), label.clone());
+            }
+        }
+        found
+    };
     let filesystems = disk
         .partitions
         .iter()
@@ -318,17 +332,99 @@ fn existing_as_planned(
                 disk: disk.name.clone(),
                 number: p.number,
             };
-            let mut found = BTreeMap::new();
-            if let Some(fs) = plan.filesystems.iter().find(|fs| fs.device == device) {
-                found.insert("TYPE".to_owned(), fs.fs_type.as_str().to_owned());
-                found.insert("UUID".to_owned(), uuid_of(fs));
-                if let Some(label) = &fs.label {
-                    found.insert("LABEL".to_owned(), label.clone());
-                }
-            }
-            (p.number, Ok(found))
+            (p.number, Ok(probe(&device)))
         })
         .collect();
+    let on_disk = |device: &Device| match device {
+        Device::Partition { disk: name, number } if *name == disk.name => Some(*number),
+        _ => None,
+    };
+    let mut members = BTreeMap::new();
+    for array in &plan.raid_arrays {
+        let device = Device::RaidArray {
+            name: array.name.clone(),
+        };
+        for number in array.members.iter().filter_map(on_disk) {
+            let superblock = MdSuperblock {
+                uuid: array.uuid.clone(),
+                device_uuid: String::new(),
+                name: array.name.clone(),
+                level: 1,
+                raid_disks: array.members.len() as u32,
+                role: MemberRole::Active(0),
+                events: 1,
+                data_offset_bytes: 1 << 20,
+                data_size_bytes: array.size_mib << 20,
+                used_size_bytes: array.size_mib << 20,
+            };
+            let filesystem = Ok(probe(&device));
+            members.insert(
+                number,
+                Ok(Member::Md {
+                    superblock,
+                    filesystem,
+                }),
+            );
+        }
+    }
+    for vg in &plan.volume_groups {
+        let pv_id = |i: usize| format!("{}-pv{i}", vg.name);
+        let metadata = VgMetadata {
+            name: vg.name.clone(),
+            id: format!("{}-id", vg.name),
+            seqno: 1,
+            extent_bytes: 4 << 20,
+            pvs: vg
+                .physical_volumes
+                .iter()
+                .enumerate()
+                .map(|(i, pv)| PvMeta {
+                    key: format!("pv{i}"),
+                    id: pv_id(i),
+                    pe_start_bytes: pv.pe_start_mib << 20,
+                    pe_count: pv.extents,
+                })
+                .collect(),
+            lvs: vg
+                .logical_volumes
+                .iter()
+                .map(|lv| LvMeta {
+                    name: lv.name.clone(),
+                    extents: lv.size_mib / 4,
+                    first_extent: Some(("pv0".to_owned(), 0)),
+                    segment_type: "striped".to_owned(),
+                    stripe_count: 1,
+                    visible: true,
+                })
+                .collect(),
+        };
+        for (i, pv) in vg.physical_volumes.iter().enumerate() {
+            let Some(number) = on_disk(&pv.device) else {
+                continue;
+            };
+            // Every logical volume starts on the first physical volume.
+            let filesystems = if i == 0 {
+                vg.logical_volumes
+                    .iter()
+                    .map(|lv| {
+                        let device = Device::LogicalVolume {
+                            vg: vg.name.clone(),
+                            lv: lv.name.clone(),
+                        };
+                        (lv.name.clone(), Ok(probe(&device)))
+                    })
+                    .collect()
+            } else {
+                BTreeMap::new()
+            };
+            let member = Member::Pv {
+                pv_id: pv_id(i),
+                vg: Some(metadata.clone()),
+                filesystems,
+            };
+            members.insert(number, Ok(member));
+        }
+    }
     ExistingDisk::Table {
         table: Table {
             label: "gpt".to_owned(),
@@ -337,6 +433,6 @@ fn existing_as_planned(
             partitions,
         },
         filesystems,
-        members: BTreeMap::new(),
+        members,
     }
 }
