@@ -36,7 +36,9 @@ use e2e::disk::sha256;
 use e2e::fixture::FixtureImage;
 use e2e::http::HttpServer;
 use e2e::qemu::{self, expect_boot, DirectKernel, Firmware, ScsiDisk};
-use e2e::ramdisk::{build_ramdisk, guest_url, last_lines, DEPLOY_TIMEOUT, HOST_FROM_GUEST};
+use e2e::ramdisk::{
+    build_ramdisk, guest_url, last_lines, pack_tar_zst, DEPLOY_TIMEOUT, HOST_FROM_GUEST,
+};
 use e2e::tmp::TempDir;
 use e2e::tools::require_tools;
 use serde_json::Value;
@@ -94,16 +96,7 @@ fn the_ramdisk_deploys_two_images_from_http_and_the_disk_boots_alpha() {
     let mut images = BTreeMap::new();
     for name in ["alpha", "beta"] {
         let tarball = scratch.join(format!("{name}.tar.zst"));
-        cmd::run(
-            Command::new("tar")
-                .arg("--zstd")
-                .arg("--numeric-owner")
-                .arg("-C")
-                .arg(scratch.join(name))
-                .arg("-cf")
-                .arg(&tarball)
-                .arg("."),
-        );
+        pack_tar_zst(&scratch.join(name), &tarball);
         images.insert(format!("{name}.tar.zst"), tarball);
     }
     // The images' host resolves nowhere: they come through the proxy of

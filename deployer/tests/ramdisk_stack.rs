@@ -23,13 +23,15 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use e2e::chain::{check, shown, Expect, SHOW};
-use e2e::cmd;
+use e2e::chain::{boot_disks_expecting, mounted, shown, Expect, SHOW};
 use e2e::disk::sha256;
 use e2e::fixture::{write_image_trees, FixtureImage};
 use e2e::http::HttpServer;
 use e2e::qemu::{self, DirectKernel, Firmware};
-use e2e::ramdisk::{build_ramdisk, guest_url, last_lines, DEPLOY_TIMEOUT};
+use e2e::ramdisk::{
+    assert_deployed, blank_disks, build_ramdisk, deploy_append, guest_url, last_lines,
+    pack_tar_zst, DEPLOY_TIMEOUT,
+};
 use e2e::tmp::TempDir;
 use e2e::tools::require_tools;
 use serde_json::{json, Value};
@@ -85,14 +87,6 @@ fn run_script(rest: &str) -> String {
     format!("set -e\n{SHOW}show mounts cat /proc/mounts\nshow mdstat cat /proc/mdstat\n{rest}")
 }
 
-/// The device and type of the filesystem at `mount_point` in a `cat /proc/mounts`.
-fn mounted<'a>(mounts: &'a str, mount_point: &str) -> Option<(&'a str, &'a str)> {
-    mounts.lines().find_map(|line| {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        (words.get(1) == Some(&mount_point)).then(|| (words[0], words[2]))
-    })
-}
-
 /// What `blkid -p` finds at byte `offset` of `disk`: `TYPE=...`, or empty.
 fn signature_at(disk: &Path, offset: u64) -> String {
     let out = Command::new("blkid")
@@ -131,14 +125,7 @@ fn lvm_and_raid_deployed_from_the_ramdisk_boot_switch_and_survive_a_lost_disk() 
     let mut sums = BTreeMap::new();
     for name in ["alpha", "beta"] {
         let tarball = scratch.join(format!("{name}.tar.zst"));
-        cmd::run(
-            Command::new("tar")
-                .args(["--zstd", "--numeric-owner", "-C"])
-                .arg(scratch.join(name))
-                .arg("-cf")
-                .arg(&tarball)
-                .arg("."),
-        );
+        pack_tar_zst(&scratch.join(name), &tarball);
         sums.insert(name, sha256(&tarball));
         files.insert(
             format!("{name}.tar.zst"),
@@ -161,21 +148,12 @@ fn lvm_and_raid_deployed_from_the_ramdisk_boot_switch_and_survive_a_lost_disk() 
         ("bad.json".to_owned(), bad.to_string().into_bytes()),
         ("verify.json".to_owned(), verify.to_string().into_bytes()),
     ]));
-    let disks = [scratch.join("vda.img"), scratch.join("vdb.img")];
-    for disk in &disks {
-        std::fs::File::create(disk)
-            .and_then(|file| file.set_len(DISK_BYTES))
-            .expect("creating a blank disk");
-    }
+    let disks = blank_disks(scratch.path(), &["vda", "vdb"], DISK_BYTES);
     let disk_refs: Vec<&Path> = disks.iter().map(|d| d.as_path()).collect();
     let ramdisk = |config: &str| DirectKernel {
         kernel: vmlinuz.clone(),
         initrd: initrd.clone(),
-        append: format!(
-            "console=ttyS0 panic=-1 deployer.config={} deployer.disk=vda=/dev/vda \
-             deployer.disk=vdb=/dev/vdb deployer.done=poweroff",
-            guest_url(&server.url(config))
-        ),
+        append: deploy_append(&server.url(config), &["vda", "vdb"]),
     };
 
     // beta's download fails its sha256 after the volume group and the array exist.
@@ -237,26 +215,11 @@ fn lvm_and_raid_deployed_from_the_ramdisk_boot_switch_and_survive_a_lost_disk() 
         DEPLOY_TIMEOUT,
         "ramdisk-stack-deploy",
     );
-    assert!(
-        !deployed.timed_out
-            && deployed.serial.contains("deployer: deployed 2 image(s)")
-            && deployed.serial.contains("ramdisk: deploy done"),
-        "the deploy: console {}\n--- last lines ---\n{}",
-        deployed.log.display(),
-        last_lines(&deployed.serial)
-    );
+    assert_deployed(&deployed, 2);
     eprintln!("ramdisk-stack: the deploy took {:.1?}", deployed.elapsed);
 
     let boot = |disks: &[&Path], expect: &Expect, name: &str| {
-        let outcome = qemu::boot_disks(disks, Firmware::Bios, BOOT_TIMEOUT, name);
-        if let Err(problem) = check(&outcome, expect) {
-            panic!(
-                "{name}: {problem}; log: {}\n{}",
-                outcome.log.display(),
-                last_lines(&outcome.serial)
-            );
-        }
-        outcome.run_output
+        boot_disks_expecting(disks, Firmware::Bios, BOOT_TIMEOUT, name, expect).run_output
     };
     let first = boot(&disk_refs, &Expect::first("alpha"), "ramdisk-stack-alpha");
     let mounts = shown(&first, "mounts").stdout;

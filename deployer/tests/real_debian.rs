@@ -15,40 +15,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use e2e::chain::{shown, SHOW};
 use e2e::cmd;
+use e2e::debian::{
+    apt_root, debian_tree, fixture_copy, in_chroot, tree_kernel, BOOT_TIMEOUT, CACHE,
+    KERNEL_PARAMS, MIRROR,
+};
 use e2e::deploy::deploy_command;
-use e2e::fixture::{populate_image, FixtureImage, MARKER};
+use e2e::fixture::{populate_image, FixtureImage};
 use e2e::qemu::{self, BootOutcome, Firmware};
 use e2e::tmp::TempDir;
 use e2e::tools::{require_deploy_tools, require_tools};
-
-const CACHE: &str = "/var/tmp/multiboot-real";
-const MIRROR: &str = "http://deb.debian.org/debian";
-/// A real Debian boots in one to three minutes under TCG; the kernel install, with its
-/// initramfs, adds about ten.
-const BOOT_TIMEOUT: Duration = Duration::from_secs(1800);
-const KERNEL_PARAMS: &str = "console=ttyS0 panic=10";
-
-/// The debootstrapped Debian 12 tree (systemd, the stock kernel, initramfs-tools), made
-/// once.
-fn debian_tree() -> PathBuf {
-    let tree = Path::new(CACHE).join("debian12");
-    if !tree.join("etc/os-release").is_file() {
-        require_tools(&["debootstrap"]);
-        std::fs::create_dir_all(CACHE).expect("creating the cache");
-        cmd::run(Command::new("debootstrap").args([
-            "--variant=minbase",
-            "--include=systemd-sysv,linux-image-amd64,initramfs-tools,udev,kmod,e2fsprogs",
-            "bookworm",
-            &tree.display().to_string(),
-            MIRROR,
-        ]));
-    }
-    tree
-}
 
 /// bookworm-backports' kernel packages (a newer kernel for Debian 12), fetched once with
 /// apt in a scratch copy of the tree.
@@ -66,76 +44,36 @@ fn newer_kernel_debs(tree: &Path) -> PathBuf {
     }
     let work = TempDir::new("apt-work");
     let root = work.join("root");
-    cmd::run(Command::new("cp").arg("-a").arg(tree).arg(&root));
-    std::fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf")).expect("resolv.conf");
+    apt_root(tree, &root);
     std::fs::write(
         root.join("etc/apt/sources.list.d/bpo.list"),
         format!("deb {MIRROR} bookworm-backports main\n"),
     )
     .expect("bpo.list");
-    let archives = root.join("var/cache/apt/archives");
-    let _ = std::fs::remove_dir_all(&archives);
-    std::fs::create_dir_all(archives.join("partial")).expect("archives");
-    cmd::run(
-        Command::new("chroot")
-            .arg(&root)
-            .args(["apt-get", "update", "-q"]),
+    in_chroot(&root, &["apt-get", "update", "-q"]);
+    in_chroot(
+        &root,
+        &[
+            "apt-get",
+            "install",
+            "-q",
+            "-y",
+            "--download-only",
+            "-t",
+            "bookworm-backports",
+            "linux-image-amd64",
+        ],
     );
-    cmd::run(Command::new("chroot").arg(&root).args([
-        "apt-get",
-        "install",
-        "-q",
-        "-y",
-        "--download-only",
-        "-t",
-        "bookworm-backports",
-        "linux-image-amd64",
-    ]));
     std::fs::create_dir_all(&debs).expect("creating the debs cache");
-    for entry in std::fs::read_dir(&archives).expect("archives").flatten() {
+    for entry in std::fs::read_dir(root.join("var/cache/apt/archives"))
+        .expect("archives")
+        .flatten()
+    {
         if entry.file_name().to_string_lossy().ends_with(".deb") {
             std::fs::copy(entry.path(), debs.join(entry.file_name())).expect("copying a deb");
         }
     }
     debs
-}
-
-/// The version of the kernel in a Debian tree's /boot (`vmlinuz-VERSION`).
-fn tree_kernel(tree: &Path) -> String {
-    std::fs::read_dir(tree.join("boot"))
-        .expect("the tree's /boot")
-        .flatten()
-        .find_map(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .strip_prefix("vmlinuz-")
-                .map(str::to_owned)
-        })
-        .expect("a kernel in the tree")
-}
-
-/// A systemd service that does what the fixture init does: say which image came up, run
-/// `/etc/fixture/run` once the system is up (after the health unit), power off.
-const RUN_UNIT: &str = "[Unit]
-Description=multiboot test run
-After=multi-user.target multiboot-health.service
-
-[Service]
-Type=oneshot
-StandardOutput=tty
-StandardError=tty
-TTYPath=/dev/ttyS0
-ExecStart=/etc/fixture/boot
-
-[Install]
-WantedBy=multi-user.target
-";
-
-fn boot_script() -> String {
-    format!(
-        "#!/bin/sh\necho \"{MARKER} booted=debian\"\necho \"{MARKER} run-begin\"\n\
-         /etc/fixture/run 2>&1\necho \"{MARKER} run-end rc=$?\"\nsystemctl poweroff --no-block\n"
-    )
 }
 
 /// What Debian does at its boots: the first (on trial) shows the health unit's result and
@@ -177,36 +115,13 @@ fn a_real_debian_is_confirmed_by_its_health_unit_and_boots_its_new_kernel() {
 
     let scratch = TempDir::new("real-debian");
     let debian = scratch.join("debian");
-    cmd::run(Command::new("cp").arg("-a").arg(&tree).arg(&debian));
-    let _ = std::fs::remove_dir_all(debian.join("var/cache/apt/archives"));
+    fixture_copy(&tree, &debian, "debian", &debian_run(&old_kernel));
     cmd::run(
         Command::new("cp")
             .arg("-a")
             .arg(&debs)
             .arg(debian.join("root/debs")),
     );
-    let put = |path: &str, text: &str, mode: u32| {
-        let path = debian.join(path);
-        std::fs::create_dir_all(path.parent().expect("a directory")).expect("creating it");
-        e2e::fixture::write(&path, text.as_bytes(), mode);
-    };
-    put("etc/systemd/system/fixture-run.service", RUN_UNIT, 0o644);
-    let wants = debian.join("etc/systemd/system/multi-user.target.wants");
-    std::fs::create_dir_all(&wants).expect("creating multi-user.target.wants");
-    std::os::unix::fs::symlink(
-        "/etc/systemd/system/fixture-run.service",
-        wants.join("fixture-run.service"),
-    )
-    .expect("enabling fixture-run.service");
-    put("etc/fixture/boot", &boot_script(), 0o755);
-    // A getty on the serial console hangs up the terminal the run writes to (vhangup), and
-    // the rest of its output would be lost.
-    std::os::unix::fs::symlink(
-        "/dev/null",
-        debian.join("etc/systemd/system/serial-getty@ttyS0.service"),
-    )
-    .expect("masking the serial getty");
-    put("etc/fixture/run", &debian_run(&old_kernel), 0o755);
 
     let alpha = FixtureImage::new("alpha")
         .run_script(&format!("{SHOW}show try bootctl switch --try debian\n"));

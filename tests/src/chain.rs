@@ -62,17 +62,40 @@ pub fn boot_chain(
     for (i, expect) in expected.iter().enumerate() {
         let n = i + 1;
         let outcome = qemu::boot(disk, firmware, timeout, &format!("{name}-{n}"));
-        if let Err(problem) = check(&outcome, expect) {
-            panic!(
-                "{name}: boot {n} of {total} ({}): {problem}; log: {}\n--- last console lines ---\n{}",
-                expect.context,
-                outcome.log.display(),
-                tail(&outcome.serial, TAIL_LINES)
-            );
-        }
+        check_or_panic(&outcome, expect, &format!("{name}: boot {n} of {total}"));
         outcomes.push(outcome);
     }
     outcomes
+}
+
+/// Boots `disks` once (BIOS boots the first), its console kept at
+/// `tests/artifacts/<name>.log`; panics, quoting the last console lines, unless `expect`
+/// came up and its run script exited 0.
+#[track_caller]
+pub fn boot_disks_expecting(
+    disks: &[&Path],
+    firmware: Firmware,
+    timeout: Duration,
+    name: &str,
+    expect: &Expect,
+) -> BootOutcome {
+    let outcome = qemu::boot_disks(disks, firmware, timeout, name);
+    check_or_panic(&outcome, expect, name);
+    outcome
+}
+
+/// Panics unless `outcome` is the boot `expect` describes, naming `which` boot it was and
+/// quoting the last console lines.
+#[track_caller]
+fn check_or_panic(outcome: &BootOutcome, expect: &Expect, which: &str) {
+    if let Err(problem) = check(outcome, expect) {
+        panic!(
+            "{which} ({}): {problem}; log: {}\n--- last console lines ---\n{}",
+            expect.context,
+            outcome.log.display(),
+            tail(&outcome.serial, TAIL_LINES)
+        );
+    }
 }
 
 /// Whether `outcome` is the boot `expect` describes: the image came up and its run
@@ -118,6 +141,14 @@ pub const SHOW: &str = r#"show() {
     return $show_rc
 }
 "#;
+
+/// The device and type of the filesystem at `mount_point` in a `cat /proc/mounts`.
+pub fn mounted<'a>(mounts: &'a str, mount_point: &str) -> Option<(&'a str, &'a str)> {
+    mounts.lines().find_map(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        (words.get(1) == Some(&mount_point)).then(|| (words[0], words[2]))
+    })
+}
 
 /// What a run script printed with `show NAME ...` (see [`SHOW`]).
 #[derive(Clone, Debug, PartialEq, Eq)]

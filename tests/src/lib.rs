@@ -15,7 +15,8 @@
 //! (plain HTTP that can misbehave once, and HTTPS), on ports from [`net`]; [`rsyncd`] is
 //! an rsync daemon. [`deploy`]
 //! writes provision.json configs of fixture images and the deployer's command line;
-//! [`build`] makes the static and fault-injection builds the tests run.
+//! [`build`] makes the static and fault-injection builds the tests run; [`debian`] makes
+//! real Debian 12 trees into images for the slow, opt-in tests.
 //!
 //! Helpers panic with a message that names the failing step: they are meant for tests.
 //! Every resource they acquire (loop devices, mounts, QEMU processes, temporary
@@ -27,6 +28,7 @@ pub mod build;
 pub mod chain;
 pub mod cmd;
 pub mod completion;
+pub mod debian;
 pub mod deploy;
 pub mod disk;
 pub mod fixture;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::build::without_cargo_env;
 use crate::cmd;
+use crate::qemu::BootOutcome;
 
 /// One boot of the ramdisk: it unpacks about 90 MB and runs every step of the deploy
 /// under TCG (15 s on an idle machine).
@@ -36,6 +37,64 @@ pub fn build_ramdisk(dir: &Path) -> (PathBuf, PathBuf) {
         size >> 20
     );
     (dir.join("vmlinuz"), initrd)
+}
+
+/// Blank (sparse) disk files of `bytes` each, `DIR/vda.img`, `DIR/vdb.img`, ..., one per
+/// name of `names` ("vda", "vdb"), which the ramdisk's command line maps to `/dev/NAME`.
+pub fn blank_disks(dir: &Path, names: &[&str], bytes: u64) -> Vec<PathBuf> {
+    names
+        .iter()
+        .map(|name| {
+            let disk = dir.join(format!("{name}.img"));
+            std::fs::File::create(&disk)
+                .and_then(|file| file.set_len(bytes))
+                .unwrap_or_else(|e| panic!("creating {}: {e}", disk.display()));
+            disk
+        })
+        .collect()
+}
+
+/// The ramdisk's kernel command line for a deploy of the config at `config_url` (a
+/// server's URL on this machine) onto the virtio disks `names` ("vda", ...), powering
+/// off when done.
+pub fn deploy_append(config_url: &str, names: &[&str]) -> String {
+    let disks: Vec<String> = names
+        .iter()
+        .map(|name| format!("deployer.disk={name}=/dev/{name}"))
+        .collect();
+    format!(
+        "console=ttyS0 panic=-1 deployer.config={} {} deployer.done=poweroff",
+        guest_url(config_url),
+        disks.join(" ")
+    )
+}
+
+/// Panics, quoting the console's last lines, unless the ramdisk deployed `images`
+/// images and said so.
+#[track_caller]
+pub fn assert_deployed(outcome: &BootOutcome, images: usize) {
+    let serial = &outcome.serial;
+    assert!(
+        !outcome.timed_out
+            && serial.contains(&format!("deployer: deployed {images} image(s)"))
+            && serial.contains("ramdisk: deploy done"),
+        "the deploy: console {}\n--- last lines ---\n{}",
+        outcome.log.display(),
+        last_lines(serial)
+    );
+}
+
+/// Packs the tree `dir` as the tar.zst `tarball` (numeric owners), as an image the
+/// ramdisk downloads.
+pub fn pack_tar_zst(dir: &Path, tarball: &Path) {
+    cmd::run(
+        Command::new("tar")
+            .args(["--zstd", "--numeric-owner", "-C"])
+            .arg(dir)
+            .arg("-cf")
+            .arg(tarball)
+            .arg("."),
+    );
 }
 
 /// The last 40 lines of a console log.
