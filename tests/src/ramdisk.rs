@@ -21,8 +21,10 @@ pub fn guest_url(url: &str) -> String {
     url.replacen("127.0.0.1", HOST_FROM_GUEST, 1)
 }
 
-/// Runs `packaging/ramdisk DIR` and returns DIR/vmlinuz and DIR/initrd.img.
+/// Runs `packaging/ramdisk DIR` (failing first on a missing tool it needs) and returns
+/// DIR/vmlinuz and DIR/initrd.img.
 pub fn build_ramdisk(dir: &Path) -> (PathBuf, PathBuf) {
+    crate::tools::require_tools(&["busybox", "cpio", "zstd"]);
     let started = Instant::now();
     let mut build = Command::new(crate::workspace_root().join("packaging/ramdisk"));
     without_cargo_env(&mut build);
