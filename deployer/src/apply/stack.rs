@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 
 use crate::exec::run;
-use crate::plan::{Device, Plan, RaidArrayPlan, VolumeGroupPlan, LVM_EXTENT_MIB};
+use crate::plan::{mapper_name, Device, Plan, RaidArrayPlan, VolumeGroupPlan, LVM_EXTENT_MIB};
 
 /// How long an array's or a logical volume's device node is awaited.
 const NODE_WAIT: Duration = Duration::from_secs(10);
@@ -26,11 +26,6 @@ pub struct Stack {
     arrays: Vec<String>,
     /// Volume groups created, and active.
     groups: Vec<String>,
-}
-
-/// The device-mapper name of a logical volume: LVM doubles the `-` of each name.
-fn mapper_name(vg: &str, lv: &str) -> String {
-    format!("{}-{}", vg.replace('-', "--"), lv.replace('-', "--"))
 }
 
 /// The device node of a logical volume or an array (`None` for a partition).

@@ -3,7 +3,7 @@
 
 use crate::config::{FileSystem, Mount};
 
-use super::model::{Device, FilesystemPlan, ImagePlan, Plan, Purpose};
+use super::model::{mapper_name, Device, FilesystemPlan, ImagePlan, Plan, Purpose};
 
 /// One filesystem mounted into an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,11 +83,7 @@ impl Plan {
         match device_at("/boot").or_else(|| device_at("/")) {
             Some(Device::LogicalVolume { vg, lv }) => {
                 boot.grub_modules.push("lvm");
-                boot.search_hint = Some(format!(
-                    "lvm/{}-{}",
-                    vg.replace('-', "--"),
-                    lv.replace('-', "--")
-                ));
+                boot.search_hint = Some(format!("lvm/{}", mapper_name(vg, lv)));
             }
             Some(Device::RaidArray { name }) => {
                 boot.grub_modules.push("mdraid1x");

@@ -211,6 +211,12 @@ impl fmt::Display for Device {
     }
 }
 
+/// The device-mapper name of a logical volume, which GRUB's lvm module names it by too:
+/// LVM doubles the `-` of each name.
+pub fn mapper_name(vg: &str, lv: &str) -> String {
+    format!("{}-{}", vg.replace('-', "--"), lv.replace('-', "--"))
+}
+
 /// An md array.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RaidArrayPlan {
