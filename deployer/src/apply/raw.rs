@@ -105,9 +105,50 @@ struct Dest {
     file: File,
     /// The logical sector size of a block device; `None` for a regular file.
     sector: Option<u64>,
+    /// The size of a block device, which nothing may go past; `None` for a regular file,
+    /// which grows.
+    size: Option<u64>,
 }
 
 impl Dest {
+    /// Opens `path` for writing an image (`what` in errors) of `len` bytes, if known: one
+    /// that does not fit a block device is refused before anything is written.
+    fn open(path: &Path, len: Option<u64>, what: &str) -> anyhow::Result<Dest> {
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("examining {}", path.display()))?;
+        if !meta.file_type().is_block_device() {
+            let file = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("opening {} for writing", path.display()))?;
+            return Ok(Dest {
+                file,
+                sector: None,
+                size: None,
+            });
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_EXCL | nix::libc::O_DIRECT)
+            .open(path)
+            .with_context(|| format!("opening {} for writing", path.display()))?;
+        let size =
+            blockdev::size_bytes(&file).with_context(|| format!("sizing {}", path.display()))?;
+        if let Some(len) = len.filter(|&len| len > size) {
+            bail!(
+                "{what} ({len} bytes) does not fit {} ({size} bytes)",
+                path.display()
+            );
+        }
+        let sector = sector_size(&file)
+            .with_context(|| format!("reading the sector size of {}", path.display()))?;
+        Ok(Dest {
+            file,
+            sector: Some(sector),
+            size: Some(size),
+        })
+    }
+
     /// Makes `[start, end)` read as zeroes.
     fn zero(&self, start: u64, end: u64) -> io::Result<()> {
         if end <= start {
@@ -150,58 +191,55 @@ pub fn write_raw(image: &Path, dest: &Path) -> anyhow::Result<RawReport> {
         .metadata()
         .with_context(|| format!("examining {}", image.display()))?
         .len();
-    let dest_meta =
-        std::fs::metadata(dest).with_context(|| format!("examining {}", dest.display()))?;
-    let block_device = dest_meta.file_type().is_block_device();
-    let mut options = OpenOptions::new();
-    options.write(true);
-    if block_device {
-        options.custom_flags(nix::libc::O_EXCL | nix::libc::O_DIRECT);
-    }
-    let file = options
-        .open(dest)
-        .with_context(|| format!("opening {} for writing", dest.display()))?;
-    let target = if block_device {
-        let size =
-            blockdev::size_bytes(&file).with_context(|| format!("sizing {}", dest.display()))?;
-        if image_bytes > size {
-            bail!(
-                "{} ({image_bytes} bytes) does not fit {} ({size} bytes)",
-                image.display(),
-                dest.display()
-            );
-        }
-        let sector = sector_size(&file)
-            .with_context(|| format!("reading the sector size of {}", dest.display()))?;
-        Dest {
-            file,
-            sector: Some(sector),
-        }
-    } else {
-        if dest_meta.len() < image_bytes {
-            file.set_len(image_bytes)
-                .with_context(|| format!("extending {}", dest.display()))?;
-        }
-        Dest { file, sector: None }
-    };
+    let target = Dest::open(dest, Some(image_bytes), &image.display().to_string())?;
     let meter = Meter::start(
         format!("raw image {}", image.display()),
         "written",
         Total::Known(image_bytes),
     );
-    let written = copy_data(&source, image_bytes, &target, &meter)
+    let done = copy_data(&source, image, image_bytes, &target, &meter)
         .with_context(|| format!("writing {} onto {}", image.display(), dest.display()))?;
+    complete(&target, dest, meter, image_bytes, &done)
+}
+
+/// The end of a write, once the writer wrote the data of an image of `len` bytes:
+/// zeroes what follows its last write, grows a shorter regular file to `len`, fsyncs (as
+/// `dd conv=fsync` does) and shows the meter's last bytes (the holes at the end of a
+/// sparse image, which were never read) and the summary.
+fn complete(
+    target: &Dest,
+    dest: &Path,
+    meter: Meter,
+    len: u64,
+    done: &Written,
+) -> anyhow::Result<RawReport> {
+    target
+        .zero(done.zeroed_to, target.covered(len))
+        .with_context(|| format!("zeroing the end of the image on {}", dest.display()))?;
+    if target.sector.is_none() {
+        let meta = target
+            .file
+            .metadata()
+            .with_context(|| format!("examining {}", dest.display()))?;
+        if meta.len() < len {
+            target
+                .file
+                .set_len(len)
+                .with_context(|| format!("extending {}", dest.display()))?;
+        }
+    }
     target
         .file
         .sync_all()
         .with_context(|| format!("flushing {}", dest.display()))?;
+    meter.add(len.saturating_sub(done.reached));
     meter.finish(&format!(
         "{} of data, the rest zeroes",
-        bytes(written as f64)
+        bytes(done.written as f64)
     ));
     Ok(RawReport {
-        image_bytes,
-        written,
+        image_bytes: len,
+        written: done.written,
     })
 }
 
@@ -303,13 +341,35 @@ impl AlignedBuf {
     }
 }
 
-/// Copies the non-zero blocks of the data extents of `source` (`len` bytes) to the same
-/// offsets of `dest` and zeroes everything else up to `len`; returns the bytes written.
-/// A reader thread fills one buffer while this one writes the other. `meter` is given how
-/// far into `source` the copy got.
-fn copy_data(source: &File, len: u64, dest: &Dest, meter: &Meter) -> io::Result<u64> {
-    let work = chunks(&data_extents(source, len)?);
-    let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<(u64, usize, AlignedBuf)>>(1);
+/// A buffer the reader filled: `len` bytes of the image from `offset`.
+struct Filled {
+    offset: u64,
+    len: usize,
+    buf: AlignedBuf,
+}
+
+/// What [`write_filled`] did.
+#[derive(Debug)]
+struct Written {
+    /// Bytes of data written.
+    written: u64,
+    /// Where its last write ended: everything before is written or zeroed.
+    zeroed_to: u64,
+    /// The end of the last buffer: how far into the image the meter was told it got.
+    reached: u64,
+}
+
+/// Reads and writes at the same time: this thread hands `fill` an empty buffer at a time,
+/// which it fills with the next piece of the image (`Some((offset, len))`) or leaves at
+/// the end (`None`), while a writer thread writes the buffer filled before with
+/// [`write_filled`]. The writer's error wins over the reader's: the reader stops when the
+/// writer has gone.
+fn pipeline(
+    mut fill: impl FnMut(&mut [u8]) -> anyhow::Result<Option<(u64, usize)>>,
+    dest: &Dest,
+    meter: &Meter,
+) -> anyhow::Result<Written> {
+    let (full_tx, full_rx) = mpsc::sync_channel::<Filled>(1);
     let (empty_tx, empty_rx) = mpsc::channel::<AlignedBuf>();
     for _ in 0..2 {
         empty_tx
@@ -317,42 +377,98 @@ fn copy_data(source: &File, len: u64, dest: &Dest, meter: &Meter) -> io::Result<
             .expect("the receiver is alive");
     }
     std::thread::scope(|scope| {
-        scope.spawn(move || {
-            for (offset, want) in work {
-                let Ok(mut buf) = empty_rx.recv() else {
-                    return;
+        let writer = scope.spawn(move || write_filled(full_rx, &empty_tx, dest, meter));
+        let mut read = || -> anyhow::Result<()> {
+            while let Ok(mut buf) = empty_rx.recv() {
+                let Some((offset, len)) = fill(buf.get_mut())? else {
+                    break;
                 };
-                let read = source.read_exact_at(&mut buf.get_mut()[..want], offset);
-                if full_tx.send(read.map(|()| (offset, want, buf))).is_err() {
-                    return;
+                if full_tx.send(Filled { offset, len, buf }).is_err() {
+                    break;
                 }
             }
-        });
-        let mut written = 0;
-        let mut zeroed_to = 0;
-        let mut reached = 0;
-        for item in full_rx {
-            let (offset, want, mut buf) = item?;
-            let chunk = buf.get_mut();
-            for (at, run) in nonzero_runs(&chunk[..want]) {
-                let start = offset + at as u64;
-                dest.zero(zeroed_to, start)?;
-                let covered = dest.covered(run as u64) as usize;
-                chunk[at + run..at + covered].fill(0);
-                dest.file.write_all_at(&chunk[at..at + covered], start)?;
-                written += run as u64;
-                zeroed_to = start + covered as u64;
-            }
-            // The receiver may be gone when the last chunk is sent; nothing is lost.
-            let _ = empty_tx.send(buf);
-            let end = (offset + want as u64).min(len);
-            meter.add(end.saturating_sub(reached));
-            reached = reached.max(end);
-        }
-        dest.zero(zeroed_to, dest.covered(len))?;
-        meter.add(len.saturating_sub(reached));
-        Ok(written)
+            Ok(())
+        };
+        let read = read();
+        drop(full_tx);
+        let written = writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        read.map(|()| written)
     })
+}
+
+/// The writer half of [`pipeline`]: writes the non-zero blocks of every buffer of `full` to
+/// the same offsets of `dest`, coalesced into one write per run, zeroes the ranges between
+/// them, gives the buffer back through `empty`, and tells `meter` how far into the image it
+/// got. A buffer that goes past the end of a block device is an error, before any of it is
+/// written. The buffers come in order of their offsets.
+fn write_filled(
+    full: mpsc::Receiver<Filled>,
+    empty: &mpsc::Sender<AlignedBuf>,
+    dest: &Dest,
+    meter: &Meter,
+) -> io::Result<Written> {
+    let mut done = Written {
+        written: 0,
+        zeroed_to: 0,
+        reached: 0,
+    };
+    for Filled {
+        offset,
+        len,
+        mut buf,
+    } in full
+    {
+        let end = offset + len as u64;
+        if let Some(size) = dest.size.filter(|&size| end > size) {
+            return Err(io::Error::other(format!(
+                "the image goes on past the end of the device ({size} bytes)"
+            )));
+        }
+        let chunk = buf.get_mut();
+        for (at, run) in nonzero_runs(&chunk[..len]) {
+            let start = offset + at as u64;
+            dest.zero(done.zeroed_to, start)?;
+            let covered = dest.covered(run as u64) as usize;
+            chunk[at + run..at + covered].fill(0);
+            dest.file.write_all_at(&chunk[at..at + covered], start)?;
+            done.written += run as u64;
+            done.zeroed_to = start + covered as u64;
+        }
+        // The reader may be gone after the last buffer; nothing is lost.
+        let _ = empty.send(buf);
+        meter.add(end.saturating_sub(done.reached));
+        done.reached = done.reached.max(end);
+    }
+    Ok(done)
+}
+
+/// Feeds [`pipeline`] the non-zero blocks of the data extents of `source` (the file
+/// `image`, `len` bytes), read where they are.
+fn copy_data(
+    source: &File,
+    image: &Path,
+    len: u64,
+    dest: &Dest,
+    meter: &Meter,
+) -> anyhow::Result<Written> {
+    let extents =
+        data_extents(source, len).with_context(|| format!("examining {}", image.display()))?;
+    let mut work = chunks(&extents).into_iter();
+    pipeline(
+        |buf| {
+            let Some((offset, want)) = work.next() else {
+                return Ok(None);
+            };
+            source
+                .read_exact_at(&mut buf[..want], offset)
+                .with_context(|| format!("reading {} at byte {offset}", image.display()))?;
+            Ok(Some((offset, want)))
+        },
+        dest,
+        meter,
+    )
 }
 
 #[cfg(test)]
@@ -416,6 +532,7 @@ mod tests {
         let device = Dest {
             file,
             sector: Some(512),
+            size: Some(1 << 20),
         };
         assert_eq!(device.covered(1), 512);
         assert_eq!(device.covered(4096), 4096);
@@ -423,6 +540,7 @@ mod tests {
         let regular = Dest {
             file: tempfile::tempfile().unwrap(),
             sector: None,
+            size: None,
         };
         assert_eq!(regular.covered(4097), 4097);
     }
