@@ -12,12 +12,14 @@
 //! (the last sector is padded with zeroes); reading the next chunk overlaps writing the
 //! last one. It ends with an fsync of the destination, as `dd conv=fsync` does, so the
 //! data is on the device when it returns. Its progress, how far into the image it got, is
-//! shown by a [`Meter`]. [`convert_qcow2`] writes a qcow2 image with `qemu-img convert`,
+//! shown by a [`Meter`]. [`write_raw_stream`] does the same with an image that arrives as
+//! a stream (a download): all of it is read, in chunks, and a stream that goes on past the
+//! end of a block device is stopped there. Both feed the same writer. [`convert_qcow2`] writes a qcow2 image with `qemu-img convert`,
 //! showing the progress it reports.
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::Path;
@@ -90,7 +92,7 @@ mod ioctl {
     nix::ioctl_write_ptr_bad!(blkzeroout, 0x127F, [u64; 2]);
 }
 
-/// What [`write_raw`] did.
+/// What [`write_raw`] or [`write_raw_stream`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawReport {
     /// The image's length.
@@ -202,7 +204,28 @@ pub fn write_raw(image: &Path, dest: &Path) -> anyhow::Result<RawReport> {
     complete(&target, dest, meter, image_bytes, &done)
 }
 
-/// The end of a write, once the writer wrote the data of an image of `len` bytes:
+/// Writes the raw image read from `source` (`subject` in the progress and in errors) onto
+/// `dest` as [`write_raw`] does, from a stream: reading it in [`CHUNK`]s overlaps writing
+/// the last one. `expected_len`, when known, is the stream's length: an image that does
+/// not fit a block device is refused before anything is written, and a stream that ends
+/// sooner or goes on longer is an error. Without it, a stream that goes past the end of a
+/// block device is an error when it gets there (nothing is written past the end); a
+/// regular file grows to the stream's length.
+pub fn write_raw_stream(
+    source: &mut dyn Read,
+    expected_len: Option<u64>,
+    subject: &str,
+    dest: &Path,
+) -> anyhow::Result<RawReport> {
+    let target = Dest::open(dest, expected_len, subject)?;
+    let total = expected_len.map_or(Total::Unknown, Total::Known);
+    let meter = Meter::start(subject, "written", total);
+    let (image_bytes, done) = copy_stream(source, expected_len, subject, &target, &meter)
+        .with_context(|| format!("writing {subject} onto {}", dest.display()))?;
+    complete(&target, dest, meter, image_bytes, &done)
+}
+
+/// The end of both writes, once the writer wrote the data of an image of `len` bytes:
 /// zeroes what follows its last write, grows a shorter regular file to `len`, fsyncs (as
 /// `dd conv=fsync` does) and shows the meter's last bytes (the holes at the end of a
 /// sparse image, which were never read) and the summary.
@@ -471,6 +494,54 @@ fn copy_data(
     )
 }
 
+/// Feeds [`pipeline`] the stream `source` (`subject`) in [`CHUNK`]s, each read until it is
+/// full or the stream ends; returns the stream's length with what the writer did. A length
+/// other than `expected_len`, when given, is an error.
+fn copy_stream(
+    source: &mut dyn Read,
+    expected_len: Option<u64>,
+    subject: &str,
+    dest: &Dest,
+    meter: &Meter,
+) -> anyhow::Result<(u64, Written)> {
+    let mut offset = 0u64;
+    let mut ended = false;
+    let done = pipeline(
+        |buf| {
+            if ended {
+                return Ok(None);
+            }
+            let mut len = 0;
+            while len < buf.len() {
+                match source.read(&mut buf[len..]) {
+                    Ok(0) => {
+                        ended = true;
+                        break;
+                    }
+                    Ok(n) => len += n,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) => {
+                        return Err(anyhow::Error::new(err)
+                            .context(format!("reading {subject} at byte {}", offset + len as u64)))
+                    }
+                }
+            }
+            let at = offset;
+            offset += len as u64;
+            if let Some(expected) = expected_len.filter(|&expected| offset > expected) {
+                bail!("{subject} goes on past the {expected} bytes expected");
+            }
+            Ok((len > 0).then_some((at, len)))
+        },
+        dest,
+        meter,
+    )?;
+    if let Some(expected) = expected_len.filter(|&expected| offset != expected) {
+        bail!("{subject} ended after {offset} bytes, {expected} expected");
+    }
+    Ok((offset, done))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -598,5 +669,236 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = write_raw(&dir.path().join("nope"), &dir.path().join("dest")).unwrap_err();
         assert!(format!("{err:#}").contains("opening"), "{err:#}");
+    }
+
+    /// An image as a stream: data across the chunks' boundary, zero runs, a hole-sized run
+    /// of zeroes and a last sector of 123 bytes.
+    fn stream_image() -> Vec<u8> {
+        let mut content = vec![0u8; (8 << 20) + 123];
+        content[..3 * BLOCK].fill(0xAB);
+        content[CHUNK - BLOCK..CHUNK + 2 * BLOCK].fill(0xEE);
+        content[(5 << 20) + 10] = 7;
+        let tail = content.len() - 1;
+        content[tail] = 9;
+        content
+    }
+
+    /// A reader that gives at most 1000 bytes a read, and `Interrupted` every fifth read.
+    struct Trickle<'a> {
+        inner: &'a [u8],
+        reads: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            if self.reads.is_multiple_of(5) {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = buf.len().min(1000);
+            self.inner.read(&mut buf[..n])
+        }
+    }
+
+    /// A reader whose connection breaks after `good` bytes.
+    struct Broken<'a> {
+        good: &'a [u8],
+    }
+
+    impl Read for Broken<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.good.read(buf)? {
+                0 => Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "connection reset by peer",
+                )),
+                n => Ok(n),
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_onto_a_file_reads_back_over_old_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = stream_image();
+        let dest = dir.path().join("dest");
+        std::fs::write(&dest, vec![0x55u8; 10 << 20]).unwrap();
+        let len = content.len() as u64;
+        let report = write_raw_stream(&mut &content[..], Some(len), "image alpha", &dest).unwrap();
+        assert_eq!(
+            report,
+            RawReport {
+                image_bytes: len,
+                written: (6 * BLOCK + BLOCK + 123) as u64,
+            },
+            "only the data blocks are written"
+        );
+        let got = std::fs::read(&dest).unwrap();
+        assert_eq!(got.len(), 10 << 20, "a longer destination keeps its length");
+        assert!(got[..content.len()] == content[..], "the image reads back");
+        assert!(got[content.len()..].iter().all(|&b| b == 0x55));
+    }
+
+    #[test]
+    fn a_stream_of_unknown_length_grows_a_short_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut content = stream_image();
+        content.extend_from_slice(&[0; 3 * BLOCK]);
+        let dest = dir.path().join("dest");
+        std::fs::write(&dest, b"old").unwrap();
+        let report = write_raw_stream(&mut &content[..], None, "image alpha", &dest).unwrap();
+        assert_eq!(report.image_bytes, content.len() as u64);
+        assert!(
+            std::fs::read(&dest).unwrap() == content,
+            "it grows to the stream's length, its zeroes at the end included"
+        );
+    }
+
+    #[test]
+    fn short_reads_give_the_same_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = stream_image();
+        let whole = dir.path().join("whole");
+        let trickled = dir.path().join("trickled");
+        for dest in [&whole, &trickled] {
+            std::fs::write(dest, vec![0x55u8; 9 << 20]).unwrap();
+        }
+        let len = Some(content.len() as u64);
+        let at_once = write_raw_stream(&mut &content[..], len, "image alpha", &whole).unwrap();
+        let mut trickle = Trickle {
+            inner: &content,
+            reads: 0,
+        };
+        let in_pieces = write_raw_stream(&mut trickle, len, "image alpha", &trickled).unwrap();
+        assert!(trickle.reads > 8000, "{} reads", trickle.reads);
+        assert_eq!(in_pieces, at_once);
+        let got = std::fs::read(&trickled).unwrap();
+        assert!(got == std::fs::read(&whole).unwrap());
+        assert!(got[..content.len()] == content[..]);
+    }
+
+    #[test]
+    fn a_failing_reader_is_reported_with_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = stream_image();
+        let dest = dir.path().join("dest");
+        std::fs::write(&dest, b"").unwrap();
+        let mut broken = Broken {
+            good: &content[..(5 << 20) + 17],
+        };
+        let err = write_raw_stream(&mut broken, None, "image alpha", &dest).unwrap_err();
+        let shown = format!("{err:#}");
+        assert!(
+            shown.starts_with(&format!("writing image alpha onto {}", dest.display())),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("reading image alpha at byte 5242897: connection reset by peer"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_stream_of_another_length_than_expected_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = stream_image();
+        let dest = dir.path().join("dest");
+        std::fs::write(&dest, b"").unwrap();
+        let len = content.len() as u64;
+        let err =
+            write_raw_stream(&mut &content[..], Some(len + 1), "image alpha", &dest).unwrap_err();
+        assert!(
+            format!("{err:#}").ends_with(&format!(
+                "image alpha ended after {len} bytes, {} expected",
+                len + 1
+            )),
+            "{err:#}"
+        );
+        let err =
+            write_raw_stream(&mut &content[..], Some(len - 1), "image alpha", &dest).unwrap_err();
+        assert!(
+            format!("{err:#}").ends_with(&format!(
+                "image alpha goes on past the {} bytes expected",
+                len - 1
+            )),
+            "{err:#}"
+        );
+    }
+
+    /// A stream onto a loop device over old data reads back, its last sector padded with
+    /// zeroes and the rest of the device untouched. Runs as root with losetup.
+    #[test]
+    fn a_stream_onto_a_loop_device_reads_back() {
+        use e2e::disk::LoopDisk;
+        e2e::tools::require_tools(&["losetup", "partx"]);
+        let dir = tempfile::tempdir().unwrap();
+        let backing = dir.path().join("disk.img");
+        std::fs::write(&backing, vec![0x55u8; 12 << 20]).unwrap();
+        let disk = LoopDisk::attach(&backing);
+        let content = stream_image();
+        let len = content.len() as u64;
+        for expected_len in [Some(len), None] {
+            let mut trickle = Trickle {
+                inner: &content,
+                reads: 0,
+            };
+            let report =
+                write_raw_stream(&mut trickle, expected_len, "image alpha", disk.device()).unwrap();
+            assert_eq!(report.image_bytes, len);
+            let got = std::fs::read(disk.device()).unwrap();
+            assert!(got[..content.len()] == content[..], "the image reads back");
+            let padded = content.len().div_ceil(512) * 512;
+            assert!(got[content.len()..padded].iter().all(|&b| b == 0));
+            assert!(got[padded..].iter().all(|&b| b == 0x55));
+        }
+    }
+
+    /// A 5 MiB partition at 1 MiB of an 8 MiB disk of old data: a 6 MiB stream is refused
+    /// before anything is written when its length is known, and stopped at the partition's
+    /// end when it is not; what follows the partition is never written. Runs as root with
+    /// losetup and sfdisk.
+    #[test]
+    fn a_stream_longer_than_the_device_stops_at_its_end() {
+        use e2e::disk::LoopDisk;
+        use std::process::Command;
+        e2e::tools::require_tools(&["losetup", "partx", "sfdisk"]);
+        let dir = tempfile::tempdir().unwrap();
+        let backing = dir.path().join("disk.img");
+        std::fs::write(&backing, vec![0x55u8; 8 << 20]).unwrap();
+        e2e::cmd::run_with_input(
+            Command::new("sfdisk")
+                .args(["-q", "--label", "dos"])
+                .arg(&backing),
+            "start=2048, size=10240\n",
+        );
+        let disk = LoopDisk::attach(&backing);
+        let part = disk.partition(1);
+        let content = vec![0xABu8; 6 << 20];
+        let err =
+            write_raw_stream(&mut &content[..], Some(6 << 20), "image alpha", &part).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            format!(
+                "image alpha (6291456 bytes) does not fit {} (5242880 bytes)",
+                part.display()
+            )
+        );
+        let old = std::fs::read(&backing).unwrap();
+        assert!(old[1 << 20..].iter().all(|&b| b == 0x55), "nothing written");
+
+        let err = write_raw_stream(&mut &content[..], None, "image alpha", &part).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            format!(
+                "writing image alpha onto {}: the image goes on past the end of the device \
+                 (5242880 bytes)",
+                part.display()
+            )
+        );
+        let after = std::fs::read(&backing).unwrap();
+        assert!(
+            after[6 << 20..].iter().all(|&b| b == 0x55),
+            "nothing after the partition is written"
+        );
     }
 }
