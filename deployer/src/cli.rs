@@ -420,6 +420,7 @@ fn deploy_summary(exit: Exit, disks: &[(String, PathBuf)], boot_info: &Path) -> 
         boot_info: written.as_ref().map(|info| (boot_info, info)),
         errors: &errors,
         failed_step: failed_step.as_deref(),
+        timings: &crate::timing::timings(),
     });
     match print_json(&summary) {
         Ok(()) => exit,

@@ -18,16 +18,15 @@ use shared::fault;
 
 use crate::apply::boot::{boot_entries_path, install_boot, BootInputs, BootloaderConfig};
 use crate::apply::disk::AttachedDisks;
-use crate::apply::image::{
-    check_root_starter, deploy_image, image_kernel, kernel_mounts_vfat, read_kept_image,
-    vfat_nesting, DeployedImage,
-};
+use crate::apply::image::{check_root_starter, image_kernel, kernel_mounts_vfat, vfat_nesting};
+use crate::apply::images::deploy_images;
 use crate::apply::{preflight, stack, tools};
 use crate::exec::StepError;
 use crate::exit::Exit;
 use crate::plan::{Device, ImageLayout, Plan};
 use crate::render::{plan_text, terminal_width};
 use crate::source::{self, SourceKind, Sources};
+use crate::timing;
 
 /// The deploy options besides the config and the disks.
 #[derive(Debug, Clone)]
@@ -53,6 +52,7 @@ pub struct DeployOptions {
 /// Deploys `plan` and returns the exit status; every problem is reported through
 /// [`crate::output`].
 pub fn deploy(plan: &Plan, options: &DeployOptions) -> Exit {
+    timing::start();
     let ready = match prepare(plan, options) {
         Ok(ready) => ready,
         Err(Stop { exit, lines }) => {
@@ -371,59 +371,36 @@ fn apply(
 ) -> anyhow::Result<()> {
     let bootctl_bytes =
         std::fs::read(bootctl).with_context(|| format!("reading {}", bootctl.display()))?;
-    for disk in &plan.disks {
-        disks.attach(disk)?;
-        fault::step("disk:attached")?;
-    }
-    for disk in &plan.disks {
-        if plan.keeps_partition_tables() {
-            disks.use_kept_table(disk)?;
-        } else {
-            disks.partition(disk)?;
+    timing::step("partition", None, || -> anyhow::Result<()> {
+        for disk in &plan.disks {
+            disks.attach(disk)?;
+            fault::step("disk:attached")?;
         }
-    }
-    disks.build_stack(plan)?;
-    disks.make_filesystems(plan)?;
-    let mut deployed: Vec<DeployedImage> = Vec::new();
-    for image in &plan.images {
-        if !plan.deploys(image) {
-            crate::info!(
-                "deployer: image {}: its / keeps its data: not deployed again, its boot entry \
-                 read from it",
-                image.name
-            );
-            deployed.push(read_kept_image(plan, image, disks, work.path())?);
-            continue;
+        for disk in &plan.disks {
+            if plan.keeps_partition_tables() {
+                disks.use_kept_table(disk)?;
+            } else {
+                disks.partition(disk)?;
+            }
         }
-        let Some(source) = sources.of(&image.name) else {
-            anyhow::bail!("image {}: its source was not checked", image.name);
-        };
-        crate::info!(
-            "deployer: deploying image {} from {}",
-            image.name,
-            source.describe()
-        );
-        let fetched = source.fetch(&sources.client, work.path())?;
-        deployed.push(deploy_image(
-            plan,
-            image,
-            &fetched.payload(source)?,
-            &bootctl_bytes,
-            disks,
-            work.path(),
-        )?);
-    }
-    crate::info!("deployer: installing GRUB on the multiboot partition");
-    install_boot(&BootInputs {
-        plan,
-        deployed: &deployed,
-        disks,
-        work: work.path(),
-        boot_info: &options.boot_info,
-        mode: options.bootloader_config,
-        grub_timeout: options.grub_timeout,
+        Ok(())
     })?;
-    disks.stop_stack()
+    timing::step("stack", None, || disks.build_stack(plan))?;
+    timing::step("mkfs", None, || disks.make_filesystems(plan))?;
+    let deployed = deploy_images(plan, sources, &bootctl_bytes, disks, work.path())?;
+    crate::info!("deployer: installing GRUB on the multiboot partition");
+    timing::step("grub", None, || {
+        install_boot(&BootInputs {
+            plan,
+            deployed: &deployed,
+            disks,
+            work: work.path(),
+            boot_info: &options.boot_info,
+            mode: options.bootloader_config,
+            grub_timeout: options.grub_timeout,
+        })
+    })?;
+    timing::step("stop", None, || disks.stop_stack())
 }
 
 /// The private directory under which filesystems are mounted and downloads kept while

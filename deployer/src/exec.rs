@@ -122,38 +122,13 @@ fn run_with_stdin(
     input: Option<&[u8]>,
     report: &mut dyn FnMut(&str),
 ) -> Result<String, StepError> {
-    let (program, args) = argv.split_first().expect("a step needs a program");
-    let (program, shown) = resolve(program, &std::env::var("PATH").unwrap_or_default());
-    let command = quote_command(&[&[shown], args].concat());
-    output::detail(format_args!("deployer: {step}: running {command}"));
     let started = Instant::now();
-    let spawn_error = |source: io::Error| {
-        output::detail(format_args!(
-            "deployer: {step}: cannot start {command}: {source}"
-        ));
-        match source.kind() {
-            io::ErrorKind::NotFound => StepError::NotFound {
-                step: step.to_owned(),
-                program: argv[0].to_string_lossy().into_owned(),
-            },
-            _ => StepError::Spawn {
-                step: step.to_owned(),
-                command: command.clone(),
-                source,
-            },
-        }
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
     };
-    let mut child = Command::new(&program)
-        .args(args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(spawn_error)?;
+    let Started { mut child, command } = start(step, argv, stdin, Stdio::piped())?;
     if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
         // A tool that exits without reading all of its input is judged by its status.
         let _ = stdin.write_all(input);
@@ -163,26 +138,82 @@ fn run_with_stdin(
         command: command.clone(),
         source,
     })?;
-    output::detail(format_args!(
-        "deployer: {step}: {}, {}",
-        status_text(&output.status),
-        seconds(started.elapsed())
-    ));
+    log_end(step, &output.status, started.elapsed());
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let lines: Vec<&str> = stderr.lines().collect();
-        let tail = lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].join("\n");
-        for line in tail.lines() {
-            output::detail(format_args!("deployer: {step}: stderr: {line}"));
-        }
-        return Err(StepError::Failed {
-            step: step.to_owned(),
-            command,
-            status: output.status,
-            stderr_tail: tail,
-        });
+        return Err(failed(step, command, output.status, &output.stderr));
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// A command started by [`start`], and its command line for messages.
+pub(crate) struct Started {
+    pub child: Child,
+    pub command: String,
+}
+
+/// Starts `argv` (looked up as [`run`] does) as the step `step` with stderr piped and
+/// `stdin` and `stdout` as given, and logs it.
+pub(crate) fn start(
+    step: &str,
+    argv: &[OsString],
+    stdin: Stdio,
+    stdout: Stdio,
+) -> Result<Started, StepError> {
+    let (program, args) = argv.split_first().expect("a step needs a program");
+    let (program, shown) = resolve(program, &std::env::var("PATH").unwrap_or_default());
+    let command = quote_command(&[&[shown], args].concat());
+    output::detail(format_args!("deployer: {step}: running {command}"));
+    let spawned = Command::new(&program)
+        .args(args)
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn();
+    match spawned {
+        Ok(child) => Ok(Started { child, command }),
+        Err(source) => {
+            output::detail(format_args!(
+                "deployer: {step}: cannot start {command}: {source}"
+            ));
+            Err(match source.kind() {
+                io::ErrorKind::NotFound => StepError::NotFound {
+                    step: step.to_owned(),
+                    program: argv[0].to_string_lossy().into_owned(),
+                },
+                _ => StepError::Spawn {
+                    step: step.to_owned(),
+                    command,
+                    source,
+                },
+            })
+        }
+    }
+}
+
+/// The error of `command` (step `step`) that exited with `status`, with the tail of its
+/// `stderr`, which is logged.
+pub(crate) fn failed(step: &str, command: String, status: ExitStatus, stderr: &[u8]) -> StepError {
+    let stderr = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    let tail = lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].join("\n");
+    for line in tail.lines() {
+        output::detail(format_args!("deployer: {step}: stderr: {line}"));
+    }
+    StepError::Failed {
+        step: step.to_owned(),
+        command,
+        status,
+        stderr_tail: tail,
+    }
+}
+
+/// Logs how `step` ended.
+pub(crate) fn log_end(step: &str, status: &ExitStatus, elapsed: Duration) {
+    output::detail(format_args!(
+        "deployer: {step}: {}, {}",
+        status_text(status),
+        seconds(elapsed)
+    ));
 }
 
 /// Waits for `child`, reading its stderr on a thread of its own and its stdout on this one,

@@ -34,6 +34,7 @@ pub mod grubcfg_gen;
 pub mod initrd;
 pub mod ondisk;
 pub mod output;
+pub mod pipeline;
 pub mod plan;
 pub mod progress;
 pub mod render;
@@ -41,6 +42,7 @@ pub mod sfdisk;
 pub mod size;
 pub mod source;
 pub mod text;
+pub mod timing;
 pub mod validate;
 
 pub use config::ProvisionConfig;

@@ -17,6 +17,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use anyhow::Context;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 
 /// How much the deployer says on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -142,9 +143,25 @@ pub fn info(line: fmt::Arguments) {
 }
 
 /// One line on stderr; a stderr that cannot be written (closed, a broken pipe) must not
-/// stop a deploy half-way.
+/// stop a deploy half-way. Progress bars shown make room for it.
 fn to_stderr(line: fmt::Arguments) {
-    let _ = writeln!(std::io::stderr(), "{line}");
+    let write = || {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    };
+    match BARS.get() {
+        Some(bars) => bars.suspend(write),
+        None => write(),
+    }
+}
+
+/// The progress bars on stderr: several at once (images deployed at the same time) are
+/// drawn one below the other, and lines are written above them.
+static BARS: OnceLock<MultiProgress> = OnceLock::new();
+
+/// Shows `bar` on stderr with the others.
+pub fn add_bar(bar: ProgressBar) -> ProgressBar {
+    BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
+        .add(bar)
 }
 
 /// A line about an external command: on stderr with `-v`, and in the log.

@@ -228,9 +228,11 @@ fn new_bar(subject: &str, total_known: bool) -> ProgressBar {
         .expect("the templates are valid")
         .progress_chars("=> ")
         .tick_chars("|/-\\ ");
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
-        .with_style(style)
-        .with_prefix(subject.to_owned());
+    let bar = output::add_bar(
+        ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())
+            .with_style(style)
+            .with_prefix(subject.to_owned()),
+    );
     bar.enable_steady_tick(BAR_EVERY);
     bar.tick();
     bar

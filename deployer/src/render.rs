@@ -9,6 +9,7 @@ use shared::bootinfo::BootInfo;
 
 use crate::config::Mount;
 use crate::plan::{Device, FilesystemPlan, Plan, Purpose};
+use crate::timing::Timings;
 
 /// Version of the `deployer plan --json` shape.
 pub const JSON_VERSION: u32 = 1;
@@ -88,6 +89,8 @@ pub struct DeployOutcome<'a> {
     pub errors: &'a [String],
     /// The step that failed after the first write.
     pub failed_step: Option<&'a str>,
+    /// How long each step took.
+    pub timings: &'a Timings,
 }
 
 /// `deployer deploy --json`'s summary: the deploy's exit status, the disks, and after a
@@ -100,6 +103,7 @@ pub fn deploy_json(outcome: &DeployOutcome) -> Value {
         boot_info,
         errors,
         failed_step,
+        timings,
     } = *outcome;
     let disks: Vec<Value> = disks
         .iter()
@@ -134,6 +138,29 @@ pub fn deploy_json(outcome: &DeployOutcome) -> Value {
         "boot_info": boot_info.map(|(path, _)| path.display().to_string()),
         "errors": errors,
         "failed_step": failed_step,
+        "timings": timings_json(timings),
+    })
+}
+
+/// The `timings` of `deploy --json`: seconds rounded to milliseconds.
+fn timings_json(timings: &Timings) -> Value {
+    let ms = |seconds: f64| (seconds * 1000.0).round() / 1000.0;
+    let steps: Vec<Value> = timings
+        .steps
+        .iter()
+        .map(|step| {
+            json!({
+                "step": step.step,
+                "image": step.image,
+                "start": ms(step.start),
+                "seconds": ms(step.seconds),
+            })
+        })
+        .collect();
+    json!({
+        "seconds": timings.seconds.map(ms),
+        "peak_rss_bytes": timings.peak_rss_bytes,
+        "steps": steps,
     })
 }
 

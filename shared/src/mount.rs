@@ -84,6 +84,30 @@ impl Mount {
         })
     }
 
+    /// Bind-mounts the directory `source` on `target`, an existing directory, which is
+    /// left in place after the unmount.
+    pub fn bind(source: &Path, target: &Path) -> io::Result<Mount> {
+        mount(
+            Some(source),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| {
+            context(
+                e.into(),
+                format!("binding {} on {}", source.display(), target.display()),
+            )
+        })?;
+        Ok(Mount {
+            device: source.to_owned(),
+            target: target.to_owned(),
+            mounted: true,
+            created_dir: false,
+        })
+    }
+
     /// The mount point.
     pub fn path(&self) -> &Path {
         &self.target

@@ -26,7 +26,7 @@ use shared::layout::{in_image, IMAGE_BOOT_INFO};
 use shared::mount::{Mount, MountOptions};
 
 use crate::apply::disk::AttachedDisks;
-use crate::apply::image::{file_in_image, DeployedImage, MountedImage};
+use crate::apply::image::{file_in_image, DeployedImage, MountedImage, Staging};
 use crate::apply::osprober::{os_prober_menu, OsProberImage};
 use crate::exec::run;
 use crate::grubcfg_gen::{generate, MenuEntrySpec};
@@ -345,6 +345,7 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
             std::slice::from_ref(root),
             inputs.disks,
             inputs.work,
+            &Staging::default(),
         )?;
         let path = file_in_image(mounted.root(), in_image(IMAGE_BOOT_INFO))
             .with_context(|| format!("image {}: write {IMAGE_BOOT_INFO}", image.name))?;

@@ -57,6 +57,13 @@ mod walk;
 use attrs::{set_attrs_by_path, set_file_attrs, Attrs, ACL_ACCESS, ACL_DEFAULT};
 use data::{copy_data, copy_extents, is_sparse, open_source};
 
+/// Gives the directory `to` the owner, extended attributes (ACLs included), mode and
+/// times of the directory `from`.
+pub fn copy_dir_attrs(from: &Path, to: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(from)?;
+    set_attrs_by_path(from, to, &Attrs::of(&meta), &[ACL_ACCESS, ACL_DEFAULT])
+}
+
 /// What [`copy_tree`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CopyReport {

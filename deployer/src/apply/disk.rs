@@ -16,7 +16,7 @@ use crate::apply::mkfs::mkfs_command;
 use crate::apply::stack::{stack_node, Stack};
 use crate::exec::{run, run_with_input};
 use crate::plan::{check_kept_table, check_table, sfdisk_script};
-use crate::plan::{Device, DiskPlan, Plan};
+use crate::plan::{Device, DiskPlan, FilesystemPlan, Plan};
 
 /// How long the partition nodes of a block device are awaited after re-reading its table.
 const PARTITION_WAIT: Duration = Duration::from_secs(10);
@@ -235,6 +235,7 @@ impl AttachedDisks {
     /// Makes every planned filesystem with its planned UUID and label, except those that
     /// keep their data.
     pub fn make_filesystems(&self, plan: &Plan) -> anyhow::Result<()> {
+        let mut todo = Vec::new();
         for fs in &plan.filesystems {
             let node = self.node(&fs.device)?;
             if fs.keep_data {
@@ -253,15 +254,24 @@ impl AttachedDisks {
                 fs.device,
                 node.display()
             );
-            fault::step("mkfs")?;
-            run(
-                &format!(
-                    "make the {} filesystem of {}",
-                    fs.fs_type.as_str(),
-                    fs.device
-                ),
-                &mkfs_command(fs, &node),
-            )?;
+            todo.push((fs, node));
+        }
+        // Each mkfs writes its own device and waits on it: they run side by side, a few
+        // per core.
+        let at_once = 2 * std::thread::available_parallelism().map_or(1, usize::from);
+        for batch in todo.chunks(at_once) {
+            std::thread::scope(|scope| {
+                let runs: Vec<_> = batch
+                    .iter()
+                    .map(|(fs, node)| scope.spawn(move || make_filesystem(fs, node)))
+                    .collect();
+                runs.into_iter()
+                    .map(|run| {
+                        run.join()
+                            .unwrap_or_else(|_| anyhow::bail!("mkfs panicked"))
+                    })
+                    .collect::<anyhow::Result<Vec<()>>>()
+            })?;
         }
         Ok(())
     }
@@ -284,4 +294,18 @@ impl AttachedDisks {
         }
         problems
     }
+}
+
+/// Makes the planned filesystem `fs` on `node`.
+fn make_filesystem(fs: &FilesystemPlan, node: &Path) -> anyhow::Result<()> {
+    fault::step("mkfs")?;
+    run(
+        &format!(
+            "make the {} filesystem of {}",
+            fs.fs_type.as_str(),
+            fs.device
+        ),
+        &mkfs_command(fs, node),
+    )?;
+    Ok(())
 }

@@ -22,11 +22,11 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 use shared::fault;
 
-use crate::apply::raw::{convert_qcow2, write_raw};
+use crate::apply::raw::{convert_qcow2, write_raw, write_raw_stream};
 use crate::config::FileSystem;
 use crate::exec::{run, StepError};
 use crate::source::format::FsImage;
-use crate::source::TargetFs;
+use crate::source::{Bytes, TargetFs};
 
 fn argv(args: &[&str], device: &Path) -> Vec<OsString> {
     let mut argv: Vec<OsString> = args.iter().map(OsString::from).collect();
@@ -92,7 +92,7 @@ pub fn parse_qemu_img_info(json: &str) -> Result<QemuImgInfo, String> {
 /// (xfs grows once mounted, see [`grow_mounted`]).
 pub fn install(
     image: &str,
-    path: &Path,
+    bytes: Bytes,
     qcow2: bool,
     fs: &FsImage,
     target: &TargetFs,
@@ -114,35 +114,19 @@ pub fn install(
         );
     }
     fault::step("image:fsimage")?;
-    if qcow2 {
-        let info_argv = argv(&["qemu-img", "info", "--output=json", "-f", "qcow2"], path);
-        let json = run(
-            &format!("inspect the qcow2 image of image {image}"),
-            &info_argv,
-        )?;
-        let info =
-            parse_qemu_img_info(&json).map_err(|err| anyhow::anyhow!("image {image}: {err}"))?;
-        if info.reads_other_files {
-            bail!("image {image}: the qcow2 image has a backing or data file (not supported)");
+    match (bytes, qcow2) {
+        (Bytes::File(path), true) => write_qcow2(image, path, target, node)?,
+        (Bytes::File(path), false) => {
+            write_raw(path, node)
+                .with_context(|| format!("image {image}: writing the raw image"))?;
         }
-        if info.virtual_size > target.size_bytes {
-            bail!(
-                "image {image}: the qcow2 image's virtual size ({} bytes) is larger than the \
-                 partition at {} ({} bytes)",
-                info.virtual_size,
-                target.mount_point,
-                target.size_bytes
-            );
+        (Bytes::Http(remote), false) => {
+            let mut stream = remote.open()?;
+            write_raw_stream(&mut stream, remote.length, &format!("image {image}"), node)
+                .with_context(|| format!("image {image}: writing the raw image"))?;
+            stream.finish(remote.sha256.as_deref())?;
         }
-        convert_qcow2(
-            &format!("write the qcow2 image of image {image}"),
-            image,
-            path,
-            node,
-            info.virtual_size,
-        )?;
-    } else {
-        write_raw(path, node).with_context(|| format!("image {image}: writing the raw image"))?;
+        (Bytes::Http(_), true) => bail!("image {image}: a qcow2 image is downloaded first"),
     }
     for command in identity_commands(fs.fs_type, &target.uuid, target.label.as_deref(), node) {
         let program = command[0].to_string_lossy().into_owned();
@@ -158,6 +142,37 @@ pub fn install(
             Err(err) => return Err(err.into()),
         }
     }
+    Ok(())
+}
+
+/// Writes the qcow2 image `path` onto `node` after `qemu-img info` has confirmed its
+/// virtual size fits and that it reads no other file.
+fn write_qcow2(image: &str, path: &Path, target: &TargetFs, node: &Path) -> anyhow::Result<()> {
+    let info_argv = argv(&["qemu-img", "info", "--output=json", "-f", "qcow2"], path);
+    let json = run(
+        &format!("inspect the qcow2 image of image {image}"),
+        &info_argv,
+    )?;
+    let info = parse_qemu_img_info(&json).map_err(|err| anyhow::anyhow!("image {image}: {err}"))?;
+    if info.reads_other_files {
+        bail!("image {image}: the qcow2 image has a backing or data file (not supported)");
+    }
+    if info.virtual_size > target.size_bytes {
+        bail!(
+            "image {image}: the qcow2 image's virtual size ({} bytes) is larger than the \
+             partition at {} ({} bytes)",
+            info.virtual_size,
+            target.mount_point,
+            target.size_bytes
+        );
+    }
+    convert_qcow2(
+        &format!("write the qcow2 image of image {image}"),
+        image,
+        path,
+        node,
+        info.virtual_size,
+    )?;
     Ok(())
 }
 

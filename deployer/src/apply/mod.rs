@@ -13,7 +13,8 @@
 //!
 //! Deploying uses them: [`disk`] attaches, partitions and formats the disks (with the md
 //! arrays and volume groups of [`stack`] between the partitions and the filesystems), [`image`]
-//! puts each image onto its mounted filesystems with its fstab and bootctl (a raw or qcow2
+//! puts each image onto its mounted filesystems with its fstab and bootctl ([`images`]
+//! deploys them at the same time, staging what they share; a raw or qcow2
 //! filesystem image is written onto its partition first by [`fsimage`], with [`raw`]'s
 //! zero-skipping writer), and [`boot`] installs GRUB and writes grub.cfg, grubenv and
 //! boot-info.json; [`crate::deploy`] runs them in order.
@@ -25,6 +26,7 @@ pub mod copy;
 pub mod disk;
 pub mod fsimage;
 pub mod image;
+pub mod images;
 pub mod mkfs;
 pub mod osprober;
 pub mod preflight;

@@ -84,39 +84,42 @@ pub fn source_programs(sources: &[CheckedSource], rsync_flags: bool) -> Vec<&'st
             SourceKind::Rsync(_) => {
                 programs.insert("rsync");
             }
-            SourceKind::File { format, .. } => match format {
-                FileFormat::Tar(compression) => {
-                    programs.insert("tar");
-                    programs.extend(match compression {
-                        Compression::None => None,
-                        Compression::Gzip => Some("gzip"),
-                        Compression::Xz => Some("xz"),
-                        Compression::Zstd => Some("zstd"),
-                    });
-                }
-                FileFormat::Raw(fs) => programs.extend(filesystem_image_programs(fs.fs_type)),
-                FileFormat::Qcow2 { filesystem, .. } => {
-                    programs.insert("qemu-img");
-                    programs.extend(
-                        filesystem.map_or(&[][..], |fs| filesystem_image_programs(fs.fs_type)),
-                    );
-                }
-            },
-            SourceKind::Http { .. } => programs.extend([
-                "tar",
-                "gzip",
-                "xz",
-                "zstd",
-                "qemu-img",
-                "e2fsck",
-                "tune2fs",
-                "resize2fs",
-                "xfs_admin",
-                "xfs_growfs",
-            ]),
+            SourceKind::File { format, .. } | SourceKind::Http { format, .. } => {
+                programs.extend(format_programs(format));
+            }
         }
     }
     programs.into_iter().collect()
+}
+
+/// The programs a file of `format` is deployed with; for a qcow2 image whose filesystem is
+/// not known yet (a download), those of every filesystem type.
+fn format_programs(format: &FileFormat) -> Vec<&'static str> {
+    match format {
+        FileFormat::Tar(compression) => {
+            let mut programs = vec!["tar"];
+            programs.extend(match compression {
+                Compression::None => None,
+                Compression::Gzip => Some("gzip"),
+                Compression::Xz => Some("xz"),
+                Compression::Zstd => Some("zstd"),
+            });
+            programs
+        }
+        FileFormat::Raw(fs) => filesystem_image_programs(fs.fs_type).to_vec(),
+        FileFormat::Qcow2 { filesystem, .. } => {
+            let mut programs = vec!["qemu-img"];
+            match filesystem {
+                Some(fs) => programs.extend(filesystem_image_programs(fs.fs_type)),
+                None => {
+                    for fs_type in [FileSystem::Ext4, FileSystem::Xfs] {
+                        programs.extend(filesystem_image_programs(fs_type));
+                    }
+                }
+            }
+            programs
+        }
+    }
 }
 
 /// The other name a distribution gives `program`: Fedora calls GRUB's programs
@@ -295,6 +298,15 @@ mod tests {
             &[source(SourceKind::Http {
                 url: "https://host/a".to_owned(),
                 sha256: None,
+                format: FileFormat::Qcow2 {
+                    header: crate::source::format::Qcow2Header {
+                        virtual_size: 1 << 30,
+                        has_backing_file: false,
+                        has_data_file: false,
+                    },
+                    filesystem: None,
+                },
+                length: None,
             })],
             false,
         );

@@ -207,6 +207,86 @@ impl Drop for Download {
     }
 }
 
+/// A download as it streams in: read through it, then [`Stream::finish`] checks that all
+/// of it came and that its SHA-256 is the expected one. Its progress is shown as it is read.
+pub struct Stream {
+    image: String,
+    url: String,
+    reader: Box<dyn Read + Send>,
+    hasher: Sha256,
+    done: u64,
+    length: Option<u64>,
+    meter: Meter,
+}
+
+impl Stream {
+    /// Starts downloading `url` for image `image`.
+    pub fn open(client: &Client, image: &str, url: &str) -> anyhow::Result<Stream> {
+        let response = client
+            .get(url, None)
+            .with_context(|| format!("image {image}: downloading"))?;
+        let length = remote_length(response.status(), None, response.header("Content-Length"));
+        Ok(Stream {
+            image: image.to_owned(),
+            url: url.to_owned(),
+            reader: Box::new(response.into_reader()),
+            hasher: Sha256::new(),
+            done: 0,
+            length,
+            meter: Meter::start(
+                format!("image {image}"),
+                "downloaded",
+                length.map_or(Total::Unknown, Total::Known),
+            ),
+        })
+    }
+
+    /// Checks that the whole file came and, with `sha256` (hex), its checksum; a mismatch
+    /// fails naming the image and both digests.
+    pub fn finish(self, sha256: Option<&str>) -> anyhow::Result<()> {
+        let Stream {
+            image,
+            url,
+            done,
+            length,
+            hasher,
+            meter,
+            ..
+        } = self;
+        if let Some(length) = length.filter(|&l| l != done) {
+            bail!("image {image}: downloading {url}: got {done} of {length} bytes");
+        }
+        let got = hex(&hasher.finalize());
+        match sha256 {
+            Some(expected) if !expected.eq_ignore_ascii_case(&got) => bail!(
+                "image {image}: checksum mismatch for {url}: expected sha256 {expected}, got {got}"
+            ),
+            Some(_) => meter.finish("sha256 verified"),
+            None => meter.finish("not verified: no sha256"),
+        }
+        Ok(())
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.reader.read(buf).map_err(|err| {
+            std::io::Error::new(
+                err.kind(),
+                format!(
+                    "image {}: downloading {} (after {} bytes): {err}",
+                    self.image, self.url, self.done
+                ),
+            )
+        })?;
+        self.hasher.update(&buf[..n]);
+        self.done += n as u64;
+        self.meter.add(n as u64);
+        fault::step("image:download")?;
+        Ok(n)
+    }
+}
+
 /// Downloads `url` for image `image` into `dir` (a private directory), checking the
 /// SHA-256 against `sha256` (lowercase hex) when given. A mismatch deletes the file and
 /// fails naming the image and both digests.
@@ -226,50 +306,22 @@ pub fn download(
         .open(&path)
         .with_context(|| format!("image {image}: creating {}", path.display()))?;
     let download = Download { path };
-    let response = client
-        .get(url, None)
-        .with_context(|| format!("image {image}: downloading"))?;
-    let length = remote_length(response.status(), None, response.header("Content-Length"));
-    let mut reader = response.into_reader();
-    let mut hasher = Sha256::new();
+    let mut stream = Stream::open(client, image, url)?;
     let mut buf = vec![0u8; 1 << 20];
-    let mut done: u64 = 0;
-    let meter = Meter::start(
-        format!("image {image}"),
-        "downloaded",
-        length.map_or(Total::Unknown, Total::Known),
-    );
     loop {
-        let n = match reader.read(&mut buf) {
+        let n = match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("image {image}: downloading {url} (after {done} bytes)")
-                })
-            }
+            // The stream's errors name the image, the URL and how far it got.
+            Err(e) => return Err(e.into()),
         };
-        hasher.update(&buf[..n]);
         file.write_all(&buf[..n])
             .with_context(|| format!("image {image}: writing {}", download.path.display()))?;
-        done += n as u64;
-        fault::step("image:download")?;
-        meter.add(n as u64);
-    }
-    if let Some(length) = length.filter(|&l| l != done) {
-        bail!("image {image}: downloading {url}: got {done} of {length} bytes");
     }
     file.flush()
         .with_context(|| format!("image {image}: writing {}", download.path.display()))?;
-    let got = hex(&hasher.finalize());
-    match sha256 {
-        Some(expected) if !expected.eq_ignore_ascii_case(&got) => bail!(
-            "image {image}: checksum mismatch for {url}: expected sha256 {expected}, got {got}"
-        ),
-        Some(_) => meter.finish("sha256 verified"),
-        None => meter.finish("not verified: no sha256"),
-    }
+    stream.finish(sha256)?;
     Ok(download)
 }
 

@@ -39,6 +39,7 @@ use crate::plan::{Device, ImagePlan, Plan};
 use crate::size::MIB;
 use format::{check_qcow2_header, detect, detect_file, Compression, FileFormat, FsImage};
 pub use http::Client;
+pub use http::Stream;
 use http::{download, probe, sha256_file, Download};
 pub use proxy::Proxies;
 
@@ -194,8 +195,14 @@ pub enum SourceKind {
     Rsync(String),
     /// A local file of a known format.
     File { path: PathBuf, format: FileFormat },
-    /// An `http://` or `https://` URL, with the expected SHA-256.
-    Http { url: String, sha256: Option<String> },
+    /// An `http://` or `https://` URL, with the expected SHA-256, the format its start
+    /// showed and the length the server told.
+    Http {
+        url: String,
+        sha256: Option<String>,
+        format: FileFormat,
+        length: Option<u64>,
+    },
 }
 
 impl CheckedSource {
@@ -211,10 +218,12 @@ impl CheckedSource {
         }
     }
 
-    /// Makes the image ready to deploy: an HTTP source is downloaded into `work` (a
-    /// private directory), its checksum verified, its format detected and checked
-    /// against the target again.
-    pub fn fetch(&self, client: &Client, work: &Path) -> anyhow::Result<Fetched> {
+    /// Makes the image ready to deploy. An HTTP source of a tar archive or a raw image
+    /// is streamed as it is deployed when `stream` allows; else (and always for a qcow2
+    /// image, which is read out of order) it is downloaded into `work` (a private
+    /// directory), its checksum verified, its format detected and checked against the
+    /// target again.
+    pub fn fetch(&self, client: &Client, work: &Path, stream: bool) -> anyhow::Result<Fetched> {
         let image = &self.image;
         Ok(match &self.kind {
             SourceKind::Tree(path) => Fetched::Tree(path.clone()),
@@ -224,7 +233,20 @@ impl CheckedSource {
                 format: *format,
                 download: None,
             },
-            SourceKind::Http { url, sha256 } => {
+            SourceKind::Http {
+                url,
+                sha256,
+                format,
+                length,
+            } if stream && streams(format) => Fetched::Stream(Remote {
+                client: client.clone(),
+                image: image.clone(),
+                url: url.clone(),
+                sha256: sha256.clone(),
+                format: *format,
+                length: *length,
+            }),
+            SourceKind::Http { url, sha256, .. } => {
                 crate::info!("deployer: image {image}: downloading {url}");
                 let file = download(client, image, url, sha256.as_deref(), work)?;
                 let len = std::fs::metadata(file.path()).map(|m| m.len()).ok();
@@ -241,11 +263,48 @@ impl CheckedSource {
     }
 }
 
+/// Whether a download of `format` can be deployed as it streams in: a tar archive or a
+/// raw image, read from start to end.
+fn streams(format: &FileFormat) -> bool {
+    matches!(format, FileFormat::Tar(_) | FileFormat::Raw(_))
+}
+
+/// A download deployed as it streams in.
+#[derive(Clone)]
+pub struct Remote {
+    pub client: Client,
+    pub image: String,
+    pub url: String,
+    pub sha256: Option<String>,
+    pub format: FileFormat,
+    /// The length the server told before.
+    pub length: Option<u64>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("image", &self.image)
+            .field("url", &self.url)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Remote {
+    /// Starts the download.
+    pub fn open(&self) -> anyhow::Result<Stream> {
+        crate::info!("deployer: image {}: streaming {}", self.image, self.url);
+        Stream::open(&self.client, &self.image, &self.url)
+    }
+}
+
 /// An image ready to deploy; a downloaded file is deleted when this is dropped.
 #[derive(Debug)]
 pub enum Fetched {
     Tree(PathBuf),
     Rsync(String),
+    Stream(Remote),
     File {
         path: PathBuf,
         format: FileFormat,
@@ -263,17 +322,24 @@ pub enum Payload<'a> {
     Rsync(&'a str),
     /// A tar archive, extracted onto the mounted filesystems.
     Tar {
-        path: &'a Path,
+        bytes: Bytes<'a>,
         compression: Compression,
     },
     /// A raw or qcow2 filesystem image, written onto the target partition before the
     /// image's filesystems are mounted.
     Filesystem {
-        path: &'a Path,
+        bytes: Bytes<'a>,
         qcow2: bool,
         fs: FsImage,
         target: &'a TargetFs,
     },
+}
+
+/// Where the bytes of an image file come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Bytes<'a> {
+    File(&'a Path),
+    Http(&'a Remote),
 }
 
 impl Fetched {
@@ -283,33 +349,43 @@ impl Fetched {
         Ok(match self {
             Fetched::Tree(path) => Payload::Tree(path),
             Fetched::Rsync(url) => Payload::Rsync(url),
-            Fetched::File { path, format, .. } => match format {
-                FileFormat::Tar(compression) => Payload::Tar {
-                    path,
-                    compression: *compression,
-                },
-                FileFormat::Raw(fs)
-                | FileFormat::Qcow2 {
-                    filesystem: Some(fs),
-                    ..
-                } => Payload::Filesystem {
-                    path,
-                    qcow2: matches!(format, FileFormat::Qcow2 { .. }),
-                    fs: *fs,
-                    target: source
-                        .target
-                        .as_ref()
-                        .map_err(|err| anyhow::anyhow!("image {}: {err}", source.image))?,
-                },
-                FileFormat::Qcow2 {
-                    filesystem: None, ..
-                } => anyhow::bail!(
-                    "image {}: the filesystem in the qcow2 image was not read",
-                    source.image
-                ),
-            },
+            Fetched::File { path, format, .. } => file_payload(Bytes::File(path), format, source)?,
+            Fetched::Stream(remote) => file_payload(Bytes::Http(remote), &remote.format, source)?,
         })
     }
+}
+
+/// What the deploy does with a file of `format` whose bytes are `bytes`.
+fn file_payload<'a>(
+    bytes: Bytes<'a>,
+    format: &FileFormat,
+    source: &'a CheckedSource,
+) -> anyhow::Result<Payload<'a>> {
+    Ok(match format {
+        FileFormat::Tar(compression) => Payload::Tar {
+            bytes,
+            compression: *compression,
+        },
+        FileFormat::Raw(fs)
+        | FileFormat::Qcow2 {
+            filesystem: Some(fs),
+            ..
+        } => Payload::Filesystem {
+            bytes,
+            qcow2: matches!(format, FileFormat::Qcow2 { .. }),
+            fs: *fs,
+            target: source
+                .target
+                .as_ref()
+                .map_err(|err| anyhow::anyhow!("image {}: {err}", source.image))?,
+        },
+        FileFormat::Qcow2 {
+            filesystem: None, ..
+        } => anyhow::bail!(
+            "image {}: the filesystem in the qcow2 image was not read",
+            source.image
+        ),
+    })
 }
 
 /// Checks every image's source before the first write (see the module docs), remote ones
@@ -407,12 +483,14 @@ fn check_source(
                 probe(client, url).map_err(|err| format!("source does not answer: {err:#}"))?;
             let complete =
                 head.head.len() < format::HEAD_BYTES || head.length == Some(head.head.len() as u64);
-            detect(&head.head, complete)
-                .and_then(|format| check_fit(&format, head.length, target))
+            let format = detect(&head.head, complete)
+                .and_then(|format| check_fit(&format, head.length, target).map(|()| format))
                 .map_err(|err| format!("{url}: {err}"))?;
             Ok(SourceKind::Http {
                 url: url.clone(),
                 sha256: sha256.map(str::to_owned),
+                format,
+                length: head.length,
             })
         }
         ImageSource::Rsync(url) => {

@@ -12,6 +12,7 @@ mod os_release;
 mod overlap;
 mod rootpath;
 mod rsync;
+mod staging;
 mod tar;
 
 pub use initramfs::{check_root_starter, image_kernel};
@@ -22,9 +23,11 @@ pub use os_release::{parse_os_release, OsRelease};
 pub use overlap::{mount_point_of, shared_mount_points};
 pub use rootpath::{exists_in, file_in_image, resolve_in};
 pub use rsync::rsync_existing;
+pub use staging::Staging;
 pub use tar::{member_path, tar_command, unescape_tar_name};
 
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use shared::atomic::replace_file;
@@ -37,13 +40,14 @@ use crate::apply::disk::AttachedDisks;
 use crate::apply::fsimage;
 use crate::exec::run;
 use crate::plan::{Device, ImagePlan, MountPlan, Plan};
-use crate::source::Payload;
+use crate::source::{Bytes, Payload};
+use crate::timing;
 use shared::kernels::KernelPair;
 
 use os_release::{printable, read_os_release};
 use overlap::report_existing;
 use rsync::{dir_arg, rsync_copy};
-use tar::{existing_members, TAR_EXTRACT};
+use tar::{existing_members, extract};
 
 /// What a deployed image brings to its boot entry and boot-info.json.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,20 +72,22 @@ pub fn deploy_image(
     bootctl: &[u8],
     disks: &AttachedDisks,
     work: &Path,
+    staging: &Staging,
 ) -> anyhow::Result<DeployedImage> {
     let name = &image.name;
     let layout = plan.layout(image);
-    let shared = &shared_mount_points(plan, image);
+    let shared = &unstaged_shared_mount_points(plan, image, staging);
     let rsync_flags = plan.rsync_flags.as_deref();
+    let writing = Instant::now();
     if let Payload::Filesystem {
-        path,
+        bytes,
         qcow2,
         fs,
         target,
     } = payload
     {
         let node = disks.node(&target.device)?;
-        fsimage::install(name, path, *qcow2, fs, target, &node)?;
+        fsimage::install(name, *bytes, *qcow2, fs, target, &node)?;
     }
     // A filesystem that keeps its data is not written: not mounted, what the image holds
     // beneath its mount point goes into the filesystem that holds the mount point.
@@ -91,7 +97,7 @@ pub fn deploy_image(
         .filter(|m| !plan.keeps_data_of(&m.device))
         .cloned()
         .collect();
-    let mounted = MountedImage::mount(name, &mounts, disks, work)?;
+    let mounted = MountedImage::mount(name, &mounts, disks, work, staging)?;
     let root = mounted.root().to_owned();
     match payload {
         // A local tree is copied by copy_tree, keeping every attribute, faster than cp -a
@@ -123,8 +129,11 @@ pub fn deploy_image(
                 &rsync_copy(name, (*url).into(), &root, rsync_flags)?,
             );
         }
-        Payload::Tar { path, compression } => {
+        Payload::Tar { bytes, compression } => {
             if !shared.is_empty() {
+                let Bytes::File(path) = bytes else {
+                    bail!("image {name}: a streamed archive cannot be listed first");
+                };
                 let listing = run(
                     &format!("list the tar archive of image {name}"),
                     &tar_command(&["-t", "--quoting-style=escape"], path, *compression, None),
@@ -132,10 +141,7 @@ pub fn deploy_image(
                 report_existing(name, &layout, shared, &existing_members(&listing, &root));
             }
             fault::step("image:tar")?;
-            run(
-                &format!("extract the tar archive of image {name}"),
-                &tar_command(&TAR_EXTRACT, path, *compression, Some(&root)),
-            )?;
+            extract(name, *bytes, *compression, &root)?;
         }
         Payload::Filesystem { fs, target, .. } => {
             let mount_point = root.join(target.mount_point.trim_start_matches('/'));
@@ -146,6 +152,8 @@ pub fn deploy_image(
     }
 
     mounted.fill_vfat(name, shared)?;
+    timing::record("write", Some(name), writing);
+    let finishing = Instant::now();
     // The image mounts its kept filesystems at boot: their mount points must be there.
     for kept in layout
         .mounts
@@ -193,7 +201,27 @@ pub fn deploy_image(
     mounted
         .unmount()
         .with_context(|| format!("unmount image {name}"))?;
+    timing::record("finish", Some(name), finishing);
     Ok(entry)
+}
+
+/// The mount points of `image` an earlier image fills too, other than those `staging`
+/// merges afterwards: what this image brings again there is found and reported here.
+pub fn unstaged_shared_mount_points(
+    plan: &Plan,
+    image: &ImagePlan,
+    staging: &Staging,
+) -> Vec<String> {
+    let layout = plan.layout(image);
+    shared_mount_points(plan, image)
+        .into_iter()
+        .filter(|point| {
+            !layout
+                .mounts
+                .iter()
+                .any(|m| &m.mount_point == point && staging.dir(&image.name, &m.device).is_some())
+        })
+        .collect()
 }
 
 /// What the image `name` mounted at `root` brings to its boot entry: its newest kernel and

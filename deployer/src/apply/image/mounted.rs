@@ -12,6 +12,8 @@ use crate::config::FileSystem;
 use crate::exec::run;
 use crate::plan::MountPlan;
 
+use super::staging::Staging;
+
 /// An image's filesystems mounted in the plan's order; unmounted in reverse on drop or
 /// by [`MountedImage::unmount`].
 ///
@@ -62,12 +64,14 @@ pub fn vfat_nesting(mounts: &[MountPlan]) -> Option<(&str, &str)> {
 
 impl MountedImage {
     /// Mounts `mounts` (the root first, then in the plan's order) under `work`; a vfat
-    /// filesystem only where the kernel can mount vfat.
+    /// filesystem only where the kernel can mount vfat; a filesystem `staging` stages, as
+    /// the image's directory on it.
     pub fn mount(
         image: &str,
         mounts: &[MountPlan],
         disks: &AttachedDisks,
         work: &Path,
+        staging: &Staging,
     ) -> anyhow::Result<MountedImage> {
         let mut mounted = MountedImage {
             mounts: Vec::new(),
@@ -116,7 +120,10 @@ impl MountedImage {
                     std::fs::create_dir_all(&dir)
                         .with_context(|| format!("creating {}", dir.display()))
                         .with_context(step)?;
-                    Mount::at(&node, &dir, &opts).with_context(step)?
+                    match staging.dir(image, &plan.device) {
+                        Some(part) => Mount::bind(part, &dir).with_context(step)?,
+                        None => Mount::at(&node, &dir, &opts).with_context(step)?,
+                    }
                 }
             };
             mounted.mounts.push(mount);

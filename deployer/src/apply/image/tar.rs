@@ -2,9 +2,14 @@
 //! device nodes; its listing read back to tell which members were there already.
 
 use std::ffi::OsString;
+use std::fs::File;
 use std::path::{Component, Path, PathBuf};
 
+use anyhow::Context;
+
+use crate::pipeline::{run_pipeline, Input};
 use crate::source::format::Compression;
+use crate::source::Bytes;
 
 use super::rootpath::exists_in;
 
@@ -37,6 +42,49 @@ pub fn tar_command(
         argv.push(dir.into());
     }
     argv
+}
+
+/// Extracts the archive `bytes` (of image `name`), compressed with `compression`, onto
+/// `root`: the decompressor (multi-threaded for xz) and tar work at the same time as the
+/// download that feeds them, whose checksum is verified once it has all come.
+pub(super) fn extract(
+    name: &str,
+    bytes: Bytes,
+    compression: Compression,
+    root: &Path,
+) -> anyhow::Result<()> {
+    let step = format!("extract the tar archive of image {name}");
+    let mut stages: Vec<Vec<OsString>> = decompressor(compression).into_iter().collect();
+    let mut tar: Vec<OsString> = vec!["tar".into()];
+    tar.extend(TAR_EXTRACT.iter().map(OsString::from));
+    tar.extend(["-f".into(), "-".into(), "-C".into(), root.into()]);
+    stages.push(tar);
+    match bytes {
+        Bytes::File(path) => {
+            let file = File::open(path)
+                .with_context(|| format!("image {name}: opening {}", path.display()))?;
+            run_pipeline(&step, &stages, Input::File(file))?;
+        }
+        Bytes::Http(remote) => {
+            let mut stream = remote.open()?;
+            run_pipeline(&step, &stages, Input::Reader(&mut stream))?;
+            stream.finish(remote.sha256.as_deref())?;
+        }
+    }
+    Ok(())
+}
+
+/// The command that decompresses `compression` from stdin to stdout: xz with a thread per
+/// core (it decompresses the blocks of a multi-block file in parallel); zstd and gzip
+/// streams decompress on one core.
+pub fn decompressor(compression: Compression) -> Option<Vec<OsString>> {
+    let argv: &[&str] = match compression {
+        Compression::None => return None,
+        Compression::Gzip => &["gzip", "-dc"],
+        Compression::Xz => &["xz", "-dc", "-T0"],
+        Compression::Zstd => &["zstd", "-dcq"],
+    };
+    Some(argv.iter().map(OsString::from).collect())
 }
 
 /// The members of a `tar -t --quoting-style=escape` listing, other than directories, that
@@ -162,6 +210,15 @@ mod tests {
             )),
             ["tar", "-t", "-f", "a.tar"]
         );
+    }
+
+    #[test]
+    fn decompressors() {
+        let line = |c| decompressor(c).map(|argv| argv.join(std::ffi::OsStr::new(" ")));
+        assert_eq!(line(Compression::None), None);
+        assert_eq!(line(Compression::Xz), Some("xz -dc -T0".into()));
+        assert_eq!(line(Compression::Zstd), Some("zstd -dcq".into()));
+        assert_eq!(line(Compression::Gzip), Some("gzip -dc".into()));
     }
 
     #[test]
