@@ -3,9 +3,9 @@
 //! `prepare` checks, before the first write, everything that can be known without
 //! writing, in order, each check needing what the one before found; then `apply` writes,
 //! in an order chosen so that a disk killed at any instant never boots half-written: disks,
-//! filesystems, images one after the other, GRUB last. On a failure the guards unmount and
-//! detach and the new partition tables are wiped; what a killed deployer leaves, its work
-//! directory, the next one removes.
+//! filesystems, images (several at a time: [`crate::apply::images`]), GRUB last. On a
+//! failure the guards unmount and detach and the new partition tables are wiped; what a
+//! killed deployer leaves, its work directory, the next one removes.
 
 use std::fs::File;
 use std::io::IsTerminal;

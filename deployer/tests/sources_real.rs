@@ -384,7 +384,7 @@ fn tarballs_of_every_compression_from_a_path_a_file_url_and_http() {
     sparse_file(&disk, 320 << 20);
     let tmpdir = scratch.join("tmp");
     let started = Instant::now();
-    let out = deploy(&config, &disk, &tmpdir, &[]);
+    let out = deploy(&config, &disk, &tmpdir, &["--json"]);
     assert!(
         out.status.success(),
         "deploy failed: {}",
@@ -394,9 +394,31 @@ fn tarballs_of_every_compression_from_a_path_a_file_url_and_http() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stderr}");
     assert!(
-        stderr.contains("deployer: image t-xz: downloaded") && stderr.contains("sha256 verified"),
+        stderr.contains("deployer: image t-xz: streaming http://")
+            && stderr.contains("deployer: image t-xz: downloaded")
+            && stderr.contains("sha256 verified"),
         "{stderr}"
     );
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("the summary");
+    let writes: Vec<(f64, f64)> = summary["timings"]["steps"]
+        .as_array()
+        .expect("timings")
+        .iter()
+        .filter(|step| step["step"] == "write")
+        .map(|step| {
+            let start = step["start"].as_f64().expect("start");
+            (start, start + step["seconds"].as_f64().expect("seconds"))
+        })
+        .collect();
+    assert_eq!(writes.len(), names.len(), "{summary}");
+    if std::thread::available_parallelism().map_or(1, usize::from) > 1 {
+        assert!(
+            writes
+                .iter()
+                .any(|a| writes.iter().any(|b| a != b && a.0 < b.1 && b.0 < a.1)),
+            "images are written at the same time, the shared /srv/common staged: {writes:?}"
+        );
+    }
     assert!(stderr.contains("(tar (zstd))"), "{stderr}");
     for (i, name) in names.iter().enumerate() {
         let reported = format!(
@@ -451,6 +473,10 @@ fn tarballs_of_every_compression_from_a_path_a_file_url_and_http() {
         read(&shared.path().join("same.txt")),
         "same from t-zst\n",
         "the last image's copy wins"
+    );
+    assert!(
+        !shared.path().join(".multiboot-staging").exists(),
+        "the staging directory is gone"
     );
 }
 

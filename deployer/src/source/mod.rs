@@ -5,7 +5,7 @@
 //! |---|---|
 //! | a local directory, `file://` directory | a tree, copied file by file |
 //! | a local file, `file://` file | a file whose format is detected by its content |
-//! | `http://`, `https://` | a file, downloaded into the deploy's work directory, its `sha256` verified as it streams |
+//! | `http://`, `https://` | a file, deployed as it downloads (a tar archive, a raw image) or downloaded into the deploy's work directory first (a qcow2 image), its `sha256` verified as it streams |
 //! | `rsync://HOST[:PORT]/MODULE/PATH`, `HOST::MODULE/PATH` | a tree on an rsync daemon, copied by rsync (with `image_deploy_flags.rsync_flags`) from the source as written: with a trailing `/` the directory's contents, without it the directory itself |
 //!
 //! A file is a tar archive (plain, gzip, xz or zstd), a raw ext2/3/4 or xfs filesystem
