@@ -122,9 +122,14 @@ pub fn install(
         }
         (Bytes::Http(remote), false) => {
             let mut stream = remote.open()?;
-            write_raw_stream(&mut stream, remote.length, &format!("image {image}"), node)
-                .with_context(|| format!("image {image}: writing the raw image"))?;
-            stream.finish(remote.sha256.as_deref())?;
+            let sha256 = remote.sha256.as_deref();
+            match write_raw_stream(&mut stream, remote.length, &format!("image {image}"), node) {
+                Ok(_) => stream.finish(sha256)?,
+                Err(err) => {
+                    let err = err.context(format!("image {image}: writing the raw image"));
+                    return Err(stream.explain(err, sha256));
+                }
+            }
         }
         (Bytes::Http(_), true) => bail!("image {image}: a qcow2 image is downloaded first"),
     }

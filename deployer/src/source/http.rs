@@ -268,6 +268,23 @@ impl Stream {
     }
 }
 
+impl Stream {
+    /// What made the deploy of this download fail with `err`: a download that is cut off
+    /// or corrupt makes the decompressor or the writer fail first, so the rest is read and
+    /// checked, and a download that did not come whole, or whose checksum (`sha256`) is
+    /// wrong, is the error; else `err`.
+    pub fn explain(mut self, err: anyhow::Error, sha256: Option<&str>) -> anyhow::Error {
+        crate::output::detail(format_args!("deployer: image {}: {err:#}", self.image));
+        if let Err(read) = std::io::copy(&mut self, &mut std::io::sink()) {
+            return read.into();
+        }
+        match self.finish(sha256) {
+            Err(download) => download,
+            Ok(()) => err,
+        }
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.reader.read(buf).map_err(|err| {

@@ -67,8 +67,11 @@ pub(super) fn extract(
         }
         Bytes::Http(remote) => {
             let mut stream = remote.open()?;
-            run_pipeline(&step, &stages, Input::Reader(&mut stream))?;
-            stream.finish(remote.sha256.as_deref())?;
+            let sha256 = remote.sha256.as_deref();
+            match run_pipeline(&step, &stages, Input::Reader(&mut stream)) {
+                Ok(_) => stream.finish(sha256)?,
+                Err(err) => return Err(stream.explain(err, sha256)),
+            }
         }
     }
     Ok(())
