@@ -349,10 +349,11 @@ impl Node {
         let real = find_tool(tool)
             .unwrap_or_else(|| panic!("{tool} not found: run scripts/setup (see README)"));
         let calls = self.stubs.join(format!("{tool}.calls"));
+        // Counted under a lock: the deployer runs some tools side by side (mkfs).
         let script = format!(
             "#!/bin/sh\n\
-             n=$(( $(cat '{calls}' 2>/dev/null || echo 0) + 1 ))\n\
-             echo \"$n\" > '{calls}'\n\
+             n=$(flock '{calls}.lock' sh -c 'n=$(( $(cat \"$1\" 2>/dev/null || echo 0) + 1 )); \
+             echo \"$n\" > \"$1\"; echo \"$n\"' sh '{calls}')\n\
              if [ \"$n\" = {nth} ]; then echo '{tool}: injected failure' >&2; exit 8; fi\n\
              exec '{real}' \"$@\"\n",
             calls = calls.display(),

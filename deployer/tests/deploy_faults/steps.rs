@@ -51,10 +51,10 @@ const TOOL_STEPS: &[(&str, u32, &str)] = &[
     ("sfdisk", 1, "write the partition table of disk vda"),
     ("sfdisk", 2, "read back the partition table of disk vda"),
     ("mkfs.vfat", 1, "make the vfat filesystem of vda#2"),
-    ("mkfs.ext4", 1, "make the ext4 filesystem of vda#3"),
-    ("mkfs.ext4", 5, "make the ext4 filesystem of vda#7"),
-    ("tar", 1, "list the tar archive of image beta"),
-    ("tar", 2, "extract the tar archive of image beta"),
+    // The filesystems are made side by side: which one a call makes varies.
+    ("mkfs.ext4", 1, "make the ext4 filesystem of vda#"),
+    ("mkfs.ext4", 5, "make the ext4 filesystem of vda#"),
+    ("tar", 1, "extract the tar archive of image beta"),
     ("tune2fs", 1, "tune2fs on the filesystem of image gamma"),
     ("grub-install", 1, "install GRUB for BIOS on disk vda"),
     (
@@ -83,7 +83,8 @@ fn a_tool_failing_at_every_step_is_named_and_a_rerun_succeeds() {
         node.clear_stubs();
         let line = failure_line(&stderr);
         assert!(
-            line.contains(&format!("{step}: `{tool} "))
+            line.contains(step)
+                && line.contains(&format!(": `{tool} "))
                 && line.ends_with(&format!("failed (exit 8): {tool}: injected failure")),
             "{what}: {line}"
         );
