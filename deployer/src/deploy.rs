@@ -16,7 +16,9 @@ use nix::fcntl::{Flock, FlockArg};
 use shared::blockdev::parse_mountinfo;
 use shared::fault;
 
-use crate::apply::boot::{boot_entries_path, install_boot, BootInputs, BootloaderConfig};
+use crate::apply::boot::{
+    boot_entries_path, install_bios_files, install_boot, BootInputs, BootloaderConfig,
+};
 use crate::apply::disk::AttachedDisks;
 use crate::apply::image::{check_root_starter, image_kernel, kernel_mounts_vfat, vfat_nesting};
 use crate::apply::images::deploy_images;
@@ -387,7 +389,18 @@ fn apply(
     })?;
     timing::step("stack", None, || disks.build_stack(plan))?;
     timing::step("mkfs", None, || disks.make_filesystems(plan))?;
-    let deployed = deploy_images(plan, sources, &bootctl_bytes, disks, work.path())?;
+    let disks_now: &AttachedDisks = disks;
+    let (deployed, bios_files) = std::thread::scope(|scope| {
+        let bios_files = scope.spawn(|| {
+            timing::step("grub-files", None, || {
+                install_bios_files(plan, disks_now, work.path())
+            })
+        });
+        let deployed = deploy_images(plan, sources, &bootctl_bytes, disks_now, work.path());
+        (deployed, bios_files.join())
+    });
+    let deployed = deployed?;
+    bios_files.map_err(|_| anyhow::anyhow!("installing GRUB's BIOS files panicked"))??;
     crate::info!("deployer: installing GRUB on the multiboot partition");
     timing::step("grub", None, || {
         install_boot(&BootInputs {

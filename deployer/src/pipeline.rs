@@ -7,11 +7,13 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
 use std::process::{ChildStdin, Stdio};
 use std::thread::{self, ScopedJoinHandle};
 use std::time::Instant;
 
 use anyhow::Context;
+use nix::fcntl::{fcntl, FcntlArg};
 
 use crate::exec::{failed, log_end, start, Started};
 
@@ -49,7 +51,9 @@ pub fn run_pipeline(step: &str, stages: &[Vec<OsString>], input: Input) -> anyho
             Some(stdin) => stdin,
             None => {
                 let previous = started.last_mut().expect("a command before this one");
-                Stdio::from(previous.child.stdout.take().expect("piped stdout"))
+                let pipe = previous.child.stdout.take().expect("piped stdout");
+                widen(&pipe);
+                Stdio::from(pipe)
             }
         };
         match start(step, argv, this_stdin, Stdio::piped()) {
@@ -64,6 +68,9 @@ pub fn run_pipeline(step: &str, stages: &[Vec<OsString>], input: Input) -> anyho
         }
     }
     let feed = started[0].child.stdin.take();
+    if let Some(feed) = &feed {
+        widen(feed);
+    }
     let last_stdout = started
         .last_mut()
         .and_then(|one| one.child.stdout.take())
@@ -109,6 +116,12 @@ pub fn run_pipeline(step: &str, stages: &[Vec<OsString>], input: Input) -> anyho
         }
         Ok(String::from_utf8_lossy(&stdout).into_owned())
     })
+}
+
+/// Gives `pipe` a buffer of [`BUF`] (as far as the system allows) instead of 64 KiB: each
+/// side then wakes the other once a megabyte, not sixteen times.
+fn widen(pipe: &impl AsFd) {
+    let _ = fcntl(pipe.as_fd().as_raw_fd(), FcntlArg::F_SETPIPE_SZ(BUF as i32));
 }
 
 /// Why passing the input on stopped early.

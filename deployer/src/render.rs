@@ -160,6 +160,8 @@ fn timings_json(timings: &Timings) -> Value {
     json!({
         "seconds": timings.seconds.map(ms),
         "peak_rss_bytes": timings.peak_rss_bytes,
+        "cpu_seconds": timings.cpu_seconds.map(ms),
+        "programs_cpu_seconds": timings.programs_cpu_seconds.map(ms),
         "steps": steps,
     })
 }

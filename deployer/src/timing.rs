@@ -5,6 +5,8 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
+use nix::sys::resource::{getrusage, UsageWho};
+
 /// One timed step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
@@ -24,6 +26,10 @@ pub struct Timings {
     pub seconds: Option<f64>,
     /// The deployer's own peak resident set (`VmHWM`), in bytes.
     pub peak_rss_bytes: Option<u64>,
+    /// The processor time of the deployer's own threads, and of the programs it ran
+    /// (those that ended), user and system together.
+    pub cpu_seconds: Option<f64>,
+    pub programs_cpu_seconds: Option<f64>,
     pub steps: Vec<Step>,
 }
 
@@ -86,8 +92,17 @@ pub fn timings() -> Timings {
         peak_rss_bytes: std::fs::read_to_string("/proc/self/status")
             .ok()
             .and_then(|status| peak_rss(&status)),
+        cpu_seconds: cpu_seconds(UsageWho::RUSAGE_SELF),
+        programs_cpu_seconds: cpu_seconds(UsageWho::RUSAGE_CHILDREN),
         steps: rec.steps.clone(),
     }
+}
+
+/// The user and system time of `who`.
+fn cpu_seconds(who: UsageWho) -> Option<f64> {
+    let usage = getrusage(who).ok()?;
+    let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    Some(seconds(usage.user_time()) + seconds(usage.system_time()))
 }
 
 /// `VmHWM` of a `/proc/PID/status` text, in bytes.
@@ -129,5 +144,6 @@ mod tests {
         assert_eq!(mine.image.as_deref(), Some("alpha"));
         assert!(mine.seconds >= 0.0 && mine.start >= 0.0);
         assert!(recorded.peak_rss_bytes.is_some_and(|b| b > 0));
+        assert!(recorded.cpu_seconds.is_some_and(|s| s > 0.0));
     }
 }

@@ -358,7 +358,10 @@ fn a_deploy_that_fails_names_the_failed_step_in_its_json_and_its_log() {
     );
     assert_eq!(summary["exit"], 1);
     assert_eq!(summary["deployed"], false);
-    assert_eq!(summary["failed_step"], "install GRUB for BIOS on disk vda");
+    assert_eq!(
+        summary["failed_step"],
+        "install GRUB's BIOS files on the multiboot partition"
+    );
     let errors = summary["errors"].as_array().expect("errors");
     assert!(
         errors[0]

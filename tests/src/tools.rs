@@ -4,9 +4,15 @@ use std::env;
 use std::path::{Path, PathBuf};
 
 /// Directories searched besides `$PATH` (root's tools live in sbin).
-const EXTRA_DIRS: &[&str] = &["/usr/local/sbin", "/usr/sbin", "/sbin"];
+const EXTRA_DIRS: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/sbin",
+    "/sbin",
+    "/usr/lib/grub/i386-pc",
+];
 
-/// Finds `tool` on `$PATH` or in the sbin directories.
+/// Finds `tool` on `$PATH`, in the sbin directories or, as Debian keeps grub-bios-setup,
+/// beside GRUB's BIOS platform files.
 pub fn find_tool(tool: &str) -> Option<PathBuf> {
     let path = env::var_os("PATH").unwrap_or_default();
     env::split_paths(&path)

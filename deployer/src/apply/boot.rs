@@ -5,7 +5,10 @@
 //! name, [`BAREON_BOOT_ENTRIES`]) and in every image.
 //!
 //! Both firmwares read the one grub.cfg on the multiboot partition. For BIOS,
-//! `grub-install --target=i386-pc` embeds core.img in the bios_grub partition. For UEFI,
+//! `grub-install --target=i386-pc --no-bootsector` puts the modules and core.img on the
+//! partition while the images are written ([`install_bios_files`]), and at the end
+//! `grub-bios-setup` embeds core.img in each bios_grub partition and writes the boot
+//! sector (what grub-install does in one go, with the disk bootable only last). For UEFI,
 //! `grub-mkimage -O x86_64-efi` builds `EFI/BOOT/BOOTX64.EFI` (the removable-media path,
 //! so no NVRAM entry is needed) with an embedded early config that finds the multiboot
 //! partition by its filesystem UUID and sets the prefix there; its modules are copied
@@ -28,7 +31,7 @@ use shared::mount::{Mount, MountOptions};
 use crate::apply::disk::AttachedDisks;
 use crate::apply::image::{file_in_image, DeployedImage, MountedImage, Staging};
 use crate::apply::osprober::{os_prober_menu, OsProberImage};
-use crate::exec::run;
+use crate::exec::{find_program, run};
 use crate::grubcfg_gen::{generate, MenuEntrySpec};
 use crate::plan::{FilesystemPlan, ImageLayout, ImagePlan, Plan, Purpose};
 
@@ -268,6 +271,64 @@ fn os_prober_mode_menu(inputs: &BootInputs, entries: &[Entry]) -> anyhow::Result
     })
 }
 
+/// GRUB's BIOS platform files on the deploy host.
+pub const BIOS_PLATFORM: &str = "/usr/lib/grub/i386-pc";
+
+/// `grub-bios-setup`, which writes GRUB's boot sector and core image onto a disk: its name
+/// when it is in `PATH` (Fedora's `grub2-bios-setup`), else its path beside GRUB's BIOS
+/// platform files, where Debian keeps it.
+pub fn grub_bios_setup() -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    if find_program("grub-bios-setup", &path).is_some() {
+        // Named, as every program run from PATH is in messages.
+        return Some(PathBuf::from("grub-bios-setup"));
+    }
+    let beside = Path::new(BIOS_PLATFORM).join("grub-bios-setup");
+    std::fs::metadata(&beside)
+        .is_ok_and(|meta| {
+            meta.is_file()
+                && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0
+        })
+        .then_some(beside)
+}
+
+/// Puts GRUB's BIOS modules and core image onto the multiboot partition (`grub-install
+/// --no-bootsector`), nothing that makes a disk boot: this needs no image, so it runs while
+/// the images are written; [`install_boot`] makes the disks boot it at the end.
+pub fn install_bios_files(plan: &Plan, disks: &AttachedDisks, work: &Path) -> anyhow::Result<()> {
+    let Some(first) = plan.boot.bios_disks.first() else {
+        return Ok(());
+    };
+    let multiboot = plan
+        .filesystems
+        .iter()
+        .find(|fs| fs.purpose == Purpose::Multiboot)
+        .context("the plan has no multiboot partition")?;
+    let node = disks.node(&multiboot.device)?;
+    let opts = MountOptions {
+        read_only: false,
+        fstype: Some(multiboot.fs_type.as_str().to_owned()),
+    };
+    let mounted = Mount::new_temp(&node, work, &opts)
+        .with_context(|| format!("mount the multiboot partition {}", node.display()))?;
+    let mut boot_arg = OsString::from("--boot-directory=");
+    boot_arg.push(mounted.path().join("boot"));
+    let argv: Vec<OsString> = vec![
+        "grub-install".into(),
+        "--target=i386-pc".into(),
+        "--no-bootsector".into(),
+        boot_arg,
+        "--modules=part_gpt ext2".into(),
+        disks.device(first)?.into(),
+    ];
+    fault::step("grub:files")?;
+    run(
+        "install GRUB's BIOS files on the multiboot partition",
+        &argv,
+    )?;
+    mounted.unmount().context("unmount the multiboot partition")
+}
+
 /// Installs GRUB and writes grub.cfg, grubenv and every copy of boot-info.json.
 pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
     let plan = inputs.plan;
@@ -294,14 +355,13 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
     let boot_dir = mounted.path().join("boot");
     // Every disk with a bios_grub partition gets GRUB's core image, all reading the one
     // multiboot partition, so the firmware may boot from any of them (as Bareon runs
-    // grub-install on every disk: generic.py do_multiboot_bootloader).
+    // grub-install on every disk: generic.py do_multiboot_bootloader). The core image and
+    // the modules are there already (install_bios_files); this makes each disk boot them.
     for disk in &plan.boot.bios_disks {
-        let mut argv: Vec<OsString> = vec!["grub-install".into(), "--target=i386-pc".into()];
-        let mut boot_arg = OsString::from("--boot-directory=");
-        boot_arg.push(&boot_dir);
-        argv.push(boot_arg);
-        argv.push("--modules=part_gpt ext2".into());
-        argv.push(inputs.disks.device(disk)?.into());
+        let mut directory = OsString::from("--directory=");
+        directory.push(boot_dir.join("grub").join("i386-pc"));
+        let setup = grub_bios_setup().unwrap_or_else(|| "grub-bios-setup".into());
+        let argv: Vec<OsString> = vec![setup.into(), directory, inputs.disks.device(disk)?.into()];
         fault::step("grub:bios")?;
         run(&format!("install GRUB for BIOS on disk {disk}"), &argv)?;
     }

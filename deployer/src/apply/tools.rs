@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::apply::boot::BootloaderConfig;
+use crate::apply::boot::{grub_bios_setup, BootloaderConfig, BIOS_PLATFORM};
 use crate::apply::mkfs::mkfs_program;
 use crate::apply::osprober::OS_PROBER_PROGRAMS;
 use crate::config::FileSystem;
@@ -140,11 +140,17 @@ pub fn missing(programs: &[&str], path: &str) -> Vec<String> {
 
 /// One line per GRUB platform directory missing on this host.
 pub fn missing_grub_platforms() -> Vec<String> {
-    GRUB_PLATFORMS
+    let mut out: Vec<String> = GRUB_PLATFORMS
         .iter()
         .filter(|dir| !Path::new(dir).is_dir())
         .map(|dir| format!("{dir}: GRUB platform files not installed"))
-        .collect()
+        .collect();
+    if out.is_empty() && grub_bios_setup().is_none() {
+        out.push(format!(
+            "grub-bios-setup: not found in PATH nor in {BIOS_PLATFORM} (see the README's setup)"
+        ));
+    }
+    out
 }
 
 /// Where `packaging/build-static-bootctl` puts the static bootctl, relative to cargo's

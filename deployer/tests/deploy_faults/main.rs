@@ -91,7 +91,9 @@ const FAILED_POINT: &str = "deploy:failed";
 /// Every step a fault is injected at, in deploy order, with the number of the arrival (a
 /// point inside a loop is passed once per disk, filesystem, image or chunk). The config
 /// has one disk, six filesystems (ESP, multiboot, three roots, one shared), and images
-/// alpha (a directory tree), beta (a tar.gz over HTTP) and gamma (a raw ext4 image).
+/// alpha (a directory tree), beta (a tar.gz over HTTP) and gamma (a raw ext4 image). GRUB's
+/// BIOS files and the images are written at the same time: which image arrives first at a
+/// point varies.
 const STEPS: &[(&str, u64)] = &[
     ("disk:attached", 1),
     ("partition:wipefs", 1),
@@ -102,6 +104,7 @@ const STEPS: &[(&str, u64)] = &[
     ("mkfs", 4),
     ("mkfs", 5),
     ("mkfs", 6),
+    ("grub:files", 1),
     ("image:copy", 1),
     ("image:fstab", 1),
     ("image:download", 1),

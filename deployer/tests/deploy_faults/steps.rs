@@ -56,7 +56,12 @@ const TOOL_STEPS: &[(&str, u32, &str)] = &[
     ("mkfs.ext4", 5, "make the ext4 filesystem of vda#"),
     ("tar", 1, "extract the tar archive of image beta"),
     ("tune2fs", 1, "tune2fs on the filesystem of image gamma"),
-    ("grub-install", 1, "install GRUB for BIOS on disk vda"),
+    (
+        "grub-install",
+        1,
+        "install GRUB's BIOS files on the multiboot partition",
+    ),
+    ("grub-bios-setup", 1, "install GRUB for BIOS on disk vda"),
     (
         "grub-mkimage",
         1,

@@ -6,6 +6,7 @@
 //! ([`resolve_in`], [`file_in_image`]), never on the host.
 
 mod extras;
+mod flusher;
 mod initramfs;
 mod mounted;
 mod os_release;
@@ -99,6 +100,7 @@ pub fn deploy_image(
         .collect();
     let mounted = MountedImage::mount(name, &mounts, disks, work, staging)?;
     let root = mounted.root().to_owned();
+    let flusher = flusher::Flusher::start(&mounted.mount_points());
     match payload {
         // A local tree is copied by copy_tree, keeping every attribute, faster than cp -a
         // and rsync; only a config that gives Bareon's rsync_flags has it copied by rsync
@@ -152,6 +154,7 @@ pub fn deploy_image(
     }
 
     mounted.fill_vfat(name, shared)?;
+    drop(flusher);
     timing::record("write", Some(name), writing);
     let finishing = Instant::now();
     // The image mounts its kept filesystems at boot: their mount points must be there.

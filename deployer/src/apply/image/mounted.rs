@@ -139,6 +139,11 @@ impl MountedImage {
             .path()
     }
 
+    /// Where each of its filesystems is mounted, the root first.
+    pub fn mount_points(&self) -> Vec<PathBuf> {
+        self.mounts.iter().map(|m| m.path().to_owned()).collect()
+    }
+
     /// Moves the image's files under each vfat mount point that was not mounted onto
     /// its vfat filesystem with `mcopy -s` (merging with what is there, overwriting
     /// files of the same name), then empties the directory. `shared` lists the mount
