@@ -400,18 +400,22 @@ fn apply(
         (deployed, bios_files.join())
     });
     let deployed = deployed?;
-    bios_files.map_err(|_| anyhow::anyhow!("installing GRUB's BIOS files panicked"))??;
+    let multiboot =
+        bios_files.map_err(|_| anyhow::anyhow!("installing GRUB's BIOS files panicked"))??;
     crate::info!("deployer: installing GRUB on the multiboot partition");
     timing::step("grub", None, || {
-        install_boot(&BootInputs {
-            plan,
-            deployed: &deployed,
-            disks,
-            work: work.path(),
-            boot_info: &options.boot_info,
-            mode: options.bootloader_config,
-            grub_timeout: options.grub_timeout,
-        })
+        install_boot(
+            &BootInputs {
+                plan,
+                deployed: &deployed,
+                disks,
+                work: work.path(),
+                boot_info: &options.boot_info,
+                mode: options.bootloader_config,
+                grub_timeout: options.grub_timeout,
+            },
+            multiboot,
+        )
     })?;
     timing::step("stop", None, || disks.stop_stack())
 }

@@ -294,23 +294,19 @@ pub fn grub_bios_setup() -> Option<PathBuf> {
 
 /// Puts GRUB's BIOS modules and core image onto the multiboot partition (`grub-install
 /// --no-bootsector`), nothing that makes a disk boot: this needs no image, so it runs while
-/// the images are written; [`install_boot`] makes the disks boot it at the end.
-pub fn install_bios_files(plan: &Plan, disks: &AttachedDisks, work: &Path) -> anyhow::Result<()> {
+/// the images are written; [`install_boot`] makes the disks boot it at the end. Returns the
+/// partition still mounted, for [`install_boot`]: unmounting it now would wait for the
+/// images' writes too where a flush of one partition flushes the whole disk (a disk-image
+/// file's loop device).
+pub fn install_bios_files(
+    plan: &Plan,
+    disks: &AttachedDisks,
+    work: &Path,
+) -> anyhow::Result<Option<Mount>> {
     let Some(first) = plan.boot.bios_disks.first() else {
-        return Ok(());
+        return Ok(None);
     };
-    let multiboot = plan
-        .filesystems
-        .iter()
-        .find(|fs| fs.purpose == Purpose::Multiboot)
-        .context("the plan has no multiboot partition")?;
-    let node = disks.node(&multiboot.device)?;
-    let opts = MountOptions {
-        read_only: false,
-        fstype: Some(multiboot.fs_type.as_str().to_owned()),
-    };
-    let mounted = Mount::new_temp(&node, work, &opts)
-        .with_context(|| format!("mount the multiboot partition {}", node.display()))?;
+    let mounted = mount_multiboot(plan, disks, work)?;
     let mut boot_arg = OsString::from("--boot-directory=");
     boot_arg.push(mounted.path().join("boot"));
     let argv: Vec<OsString> = vec![
@@ -326,11 +322,29 @@ pub fn install_bios_files(plan: &Plan, disks: &AttachedDisks, work: &Path) -> an
         "install GRUB's BIOS files on the multiboot partition",
         &argv,
     )?;
-    mounted.unmount().context("unmount the multiboot partition")
+    Ok(Some(mounted))
 }
 
-/// Installs GRUB and writes grub.cfg, grubenv and every copy of boot-info.json.
-pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
+/// The multiboot partition of `plan`, mounted under `work`.
+fn mount_multiboot(plan: &Plan, disks: &AttachedDisks, work: &Path) -> anyhow::Result<Mount> {
+    let multiboot = plan
+        .filesystems
+        .iter()
+        .find(|fs| fs.purpose == Purpose::Multiboot)
+        .context("the plan has no multiboot partition")?;
+    let node = disks.node(&multiboot.device)?;
+    let opts = MountOptions {
+        read_only: false,
+        fstype: Some(multiboot.fs_type.as_str().to_owned()),
+    };
+    Mount::new_temp(&node, work, &opts)
+        .with_context(|| format!("mount the multiboot partition {}", node.display()))
+}
+
+/// Installs GRUB and writes grub.cfg, grubenv and every copy of boot-info.json, on the
+/// multiboot partition `multiboot` (as [`install_bios_files`] left it mounted), else
+/// mounted now.
+pub fn install_boot(inputs: &BootInputs, multiboot: Option<Mount>) -> anyhow::Result<()> {
     let plan = inputs.plan;
     let entries = entries(inputs)?;
     let menu = match inputs.mode {
@@ -340,18 +354,10 @@ pub fn install_boot(inputs: &BootInputs) -> anyhow::Result<()> {
     let info = boot_info(plan, &entries, &menu.places)?;
     let info_json = info.to_json();
 
-    let multiboot = plan
-        .filesystems
-        .iter()
-        .find(|fs| fs.purpose == Purpose::Multiboot)
-        .context("the plan has no multiboot partition")?;
-    let node = inputs.disks.node(&multiboot.device)?;
-    let opts = MountOptions {
-        read_only: false,
-        fstype: Some(multiboot.fs_type.as_str().to_owned()),
+    let mounted = match multiboot {
+        Some(mounted) => mounted,
+        None => mount_multiboot(plan, inputs.disks, inputs.work)?,
     };
-    let mounted = Mount::new_temp(&node, inputs.work, &opts)
-        .with_context(|| format!("mount the multiboot partition {}", node.display()))?;
     let boot_dir = mounted.path().join("boot");
     // Every disk with a bios_grub partition gets GRUB's core image, all reading the one
     // multiboot partition, so the firmware may boot from any of them (as Bareon runs
