@@ -107,14 +107,16 @@ fn cpu_seconds(who: UsageWho) -> Option<f64> {
 
 /// `VmHWM` of a `/proc/PID/status` text, in bytes.
 pub fn peak_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line
-        .trim_start_matches("VmHWM:")
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
+    kib_field(status, "VmHWM")
+}
+
+/// The field `key` of a `/proc` text of `Key:   N kB` lines (`status`, `meminfo`), in
+/// bytes.
+pub fn kib_field(text: &str, key: &str) -> Option<u64> {
+    let rest = text
+        .lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))?;
+    let kib: u64 = rest.trim().strip_suffix("kB")?.trim().parse().ok()?;
     Some(kib * 1024)
 }
 

@@ -80,6 +80,7 @@ fn check_deploy_summary(info: &BootInfo) {
         boot_info: Some((Path::new("/boot-info.json"), info)),
         errors: &[],
         failed_step: None,
+        timings: &deployer::timing::Timings::default(),
     });
     let images = summary["images"].as_array().expect("images is an array");
     assert_eq!(images.len(), info.elements.len(), "deploy summary images");

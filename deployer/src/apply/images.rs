@@ -195,15 +195,7 @@ fn mem_available() -> Option<u64> {
 
 /// `MemAvailable` of a `/proc/meminfo` text, in bytes.
 pub fn parse_mem_available(meminfo: &str) -> Option<u64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line
-        .trim_start_matches("MemAvailable:")
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
+    timing::kib_field(meminfo, "MemAvailable")
 }
 
 /// The devices a raw or qcow2 image is written onto.
@@ -223,15 +215,15 @@ fn raw_targets(sources: &Sources) -> Vec<Device> {
 }
 
 /// The filesystems made anew that several deployed images mount and that can be staged:
-/// not vfat, and not the target a raw image is written onto (which exists only once it is
-/// written).
+/// not vfat, not an image's `/` (mounted first, holding the others' mount points), and not
+/// the target a raw image is written onto (which exists only once it is written).
 pub fn staged_filesystems(plan: &Plan, raw_targets: &[Device]) -> Vec<Device> {
     plan.filesystems
         .iter()
         .filter(|fs| {
             !fs.keep_data
                 && fs.fs_type != FileSystem::Vfat
-                && matches!(fs.mount, Mount::Path(_))
+                && matches!(&fs.mount, Mount::Path(path) if path != "/")
                 && !raw_targets.contains(&fs.device)
                 && plan
                     .images
