@@ -390,18 +390,27 @@ fn apply(
     timing::step("stack", None, || disks.build_stack(plan))?;
     timing::step("mkfs", None, || disks.make_filesystems(plan))?;
     let disks_now: &AttachedDisks = disks;
-    let (deployed, bios_files) = std::thread::scope(|scope| {
-        let bios_files = scope.spawn(|| {
-            timing::step("grub-files", None, || {
-                install_bios_files(plan, disks_now, work.path())
-            })
-        });
+    let bios_files = || {
+        timing::step("grub-files", None, || {
+            install_bios_files(plan, disks_now, work.path())
+        })
+    };
+    // GRUB's files go onto the multiboot partition while the images are written, unless
+    // the partition may be kept after a failure: there, new modules beside an old core
+    // image would not boot, so both are written at the end, together.
+    let early = !plan.keeps_partition_tables();
+    let (deployed, early_files) = std::thread::scope(|scope| {
+        let files = early.then(|| scope.spawn(bios_files));
         let deployed = deploy_images(plan, sources, &bootctl_bytes, disks_now, work.path());
-        (deployed, bios_files.join())
+        (deployed, files.map(|files| files.join()))
     });
     let deployed = deployed?;
-    let multiboot =
-        bios_files.map_err(|_| anyhow::anyhow!("installing GRUB's BIOS files panicked"))??;
+    let multiboot = match early_files {
+        Some(joined) => {
+            joined.map_err(|_| anyhow::anyhow!("installing GRUB's BIOS files panicked"))??
+        }
+        None => bios_files()?,
+    };
     crate::info!("deployer: installing GRUB on the multiboot partition");
     timing::step("grub", None, || {
         install_boot(

@@ -6,9 +6,10 @@
 //!
 //! Both firmwares read the one grub.cfg on the multiboot partition. For BIOS,
 //! `grub-install --target=i386-pc --no-bootsector` puts the modules and core.img on the
-//! partition while the images are written ([`install_bios_files`]), and at the end
-//! `grub-bios-setup` embeds core.img in each bios_grub partition and writes the boot
-//! sector (what grub-install does in one go, with the disk bootable only last). For UEFI,
+//! partition ([`install_bios_files`], while the images are written unless a keeping policy
+//! could leave the partition behind after a failure), and at the end `grub-bios-setup`
+//! embeds core.img in each bios_grub partition and writes the boot sector (what
+//! grub-install does in one go, with the disk bootable only last). For UEFI,
 //! `grub-mkimage -O x86_64-efi` builds `EFI/BOOT/BOOTX64.EFI` (the removable-media path,
 //! so no NVRAM entry is needed) with an embedded early config that finds the multiboot
 //! partition by its filesystem UUID and sets the prefix there; its modules are copied
