@@ -363,12 +363,28 @@ pub fn install_boot(inputs: &BootInputs, multiboot: Option<Mount>) -> anyhow::Re
     // Every disk with a bios_grub partition gets GRUB's core image, all reading the one
     // multiboot partition, so the firmware may boot from any of them (as Bareon runs
     // grub-install on every disk: generic.py do_multiboot_bootloader). The core image and
-    // the modules are there already (install_bios_files); this makes each disk boot them.
-    for disk in &plan.boot.bios_disks {
-        let mut directory = OsString::from("--directory=");
-        directory.push(boot_dir.join("grub").join("i386-pc"));
-        let setup = grub_bios_setup().unwrap_or_else(|| "grub-bios-setup".into());
-        let argv: Vec<OsString> = vec![setup.into(), directory, inputs.disks.device(disk)?.into()];
+    // the modules are there already (install_bios_files).
+    for (index, disk) in plan.boot.bios_disks.iter().enumerate() {
+        let device = inputs.disks.device(disk)?;
+        // The core image install_bios_files made finds the multiboot partition as seen
+        // from the first disk; grub-install makes each other disk its own, which finds it
+        // from there.
+        let argv: Vec<OsString> = if index == 0 {
+            let mut directory = OsString::from("--directory=");
+            directory.push(boot_dir.join("grub").join("i386-pc"));
+            let setup = grub_bios_setup().unwrap_or_else(|| "grub-bios-setup".into());
+            vec![setup.into(), directory, device.into()]
+        } else {
+            let mut boot_arg = OsString::from("--boot-directory=");
+            boot_arg.push(&boot_dir);
+            vec![
+                "grub-install".into(),
+                "--target=i386-pc".into(),
+                boot_arg,
+                "--modules=part_gpt ext2".into(),
+                device.into(),
+            ]
+        };
         fault::step("grub:bios")?;
         run(&format!("install GRUB for BIOS on disk {disk}"), &argv)?;
     }
