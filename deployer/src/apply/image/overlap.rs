@@ -1,6 +1,7 @@
 //! Files an image brings onto a filesystem an earlier image filled are overwritten and
-//! reported, one line each. copy_tree and rsync's itemized output tell which files were
-//! there; a tar archive is listed first and each member looked up inside the image.
+//! reported, one line each. Where the filesystem is staged ([`super::Staging`]) the merge
+//! tells; elsewhere copy_tree and rsync's itemized output tell which files were there, and
+//! a tar archive is listed first and each member looked up inside the image.
 
 use crate::plan::{ImageLayout, ImagePlan, Plan};
 
