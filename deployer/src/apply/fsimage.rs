@@ -3,7 +3,8 @@
 //! Before the image's filesystems are mounted, [`install`] writes the image onto the
 //! partition of the image's `target`: a raw image with [`crate::apply::raw::write_raw`]
 //! (zero blocks skipped), a qcow2 image with `qemu-img convert -n -f qcow2 -O raw` after
-//! `qemu-img info` has confirmed its virtual size and that it reads no other file. The
+//! `qemu-img info` has confirmed its virtual size and that it reads no other file
+//! ([`convert_qcow2`], showing the progress qemu-img reports). The
 //! filesystem then gets the UUID and label of the plan, so that the fstab and grub.cfg
 //! written from the plan name it correctly, and is grown to fill its partition:
 //!
@@ -22,9 +23,10 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 use shared::fault;
 
-use crate::apply::raw::{convert_qcow2, write_raw, write_raw_stream};
+use crate::apply::raw::{write_raw, write_raw_stream};
 use crate::config::FileSystem;
-use crate::exec::{run, StepError};
+use crate::exec::{run, run_reporting, StepError};
+use crate::progress::{Meter, Total};
 use crate::source::format::FsImage;
 use crate::source::{Bytes, TargetFs};
 
@@ -181,9 +183,64 @@ fn write_qcow2(image: &str, path: &Path, target: &TargetFs, node: &Path) -> anyh
     Ok(())
 }
 
+/// Writes the qcow2 image `image` (of the deploy's image `name`) onto `dest` with
+/// `qemu-img convert` as the step `step`, showing its progress (`qemu-img -p` reports
+/// percentages on stdout) in bytes of the image's `virtual_size`.
+pub fn convert_qcow2(
+    step: &str,
+    name: &str,
+    image: &Path,
+    dest: &Path,
+    virtual_size: u64,
+) -> Result<(), StepError> {
+    let mut argv: Vec<OsString> = [
+        "qemu-img", "convert", "-p", "-n", "-f", "qcow2", "-O", "raw",
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect();
+    argv.extend([image.as_os_str().to_owned(), dest.as_os_str().to_owned()]);
+    let meter = Meter::start(
+        format!("image {name}"),
+        "converted",
+        Total::Known(virtual_size),
+    );
+    let mut reached = 0;
+    run_reporting(step, &argv, &mut |piece| {
+        if let Some(percent) = qemu_img_percent(piece) {
+            let at = (virtual_size as f64 * percent / 100.0) as u64;
+            meter.add(at.saturating_sub(reached));
+            reached = reached.max(at);
+        }
+    })?;
+    meter.add(virtual_size.saturating_sub(reached));
+    meter.finish("");
+    Ok(())
+}
+
+/// The percentage in a progress report of `qemu-img -p`: `    (12.34/100%)`.
+pub fn qemu_img_percent(piece: &str) -> Option<f64> {
+    piece
+        .trim()
+        .strip_prefix('(')?
+        .strip_suffix("/100%)")?
+        .parse()
+        .ok()
+        .filter(|percent: &f64| (0.0..=100.0).contains(percent))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn qemu_img_progress() {
+        assert_eq!(qemu_img_percent("    (12.34/100%)"), Some(12.34));
+        assert_eq!(qemu_img_percent("(100.00/100%)"), Some(100.0));
+        assert_eq!(qemu_img_percent(""), None);
+        assert_eq!(qemu_img_percent("(250.00/100%)"), None);
+        assert_eq!(qemu_img_percent("qemu-img: warning"), None);
+    }
 
     fn strings(argv: &[OsString]) -> Vec<&str> {
         argv.iter().map(|a| a.to_str().unwrap()).collect()

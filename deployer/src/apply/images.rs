@@ -258,11 +258,13 @@ pub fn waits_for(plan: &Plan, staged: &[Device]) -> Vec<Vec<usize>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::plan::{plan, DiskInput, SequentialIds};
 
-    fn plan_of(volumes: &str) -> Plan {
+    /// A plan of images a, b and c, each with its own ext4 `/`, plus `volumes` (JSON
+    /// objects, each after a comma) on a 1 GiB disk vda, under the `clean` policy.
+    pub(crate) fn plan_of(volumes: &str) -> Plan {
         let config = crate::validate::validate(&format!(
             r#"{{"images": [
                 {{"name": "a", "image_pull_url": "/a", "target": "/"}},

@@ -14,10 +14,8 @@
 //! data is on the device when it returns. Its progress, how far into the image it got, is
 //! shown by a [`Meter`]. [`write_raw_stream`] does the same with an image that arrives as
 //! a stream (a download): all of it is read, in chunks, and a stream that goes on past the
-//! end of a block device is stopped there. Both feed the same writer. [`convert_qcow2`] writes a qcow2 image with `qemu-img convert`,
-//! showing the progress it reports.
+//! end of a block device is stopped there. Both feed the same writer.
 
-use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
@@ -30,54 +28,7 @@ use nix::fcntl::{fallocate, FallocateFlags};
 use nix::unistd::{lseek, Whence};
 use shared::blockdev;
 
-use crate::exec::{run_reporting, StepError};
 use crate::progress::{bytes, Meter, Total};
-
-/// Writes the qcow2 image `image` (of the deploy's image `name`) onto `dest` with
-/// `qemu-img convert` as the step `step`, showing its progress (`qemu-img -p` reports
-/// percentages on stdout) in bytes of the image's `virtual_size`.
-pub fn convert_qcow2(
-    step: &str,
-    name: &str,
-    image: &Path,
-    dest: &Path,
-    virtual_size: u64,
-) -> Result<(), StepError> {
-    let mut argv: Vec<OsString> = [
-        "qemu-img", "convert", "-p", "-n", "-f", "qcow2", "-O", "raw",
-    ]
-    .into_iter()
-    .map(OsString::from)
-    .collect();
-    argv.extend([image.as_os_str().to_owned(), dest.as_os_str().to_owned()]);
-    let meter = Meter::start(
-        format!("image {name}"),
-        "converted",
-        Total::Known(virtual_size),
-    );
-    let mut reached = 0;
-    run_reporting(step, &argv, &mut |piece| {
-        if let Some(percent) = qemu_img_percent(piece) {
-            let at = (virtual_size as f64 * percent / 100.0) as u64;
-            meter.add(at.saturating_sub(reached));
-            reached = reached.max(at);
-        }
-    })?;
-    meter.add(virtual_size.saturating_sub(reached));
-    meter.finish("");
-    Ok(())
-}
-
-/// The percentage in a progress report of `qemu-img -p`: `    (12.34/100%)`.
-pub fn qemu_img_percent(piece: &str) -> Option<f64> {
-    piece
-        .trim()
-        .strip_prefix('(')?
-        .strip_suffix("/100%)")?
-        .parse()
-        .ok()
-        .filter(|percent: &f64| (0.0..=100.0).contains(percent))
-}
 
 /// The granularity of zero detection.
 pub const BLOCK: usize = 4096;
@@ -545,15 +496,6 @@ fn copy_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn qemu_img_progress() {
-        assert_eq!(qemu_img_percent("    (12.34/100%)"), Some(12.34));
-        assert_eq!(qemu_img_percent("(100.00/100%)"), Some(100.0));
-        assert_eq!(qemu_img_percent(""), None);
-        assert_eq!(qemu_img_percent("(250.00/100%)"), None);
-        assert_eq!(qemu_img_percent("qemu-img: warning"), None);
-    }
 
     #[test]
     fn zero_blocks() {

@@ -67,29 +67,10 @@ mod tests {
 
     #[test]
     fn shared_mount_points_are_those_an_earlier_image_got() {
-        use crate::plan::{plan, DiskInput, SequentialIds};
-        let config = crate::validate::validate(
-            r#"{"images": [
-                {"name": "a", "image_pull_url": "/a", "target": "/"},
-                {"name": "b", "image_pull_url": "/b", "target": "/"},
-                {"name": "c", "image_pull_url": "/c", "target": "/"}],
-              "partitions": [{"type": "disk", "id": {"type": "name", "value": "vda"},
-                "volumes": [
-                  {"type": "partition", "mount": "/", "file_system": "ext4", "size": "50", "images": ["a"]},
-                  {"type": "partition", "mount": "/", "file_system": "ext4", "size": "50", "images": ["b"]},
-                  {"type": "partition", "mount": "/", "file_system": "ext4", "size": "50", "images": ["c"]},
-                  {"type": "partition", "mount": "/srv", "file_system": "ext4", "size": "20", "images": ["c", "b"]},
-                  {"type": "partition", "mount": "/opt", "file_system": "ext4", "size": "20", "images": ["a", "c"]}]}]}"#,
-        )
-        .unwrap_or_else(|e| panic!("{e:?}"));
-        let disk = DiskInput {
-            name: "vda".to_owned(),
-            path: "/dev/vda".into(),
-            size_bytes: 1 << 30,
-            sector_size: 512,
-            existing: None,
-        };
-        let plan = plan(&config, &[disk], &mut SequentialIds::default()).unwrap();
+        let plan = crate::apply::images::tests::plan_of(
+            r#", {"type": "partition", "mount": "/srv", "file_system": "ext4", "size": "20", "images": ["c", "b"]}
+               , {"type": "partition", "mount": "/opt", "file_system": "ext4", "size": "20", "images": ["a", "c"]}"#,
+        );
         let shared = |name: &str| {
             let image = plan.images.iter().find(|i| i.name == name).unwrap();
             shared_mount_points(&plan, image)
