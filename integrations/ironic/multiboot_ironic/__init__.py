@@ -1,0 +1,1 @@
+"""An ironic-python-agent hardware manager that deploys multi-image nodes."""
