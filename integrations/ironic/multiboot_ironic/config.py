@@ -1,5 +1,6 @@
 """The provision.json and the disk map of a deploy, from step arguments or the node."""
 
+import hashlib
 import json
 import os
 import re
@@ -32,24 +33,29 @@ def check_url(url, what):
     return None
 
 
-def fetch_json(url, what):
-    """The JSON object at an http(s):// or file:// URL."""
+def fetch_json(url, what, digest=None):
+    """The JSON object at an http(s):// or file:// URL, checked against digest (algo, hex)."""
     problem = check_url(url, what)
     if problem:
         raise ConfigError(problem)
     parsed = urllib.parse.urlparse(url)
     try:
         if parsed.scheme == "file":
-            with open(urllib.parse.unquote(parsed.path), encoding="utf-8") as f:
-                text = f.read()
+            with open(urllib.parse.unquote(parsed.path), "rb") as f:
+                body = f.read()
         else:
             response = requests.get(url, timeout=FETCH_TIMEOUT)
             response.raise_for_status()
-            text = response.text
+            body = response.content
     except (OSError, requests.RequestException) as e:
         raise ConfigError(f"{what} {url}: cannot fetch: {e}") from e
+    if digest:
+        algo, expected = digest
+        actual = hashlib.new(algo, body).hexdigest()
+        if actual != expected.lower():
+            raise ConfigError(f"{what} {url}: {algo} is {actual}, expected {expected}")
     try:
-        value = json.loads(text)
+        value = json.loads(body)
     except ValueError as e:
         raise ConfigError(f"{what} {url}: not JSON: {e}") from e
     if not isinstance(value, dict):
@@ -57,7 +63,7 @@ def fetch_json(url, what):
     return value
 
 
-def _load(ref, what):
+def _load(ref, what, digest=None):
     """A config given inline (an object, or its JSON text) or by URL."""
     if isinstance(ref, dict):
         return ref
@@ -68,7 +74,7 @@ def _load(ref, what):
             raise ConfigError(f"{what}: not JSON: {e}") from e
         if isinstance(value, dict):
             return value
-    return fetch_json(ref, what)
+    return fetch_json(ref, what, digest)
 
 
 def _is_config_url(url):
@@ -96,8 +102,12 @@ def node_config(node):
     if driver_info.get("deploy_config"):
         refs.setdefault("node", driver_info["deploy_config"])
     image_source = instance_info.get("image_source")
+    digests = {}
     if isinstance(image_source, str) and _is_config_url(image_source):
-        refs.setdefault("image", image_source)
+        if "image" not in refs:
+            refs["image"] = image_source
+            # Metal3 puts the image's checksum beside its URL: here the config's.
+            digests["image"] = _digest(instance_info)
         image_source = None
     default = os.environ.get(DEFAULT_CONFIG_ENV) or DEFAULT_CONFIG_PATH
     if os.path.exists(default):
@@ -111,7 +121,7 @@ def node_config(node):
     config = {}
     for source in reversed(SOURCE_PRIORITY):
         if source in refs:
-            config.update(_load(refs[source], f"deploy config ({source})"))
+            config.update(_load(refs[source], f"deploy config ({source})", digests.get(source)))
     return _with_images(config, image_source, instance_info)
 
 
@@ -138,6 +148,15 @@ def _with_images(config, image_source, instance_info):
             if isinstance(image, dict):
                 image["boot"] = image.get("image_pull_url") == image_source
     return config
+
+
+def _digest(instance_info):
+    """(algo, hex) of instance_info's image_os_hash_* (Metal3, Glance), or None."""
+    algo = instance_info.get("image_os_hash_algo")
+    value = instance_info.get("image_os_hash_value")
+    if algo in ("md5", "sha256", "sha512") and isinstance(value, str) and value:
+        return algo, value
+    return None
 
 
 def _sha256(instance_info):
