@@ -33,8 +33,8 @@ def check_url(url, what):
     return None
 
 
-def fetch_json(url, what, digest=None):
-    """The JSON object at an http(s):// or file:// URL, checked against digest (algo, hex)."""
+def _fetch(url, what):
+    """The bytes at an http(s):// or file:// URL."""
     problem = check_url(url, what)
     if problem:
         raise ConfigError(problem)
@@ -42,13 +42,17 @@ def fetch_json(url, what, digest=None):
     try:
         if parsed.scheme == "file":
             with open(urllib.parse.unquote(parsed.path), "rb") as f:
-                body = f.read()
-        else:
-            response = requests.get(url, timeout=FETCH_TIMEOUT)
-            response.raise_for_status()
-            body = response.content
+                return f.read()
+        response = requests.get(url, timeout=FETCH_TIMEOUT)
+        response.raise_for_status()
+        return response.content
     except (OSError, requests.RequestException) as e:
         raise ConfigError(f"{what} {url}: cannot fetch: {e}") from e
+
+
+def fetch_json(url, what, digest=None):
+    """The JSON object at an http(s):// or file:// URL, checked against digest (algo, hex)."""
+    body = _fetch(url, what)
     if digest:
         algo, expected = digest
         actual = hashlib.new(algo, body).hexdigest()
@@ -107,7 +111,7 @@ def node_config(node):
         if "image" not in refs:
             refs["image"] = image_source
             # Metal3 puts the image's checksum beside its URL: here the config's.
-            digests["image"] = _digest(instance_info)
+            digests["image"] = _digest(instance_info, refs["image"])
         image_source = None
     default = os.environ.get(DEFAULT_CONFIG_ENV) or DEFAULT_CONFIG_PATH
     if os.path.exists(default):
@@ -150,13 +154,50 @@ def _with_images(config, image_source, instance_info):
     return config
 
 
-def _digest(instance_info):
-    """(algo, hex) of instance_info's image_os_hash_* (Metal3, Glance), or None."""
-    algo = instance_info.get("image_os_hash_algo")
+HASH_LENGTHS = {32: "md5", 64: "sha256", 128: "sha512"}
+HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+
+def _digest(instance_info, url):
+    """(algo, hex) for the config at url from image_os_hash_algo and _value, or None.
+
+    As Metal3 passes a BareMetalHost's checksum: the value is the digest or the URL of a
+    checksum file ("HEX  NAME" lines, or one HEX), and an empty or "auto" algo is told by
+    the digest's length, as Ironic does.
+    """
     value = instance_info.get("image_os_hash_value")
-    if algo in ("md5", "sha256", "sha512") and isinstance(value, str) and value:
-        return algo, value
-    return None
+    if not value:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError("instance_info.image_os_hash_value must be a string")
+    if check_url(value, "image_os_hash_value") is None:
+        value = _digest_from_file(value, url)
+    if not HEX.match(value) or len(value) not in HASH_LENGTHS:
+        raise ConfigError(
+            f"instance_info.image_os_hash_value: {value!r} is no md5, sha256 or sha512"
+        )
+    algo = instance_info.get("image_os_hash_algo") or "auto"
+    if algo == "auto":
+        algo = HASH_LENGTHS[len(value)]
+    if algo not in HASH_LENGTHS.values():
+        raise ConfigError(
+            f"instance_info.image_os_hash_algo: {algo!r} is not md5, sha256 or sha512"
+        )
+    return algo, value
+
+
+def _digest_from_file(checksum_url, url):
+    """The digest of url's file in the checksum file at checksum_url."""
+    what = "instance_info.image_os_hash_value"
+    text = _fetch(checksum_url, what).decode("utf-8", errors="replace")
+    name = os.path.basename(urllib.parse.urlparse(url).path)
+    lines = [line.split() for line in text.splitlines() if line.strip()]
+    for words in lines:
+        if len(words) >= 2 and os.path.basename(words[-1].lstrip("*")) == name:
+            return words[0]
+    if len(lines) == 1 and len(lines[0]) == 1:
+        return lines[0][0]
+    raise ConfigError(f"{what} {checksum_url}: no checksum for {name}")
 
 
 def _sha256(instance_info):

@@ -45,6 +45,27 @@ def test_metal3_checksum_checks_the_config(stub, hwm, server, algo):  # noqa: F8
     assert not stub.ran
 
 
+def test_metal3_checksum_file_and_auto_type(stub, hwm, server):  # noqa: F811
+    write(server.dir, "provision.json", CONFIG)
+    digest = hashlib.sha256((server.dir / "provision.json").read_bytes()).hexdigest()
+    (server.dir / "SHA256SUMS").write_text(f"{'1' * 64}  other.json\n{digest} *provision.json\n")
+    info = {
+        "image_source": f"{server.url}/provision.json",
+        "image_os_hash_algo": None,
+        "image_os_hash_value": f"{server.url}/SHA256SUMS",
+    }
+    hwm.multiboot_deploy({"instance_info": info}, [], disks=DISKS)
+    assert stub.record["config"] == CONFIG
+    stub.record_path.unlink()
+    (server.dir / "SHA256SUMS").write_text(f"{digest}  other.json\n")
+    with pytest.raises(errors.DeploymentError, match="SHA256SUMS: no checksum for provision.json"):
+        hwm.multiboot_deploy({"instance_info": info}, [], disks=DISKS)
+    info["image_os_hash_value"] = "abc"
+    with pytest.raises(errors.DeploymentError, match="'abc' is no md5, sha256 or sha512"):
+        hwm.multiboot_deploy({"instance_info": info}, [], disks=DISKS)
+    assert not stub.ran
+
+
 def test_bareon_sources_merged_by_priority(stub, hwm, server):  # noqa: F811
     write(server.dir, "instance.json", {"partitions_policy": "verify", "images": CONFIG["images"]})
     write(server.dir, "node.json", LAYOUT)
