@@ -231,7 +231,11 @@ fn the_agent_deploys_through_the_plugin_and_switches_the_node_to_beta() {
     );
     assert_eq!(record["command_status"], "SUCCEEDED", "{record}");
     let report = &record["command_result"]["service_result"];
-    assert_eq!(report["target"]["image_name"], beta.image_name.as_str(), "{record}");
+    assert_eq!(
+        report["target"]["image_name"],
+        beta.image_name.as_str(),
+        "{record}"
+    );
     assert_eq!(report["target"]["default"], true, "{record}");
     drop(agent);
     drop(disk);
