@@ -134,6 +134,13 @@ fn deploy_step(args: Value) -> Value {
     })
 }
 
+/// Boots `disk` alone and panics unless `image` comes up (`which` boot, for the message).
+fn boots(disk: &Path, image: &str, which: &str) {
+    let artifact = format!("ironic-agent-{image}");
+    let outcome = qemu::boot(disk, Firmware::Bios, BOOT_TIMEOUT, &artifact);
+    expect_boot(&outcome, image, which);
+}
+
 fn venv() -> PathBuf {
     let venv = e2e::workspace_root().join("target/ironic-venv");
     require_file(&venv.join("bin/ironic-python-agent"));
@@ -210,13 +217,7 @@ fn the_agent_deploys_through_the_plugin_and_switches_the_node_to_beta() {
         started.elapsed()
     );
 
-    let outcome = qemu::boot(
-        &disk_file,
-        Firmware::Bios,
-        BOOT_TIMEOUT,
-        "ironic-agent-alpha",
-    );
-    expect_boot(&outcome, "alpha", "the boot after multiboot_deploy");
+    boots(&disk_file, "alpha", "the boot after multiboot_deploy");
 
     // Servicing boots the agent on the active node; the disk is the loop device again.
     disk.reread_partitions();
@@ -240,11 +241,5 @@ fn the_agent_deploys_through_the_plugin_and_switches_the_node_to_beta() {
     drop(agent);
     drop(disk);
 
-    let outcome = qemu::boot(
-        &disk_file,
-        Firmware::Bios,
-        BOOT_TIMEOUT,
-        "ironic-agent-beta",
-    );
-    expect_boot(&outcome, "beta", "the boot after multiboot_switch");
+    boots(&disk_file, "beta", "the boot after multiboot_switch");
 }

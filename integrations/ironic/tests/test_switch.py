@@ -3,8 +3,7 @@
 import stat
 
 import pytest
-import stevedore.named
-from ironic_python_agent import errors, hardware
+from ironic_python_agent import errors
 from ironic_python_agent.extensions import service
 
 from multiboot_ironic import manager, switch
@@ -95,19 +94,10 @@ def test_failure_is_one_line_with_the_status(tmp_path):
     assert 'bootctl switch exited with status 3: bootctl: no entry matches "gamma"' in str(e.value)
 
 
-def test_offered_and_refused_through_ipa_service_extension(monkeypatch, tmp_path):
-    """As IPA lists and runs service steps: only this package's manager, found by entry point."""
-    monkeypatch.setattr(hardware, "_global_managers", None)
-    monkeypatch.setattr(
-        hardware,
-        "_get_extensions",
-        lambda: stevedore.named.NamedExtensionManager(
-            namespace="ironic_python_agent.hardware_managers",
-            names=["multiboot"],
-            invoke_on_load=True,
-        ),
-    )
-    monkeypatch.setattr(hardware, "cache_node", lambda node: None)
+def test_offered_and_refused_through_ipa_service_extension(
+    only_this_manager, monkeypatch, tmp_path
+):
+    """As IPA lists and runs service steps: its manager found by entry point."""
     monkeypatch.setenv(manager.DEPLOYER_ENV, _program(tmp_path / "deployer", "deployer 0.1.0"))
     extension = service.ServiceExtension()
     steps = extension.get_service_steps(node={}, ports=[]).join().command_result
