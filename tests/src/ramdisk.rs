@@ -45,8 +45,11 @@ fn build(flags: &[&str], dir: &Path) -> (PathBuf, PathBuf) {
         .unwrap_or_else(|e| panic!("{}: {e}", initrd.display()))
         .len();
     eprintln!(
-        "ramdisk: packaging/ramdisk {} took {:.1?}, initrd.img {} MiB",
-        flags.join(" "),
+        "ramdisk: packaging/ramdisk{} took {:.1?}, initrd.img {} MiB",
+        flags
+            .iter()
+            .map(|flag| format!(" {flag}"))
+            .collect::<String>(),
         started.elapsed(),
         size >> 20
     );
