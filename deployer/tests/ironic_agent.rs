@@ -16,10 +16,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::bootctl::static_bootctl;
-use e2e::cmd::{self, ChildGuard};
+use e2e::cmd::ChildGuard;
 use e2e::deploy::write_images_config;
 use e2e::disk::LoopDisk;
 use e2e::fixture::FixtureImage;
+use e2e::ipa::AgentApi;
 use e2e::net::{free_port, wait_until_listening};
 use e2e::qemu::{self, expect_boot, Firmware};
 use e2e::tmp::TempDir;
@@ -47,83 +48,26 @@ fn node() -> Value {
     })
 }
 
-/// A running agent on 127.0.0.1, killed when dropped.
-struct Agent {
-    port: u16,
-    _process: ChildGuard,
-}
-
-impl Agent {
-    fn start(venv: &Path, log: &Path) -> Agent {
-        let port = free_port();
-        let log = std::fs::File::create(log).expect("creating the agent's log");
-        let mut command = Command::new(venv.join("bin/ironic-python-agent"));
-        command
-            // The deployer under test; the bootctl beside it (dynamically linked) for the
-            // switch, the static build for the images (the deployer's default).
-            .env("MULTIBOOT_DEPLOYER", env!("CARGO_BIN_EXE_deployer"))
-            .args(["--config-file", "/dev/null", "--listen_host", "127.0.0.1"])
-            .arg("--listen_port")
-            .arg(port.to_string())
-            .args(["--agent_token", TOKEN, "--noenable_auto_tls"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("the agent's log"))
-            .stderr(log);
-        let process = ChildGuard::spawn(&mut command);
-        wait_until_listening(port, "ironic-python-agent", Duration::from_secs(60));
-        Agent {
-            port,
-            _process: process,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!(
-            "http://127.0.0.1:{}/v1/commands/{path}?agent_token={TOKEN}",
-            self.port
-        )
-    }
-
-    /// Runs the agent command `name` with `params` as Ironic does (posted without waiting,
-    /// then polled) and returns its final record.
-    fn run(&self, name: &str, params: Value) -> Value {
-        let body = json!({"name": name, "params": params}).to_string();
-        let posted = curl(&[
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            &body,
-            &format!("{}&wait=false", self.url("")),
-        ]);
-        let id = posted["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{name}: the agent answered {posted}"))
-            .to_owned();
-        let deadline = Instant::now() + COMMAND_TIMEOUT;
-        loop {
-            let record = curl(&[&self.url(&id)]);
-            if record["command_status"] != "RUNNING" {
-                return record;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} still running after {COMMAND_TIMEOUT:?}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-/// `curl -sS ARGS` and the JSON it printed.
-fn curl(args: &[&str]) -> Value {
-    let out = cmd::run(
-        Command::new("curl")
-            .args(["-sS", "--max-time", "60"])
-            .args(args),
-    );
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("curl {args:?}: not JSON ({e}): {out}"))
+/// Starts the agent on a free port of 127.0.0.1 with its log at `log`; killed when the
+/// guard is dropped.
+fn start_agent(venv: &Path, log: &Path) -> (AgentApi, ChildGuard) {
+    let port = free_port();
+    let log = std::fs::File::create(log).expect("creating the agent's log");
+    let mut command = Command::new(venv.join("bin/ironic-python-agent"));
+    command
+        // The deployer under test; the bootctl beside it (dynamically linked) for the
+        // switch, the static build for the images (the deployer's default).
+        .env("MULTIBOOT_DEPLOYER", env!("CARGO_BIN_EXE_deployer"))
+        .args(["--config-file", "/dev/null", "--listen_host", "127.0.0.1"])
+        .arg("--listen_port")
+        .arg(port.to_string())
+        .args(["--agent_token", TOKEN, "--noenable_auto_tls"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("the agent's log"))
+        .stderr(log);
+    let process = ChildGuard::spawn(&mut command);
+    wait_until_listening(port, "ironic-python-agent", Duration::from_secs(60));
+    (AgentApi::new(port, TOKEN), process)
 }
 
 fn deploy_step(args: Value) -> Value {
@@ -170,9 +114,10 @@ fn the_agent_deploys_through_the_plugin_and_switches_the_node_to_beta() {
     let disk_file = scratch.join("node.img");
     let disk = LoopDisk::create(&disk_file, (240 + 2 * 160) << 20);
     let device = disk.device().display().to_string();
-    let agent = Agent::start(&venv, &e2e::artifacts_dir().join("ironic-agent.log"));
+    let (agent, agent_process) = start_agent(&venv, &e2e::artifacts_dir().join("ironic-agent.log"));
+    let run = |name: &str, params: Value| agent.run(name, params, COMMAND_TIMEOUT);
 
-    let record = agent.run(
+    let record = run(
         "deploy.execute_deploy_step",
         deploy_step(json!({"provision": provision, "disks": {"vda": device}, "image": "x"})),
     );
@@ -182,7 +127,7 @@ fn the_agent_deploys_through_the_plugin_and_switches_the_node_to_beta() {
 
     let mut broken = provision.clone();
     broken["images"][1]["image_pull_url"] = json!(scratch.join("no-such-tree"));
-    let record = agent.run(
+    let record = run(
         "deploy.execute_deploy_step",
         deploy_step(json!({"provision": broken, "disks": {"vda": device}})),
     );
@@ -194,7 +139,7 @@ fn the_agent_deploys_through_the_plugin_and_switches_the_node_to_beta() {
     );
 
     let started = Instant::now();
-    let record = agent.run(
+    let record = run(
         "deploy.execute_deploy_step",
         deploy_step(json!({"provision": provision, "disks": {"vda": device}})),
     );
@@ -221,7 +166,7 @@ fn the_agent_deploys_through_the_plugin_and_switches_the_node_to_beta() {
 
     // Servicing boots the agent on the active node; the disk is the loop device again.
     disk.reread_partitions();
-    let record = agent.run(
+    let record = run(
         "service.execute_service_step",
         json!({
             "step": {"interface": "deploy", "step": "multiboot_switch", "priority": 0,
@@ -238,7 +183,7 @@ fn the_agent_deploys_through_the_plugin_and_switches_the_node_to_beta() {
         "{record}"
     );
     assert_eq!(report["target"]["default"], true, "{record}");
-    drop(agent);
+    drop(agent_process);
     drop(disk);
 
     boots(&disk_file, "beta", "the boot after multiboot_switch");
