@@ -13,7 +13,7 @@
 //! completion scripts in `packaging/completions/`, [`schema`] checks `--json` output against
 //! the JSON Schemas in `docs/schema/`. [`http`] serves download sources on 127.0.0.1
 //! (plain HTTP that can misbehave once, and HTTPS), on ports from [`net`]; [`rsyncd`] is
-//! an rsync daemon. [`deploy`]
+//! an rsync daemon; [`ipa`] speaks ironic-python-agent's REST API as Ironic does. [`deploy`]
 //! writes provision.json configs of fixture images and the deployer's command line;
 //! [`build`] makes the static and fault-injection builds the tests run; [`debian`] makes
 //! real Debian 12 trees into images for the slow, opt-in tests.
@@ -36,6 +36,7 @@ pub mod grubcfg;
 pub mod help;
 pub mod http;
 pub mod initramfs;
+pub mod ipa;
 pub mod manpage;
 pub mod net;
 pub mod node;

@@ -152,6 +152,26 @@ pub fn boot_networked_scsi(
     machine.boot()
 }
 
+/// [`boot_networked`] started in the background, with `memory_mib` of memory and QEMU's
+/// user-mode network forwarding 127.0.0.1:HOST to the guest's port GUEST for each
+/// `(HOST, GUEST)` of `forwards`: the test talks to the guest while it runs, then
+/// [`Running::finish`] waits until it powers off (or `timeout` from now).
+pub fn start_networked(
+    disks: &[&Path],
+    direct: &DirectKernel,
+    forwards: &[(u16, u16)],
+    memory_mib: u32,
+    timeout: Duration,
+    artifact_name: &str,
+) -> Running {
+    let mut machine = Machine::new(disks, Firmware::Bios, timeout, artifact_name);
+    machine.direct = Some(direct);
+    machine.network = true;
+    machine.forwards = forwards;
+    machine.memory_mib = memory_mib;
+    start_machine(&machine)
+}
+
 /// What [`Machine::boot`] starts.
 struct Machine<'a> {
     disks: &'a [&'a Path],
@@ -161,6 +181,9 @@ struct Machine<'a> {
     direct: Option<&'a DirectKernel>,
     /// One virtio NIC on QEMU's user-mode network (none otherwise).
     network: bool,
+    /// Host ports on 127.0.0.1 forwarded to guest ports, with `network`.
+    forwards: &'a [(u16, u16)],
+    memory_mib: u32,
     timeout: Duration,
     artifact_name: &'a str,
 }
@@ -178,23 +201,100 @@ impl<'a> Machine<'a> {
             firmware,
             direct: None,
             network: false,
+            forwards: &[],
+            memory_mib: 768,
             timeout,
             artifact_name,
         }
     }
 
     fn boot(&self) -> BootOutcome {
-        boot_machine(self)
+        start_machine(self).finish()
     }
 }
 
-fn boot_machine(machine: &Machine) -> BootOutcome {
+/// A QEMU started by [`start_networked`]: killed when dropped.
+pub struct Running {
+    child: ChildGuard,
+    stderr_reader: std::thread::JoinHandle<String>,
+    log: PathBuf,
+    description: String,
+    started: Instant,
+    timeout: Duration,
+    artifact_name: String,
+    _scratch: TempDir,
+}
+
+impl Running {
+    /// The console so far (carriage returns removed).
+    pub fn console(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.log).unwrap_or_default()).replace('\r', "")
+    }
+
+    /// Where the console log is kept.
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// Whether QEMU has exited (the guest powered off, or QEMU failed).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.child_mut().try_wait(), Ok(Some(_)))
+    }
+
+    /// Waits until the guest powers off, or kills it `timeout` after it started, and
+    /// reads what its console showed.
+    pub fn finish(mut self) -> BootOutcome {
+        let left = self.timeout.saturating_sub(self.started.elapsed());
+        let status = self.child.wait_timeout(left);
+        drop(self.child);
+        let elapsed = self.started.elapsed();
+        let stderr = self.stderr_reader.join().expect("stderr reader thread");
+        let (log, timeout, description) = (self.log, self.timeout, self.description);
+        let artifact_name = self.artifact_name;
+
+        let raw = fs::read(&log).unwrap_or_default();
+        let mut serial = String::from_utf8_lossy(&raw).replace('\r', "");
+        let trailer = match status {
+            None => Some(format!("QEMU killed after {timeout:?} (time limit)")),
+            Some(s) if !s.success() || !stderr.trim().is_empty() => {
+                Some(format!("QEMU exited with {s}; stderr:\n{stderr}"))
+            }
+            Some(_) => None,
+        };
+        if let Some(trailer) = trailer {
+            serial += &format!("\n--- {description}\n--- {trailer}\n");
+            let _ = fs::write(&log, &serial);
+        }
+        let (run_output, run_rc) = parse_run(&serial);
+        let booted = parse_booted(&serial);
+        eprintln!(
+            "{artifact_name}: {} after {elapsed:.1?} ({})",
+            booted
+                .as_deref()
+                .map_or("nothing booted".to_owned(), |b| format!("{b} booted")),
+            log.display()
+        );
+        BootOutcome {
+            booted,
+            run_output,
+            run_rc,
+            serial,
+            log,
+            elapsed,
+            timed_out: status.is_none(),
+        }
+    }
+}
+
+fn start_machine(machine: &Machine) -> Running {
     let Machine {
         disks,
         scsi,
         firmware,
         direct,
         network,
+        forwards,
+        memory_mib,
         timeout,
         artifact_name,
     } = *machine;
@@ -210,13 +310,17 @@ fn boot_machine(machine: &Machine) -> BootOutcome {
     // Never -enable-kvm: guests hang with it on these machines. The default CPU model has
     // no RDRAND, so the guest's entropy pool fills slowly, as early in a real node's boot:
     // the bootctl run inside the guest proves it never waits for randomness.
-    qemu.args(["-m", "768", "-smp", "1"])
+    let mut nic = if network {
+        "user,model=virtio-net-pci".to_owned()
+    } else {
+        "none".to_owned()
+    };
+    for (host, guest) in forwards {
+        nic += &format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}");
+    }
+    qemu.args(["-m", &memory_mib.to_string(), "-smp", "1"])
         .args(["-nographic", "-no-reboot", "-monitor", "none", "-nic"])
-        .arg(if network {
-            "user,model=virtio-net-pci"
-        } else {
-            "none"
-        })
+        .arg(nic)
         .arg("-serial")
         .arg(format!("file:{}", log.display()));
     for disk in disks {
@@ -269,41 +373,15 @@ fn boot_machine(machine: &Machine) -> BootOutcome {
         let _ = stderr_pipe.read_to_string(&mut text);
         text
     });
-    let status = child.wait_timeout(timeout);
-    drop(child);
-    let elapsed = started.elapsed();
-    let stderr = stderr_reader.join().expect("stderr reader thread");
-
-    let raw = fs::read(&log).unwrap_or_default();
-    let mut serial = String::from_utf8_lossy(&raw).replace('\r', "");
-    let trailer = match status {
-        None => Some(format!("QEMU killed after {timeout:?} (time limit)")),
-        Some(s) if !s.success() || !stderr.trim().is_empty() => {
-            Some(format!("QEMU exited with {s}; stderr:\n{stderr}"))
-        }
-        Some(_) => None,
-    };
-    if let Some(trailer) = trailer {
-        serial += &format!("\n--- {description}\n--- {trailer}\n");
-        let _ = fs::write(&log, &serial);
-    }
-    let (run_output, run_rc) = parse_run(&serial);
-    let booted = parse_booted(&serial);
-    eprintln!(
-        "{artifact_name}: {} after {elapsed:.1?} ({})",
-        booted
-            .as_deref()
-            .map_or("nothing booted".to_owned(), |b| format!("{b} booted")),
-        log.display()
-    );
-    BootOutcome {
-        booted,
-        run_output,
-        run_rc,
-        serial,
+    Running {
+        child,
+        stderr_reader,
         log,
-        elapsed,
-        timed_out: status.is_none(),
+        description,
+        started,
+        timeout,
+        artifact_name: artifact_name.to_owned(),
+        _scratch: scratch,
     }
 }
 

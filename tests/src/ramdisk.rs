@@ -24,17 +24,32 @@ pub fn guest_url(url: &str) -> String {
 /// Runs `packaging/ramdisk DIR` (failing first on a missing tool it needs) and returns
 /// DIR/vmlinuz and DIR/initrd.img.
 pub fn build_ramdisk(dir: &Path) -> (PathBuf, PathBuf) {
+    build(&[], dir)
+}
+
+/// Runs `packaging/ramdisk --ipa DIR`, the ironic-python-agent flavour, and returns
+/// DIR/vmlinuz and DIR/initrd.img.
+pub fn build_ipa_ramdisk(dir: &Path) -> (PathBuf, PathBuf) {
+    crate::tools::require_file(Path::new("/usr/bin/python3.11"));
+    build(&["--ipa"], dir)
+}
+
+fn build(flags: &[&str], dir: &Path) -> (PathBuf, PathBuf) {
     crate::tools::require_tools(&["busybox", "cpio", "zstd"]);
     let started = Instant::now();
     let mut build = Command::new(crate::workspace_root().join("packaging/ramdisk"));
     without_cargo_env(&mut build);
-    cmd::run(build.arg(dir));
+    cmd::run(build.args(flags).arg(dir));
     let initrd = dir.join("initrd.img");
     let size = std::fs::metadata(&initrd)
         .unwrap_or_else(|e| panic!("{}: {e}", initrd.display()))
         .len();
     eprintln!(
-        "ramdisk: packaging/ramdisk took {:.1?}, initrd.img {} MiB",
+        "ramdisk: packaging/ramdisk{} took {:.1?}, initrd.img {} MiB",
+        flags
+            .iter()
+            .map(|flag| format!(" {flag}"))
+            .collect::<String>(),
         started.elapsed(),
         size >> 20
     );

@@ -1,5 +1,6 @@
 """The provision.json and the disk map of a deploy, from step arguments or the node."""
 
+import hashlib
 import json
 import os
 import re
@@ -32,24 +33,33 @@ def check_url(url, what):
     return None
 
 
-def fetch_json(url, what):
-    """The JSON object at an http(s):// or file:// URL."""
+def _fetch(url, what):
+    """The bytes at an http(s):// or file:// URL."""
     problem = check_url(url, what)
     if problem:
         raise ConfigError(problem)
     parsed = urllib.parse.urlparse(url)
     try:
         if parsed.scheme == "file":
-            with open(urllib.parse.unquote(parsed.path), encoding="utf-8") as f:
-                text = f.read()
-        else:
-            response = requests.get(url, timeout=FETCH_TIMEOUT)
-            response.raise_for_status()
-            text = response.text
+            with open(urllib.parse.unquote(parsed.path), "rb") as f:
+                return f.read()
+        response = requests.get(url, timeout=FETCH_TIMEOUT)
+        response.raise_for_status()
+        return response.content
     except (OSError, requests.RequestException) as e:
         raise ConfigError(f"{what} {url}: cannot fetch: {e}") from e
+
+
+def fetch_json(url, what, digest=None):
+    """The JSON object at an http(s):// or file:// URL, checked against digest (algo, hex)."""
+    body = _fetch(url, what)
+    if digest:
+        algo, expected = digest
+        actual = hashlib.new(algo, body).hexdigest()
+        if actual != expected.lower():
+            raise ConfigError(f"{what} {url}: {algo} is {actual}, expected {expected}")
     try:
-        value = json.loads(text)
+        value = json.loads(body)
     except ValueError as e:
         raise ConfigError(f"{what} {url}: not JSON: {e}") from e
     if not isinstance(value, dict):
@@ -57,7 +67,7 @@ def fetch_json(url, what):
     return value
 
 
-def _load(ref, what):
+def _load(ref, what, digest=None):
     """A config given inline (an object, or its JSON text) or by URL."""
     if isinstance(ref, dict):
         return ref
@@ -68,7 +78,7 @@ def _load(ref, what):
             raise ConfigError(f"{what}: not JSON: {e}") from e
         if isinstance(value, dict):
             return value
-    return fetch_json(ref, what)
+    return fetch_json(ref, what, digest)
 
 
 def _is_config_url(url):
@@ -96,8 +106,12 @@ def node_config(node):
     if driver_info.get("deploy_config"):
         refs.setdefault("node", driver_info["deploy_config"])
     image_source = instance_info.get("image_source")
+    digests = {}
     if isinstance(image_source, str) and _is_config_url(image_source):
-        refs.setdefault("image", image_source)
+        if "image" not in refs:
+            refs["image"] = image_source
+            # Metal3 puts the image's checksum beside its URL: here the config's.
+            digests["image"] = _digest(instance_info, refs["image"])
         image_source = None
     default = os.environ.get(DEFAULT_CONFIG_ENV) or DEFAULT_CONFIG_PATH
     if os.path.exists(default):
@@ -111,7 +125,7 @@ def node_config(node):
     config = {}
     for source in reversed(SOURCE_PRIORITY):
         if source in refs:
-            config.update(_load(refs[source], f"deploy config ({source})"))
+            config.update(_load(refs[source], f"deploy config ({source})", digests.get(source)))
     return _with_images(config, image_source, instance_info)
 
 
@@ -138,6 +152,52 @@ def _with_images(config, image_source, instance_info):
             if isinstance(image, dict):
                 image["boot"] = image.get("image_pull_url") == image_source
     return config
+
+
+HASH_LENGTHS = {32: "md5", 64: "sha256", 128: "sha512"}
+HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+
+def _digest(instance_info, url):
+    """(algo, hex) for the config at url from image_os_hash_algo and _value, or None.
+
+    As Metal3 passes a BareMetalHost's checksum: the value is the digest or the URL of a
+    checksum file ("HEX  NAME" lines, or one HEX), and an empty or "auto" algo is told by
+    the digest's length, as Ironic does.
+    """
+    value = instance_info.get("image_os_hash_value")
+    if not value:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError("instance_info.image_os_hash_value must be a string")
+    if check_url(value, "image_os_hash_value") is None:
+        value = _digest_from_file(value, url)
+    if not HEX.match(value) or len(value) not in HASH_LENGTHS:
+        raise ConfigError(
+            f"instance_info.image_os_hash_value: {value!r} is no md5, sha256 or sha512"
+        )
+    algo = instance_info.get("image_os_hash_algo") or "auto"
+    if algo == "auto":
+        algo = HASH_LENGTHS[len(value)]
+    if algo not in HASH_LENGTHS.values():
+        raise ConfigError(
+            f"instance_info.image_os_hash_algo: {algo!r} is not md5, sha256 or sha512"
+        )
+    return algo, value
+
+
+def _digest_from_file(checksum_url, url):
+    """The digest of url's file in the checksum file at checksum_url."""
+    what = "instance_info.image_os_hash_value"
+    text = _fetch(checksum_url, what).decode("utf-8", errors="replace")
+    name = os.path.basename(urllib.parse.urlparse(url).path)
+    lines = [line.split() for line in text.splitlines() if line.strip()]
+    for words in lines:
+        if len(words) >= 2 and os.path.basename(words[-1].lstrip("*")) == name:
+            return words[0]
+    if len(lines) == 1 and len(lines[0]) == 1:
+        return lines[0][0]
+    raise ConfigError(f"{what} {checksum_url}: no checksum for {name}")
 
 
 def _sha256(instance_info):

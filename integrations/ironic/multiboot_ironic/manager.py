@@ -10,6 +10,7 @@ from ironic_python_agent import device_hints, errors, hardware
 from oslo_log import log
 
 from multiboot_ironic import config as cfg
+from multiboot_ironic import switch
 
 LOG = log.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def _failure(status, summary, stderr):
 
 
 class MultibootHardwareManager(hardware.HardwareManager):
-    """Offers multiboot_deploy where the deployer is installed."""
+    """Offers multiboot_deploy, and multiboot_switch to active nodes, where the deployer is."""
 
     HARDWARE_MANAGER_NAME = "MultibootHardwareManager"
     HARDWARE_MANAGER_VERSION = "1"
@@ -142,6 +143,34 @@ class MultibootHardwareManager(hardware.HardwareManager):
                 "argsinfo": DEPLOY_ARGSINFO,
             }
         ]
+
+    def get_service_steps(self, node, ports):
+        return [
+            {
+                "step": "multiboot_switch",
+                "priority": 0,
+                "interface": "deploy",
+                "reboot_requested": False,
+                "abortable": True,
+                "argsinfo": switch.ARGSINFO,
+            }
+        ]
+
+    def multiboot_switch(
+        self, node, ports, target=None, mode=None, tries=None, multiboot=None, **kwargs
+    ):
+        """Choose the image the node boots next and return bootctl's JSON report."""
+        bootctl = switch.bootctl_path(deployer_path())
+        command = switch.argv(bootctl or "bootctl", target, mode, tries, multiboot, kwargs)
+        if not bootctl:
+            raise errors.ServicingError(
+                f"no bootctl of the multiboot tools: not beside the deployer, not on PATH, "
+                f"and {switch.BOOTCTL_ENV} is not an executable"
+            )
+        LOG.info("Running %s", " ".join(command))
+        report = switch.run(command)
+        LOG.info("multiboot_switch: %s boots next", target)
+        return report
 
     def multiboot_deploy(
         self, node, ports, provision=None, provision_url=None, disks=None, **kwargs

@@ -4,7 +4,9 @@ import stat
 import sys
 
 import pytest
+import stevedore.named
 from ironic_python_agent import config as ipa_config
+from ironic_python_agent import hardware
 
 # As the agent does before it loads hardware managers: IPA's modules read these options.
 ipa_config.populate_config()
@@ -92,3 +94,20 @@ def stub(tmp_path, monkeypatch):
 @pytest.fixture
 def hwm():
     return manager.MultibootHardwareManager()
+
+
+@pytest.fixture
+def only_this_manager(monkeypatch):
+    """IPA's dispatch sees only this package's manager, found by its entry point: IPA's
+    generic one would probe this machine's hardware."""
+    monkeypatch.setattr(hardware, "_global_managers", None)
+    monkeypatch.setattr(
+        hardware,
+        "_get_extensions",
+        lambda: stevedore.named.NamedExtensionManager(
+            namespace="ironic_python_agent.hardware_managers",
+            names=["multiboot"],
+            invoke_on_load=True,
+        ),
+    )
+    monkeypatch.setattr(hardware, "cache_node", lambda node: None)

@@ -6,7 +6,6 @@ import json
 import threading
 
 import pytest
-import stevedore.named
 from conftest import DEPLOYED
 from ironic_python_agent import errors, hardware
 from ironic_python_agent.extensions import deploy
@@ -187,20 +186,8 @@ def test_root_device_hints_matching_nothing_fail(stub, hwm, monkeypatch):
     assert not stub.ran
 
 
-def test_through_ipa_deploy_extension(stub, monkeypatch):
+def test_through_ipa_deploy_extension(stub, only_this_manager):
     """The step as IPA runs it: its manager found by entry point, the step listed, then run."""
-    # Only this package's manager: IPA's generic one would probe this machine's hardware.
-    monkeypatch.setattr(hardware, "_global_managers", None)
-    monkeypatch.setattr(
-        hardware,
-        "_get_extensions",
-        lambda: stevedore.named.NamedExtensionManager(
-            namespace="ironic_python_agent.hardware_managers",
-            names=["multiboot"],
-            invoke_on_load=True,
-        ),
-    )
-    monkeypatch.setattr(hardware, "cache_node", lambda node: None)
     extension = deploy.DeployExtension()
     steps = extension.get_deploy_steps(node={}, ports=[]).join().command_result
     assert "multiboot_deploy" in [

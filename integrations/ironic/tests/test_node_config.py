@@ -1,5 +1,6 @@
 """multiboot_deploy without arguments: the config from the node (bareon-ironic, Metal3)."""
 
+import hashlib
 import json
 
 import pytest
@@ -22,6 +23,47 @@ def test_metal3_image_source_names_the_config(stub, hwm, server):  # noqa: F811
     node = {"instance_info": {"image_source": f"{server.url}/provision.json"}}
     hwm.multiboot_deploy(node, [], disks=DISKS)
     assert stub.record["config"] == CONFIG
+
+
+@pytest.mark.parametrize("algo", ["md5", "sha256", "sha512"])
+def test_metal3_checksum_checks_the_config(stub, hwm, server, algo):  # noqa: F811
+    write(server.dir, "provision.json", CONFIG)
+    body = (server.dir / "provision.json").read_bytes()
+    info = {
+        "image_source": f"{server.url}/provision.json",
+        "image_os_hash_algo": algo,
+        "image_os_hash_value": hashlib.new(algo, body).hexdigest().upper(),
+    }
+    hwm.multiboot_deploy({"instance_info": info}, [], disks=DISKS)
+    assert stub.record["config"] == CONFIG
+    stub.record_path.unlink()
+    info["image_os_hash_value"] = "0" * len(info["image_os_hash_value"])
+    with pytest.raises(
+        errors.DeploymentError, match=rf"provision.json: {algo} is [0-9a-f]+, expected 0+$"
+    ):
+        hwm.multiboot_deploy({"instance_info": info}, [], disks=DISKS)
+    assert not stub.ran
+
+
+def test_metal3_checksum_file_and_auto_type(stub, hwm, server):  # noqa: F811
+    write(server.dir, "provision.json", CONFIG)
+    digest = hashlib.sha256((server.dir / "provision.json").read_bytes()).hexdigest()
+    (server.dir / "SHA256SUMS").write_text(f"{'1' * 64}  other.json\n{digest} *provision.json\n")
+    info = {
+        "image_source": f"{server.url}/provision.json",
+        "image_os_hash_algo": None,
+        "image_os_hash_value": f"{server.url}/SHA256SUMS",
+    }
+    hwm.multiboot_deploy({"instance_info": info}, [], disks=DISKS)
+    assert stub.record["config"] == CONFIG
+    stub.record_path.unlink()
+    (server.dir / "SHA256SUMS").write_text(f"{digest}  other.json\n")
+    with pytest.raises(errors.DeploymentError, match="SHA256SUMS: no checksum for provision.json"):
+        hwm.multiboot_deploy({"instance_info": info}, [], disks=DISKS)
+    info["image_os_hash_value"] = "abc"
+    with pytest.raises(errors.DeploymentError, match="'abc' is no md5, sha256 or sha512"):
+        hwm.multiboot_deploy({"instance_info": info}, [], disks=DISKS)
+    assert not stub.ran
 
 
 def test_bareon_sources_merged_by_priority(stub, hwm, server):  # noqa: F811
