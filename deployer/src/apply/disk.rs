@@ -16,7 +16,7 @@ use crate::apply::mkfs::mkfs_command;
 use crate::apply::stack::{stack_node, Stack};
 use crate::exec::{run, run_with_input};
 use crate::plan::{check_kept_table, check_table, sfdisk_script};
-use crate::plan::{Device, DiskPlan, FilesystemPlan, Plan};
+use crate::plan::{Device, DiskPlan, FilesystemPlan, Plan, Purpose};
 
 /// How long the partition nodes of a block device are awaited after re-reading its table.
 const PARTITION_WAIT: Duration = Duration::from_secs(10);
@@ -256,10 +256,16 @@ impl AttachedDisks {
             );
             todo.push((fs, node));
         }
+        // The ESP first, alone: until it is made anew, the boot file of an earlier deploy
+        // on it could start a firmware into a multiboot partition already made empty, were
+        // the deploy killed between the two.
+        let (esp, rest): (Vec<_>, Vec<_>) = todo
+            .into_iter()
+            .partition(|(fs, _)| fs.purpose == Purpose::Esp);
         // Each mkfs writes its own device and waits on it: they run side by side, a few
         // per core.
         let at_once = 2 * std::thread::available_parallelism().map_or(1, usize::from);
-        for batch in todo.chunks(at_once) {
+        for batch in esp.chunks(1).chain(rest.chunks(at_once)) {
             std::thread::scope(|scope| {
                 let runs: Vec<_> = batch
                     .iter()
