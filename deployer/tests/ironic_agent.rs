@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use e2e::bootctl::static_bootctl;
 use e2e::cmd::ChildGuard;
-use e2e::deploy::write_images_config;
+use e2e::deploy::{read_config, write_images_config};
 use e2e::disk::LoopDisk;
 use e2e::fixture::FixtureImage;
-use e2e::ipa::AgentApi;
+use e2e::ipa::{deploy_summary, AgentApi};
 use e2e::net::{free_port, wait_until_listening};
 use e2e::qemu::{self, expect_boot, Firmware};
 use e2e::tmp::TempDir;
@@ -108,9 +108,7 @@ fn the_agent_deploys_through_the_plugin_and_switches_the_node_to_beta() {
         "console=ttyS0 quiet panic=-1",
         240,
     );
-    let provision: Value =
-        serde_json::from_slice(&std::fs::read(&config_path).expect("provision.json"))
-            .expect("provision.json is JSON");
+    let provision: Value = read_config(&config_path);
     let disk_file = scratch.join("node.img");
     let disk = LoopDisk::create(&disk_file, (240 + 2 * 160) << 20);
     let device = disk.device().display().to_string();
@@ -144,15 +142,7 @@ fn the_agent_deploys_through_the_plugin_and_switches_the_node_to_beta() {
         deploy_step(json!({"provision": provision, "disks": {"vda": device}})),
     );
     assert_eq!(record["command_status"], "SUCCEEDED", "{record}");
-    let summary = &record["command_result"]["deploy_result"];
-    assert_eq!(summary["deployed"], true, "{record}");
-    let names: Vec<&str> = summary["images"]
-        .as_array()
-        .expect("images")
-        .iter()
-        .filter_map(|image| image["name"].as_str())
-        .collect();
-    assert_eq!(names, ["alpha", "beta"], "{summary}");
+    let summary = deploy_summary(&record, &["alpha", "beta"]);
     let multiboot = summary["multiboot_partition"]
         .as_str()
         .expect("a UUID")

@@ -28,11 +28,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use e2e::deploy::write_images_config;
+use e2e::deploy::{read_config, write_images_config};
 use e2e::disk::sha256;
 use e2e::fixture::FixtureImage;
 use e2e::http::HttpServer;
-use e2e::ipa::AgentApi;
+use e2e::ipa::{deploy_summary, AgentApi};
 use e2e::net::free_port;
 use e2e::qemu::{self, expect_boot, DirectKernel, Firmware, Running};
 use e2e::ramdisk::{build_ipa_ramdisk, guest_url, last_lines, pack_tar_zst};
@@ -152,9 +152,7 @@ fn images(scratch: &Path) -> (HttpServer, Value, Value) {
         "console=ttyS0 quiet panic=-1",
         240,
     );
-    let mut config: Value =
-        serde_json::from_slice(&std::fs::read(&config_path).expect("provision.json"))
-            .expect("provision.json is JSON");
+    let mut config: Value = read_config(&config_path);
     let mut files = BTreeMap::new();
     let mut tarballs = BTreeMap::new();
     for name in ["alpha", "beta"] {
@@ -234,16 +232,7 @@ fn ironic_python_agent_in_the_ramdisk_deploys_then_switches_the_node_to_beta() {
         COMMAND_TIMEOUT,
     );
     succeeded(&record, &machine);
-    let summary = &record["command_result"]["deploy_result"];
-    assert_eq!(summary["deployed"], true, "{record}");
-    let images: Vec<&str> = summary["images"]
-        .as_array()
-        .expect("images")
-        .iter()
-        .filter_map(|image| image["name"].as_str())
-        .collect();
-    assert_eq!(images, ["alpha", "beta"], "{summary}");
-    assert!(summary["multiboot_partition"].is_string(), "{summary}");
+    deploy_summary(&record, &["alpha", "beta"]);
     eprintln!(
         "ironic-ramdisk: multiboot_deploy took {:.1?}",
         deploying.elapsed()

@@ -31,7 +31,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e::cmd;
-use e2e::deploy::write_images_config;
+use e2e::deploy::{read_config, write_images_config};
 use e2e::disk::sha256;
 use e2e::fixture::FixtureImage;
 use e2e::http::HttpServer;
@@ -96,9 +96,7 @@ fn the_ramdisk_deploys_two_images_from_http_and_the_disk_boots_alpha() {
     // deployer.proxy=, the server that also serves provision.json, which curl fetches
     // directly (deployer.no_proxy= names its address). A proxy is asked for the whole
     // URL: the server serves each image under it.
-    let mut config: Value =
-        serde_json::from_slice(&std::fs::read(&config_path).expect("provision.json"))
-            .expect("provision.json is JSON");
+    let mut config: Value = read_config(&config_path);
     let mut files = BTreeMap::new();
     for image in config["images"].as_array_mut().expect("images") {
         let file = format!("{}.tar.zst", image["name"].as_str().expect("a name"));

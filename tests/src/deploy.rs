@@ -69,6 +69,12 @@ pub fn write_images_config(
     path
 }
 
+/// The provision.json at `path` (one [`write_images_config`] wrote), to change before use.
+pub fn read_config(path: &Path) -> Value {
+    let text = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()))
+}
+
 /// `DEPLOYER deploy CONFIG --disk vda=DISK --bootctl STATIC --boot-info BOOT_INFO --yes
 /// --grub-timeout 0` with stdin closed, the static bootctl ([`static_bootctl`]) going into
 /// the images; a caller adds arguments or environment and runs it. No test presses a key

@@ -106,6 +106,22 @@ impl AgentApi {
     }
 }
 
+/// The deployer's summary in the record of a `multiboot_deploy` that succeeded; panics
+/// unless it deployed `images`, in this order, and names the multiboot partition.
+pub fn deploy_summary<'r>(record: &'r Value, images: &[&str]) -> &'r Value {
+    let summary = &record["command_result"]["deploy_result"];
+    assert_eq!(summary["deployed"], true, "{record}");
+    let names: Vec<&str> = summary["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .filter_map(|image| image["name"].as_str())
+        .collect();
+    assert_eq!(names, images, "{summary}");
+    assert!(summary["multiboot_partition"].is_string(), "{summary}");
+    summary
+}
+
 /// `curl -sS ARGS` and the JSON it printed.
 fn curl(args: &[&str]) -> Value {
     let out = cmd::run(
